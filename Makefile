@@ -1,0 +1,119 @@
+# cachedo: the only build system. `make`, `make test`, `make install`.
+# Knobs: CC CFLAGS LDFLAGS PREFIX DESTDIR O (build dir) V=1 (loud)
+#        SANITIZE=address,undefined  STATIC_DEPS=0 (link deps dynamically)
+
+PREFIX ?= /usr/local
+BINDIR ?= $(PREFIX)/bin
+MANDIR ?= $(PREFIX)/share/man
+DATADIR ?= $(PREFIX)/share
+CC ?= cc
+CFLAGS ?= -O2 -g
+PKG_CONFIG ?= pkg-config
+INSTALL ?= install
+O ?= build
+STATIC_DEPS ?= 1
+TEST_BACKENDS ?= sqlite
+
+WARNINGS = -Wall -Wextra -Wshadow -Wmissing-prototypes -Wstrict-prototypes \
+           -Wvla -Wformat=2
+DEPS = libuv sqlite3 libsodium
+DEP_CFLAGS := $(shell $(PKG_CONFIG) --cflags $(DEPS) 2>/dev/null)
+
+# Static archives of the dependencies where installed: a hit starts faster
+# when the dynamic loader has only libc to map.
+static_lib = $(shell p=$$($(CC) -print-file-name=$(1)); test -f "$$p" && echo "$$p")
+ifeq ($(STATIC_DEPS),1)
+UV_A := $(or $(call static_lib,libuv_a.a),$(call static_lib,libuv.a))
+SQLITE_A := $(call static_lib,libsqlite3.a)
+SODIUM_A := $(call static_lib,libsodium.a)
+endif
+DEP_LIBS = $(or $(UV_A),-luv) $(or $(SQLITE_A),-lsqlite3) \
+           $(or $(SODIUM_A),-lsodium) -lpthread -ldl -lm
+
+ifdef SANITIZE
+SAN_FLAGS = -fsanitize=$(SANITIZE) -fno-sanitize-recover=all \
+            -fno-omit-frame-pointer
+endif
+
+ALL_CFLAGS = $(CFLAGS) -std=c11 -D_GNU_SOURCE $(WARNINGS) $(SAN_FLAGS) \
+             $(DEP_CFLAGS) -MMD -MP
+ALL_LDFLAGS = $(LDFLAGS) $(SAN_FLAGS)
+
+LIB_SRC = $(wildcard lib/*.c)
+CMD_SRC = $(wildcard cmd/*.c)
+UNIT_SRC = $(wildcard tests/unit/test_*.c)
+LIB_OBJ = $(LIB_SRC:%.c=$(O)/%.o)
+CMD_OBJ = $(CMD_SRC:%.c=$(O)/%.o)
+UNIT_BIN = $(UNIT_SRC:%.c=$(O)/%)
+E2E = $(sort $(wildcard tests/e2e/t[0-9]*.sh))
+
+ifneq ($(V),1)
+Q = @
+QCC = @echo "  CC      $@";
+QLD = @echo "  LINK    $@";
+QAR = @echo "  AR      $@";
+endif
+
+all: $(O)/cachedo
+
+$(O)/cachedo: $(CMD_OBJ) $(O)/libcachedo.a
+	$(QLD)$(CC) $(ALL_LDFLAGS) -o $@ $(CMD_OBJ) $(O)/libcachedo.a $(DEP_LIBS)
+
+$(O)/libcachedo.a: $(LIB_OBJ)
+	$(QAR)rm -f $@ && ar rcs $@ $(LIB_OBJ)
+
+$(O)/%.o: %.c $(O)/.flags
+	@mkdir -p $(dir $@)
+	$(QCC)$(CC) $(ALL_CFLAGS) -c -o $@ $<
+
+$(O)/tests/unit/%: tests/unit/%.c tests/unit/unit.h $(O)/libcachedo.a $(O)/.flags
+	@mkdir -p $(dir $@)
+	$(QLD)$(CC) $(ALL_CFLAGS) -Ilib -o $@ $< $(O)/libcachedo.a \
+		$(ALL_LDFLAGS) $(DEP_LIBS) $$($(PKG_CONFIG) --libs cmocka)
+
+# Rebuild everything when the flags change.
+$(O)/.flags: FORCE
+	@mkdir -p $(O)
+	@echo '$(CC) $(ALL_CFLAGS) $(ALL_LDFLAGS) $(DEP_LIBS)' | cmp -s - $@ || \
+		echo '$(CC) $(ALL_CFLAGS) $(ALL_LDFLAGS) $(DEP_LIBS)' > $@
+
+deps:
+	@if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
+	$$SUDO apt-get update -q && \
+	DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q \
+		build-essential pkg-config libuv1-dev libsqlite3-dev libsodium-dev \
+		libcmocka-dev libhiredis-dev redis-server time
+
+test: all $(UNIT_BIN)
+	$(Q)CACHEDO=$(CURDIR)/$(O)/cachedo sh tests/run.sh \
+		--backends "$(TEST_BACKENDS)" $(UNIT_BIN) -- $(E2E)
+
+test-unit: $(UNIT_BIN)
+	$(Q)sh tests/run.sh $(UNIT_BIN) --
+
+test-e2e: all
+	$(Q)CACHEDO=$(CURDIR)/$(O)/cachedo sh tests/run.sh \
+		--backends "$(or $(CACHEDO_TEST_CACHE),$(TEST_BACKENDS))" -- $(E2E)
+
+check: test
+
+install: all
+	$(INSTALL) -d $(DESTDIR)$(BINDIR)
+	$(INSTALL) -m 755 $(O)/cachedo $(DESTDIR)$(BINDIR)/cachedo
+
+uninstall:
+	rm -f $(DESTDIR)$(BINDIR)/cachedo
+
+format:
+	clang-format -i lib/*.c lib/*.h cmd/*.c tests/unit/*.c tests/unit/*.h
+
+check-format:
+	clang-format --dry-run --Werror lib/*.c lib/*.h cmd/*.c tests/unit/*.c tests/unit/*.h
+
+clean:
+	rm -rf $(O)
+
+.PHONY: all deps test test-unit test-e2e check install uninstall format \
+	check-format clean FORCE
+
+-include $(LIB_OBJ:.o=.d) $(CMD_OBJ:.o=.d)

@@ -1,0 +1,237 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * libcachedo: the one public header. cmd/ and any other client include only
+ * this file; dependency headers (uv.h, sqlite3.h, hiredis.h) stay behind it.
+ */
+#ifndef CDO_CACHEDO_H
+#define CDO_CACHEDO_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define CDO_VERSION "0.1.0"
+
+/*
+ * Error codes. Functions that can fail return 0 or a negative code: either
+ * -errno, or one of the CDO_E* codes below, which sit far from errno values.
+ */
+#define CDO_ERRNO_MAP(XX)                                                      \
+  XX(ECORRUPT, -4001, "cache entry is corrupt")                                \
+  XX(ETOOBIG, -4002, "output larger than --max-output")                        \
+  XX(EBADURL, -4003, "invalid cache URL")                                      \
+  XX(ENOBACKEND, -4004, "backend not compiled in")                             \
+  XX(EBACKEND, -4005, "cache backend error")                                   \
+  XX(EUNSAFE, -4006, "unsafe cache location")                                  \
+  XX(EBADVALUE, -4007, "invalid value")                                        \
+  XX(EUNSUPP, -4008, "not supported by this backend")                          \
+  XX(EFAILED, -4009, "backend marked failed earlier")
+
+enum {
+#define CDO__XX(name, val, msg) CDO_##name = (val),
+  CDO_ERRNO_MAP(CDO__XX)
+#undef CDO__XX
+};
+
+/* A static message for code (0, -errno or CDO_E*); never NULL. */
+const char *cdo_strerror(int code);
+
+/* ---- configuration ------------------------------------------------------ */
+
+/* A growable list of strings; every element is owned by the list. */
+struct cdo_strv {
+  char **v;
+  size_t n;
+  unsigned layer; /* config layer that last replaced the list */
+};
+
+/*
+ * Every setting of one invocation. Filled in layers by cdo_config_set():
+ * built-in defaults (cdo_config_init), the config file, CACHEDO_* variables,
+ * then command-line options. Strings are owned by the struct.
+ */
+struct cdo_config {
+  char *cache;             /* backend URL; NULL: the default SQLite path */
+  int64_t ttl_ms;          /* > 0 */
+  int64_t fail_ttl_ms;     /* < 0: same as ttl_ms; 0: store no failures */
+  int64_t stale_ms;        /* >= 0 */
+  int64_t lock_timeout_ms; /* >= 0 */
+  uint64_t max_output;     /* bytes of journal that may be stored */
+  uint64_t max_size;       /* bytes; 0: unlimited */
+  char *scope;             /* NULL: none */
+  struct cdo_strv env;     /* allowlist patterns; empty: default policy */
+  struct cdo_strv ignore_env; /* patterns dropped from the hashed set */
+  struct cdo_strv files;   /* --file paths */
+  int no_env, no_cwd, pure, use_stdin, refresh, no_cache;
+  int verbose, quiet;
+  unsigned layer; /* current layer, see cdo_config_layer() */
+};
+
+/* Sets the built-in defaults. */
+void cdo_config_init(struct cdo_config *c);
+/* Frees what c owns and leaves it initialised to the defaults. */
+void cdo_config_release(struct cdo_config *c);
+/*
+ * Starts a new layer: a list setting given in this layer replaces, rather
+ * than extends, what earlier layers set.
+ */
+void cdo_config_layer(struct cdo_config *c);
+
+/*
+ * Sets the option called name (its long option name without dashes, e.g.
+ * "ttl") from the string value (NULL for a flag given without a value).
+ * Returns 0, CDO_EBADVALUE with err holding "'VALUE': expected ..." or
+ * -ENOENT when name is not a setting (err says so). value is copied.
+ */
+int cdo_config_set(struct cdo_config *c, const char *name, const char *value,
+                   char *err, size_t errlen);
+
+/*
+ * Applies the CACHEDO_* variables of envp. On a bad value returns
+ * CDO_EBADVALUE with err holding the whole message, naming the variable.
+ */
+int cdo_config_load_env(struct cdo_config *c, char *const envp[], char *err,
+                        size_t errlen);
+
+/*
+ * Applies a config file of `key = value` lines (# comments, blank lines).
+ * A missing file is not an error. path NULL: the default location
+ * ($XDG_CONFIG_HOME/cachedo/config, else ~/.config/cachedo/config).
+ * On a bad line returns CDO_EBADVALUE, err naming the file and line.
+ */
+int cdo_config_load_file(struct cdo_config *c, const char *path, char *err,
+                         size_t errlen);
+
+/* Parses "500ms", "30", "5m" ... into milliseconds. 0 or CDO_EBADVALUE. */
+int cdo_parse_duration(const char *s, int64_t *out_ms);
+/* Parses "256M", "1K", "10MiB", "123" into bytes. 0 or CDO_EBADVALUE. */
+int cdo_parse_size(const char *s, uint64_t *out);
+/* Formats a duration for people: "12s", "3m 4s", "2h 5m", "1d 3h". */
+void cdo_format_duration(int64_t ms, char *buf, size_t len);
+/* Formats a byte count for people: "512 B", "1.5 KiB", "200 MiB". */
+void cdo_format_size(uint64_t n, char *buf, size_t len);
+
+/* ---- stores ------------------------------------------------------------- */
+
+struct cdo_store; /* an open backend; opaque */
+
+/*
+ * The space-separated list of compiled-in backend schemes, e.g.
+ * "sqlite dir mem redis exec". Static string.
+ */
+const char *cdo_backends(void);
+
+/*
+ * Checks that url names a known backend and is well formed, without opening
+ * anything. 0, or CDO_EBADURL with err saying what is expected.
+ */
+int cdo_url_check(const char *url, char *err, size_t errlen);
+
+/*
+ * Opens the store named by cfg->cache (or the default). On failure returns a
+ * negative code, *out is NULL and err holds "cannot open cache 'URL': why".
+ * The caller owns *out; close it with cdo_store_close(). cfg is borrowed for
+ * the life of the store.
+ */
+int cdo_store_open(struct cdo_store **out, const struct cdo_config *cfg,
+                   char *err, size_t errlen);
+/* Closes s (NULL is fine). */
+void cdo_store_close(struct cdo_store *s);
+/* The last error of s; borrowed, valid until the next call on s. */
+const char *cdo_store_errmsg(const struct cdo_store *s);
+/* The URL the store was opened with (the default resolved); borrowed. */
+const char *cdo_store_url(const struct cdo_store *s);
+
+/* Removes every entry (with cfg->scope: only that scope's). */
+int cdo_store_clear(struct cdo_store *s);
+/* Removes expired entries and leftovers of crashed writers; *removed counts. */
+int cdo_store_gc(struct cdo_store *s, uint64_t *removed);
+
+/* One row of cdo_store_list(); every pointer is borrowed for the callback. */
+struct cdo_entry_info {
+  char key[65];
+  int64_t created_ms;  /* wall clock, ms since the epoch */
+  int64_t expires_ms;  /* as set by the writer's TTL */
+  int64_t duration_ms; /* how long the command ran */
+  uint64_t size;       /* bytes of the stored entry */
+  int exit_status;
+  const char *command; /* argv joined by spaces */
+};
+typedef int (*cdo_list_fn)(void *ud, const struct cdo_entry_info *info);
+/* Calls fn for each entry, newest first; stops when fn returns non-zero. */
+int cdo_store_list(struct cdo_store *s, cdo_list_fn fn, void *ud);
+
+struct cdo_stats {
+  uint64_t entries, bytes;
+  uint64_t hits, misses, stale, errors;
+  int64_t saved_ms; /* sum of the original run time of every hit */
+};
+/* Fills *st; counters a backend does not keep stay 0. */
+int cdo_store_stats(struct cdo_store *s, struct cdo_stats *st);
+
+/* ---- jobs: one memoized command ----------------------------------------- */
+
+struct cdo_job; /* opaque */
+
+/*
+ * Warnings and notices from the library, one line each without the
+ * "cachedo: " prefix or newline. level 0 = warning, 1 = verbose note.
+ */
+typedef void (*cdo_msg_fn)(void *ud, int level, const char *msg);
+
+/*
+ * Prepares the command argv (argv[0] looked up in PATH) under cfg and envp:
+ * resolves the executable, reads stdin when cfg->use_stdin, hashes the key.
+ * cfg, argv and envp are borrowed for the life of the job. The caller owns
+ * *out; free it with cdo_job_free(). On failure err holds the message.
+ */
+int cdo_job_new(struct cdo_job **out, const struct cdo_config *cfg,
+                char *const argv[], char *const envp[], cdo_msg_fn msg,
+                void *ud, char *err, size_t errlen);
+void cdo_job_free(struct cdo_job *j);
+
+/* The key as 64 lower-case hex digits; borrowed from j. */
+const char *cdo_job_key(const struct cdo_job *j);
+
+/* Calls fn once per hashed component: name (e.g. "env") and a description. */
+typedef void (*cdo_explain_fn)(void *ud, const char *component,
+                               const char *detail);
+void cdo_job_explain(const struct cdo_job *j, cdo_explain_fn fn, void *ud);
+
+enum cdo_outcome {
+  CDO_HIT = 1,         /* replayed a fresh entry */
+  CDO_STALE,           /* replayed a stale entry; a refresh was started */
+  CDO_MISS_STORED,     /* ran the command, stored the result */
+  CDO_MISS_NOT_STORED, /* ran the command, did not store (reason says why) */
+  CDO_UNCACHED         /* ran the command without the cache */
+};
+
+struct cdo_result {
+  enum cdo_outcome outcome;
+  int exit_status;   /* the command's status, or 125/126/127 */
+  int term_signal;   /* > 0: the command died of this signal */
+  int64_t age_ms;    /* CDO_HIT / CDO_STALE: age of the entry */
+  char reason[200];  /* CDO_MISS_NOT_STORED / CDO_UNCACHED: why */
+  char error[300];   /* exit 125/126/127 from cachedo itself: message */
+};
+
+/*
+ * Runs the job: answers from store s when a fresh entry is there, else runs
+ * the command with its output streamed live to fds 1 and 2 and stores it.
+ * s may be NULL (run uncached). Cache failures never fail the job: they are
+ * reported once through the job's msg callback and the command runs. Fills
+ * *res; returns 0 (the outcome is in res).
+ */
+int cdo_job_run(struct cdo_job *j, struct cdo_store *s, struct cdo_result *res);
+
+/* Removes the job's entry from s. */
+int cdo_job_forget(struct cdo_job *j, struct cdo_store *s);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* CDO_CACHEDO_H */

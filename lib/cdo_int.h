@@ -1,0 +1,205 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Internal umbrella header: the first include of every file in lib/. Shared
+ * helpers (buffers, clocks, checksums, files) and the entry codec's types.
+ */
+#ifndef CDO_INT_H
+#define CDO_INT_H
+
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE /* O_TMPFILE, sendfile, splice, copy_file_range */
+#endif
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/types.h>
+
+#include "cachedo.h"
+
+#define CDO__ERR(e) (-(e))
+#define CDO__ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
+
+/* snprintf into a fixed buffer; never overflows, always terminates. */
+void cdo__fmt(char *buf, size_t len, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* ---- growable byte buffer ------------------------------------------------ */
+
+/* Invariant: b->p is NULL or holds len bytes plus a NUL; cap >= len + 1. */
+struct cdo__buf {
+  unsigned char *p;
+  size_t len, cap;
+};
+int cdo__buf_add(struct cdo__buf *b, const void *data, size_t n);
+int cdo__buf_u8(struct cdo__buf *b, unsigned v);
+int cdo__buf_u32(struct cdo__buf *b, uint32_t v);
+int cdo__buf_u64(struct cdo__buf *b, uint64_t v);
+void cdo__buf_release(struct cdo__buf *b);
+
+/* Big-endian integer access. */
+static inline void cdo__put32(unsigned char *p, uint32_t v)
+{
+  p[0] = (unsigned char)(v >> 24);
+  p[1] = (unsigned char)(v >> 16);
+  p[2] = (unsigned char)(v >> 8);
+  p[3] = (unsigned char)v;
+}
+static inline void cdo__put64(unsigned char *p, uint64_t v)
+{
+  cdo__put32(p, (uint32_t)(v >> 32));
+  cdo__put32(p + 4, (uint32_t)v);
+}
+static inline uint32_t cdo__get32(const unsigned char *p)
+{
+  return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 |
+         (uint32_t)p[3];
+}
+static inline uint64_t cdo__get64(const unsigned char *p)
+{
+  return (uint64_t)cdo__get32(p) << 32 | cdo__get32(p + 4);
+}
+
+/* ---- clocks -------------------------------------------------------------- */
+
+int64_t cdo__now_ms(void);  /* wall clock, ms since the epoch */
+int64_t cdo__mono_ms(void); /* monotonic, ms */
+
+/* ---- fast checksum (sum.c) ----------------------------------------------- */
+
+/*
+ * A 64-bit non-cryptographic checksum for entries: it catches truncation and
+ * bit rot at memory speed. Streaming: init, update any number of times, final.
+ */
+struct cdo__sum {
+  uint64_t v[4];
+  uint64_t total;
+  unsigned char tail[32];
+  size_t tail_n;
+};
+void cdo__sum_init(struct cdo__sum *s);
+void cdo__sum_update(struct cdo__sum *s, const void *data, size_t n);
+uint64_t cdo__sum_final(const struct cdo__sum *s);
+uint64_t cdo__sum(const void *data, size_t n);
+
+/* ---- files (fs.c) -------------------------------------------------------- */
+
+/* write(2) all of buf, waiting on EAGAIN; 0 or -errno. */
+int cdo__write_all(int fd, const void *buf, size_t n);
+/* pread(2) exactly n bytes; 0, -errno, or CDO_ECORRUPT on early EOF. */
+int cdo__pread_all(int fd, void *buf, size_t n, uint64_t off);
+/*
+ * Creates directory path and missing parents; the directories it creates
+ * get mode 0700. Then checks path is safe (see cdo__dir_check).
+ */
+int cdo__mkdir_private(const char *path, char *err, size_t errlen);
+/*
+ * A cache directory is safe when it is a real directory (not a symlink),
+ * owned by the effective user, and not writable by group or others.
+ * 0, or CDO_EUNSAFE / -errno with err saying why.
+ */
+int cdo__dir_check(const char *path, char *err, size_t errlen);
+/* An unlinked temp file in dir (NULL: $TMPDIR or /tmp); fd or -errno. */
+int cdo__tmpfile(const char *dir);
+/* $XDG_<what>_HOME, else $HOME/<fallback>; malloc'd, NULL if neither. */
+char *cdo__xdg_dir(const char *var, const char *fallback);
+
+/* ---- entries (entry.c) ----------------------------------------------------- */
+
+#define CDO__STDOUT 1
+#define CDO__STDERR 2
+#define CDO__TRAILER_LEN 52
+
+/* What the trailer of an entry says. */
+struct cdo__meta {
+  int64_t created_ms;
+  int64_t duration_ms;
+  uint64_t journal_len;
+  uint64_t journal_sum;
+  int exit_status;
+};
+
+/*
+ * The bytes of an entry to store: head (header, in memory), then journal_len
+ * bytes of the spool file fd from offset 0, then the trailer (in memory).
+ * Borrowed by the backends for the length of one put.
+ */
+struct cdo__src {
+  const unsigned char *head;
+  size_t head_len;
+  int fd;
+  uint64_t fd_len;
+  const unsigned char *tail;
+  size_t tail_len;
+};
+static inline uint64_t cdo__src_size(const struct cdo__src *s)
+{
+  return s->head_len + s->fd_len + s->tail_len;
+}
+/* Reads up to n bytes at off of the concatenation; bytes read or -errno. */
+ssize_t cdo__src_read(const struct cdo__src *s, uint64_t off, void *buf,
+                      size_t n);
+
+/*
+ * A stored entry as a backend hands it back from get. Exactly one access
+ * path is set: mem (bytes in memory), fd (bytes at [off, off+size) of a file,
+ * which allows mmap and sendfile), or read (a callback for anything else).
+ * free releases everything; the blob owns what it points to.
+ */
+struct cdo__blob {
+  uint64_t size;
+  const unsigned char *mem;
+  int fd;
+  uint64_t off;
+  int (*read)(struct cdo__blob *b, void *buf, size_t n, uint64_t off);
+  void (*free)(struct cdo__blob *b);
+  void *ctx; /* backend's own */
+};
+/* Exactly n bytes at off of b; 0, -errno or CDO_ECORRUPT. */
+int cdo__blob_read(struct cdo__blob *b, void *buf, size_t n, uint64_t off);
+void cdo__blob_free(struct cdo__blob *b);
+/* A blob over a malloc'd buffer it takes ownership of; NULL on ENOMEM. */
+struct cdo__blob *cdo__blob_from_mem(unsigned char *p, size_t n);
+/* A blob over a whole file it takes ownership of (fd is closed by free). */
+struct cdo__blob *cdo__blob_from_fd(int fd, uint64_t size);
+
+/* Encodes the header for argv into *b. */
+int cdo__entry_header(struct cdo__buf *b, char *const argv[]);
+/* Encodes the trailer for the header bytes and m into out. */
+void cdo__entry_trailer(unsigned char out[CDO__TRAILER_LEN],
+                        const unsigned char *head, size_t head_len,
+                        const struct cdo__meta *m);
+/*
+ * Checks everything but the journal's checksum: magic, version, lengths,
+ * header checksum. Fills *m and, when argv is non-NULL, *argv with the
+ * command joined by spaces (malloc'd). 0 or CDO_ECORRUPT.
+ */
+int cdo__entry_peek(struct cdo__blob *b, struct cdo__meta *m, char **argv,
+                    uint64_t *journal_off);
+/* Verifies the journal's checksum and chunk framing. 0 or CDO_ECORRUPT. */
+int cdo__entry_verify(struct cdo__blob *b, const struct cdo__meta *m,
+                      uint64_t journal_off);
+/*
+ * Writes the verified journal to fds 1 and 2 in order. A reader that went
+ * away (EPIPE) stops output to that fd only.
+ */
+int cdo__entry_replay(struct cdo__blob *b, const struct cdo__meta *m,
+                      uint64_t journal_off);
+
+/* ---- keys (key.c) ---------------------------------------------------------- */
+
+struct cdo__key {
+  unsigned char hash[32];
+  char hex[65];
+};
+
+/* Matches a shell glob against a variable name (fnmatch, no flags). */
+int cdo__glob(const char *pattern, const char *name);
+/* Is name one of the volatile, session-specific variables never hashed? */
+int cdo__env_volatile(const char *name);
+
+#endif /* CDO_INT_H */

@@ -1,0 +1,354 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Settings: one table maps each option to its environment variable, its
+ * type and its field, so the command line, CACHEDO_* variables and the
+ * config file are parsed by the same code and validated the same way.
+ */
+#include "cdo_int.h"
+
+#include <ctype.h>
+
+enum type {
+  T_DURATION_POS, /* > 0 */
+  T_DURATION,     /* >= 0 */
+  T_SIZE,
+  T_STRING,
+  T_URL,
+  T_LIST,
+  T_BOOL,
+  T_NOFAIL /* --no-cache-failures: fail_ttl_ms = 0 */
+};
+
+static const struct setting {
+  const char *name;
+  const char *env;
+  enum type type;
+  size_t off;
+} settings[] = {
+#define F(field) offsetof(struct cdo_config, field)
+    {"ttl", "CACHEDO_TTL", T_DURATION_POS, F(ttl_ms)},
+    {"fail-ttl", "CACHEDO_FAIL_TTL", T_DURATION, F(fail_ttl_ms)},
+    {"no-cache-failures", "CACHEDO_NO_CACHE_FAILURES", T_NOFAIL,
+     F(fail_ttl_ms)},
+    {"stale", "CACHEDO_STALE", T_DURATION, F(stale_ms)},
+    {"lock-timeout", "CACHEDO_LOCK_TIMEOUT", T_DURATION, F(lock_timeout_ms)},
+    {"cache", "CACHEDO_CACHE", T_URL, F(cache)},
+    {"max-output", "CACHEDO_MAX_OUTPUT", T_SIZE, F(max_output)},
+    {"max-size", "CACHEDO_MAX_SIZE", T_SIZE, F(max_size)},
+    {"scope", "CACHEDO_SCOPE", T_STRING, F(scope)},
+    {"env", "CACHEDO_ENV", T_LIST, F(env)},
+    {"ignore-env", "CACHEDO_IGNORE_ENV", T_LIST, F(ignore_env)},
+    {"file", NULL, T_LIST, F(files)},
+    {"no-env", "CACHEDO_NO_ENV", T_BOOL, F(no_env)},
+    {"no-cwd", "CACHEDO_NO_CWD", T_BOOL, F(no_cwd)},
+    {"pure", "CACHEDO_PURE", T_BOOL, F(pure)},
+    {"stdin", NULL, T_BOOL, F(use_stdin)},
+    {"refresh", NULL, T_BOOL, F(refresh)},
+    {"no-cache", "CACHEDO_DISABLE", T_BOOL, F(no_cache)},
+    {"verbose", "CACHEDO_VERBOSE", T_BOOL, F(verbose)},
+    {"quiet", "CACHEDO_QUIET", T_BOOL, F(quiet)},
+#undef F
+};
+
+static const char *const expected[] = {
+    [T_DURATION_POS] = "a duration > 0 like 30s, 500ms, 5m (units ms s m h d w)",
+    [T_DURATION] = "a duration like 0, 30s, 500ms, 5m (units ms s m h d w)",
+    [T_SIZE] = "a size like 1048576, 64K, 256M, 2G",
+    [T_STRING] = "a non-empty name",
+    [T_LIST] = "a non-empty value",
+    [T_BOOL] = "one of 1, 0, true, false, yes, no, on, off",
+    [T_NOFAIL] = "one of 1, 0, true, false, yes, no, on, off",
+};
+
+void cdo_config_init(struct cdo_config *c)
+{
+  memset(c, 0, sizeof(*c));
+  c->ttl_ms = 60000;
+  c->fail_ttl_ms = -1;
+  c->lock_timeout_ms = 600000;
+  c->max_output = (uint64_t)256 << 20;
+}
+
+static void strv_clear(struct cdo_strv *v)
+{
+  size_t i;
+
+  for (i = 0; i < v->n; i++)
+    free(v->v[i]);
+  free(v->v);
+  v->v = NULL;
+  v->n = 0;
+}
+
+static int strv_push(struct cdo_strv *v, const char *s, size_t n)
+{
+  char **nv = realloc(v->v, (v->n + 2) * sizeof(*nv));
+
+  if (nv == NULL)
+    return CDO__ERR(ENOMEM);
+  v->v = nv;
+  v->v[v->n] = strndup(s, n);
+  if (v->v[v->n] == NULL)
+    return CDO__ERR(ENOMEM);
+  v->v[++v->n] = NULL;
+  return 0;
+}
+
+void cdo_config_release(struct cdo_config *c)
+{
+  free(c->cache);
+  free(c->scope);
+  strv_clear(&c->env);
+  strv_clear(&c->ignore_env);
+  strv_clear(&c->files);
+  cdo_config_init(c);
+}
+
+void cdo_config_layer(struct cdo_config *c)
+{
+  c->layer++;
+}
+
+static int parse_bool(const char *v, int *out)
+{
+  static const char *const yes[] = {"1", "true", "yes", "on"};
+  static const char *const no[] = {"0", "false", "no", "off"};
+  size_t i;
+
+  if (v == NULL) {
+    *out = 1;
+    return 0;
+  }
+  for (i = 0; i < CDO__ARRAY_SIZE(yes); i++) {
+    if (strcasecmp(v, yes[i]) == 0)
+      return *out = 1, 0;
+    if (strcasecmp(v, no[i]) == 0)
+      return *out = 0, 0;
+  }
+  return CDO_EBADVALUE;
+}
+
+/* Replaces a list set in an earlier layer, then adds the value's words. */
+static int set_list(struct cdo_config *c, struct cdo_strv *v, const char *val,
+                    int split)
+{
+  int r = 0;
+
+  if (v->layer != c->layer) {
+    strv_clear(v);
+    v->layer = c->layer;
+  }
+  if (!split)
+    return strv_push(v, val, strlen(val));
+  while (r == 0 && *val) {
+    size_t n;
+
+    while (isspace((unsigned char)*val))
+      val++;
+    n = strcspn(val, " \t\n");
+    if (n)
+      r = strv_push(v, val, n);
+    val += n;
+  }
+  return r;
+}
+
+static const struct setting *find(const char *name)
+{
+  size_t i;
+
+  for (i = 0; i < CDO__ARRAY_SIZE(settings); i++)
+    if (strcmp(settings[i].name, name) == 0)
+      return &settings[i];
+  return NULL;
+}
+
+/* Applies one setting; split: list values are whitespace-separated words. */
+static int apply(struct cdo_config *c, const struct setting *st,
+                 const char *val, int split, char *err, size_t errlen)
+{
+  char *field = (char *)c + st->off;
+  int r = 0, b;
+
+  if (val == NULL && st->type != T_BOOL && st->type != T_NOFAIL) {
+    cdo__fmt(err, errlen, "missing value: expected %s", expected[st->type]);
+    return CDO_EBADVALUE;
+  }
+  switch (st->type) {
+  case T_DURATION_POS:
+  case T_DURATION: {
+    int64_t ms;
+
+    r = cdo_parse_duration(val, &ms);
+    if (r == 0 && st->type == T_DURATION_POS && ms == 0)
+      r = CDO_EBADVALUE;
+    if (r == 0)
+      memcpy(field, &ms, sizeof(ms));
+    break;
+  }
+  case T_SIZE: {
+    uint64_t n;
+
+    r = cdo_parse_size(val, &n);
+    if (r == 0)
+      memcpy(field, &n, sizeof(n));
+    break;
+  }
+  case T_URL:
+  case T_STRING: {
+    char *s, **dst = (char **)(void *)field;
+
+    if (*val == 0) {
+      r = CDO_EBADVALUE;
+      break;
+    }
+    if (st->type == T_URL) {
+      char why[200];
+
+      if (cdo_url_check(val, why, sizeof(why)) < 0) {
+        cdo__fmt(err, errlen, "'%s': %s", val, why);
+        return CDO_EBADVALUE;
+      }
+    }
+    s = strdup(val);
+    if (s == NULL)
+      return CDO__ERR(ENOMEM);
+    free(*dst);
+    *dst = s;
+    break;
+  }
+  case T_LIST:
+    if (*val == 0)
+      r = CDO_EBADVALUE;
+    else
+      r = set_list(c, (struct cdo_strv *)(void *)field, val, split);
+    break;
+  case T_BOOL:
+    r = parse_bool(val, &b);
+    if (r == 0)
+      memcpy(field, &b, sizeof(b));
+    break;
+  case T_NOFAIL:
+    r = parse_bool(val, &b);
+    if (r == 0 && b)
+      c->fail_ttl_ms = 0;
+    break;
+  }
+  if (r == CDO_EBADVALUE)
+    cdo__fmt(err, errlen, "'%s': expected %s", val, expected[st->type]);
+  return r;
+}
+
+int cdo_config_set(struct cdo_config *c, const char *name, const char *value,
+                   char *err, size_t errlen)
+{
+  const struct setting *st = find(name);
+
+  if (st == NULL) {
+    cdo__fmt(err, errlen, "unknown setting '%s'", name);
+    return CDO__ERR(ENOENT);
+  }
+  return apply(c, st, value, 0, err, errlen);
+}
+
+int cdo_config_load_env(struct cdo_config *c, char *const envp[], char *err,
+                        size_t errlen)
+{
+  char why[300];
+  size_t i;
+
+  (void)envp;
+  for (i = 0; i < CDO__ARRAY_SIZE(settings); i++) {
+    const struct setting *st = &settings[i];
+    const char *v = st->env ? getenv(st->env) : NULL;
+    int r;
+
+    if (v == NULL || (*v == 0 && st->type != T_STRING))
+      continue;
+    r = apply(c, st, v, 1, why, sizeof(why));
+    if (r < 0) {
+      cdo__fmt(err, errlen, "invalid %s %s", st->env, why);
+      return r;
+    }
+  }
+  return 0;
+}
+
+static char *trim(char *s)
+{
+  char *e;
+
+  while (isspace((unsigned char)*s))
+    s++;
+  e = s + strlen(s);
+  while (e > s && isspace((unsigned char)e[-1]))
+    *--e = 0;
+  return s;
+}
+
+int cdo_config_load_file(struct cdo_config *c, const char *path, char *err,
+                         size_t errlen)
+{
+  char *def = NULL, *line = NULL, why[300];
+  size_t cap = 0;
+  unsigned lineno = 0;
+  FILE *f;
+  int r = 0;
+
+  if (path == NULL) {
+    char *dir = cdo__xdg_dir("XDG_CONFIG_HOME", ".config");
+    size_t n;
+
+    if (dir == NULL)
+      return 0;
+    n = strlen(dir) + sizeof("/cachedo/config");
+    def = malloc(n);
+    if (def != NULL)
+      cdo__fmt(def, n, "%s/cachedo/config", dir);
+    free(dir);
+    if (def == NULL)
+      return CDO__ERR(ENOMEM);
+    path = def;
+  }
+  f = fopen(path, "re");
+  if (f == NULL) {
+    r = errno == ENOENT ? 0 : CDO__ERR(errno);
+    if (r < 0)
+      cdo__fmt(err, errlen, "cannot read config file '%s': %s", path,
+               strerror(errno));
+    free(def);
+    return r;
+  }
+  while (r == 0 && getline(&line, &cap, f) >= 0) {
+    char *s = trim(line), *eq, *key, *val;
+    const struct setting *st;
+
+    lineno++;
+    if (*s == 0 || *s == '#')
+      continue;
+    eq = strchr(s, '=');
+    if (eq == NULL) {
+      cdo__fmt(err, errlen, "%s:%u: cannot parse '%s' (expected 'key = value')",
+               path, lineno, s);
+      r = CDO_EBADVALUE;
+      break;
+    }
+    *eq = 0;
+    key = trim(s);
+    val = trim(eq + 1);
+    st = find(key);
+    if (st == NULL || *key == 0) {
+      cdo__fmt(err, errlen, "%s:%u: unknown setting '%s' (see cachedo --help)",
+               path, lineno, key);
+      r = CDO_EBADVALUE;
+      break;
+    }
+    r = apply(c, st, val, 1, why, sizeof(why));
+    if (r < 0)
+      cdo__fmt(err, errlen, "%s:%u: invalid %s %s", path, lineno, key, why);
+  }
+  free(line);
+  fclose(f);
+  free(def);
+  return r;
+}

@@ -1,0 +1,459 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The entry codec: the same bytes go into every backend.
+ *
+ *   entry    = header journal trailer
+ *   header   = "CDOE" version:u8(=1) 0:u8 0:u16 head_len:u32
+ *              argc:u32 { len:u32 byte{len} }{argc}
+ *   journal  = { stream:u8(1=stdout|2=stderr) len:u32 byte{len} }*
+ *   trailer  = created_ms:u64 duration_ms:u64 journal_len:u64
+ *              journal_sum:u64 exit_status:i32 0:u32 check:u64 "CDOT"
+ *
+ * Integers are big-endian. head_len counts the whole header; journal_len is
+ * the size of the journal; journal_sum is cdo__sum() of the journal bytes;
+ * check is cdo__sum() of the header followed by the first 40 trailer bytes.
+ * A reader validates every length before using it: an entry whose sizes,
+ * magic, version, framing or checksums do not agree is CDO_ECORRUPT.
+ */
+#include "cdo_int.h"
+
+#include <poll.h>
+#include <sys/mman.h>
+#include <sys/sendfile.h>
+#include <unistd.h>
+
+#define VERSION 1
+#define HEAD_FIXED 16
+#define HEAD_MAX (8u << 20)
+#define CHECKED_TRAILER 40
+
+ssize_t cdo__src_read(const struct cdo__src *s, uint64_t off, void *buf,
+                      size_t n)
+{
+  if (off < s->head_len) {
+    size_t take = s->head_len - off < n ? s->head_len - (size_t)off : n;
+
+    memcpy(buf, s->head + off, take);
+    return (ssize_t)take;
+  }
+  off -= s->head_len;
+  if (off < s->fd_len) {
+    ssize_t r;
+
+    if (n > s->fd_len - off)
+      n = (size_t)(s->fd_len - off);
+    do
+      r = pread(s->fd, buf, n, (off_t)off);
+    while (r < 0 && errno == EINTR);
+    if (r < 0)
+      return CDO__ERR(errno);
+    if (r == 0)
+      return CDO_ECORRUPT; /* the spool shrank under us */
+    return r;
+  }
+  off -= s->fd_len;
+  if (off >= s->tail_len)
+    return 0;
+  if (n > s->tail_len - off)
+    n = s->tail_len - (size_t)off;
+  memcpy(buf, s->tail + off, n);
+  return (ssize_t)n;
+}
+
+int cdo__blob_read(struct cdo__blob *b, void *buf, size_t n, uint64_t off)
+{
+  if (off > b->size || n > b->size - off)
+    return CDO_ECORRUPT;
+  if (b->mem != NULL) {
+    memcpy(buf, b->mem + off, n);
+    return 0;
+  }
+  if (b->fd >= 0)
+    return cdo__pread_all(b->fd, buf, n, b->off + off);
+  return b->read(b, buf, n, off);
+}
+
+void cdo__blob_free(struct cdo__blob *b)
+{
+  if (b != NULL && b->free != NULL)
+    b->free(b);
+}
+
+static void free_mem_blob(struct cdo__blob *b)
+{
+  free((void *)b->mem);
+  free(b);
+}
+
+struct cdo__blob *cdo__blob_from_mem(unsigned char *p, size_t n)
+{
+  struct cdo__blob *b = calloc(1, sizeof(*b));
+
+  if (b == NULL) {
+    free(p);
+    return NULL;
+  }
+  b->size = n;
+  b->mem = p;
+  b->fd = -1;
+  b->free = free_mem_blob;
+  return b;
+}
+
+static void free_fd_blob(struct cdo__blob *b)
+{
+  close(b->fd);
+  free(b);
+}
+
+struct cdo__blob *cdo__blob_from_fd(int fd, uint64_t size)
+{
+  struct cdo__blob *b = calloc(1, sizeof(*b));
+
+  if (b == NULL) {
+    close(fd);
+    return NULL;
+  }
+  b->size = size;
+  b->fd = fd;
+  b->free = free_fd_blob;
+  return b;
+}
+
+int cdo__entry_header(struct cdo__buf *b, char *const argv[])
+{
+  size_t argc = 0, i;
+  int r;
+
+  while (argv[argc] != NULL)
+    argc++;
+  r = cdo__buf_add(b, "CDOE", 4);
+  r = r ? r : cdo__buf_u8(b, VERSION);
+  r = r ? r : cdo__buf_add(b, "\0\0\0", 3);
+  r = r ? r : cdo__buf_u32(b, 0); /* head_len, patched below */
+  r = r ? r : cdo__buf_u32(b, (uint32_t)argc);
+  for (i = 0; r == 0 && i < argc; i++) {
+    size_t n = strlen(argv[i]);
+
+    r = cdo__buf_u32(b, (uint32_t)n);
+    r = r ? r : cdo__buf_add(b, argv[i], n);
+  }
+  if (r == 0 && b->len > HEAD_MAX)
+    r = CDO_ETOOBIG;
+  if (r == 0)
+    cdo__put32(b->p + 8, (uint32_t)b->len);
+  return r;
+}
+
+static uint64_t trailer_check(const unsigned char *head, size_t head_len,
+                              const unsigned char *trailer)
+{
+  struct cdo__sum s;
+
+  cdo__sum_init(&s);
+  cdo__sum_update(&s, head, head_len);
+  cdo__sum_update(&s, trailer, CHECKED_TRAILER);
+  return cdo__sum_final(&s);
+}
+
+void cdo__entry_trailer(unsigned char out[CDO__TRAILER_LEN],
+                        const unsigned char *head, size_t head_len,
+                        const struct cdo__meta *m)
+{
+  cdo__put64(out, (uint64_t)m->created_ms);
+  cdo__put64(out + 8, (uint64_t)m->duration_ms);
+  cdo__put64(out + 16, m->journal_len);
+  cdo__put64(out + 24, m->journal_sum);
+  cdo__put32(out + 32, (uint32_t)m->exit_status);
+  cdo__put32(out + 36, 0);
+  cdo__put64(out + 40, trailer_check(head, head_len, out));
+  memcpy(out + 48, "CDOT", 4);
+}
+
+/* Joins the header's argv with spaces into a malloc'd string. */
+static int header_argv(const unsigned char *h, size_t n, char **out)
+{
+  size_t off = HEAD_FIXED, argc = cdo__get32(h + 12), i, len;
+  char *s;
+
+  if (argc > n)
+    return CDO_ECORRUPT;
+  s = malloc(n + 1);
+  if (s == NULL)
+    return CDO__ERR(ENOMEM);
+  len = 0;
+  for (i = 0; i < argc; i++) {
+    size_t l;
+
+    if (n - off < 4)
+      goto bad;
+    l = cdo__get32(h + off);
+    off += 4;
+    if (l > n - off)
+      goto bad;
+    if (i)
+      s[len++] = ' ';
+    memcpy(s + len, h + off, l);
+    len += l;
+    off += l;
+  }
+  if (off != n)
+    goto bad;
+  s[len] = 0;
+  if (out)
+    *out = s;
+  else
+    free(s);
+  return 0;
+bad:
+  free(s);
+  return CDO_ECORRUPT;
+}
+
+int cdo__entry_peek(struct cdo__blob *b, struct cdo__meta *m, char **argv,
+                    uint64_t *journal_off)
+{
+  unsigned char fixed[HEAD_FIXED], tr[CDO__TRAILER_LEN], small[512];
+  unsigned char *head = small;
+  uint32_t head_len;
+  int r;
+
+  if (argv)
+    *argv = NULL;
+  if (b->size < HEAD_FIXED + CDO__TRAILER_LEN)
+    return CDO_ECORRUPT;
+  r = cdo__blob_read(b, fixed, HEAD_FIXED, 0);
+  if (r == 0)
+    r = cdo__blob_read(b, tr, CDO__TRAILER_LEN, b->size - CDO__TRAILER_LEN);
+  if (r < 0)
+    return r == CDO_ECORRUPT || r == CDO__ERR(ENOMEM) ? r : CDO_ECORRUPT;
+  head_len = cdo__get32(fixed + 8);
+  if (memcmp(fixed, "CDOE", 4) != 0 || fixed[4] != VERSION ||
+      memcmp(tr + 48, "CDOT", 4) != 0 || head_len < HEAD_FIXED ||
+      head_len > HEAD_MAX || head_len > b->size - CDO__TRAILER_LEN)
+    return CDO_ECORRUPT;
+  m->created_ms = (int64_t)cdo__get64(tr);
+  m->duration_ms = (int64_t)cdo__get64(tr + 8);
+  m->journal_len = cdo__get64(tr + 16);
+  m->journal_sum = cdo__get64(tr + 24);
+  m->exit_status = (int)(int32_t)cdo__get32(tr + 32);
+  if (m->journal_len != b->size - CDO__TRAILER_LEN - head_len)
+    return CDO_ECORRUPT;
+  if (b->mem != NULL) {
+    head = (unsigned char *)b->mem;
+  } else if (head_len > sizeof(small)) {
+    head = malloc(head_len);
+    if (head == NULL)
+      return CDO__ERR(ENOMEM);
+  }
+  if (head != b->mem)
+    r = cdo__blob_read(b, head, head_len, 0);
+  if (r == 0 && trailer_check(head, head_len, tr) != cdo__get64(tr + 40))
+    r = CDO_ECORRUPT;
+  if (r == 0 && argv != NULL)
+    r = header_argv(head, head_len, argv);
+  if (head != small && head != b->mem)
+    free(head);
+  *journal_off = head_len;
+  return r < 0 && r != CDO__ERR(ENOMEM) ? CDO_ECORRUPT : r;
+}
+
+/*
+ * Walks journal bytes fed in arbitrary pieces, checking the framing and
+ * handing each run of data to emit (NULL: check only).
+ */
+struct walk {
+  unsigned char hdr[5];
+  size_t hdr_n;
+  uint64_t left; /* data bytes left in the current chunk */
+  int stream;
+  int (*emit)(struct walk *w, const unsigned char *p, size_t n);
+  int closed[3]; /* fds whose reader went away */
+};
+
+static int walk_feed(struct walk *w, const unsigned char *p, size_t n)
+{
+  while (n > 0) {
+    if (w->left == 0) {
+      size_t take = 5 - w->hdr_n < n ? 5 - w->hdr_n : n;
+
+      memcpy(w->hdr + w->hdr_n, p, take);
+      w->hdr_n += take;
+      p += take;
+      n -= take;
+      if (w->hdr_n < 5)
+        break;
+      w->hdr_n = 0;
+      w->stream = w->hdr[0];
+      w->left = cdo__get32(w->hdr + 1);
+      if ((w->stream != CDO__STDOUT && w->stream != CDO__STDERR) ||
+          w->left == 0)
+        return CDO_ECORRUPT;
+    } else {
+      size_t take = w->left < n ? (size_t)w->left : n;
+      int r = w->emit ? w->emit(w, p, take) : 0;
+
+      if (r < 0)
+        return r;
+      w->left -= take;
+      p += take;
+      n -= take;
+    }
+  }
+  return 0;
+}
+
+static int walk_done(const struct walk *w)
+{
+  return w->left == 0 && w->hdr_n == 0 ? 0 : CDO_ECORRUPT;
+}
+
+/* Maps an fd blob for reading; NULL when it cannot (the caller reads). */
+static const unsigned char *map_blob(struct cdo__blob *b, void **base,
+                                     size_t *maplen)
+{
+  long page = sysconf(_SC_PAGESIZE);
+  uint64_t start = b->off & ~(uint64_t)(page - 1);
+  void *p;
+
+  if (b->fd < 0 || b->size < 65536 || b->size > SIZE_MAX / 2)
+    return NULL;
+  *maplen = (size_t)(b->off - start + b->size);
+  p = mmap(NULL, *maplen, PROT_READ, MAP_PRIVATE, b->fd, (off_t)start);
+  if (p == MAP_FAILED)
+    return NULL;
+  madvise(p, *maplen, MADV_SEQUENTIAL);
+  *base = p;
+  return (const unsigned char *)p + (b->off - start);
+}
+
+/*
+ * Feeds the journal, [off, off + len) of b, through walker w, and its bytes
+ * through sum s when s is non-NULL.
+ */
+static int walk_blob(struct cdo__blob *b, uint64_t off, uint64_t len,
+                     struct walk *w, struct cdo__sum *s)
+{
+  const unsigned char *p = b->mem ? b->mem : NULL;
+  void *base = NULL;
+  size_t maplen = 0;
+  unsigned char *buf;
+  int r = 0;
+
+  if (p == NULL)
+    p = map_blob(b, &base, &maplen);
+  if (p != NULL) {
+    if (s)
+      cdo__sum_update(s, p + off, (size_t)len);
+    r = walk_feed(w, p + off, (size_t)len);
+    if (base)
+      munmap(base, maplen);
+    return r;
+  }
+  buf = malloc(1 << 20);
+  if (buf == NULL)
+    return CDO__ERR(ENOMEM);
+  while (r == 0 && len > 0) {
+    size_t n = len < (1 << 20) ? (size_t)len : (1 << 20);
+
+    r = cdo__blob_read(b, buf, n, off);
+    if (r == 0 && s)
+      cdo__sum_update(s, buf, n);
+    if (r == 0)
+      r = walk_feed(w, buf, n);
+    off += n;
+    len -= n;
+  }
+  free(buf);
+  return r;
+}
+
+int cdo__entry_verify(struct cdo__blob *b, const struct cdo__meta *m,
+                      uint64_t journal_off)
+{
+  struct walk w = {0};
+  struct cdo__sum s;
+  int r;
+
+  cdo__sum_init(&s);
+  r = walk_blob(b, journal_off, m->journal_len, &w, &s);
+  if (r == 0)
+    r = walk_done(&w);
+  if (r == 0 && cdo__sum_final(&s) != m->journal_sum)
+    r = CDO_ECORRUPT;
+  return r == CDO__ERR(ENOMEM) ? r : (r < 0 ? CDO_ECORRUPT : 0);
+}
+
+static int emit_write(struct walk *w, const unsigned char *p, size_t n)
+{
+  int r;
+
+  if (w->closed[w->stream])
+    return 0;
+  r = cdo__write_all(w->stream, p, n);
+  if (r < 0)
+    w->closed[w->stream] = 1; /* EPIPE, EBADF: that reader is gone */
+  return 0;
+}
+
+/* Replays an fd blob chunk by chunk, with sendfile for the data. */
+static int replay_fd(struct cdo__blob *b, uint64_t off, uint64_t end)
+{
+  int closed[3] = {0, 0, 0};
+  unsigned char hdr[5];
+
+  while (off < end) {
+    int r = cdo__pread_all(b->fd, hdr, 5, b->off + off), fd;
+    uint64_t left;
+    off_t pos;
+
+    if (r < 0)
+      return r;
+    fd = hdr[0];
+    left = cdo__get32(hdr + 1);
+    off += 5;
+    pos = (off_t)(b->off + off);
+    off += left;
+    while (!closed[fd] && left > 0) {
+      ssize_t w = sendfile(fd, b->fd, &pos, (size_t)left);
+
+      if (w < 0 && errno == EINTR)
+        continue;
+      if (w < 0 && (errno == EINVAL || errno == ENOSYS)) {
+        unsigned char buf[65536];
+        size_t n = left < sizeof(buf) ? (size_t)left : sizeof(buf);
+
+        r = cdo__pread_all(b->fd, buf, n, (uint64_t)pos);
+        if (r < 0)
+          return r;
+        if (cdo__write_all(fd, buf, n) < 0)
+          closed[fd] = 1;
+        pos += (off_t)n;
+        left -= n;
+        continue;
+      }
+      if (w < 0 && errno == EAGAIN) {
+        struct pollfd pfd = {.fd = fd, .events = POLLOUT};
+
+        poll(&pfd, 1, -1);
+        continue;
+      }
+      if (w <= 0) {
+        closed[fd] = 1;
+        break;
+      }
+      left -= (uint64_t)w;
+    }
+  }
+  return 0;
+}
+
+int cdo__entry_replay(struct cdo__blob *b, const struct cdo__meta *m,
+                      uint64_t journal_off)
+{
+  struct walk w = {.emit = emit_write};
+
+  if (b->mem == NULL && b->fd >= 0 && m->journal_len >= 65536)
+    return replay_fd(b, journal_off, journal_off + m->journal_len);
+  return walk_blob(b, journal_off, m->journal_len, &w, NULL);
+}

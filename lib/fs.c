@@ -1,0 +1,150 @@
+/* SPDX-License-Identifier: MIT */
+/* File helpers: full reads and writes, private directories, temp files. */
+#include "cdo_int.h"
+
+#include <fcntl.h>
+#include <poll.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+int cdo__write_all(int fd, const void *buf, size_t n)
+{
+  const char *p = buf;
+
+  while (n > 0) {
+    ssize_t w = write(fd, p, n);
+
+    if (w < 0) {
+      if (errno == EINTR)
+        continue;
+      if (errno == EAGAIN) {
+        struct pollfd pfd = {.fd = fd, .events = POLLOUT};
+
+        poll(&pfd, 1, -1);
+        continue;
+      }
+      return CDO__ERR(errno);
+    }
+    p += w;
+    n -= (size_t)w;
+  }
+  return 0;
+}
+
+int cdo__pread_all(int fd, void *buf, size_t n, uint64_t off)
+{
+  char *p = buf;
+
+  while (n > 0) {
+    ssize_t r = pread(fd, p, n, (off_t)off);
+
+    if (r < 0) {
+      if (errno == EINTR)
+        continue;
+      return CDO__ERR(errno);
+    }
+    if (r == 0)
+      return CDO_ECORRUPT;
+    p += r;
+    n -= (size_t)r;
+    off += (uint64_t)r;
+  }
+  return 0;
+}
+
+int cdo__dir_check(const char *path, char *err, size_t errlen)
+{
+  struct stat st;
+
+  if (lstat(path, &st) < 0) {
+    cdo__fmt(err, errlen, "'%s': %s", path, strerror(errno));
+    return CDO__ERR(errno);
+  }
+  if (S_ISLNK(st.st_mode)) {
+    cdo__fmt(err, errlen, "'%s' is a symbolic link (expected a directory)",
+             path);
+    return CDO_EUNSAFE;
+  }
+  if (!S_ISDIR(st.st_mode)) {
+    cdo__fmt(err, errlen, "'%s' is not a directory", path);
+    return CDO__ERR(ENOTDIR);
+  }
+  if (st.st_uid != geteuid()) {
+    cdo__fmt(err, errlen, "'%s' is owned by uid %u, not by you (uid %u)",
+             path, (unsigned)st.st_uid, (unsigned)geteuid());
+    return CDO_EUNSAFE;
+  }
+  if (st.st_mode & (S_IWGRP | S_IWOTH)) {
+    cdo__fmt(err, errlen,
+             "'%s' is writable by others (mode %03o; expected 0700)", path,
+             (unsigned)(st.st_mode & 0777));
+    return CDO_EUNSAFE;
+  }
+  return 0;
+}
+
+int cdo__mkdir_private(const char *path, char *err, size_t errlen)
+{
+  char *p = strdup(path);
+  size_t i, n;
+
+  if (p == NULL)
+    return CDO__ERR(ENOMEM);
+  n = strlen(p);
+  for (i = 1; i <= n; i++) {
+    if (p[i] != '/' && p[i] != 0)
+      continue;
+    p[i] = 0;
+    if (mkdir(p, 0700) < 0 && errno != EEXIST) {
+      int e = errno;
+
+      cdo__fmt(err, errlen, "cannot create directory '%s': %s", p,
+               strerror(e));
+      free(p);
+      return CDO__ERR(e);
+    }
+    if (i < n)
+      p[i] = '/';
+  }
+  free(p);
+  return cdo__dir_check(path, err, errlen);
+}
+
+int cdo__tmpfile(const char *dir)
+{
+  char tmpl[4096];
+  int fd;
+
+  if (dir == NULL) {
+    dir = getenv("TMPDIR");
+    if (dir == NULL || *dir == 0)
+      dir = "/tmp";
+  }
+  fd = open(dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+  if (fd >= 0)
+    return fd;
+  cdo__fmt(tmpl, sizeof(tmpl), "%s/.cachedo-spool-XXXXXX", dir);
+  fd = mkostemp(tmpl, O_CLOEXEC);
+  if (fd < 0)
+    return CDO__ERR(errno);
+  unlink(tmpl);
+  return fd;
+}
+
+char *cdo__xdg_dir(const char *var, const char *fallback)
+{
+  const char *v = getenv(var), *home;
+  char *out;
+  size_t n;
+
+  if (v != NULL && v[0] == '/')
+    return strdup(v);
+  home = getenv("HOME");
+  if (home == NULL || *home == 0)
+    return NULL;
+  n = strlen(home) + strlen(fallback) + 2;
+  out = malloc(n);
+  if (out != NULL)
+    cdo__fmt(out, n, "%s/%s", home, fallback);
+  return out;
+}

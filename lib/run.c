@@ -1,0 +1,426 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Running a job: answer from the store, or spawn the command with libuv,
+ * tee its stdout and stderr live to ours while journaling both to a spool
+ * file, and store the result.
+ */
+#include "job.h"
+#include "store_int.h"
+
+#include <fcntl.h>
+#include <signal.h>
+#include <unistd.h>
+#include <uv.h>
+
+#define JBUF (64 * 1024)
+
+struct runner {
+  struct cdo_job *job;
+  uv_loop_t loop;
+  uv_process_t proc;
+  uv_pipe_t pipes[3]; /* [1] stdout, [2] stderr */
+  int piped;          /* stdout/stderr are pipes we read */
+  int exited;
+  int64_t exit_status;
+  int term_signal;
+  int closed[3];      /* our fd 1 / 2 lost its reader */
+  /* the journal */
+  int spool;          /* -1: not recording */
+  uint64_t out_bytes, journal_len, max_output;
+  struct cdo__sum sum;
+  unsigned char jbuf[JBUF + 5];
+  size_t jlen;
+  int jstream;
+  char reason[160];   /* why the result cannot be stored */
+  char readbuf[JBUF];
+};
+
+/* ---- signals: forwarded to the command once ----------------------------- */
+
+static volatile sig_atomic_t child_pid;
+static volatile sig_atomic_t got_signal;
+static const int forwarded[] = {SIGINT, SIGTERM, SIGHUP, SIGQUIT};
+
+/*
+ * A signal from the terminal (SI_KERNEL) went to the whole foreground
+ * process group, the command included: forwarding it would deliver it
+ * twice. Anything sent to cachedo alone (kill, timeout) is passed on.
+ */
+static void on_signal(int sig, siginfo_t *info, void *uc)
+{
+  (void)uc;
+  got_signal = sig;
+  if (info != NULL && info->si_code != SI_KERNEL && child_pid > 0)
+    kill((pid_t)child_pid, sig);
+}
+
+static void signals_install(int on)
+{
+  struct sigaction sa;
+  size_t i;
+
+  memset(&sa, 0, sizeof(sa));
+  sigemptyset(&sa.sa_mask);
+  if (on) {
+    sa.sa_sigaction = on_signal;
+    sa.sa_flags = SA_SIGINFO | SA_RESTART;
+  } else {
+    sa.sa_handler = SIG_DFL;
+  }
+  for (i = 0; i < CDO__ARRAY_SIZE(forwarded); i++)
+    sigaction(forwarded[i], &sa, NULL);
+}
+
+/* ---- the journal --------------------------------------------------------- */
+
+static void stop_recording(struct runner *rn, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+static void stop_recording(struct runner *rn, const char *fmt, ...)
+{
+  va_list ap;
+
+  if (rn->spool < 0)
+    return;
+  va_start(ap, fmt);
+  vsnprintf(rn->reason, sizeof(rn->reason), fmt, ap);
+  va_end(ap);
+  if (ftruncate(rn->spool, 0) < 0) {
+    /* nothing to do: the spool is unlinked and goes with its fd */
+  }
+  close(rn->spool);
+  rn->spool = -1;
+}
+
+static void spool_write(struct runner *rn, const void *p, size_t n)
+{
+  int r = cdo__write_all(rn->spool, p, n);
+
+  if (r < 0) {
+    cdo__job_msg(rn->job, 0, "warning: cannot write the spool: %s; the "
+                 "result will not be stored", cdo_strerror(r));
+    stop_recording(rn, "cannot write the spool: %s", cdo_strerror(r));
+    return;
+  }
+  cdo__sum_update(&rn->sum, p, n);
+  rn->journal_len += n;
+}
+
+/* Writes the buffered chunk, if any, to the spool. */
+static void journal_flush(struct runner *rn)
+{
+  if (rn->spool < 0 || rn->jlen == 0)
+    return;
+  rn->jbuf[0] = (unsigned char)rn->jstream;
+  cdo__put32(rn->jbuf + 1, (uint32_t)rn->jlen);
+  spool_write(rn, rn->jbuf, rn->jlen + 5);
+  rn->jlen = 0;
+}
+
+/* Appends output of stream to the journal, merging runs of one stream. */
+static void journal_add(struct runner *rn, int stream, const char *p,
+                        size_t n)
+{
+  if (rn->spool < 0)
+    return;
+  rn->out_bytes += n;
+  if (rn->out_bytes > rn->max_output) {
+    char max[32];
+
+    cdo_format_size(rn->max_output, max, sizeof(max));
+    stop_recording(rn, "output larger than --max-output (%s)", max);
+    return;
+  }
+  if (rn->jlen > 0 && (rn->jstream != stream || rn->jlen + n > JBUF))
+    journal_flush(rn);
+  rn->jstream = stream;
+  memcpy(rn->jbuf + 5 + rn->jlen, p, n);
+  rn->jlen += n;
+}
+
+/* ---- libuv callbacks ------------------------------------------------------- */
+
+static void on_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf)
+{
+  struct runner *rn = h->data;
+
+  (void)hint;
+  *buf = uv_buf_init(rn->readbuf, sizeof(rn->readbuf));
+}
+
+static void on_read(uv_stream_t *st, ssize_t n, const uv_buf_t *buf)
+{
+  struct runner *rn = st->data;
+  int fd = st == (uv_stream_t *)&rn->pipes[1] ? 1 : 2;
+
+  if (n < 0) {
+    uv_close((uv_handle_t *)st, NULL);
+    return;
+  }
+  if (n == 0)
+    return;
+  if (!rn->closed[fd] && cdo__write_all(fd, buf->base, (size_t)n) < 0)
+    rn->closed[fd] = 1;
+  journal_add(rn, fd, buf->base, (size_t)n);
+  /*
+   * Nobody reads this stream any more and it cannot be stored either:
+   * close the pipe so the command gets EPIPE, as in a plain pipeline.
+   */
+  if (rn->closed[fd] && rn->spool < 0 && !uv_is_closing((uv_handle_t *)st))
+    uv_close((uv_handle_t *)st, NULL);
+}
+
+static void on_exit_cb(uv_process_t *p, int64_t status, int sig)
+{
+  struct runner *rn = p->data;
+
+  rn->exited = 1;
+  rn->exit_status = status;
+  rn->term_signal = sig;
+  child_pid = 0;
+  uv_close((uv_handle_t *)p, NULL);
+}
+
+/* Is fd open? (stdin may be closed by whoever started cachedo) */
+static int fd_open(int fd)
+{
+  return fcntl(fd, F_GETFD) >= 0;
+}
+
+/*
+ * Spawns the command and runs the loop until it exited and its pipes
+ * closed. With rn->piped, stdout and stderr go through us; otherwise the
+ * command inherits them. Returns 0, or a uv error from uv_spawn.
+ */
+static int spawn_and_wait(struct runner *rn)
+{
+  struct cdo_job *j = rn->job;
+  uv_process_options_t o;
+  uv_stdio_container_t io[3];
+  int r, i;
+
+  memset(&o, 0, sizeof(o));
+  memset(io, 0, sizeof(io));
+  r = uv_loop_init(&rn->loop);
+  if (r < 0)
+    return r;
+  if (j->stdin_fd >= 0) {
+    io[0].flags = UV_INHERIT_FD;
+    io[0].data.fd = j->stdin_fd;
+  } else {
+    io[0].flags = fd_open(0) ? UV_INHERIT_FD : UV_IGNORE;
+    io[0].data.fd = 0;
+  }
+  for (i = 1; i <= 2; i++) {
+    if (rn->piped) {
+      uv_pipe_init(&rn->loop, &rn->pipes[i], 0);
+      rn->pipes[i].data = rn;
+      io[i].flags = UV_CREATE_PIPE | UV_WRITABLE_PIPE;
+      io[i].data.stream = (uv_stream_t *)&rn->pipes[i];
+    } else {
+      io[i].flags = fd_open(i) ? UV_INHERIT_FD : UV_IGNORE;
+      io[i].data.fd = i;
+    }
+  }
+  o.file = j->exe;
+  o.args = (char **)j->argv;
+  o.env = j->cfg->pure ? j->env : NULL;
+  o.stdio = io;
+  o.stdio_count = 3;
+  o.exit_cb = on_exit_cb;
+  rn->proc.data = rn;
+  got_signal = 0;
+  signals_install(1);
+  r = uv_spawn(&rn->loop, &rn->proc, &o);
+  if (r == 0) {
+    child_pid = rn->proc.pid;
+    if (got_signal) /* arrived while spawning */
+      kill(rn->proc.pid, got_signal);
+    for (i = 1; rn->piped && i <= 2; i++)
+      uv_read_start((uv_stream_t *)&rn->pipes[i], on_alloc, on_read);
+  } else {
+    uv_close((uv_handle_t *)&rn->proc, NULL);
+    for (i = 1; rn->piped && i <= 2; i++)
+      uv_close((uv_handle_t *)&rn->pipes[i], NULL);
+  }
+  uv_run(&rn->loop, UV_RUN_DEFAULT);
+  signals_install(0);
+  child_pid = 0;
+  uv_loop_close(&rn->loop);
+  return r;
+}
+
+/* ---- the job ----------------------------------------------------------------- */
+
+static char *join_argv(char *const argv[])
+{
+  struct cdo__buf b = {0};
+  size_t i;
+
+  for (i = 0; argv[i] != NULL; i++) {
+    if ((i && cdo__buf_add(&b, " ", 1) < 0) ||
+        cdo__buf_add(&b, argv[i], strlen(argv[i])) < 0) {
+      cdo__buf_release(&b);
+      return NULL;
+    }
+  }
+  return (char *)b.p;
+}
+
+/* Stores the recorded result; returns 0 or the backend's error. */
+static int store_result(struct runner *rn, struct cdo_store *s,
+                        int64_t start_mono)
+{
+  struct cdo_job *j = rn->job;
+  const struct cdo_config *c = j->cfg;
+  struct cdo__buf head = {0};
+  unsigned char tail[CDO__TRAILER_LEN];
+  struct cdo__meta m;
+  struct cdo__put_info info;
+  struct cdo__src src;
+  int64_t ttl = rn->exit_status && c->fail_ttl_ms >= 0 ? c->fail_ttl_ms
+                                                        : c->ttl_ms;
+  char *command;
+  int r;
+
+  r = cdo__entry_header(&head, j->argv);
+  command = join_argv(j->argv);
+  if (r < 0 || command == NULL) {
+    cdo__buf_release(&head);
+    free(command);
+    return r < 0 ? r : CDO__ERR(ENOMEM);
+  }
+  m.created_ms = cdo__now_ms();
+  m.duration_ms = cdo__mono_ms() - start_mono;
+  m.journal_len = rn->journal_len;
+  m.journal_sum = cdo__sum_final(&rn->sum);
+  m.exit_status = (int)rn->exit_status;
+  cdo__entry_trailer(tail, head.p, head.len, &m);
+  src.head = head.p;
+  src.head_len = head.len;
+  src.fd = rn->spool;
+  src.fd_len = rn->journal_len;
+  src.tail = tail;
+  src.tail_len = sizeof(tail);
+  info.created_ms = m.created_ms;
+  info.expires_ms = m.created_ms + ttl + c->stale_ms;
+  info.duration_ms = m.duration_ms;
+  info.exit_status = m.exit_status;
+  info.command = command;
+  info.scope = c->scope;
+  r = cdo__store_put(s, &j->key, &src, &info);
+  cdo__buf_release(&head);
+  free(command);
+  return r;
+}
+
+/* Runs the command (recording when s is non-NULL) and fills res. */
+static void run_command(struct cdo_job *j, struct cdo_store *s,
+                        struct cdo_result *res)
+{
+  const struct cdo_config *c = j->cfg;
+  struct runner *rn = calloc(1, sizeof(*rn));
+  int64_t start = cdo__mono_ms();
+  int r;
+
+  if (rn == NULL) {
+    res->exit_status = 125;
+    cdo__fmt(res->error, sizeof(res->error), "out of memory");
+    return;
+  }
+  rn->job = j;
+  rn->spool = -1;
+  rn->max_output = c->max_output;
+  cdo__sum_init(&rn->sum);
+  if (s != NULL) {
+    rn->spool = cdo__tmpfile(cdo__store_spool_dir(s));
+    if (rn->spool < 0) {
+      cdo__job_msg(j, 0, "warning: cannot create a spool file: %s; running "
+                   "uncached", cdo_strerror(rn->spool));
+      cdo__fmt(rn->reason, sizeof(rn->reason), "no spool file");
+      rn->spool = -1;
+      s = NULL;
+    }
+  }
+  rn->piped = s != NULL;
+  r = spawn_and_wait(rn);
+  if (r < 0) {
+    res->exit_status = r == UV_ENOENT ? 127 : 126;
+    cdo__fmt(res->error, sizeof(res->error), "cannot run '%s': %s",
+             j->argv[0], uv_strerror(r));
+    res->outcome = CDO_UNCACHED;
+    goto out;
+  }
+  journal_flush(rn);
+  res->exit_status = (int)rn->exit_status;
+  res->term_signal = rn->term_signal;
+  res->outcome = s ? CDO_MISS_NOT_STORED : CDO_UNCACHED;
+  if (s == NULL)
+    cdo__fmt(res->reason, sizeof(res->reason), "%s",
+             rn->reason[0] ? rn->reason : "cache disabled");
+  else if (rn->term_signal)
+    cdo__fmt(res->reason, sizeof(res->reason), "killed by signal %d",
+             rn->term_signal);
+  else if (got_signal)
+    cdo__fmt(res->reason, sizeof(res->reason), "interrupted by signal %d",
+             (int)got_signal);
+  else if (rn->spool < 0)
+    cdo__fmt(res->reason, sizeof(res->reason), "%s", rn->reason);
+  else if (rn->exit_status != 0 && c->fail_ttl_ms == 0)
+    cdo__fmt(res->reason, sizeof(res->reason),
+             "exit status %d and failures are not cached",
+             (int)rn->exit_status);
+  else if ((r = store_result(rn, s, start)) < 0) {
+    cdo__job_msg(j, 0, "warning: cannot store the result in '%s': %s",
+                 cdo_store_url(s), cdo_store_errmsg(s)[0] ? cdo_store_errmsg(s)
+                                                          : cdo_strerror(r));
+    cdo__fmt(res->reason, sizeof(res->reason), "%s", cdo_strerror(r));
+  } else
+    res->outcome = CDO_MISS_STORED;
+out:
+  if (rn->spool >= 0)
+    close(rn->spool);
+  free(rn);
+}
+
+int cdo_job_run(struct cdo_job *j, struct cdo_store *s, struct cdo_result *res)
+{
+  struct cdo__blob *b = NULL;
+  struct cdo__meta m;
+  uint64_t joff;
+  int r;
+
+  memset(res, 0, sizeof(*res));
+  if (j->exe_status != 0) {
+    res->outcome = CDO_UNCACHED;
+    res->exit_status = j->exe_status;
+    cdo__fmt(res->error, sizeof(res->error), "%s", j->exe_err);
+    return 0;
+  }
+  if (s != NULL && !j->cfg->refresh) {
+    r = cdo__store_lookup(s, &j->key, &b, &m, &joff);
+    if (r < 0) {
+      cdo__job_msg(j, 0, "warning: cannot read cache '%s': %s; running "
+                   "uncached", cdo_store_url(s),
+                   cdo_store_errmsg(s)[0] ? cdo_store_errmsg(s)
+                                          : cdo_strerror(r));
+      s = NULL;
+    } else if (r == CDO__FRESH) {
+      cdo__entry_replay(b, &m, joff);
+      cdo__blob_free(b);
+      res->outcome = CDO_HIT;
+      res->exit_status = m.exit_status;
+      res->age_ms = cdo__now_ms() - m.created_ms;
+      return 0;
+    } else if (b != NULL) {
+      cdo__blob_free(b); /* stale: refreshed by running below */
+    }
+  }
+  run_command(j, s, res);
+  return 0;
+}
+
+int cdo_job_forget(struct cdo_job *j, struct cdo_store *s)
+{
+  return cdo__store_del(s, &j->key);
+}
