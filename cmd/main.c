@@ -392,6 +392,15 @@ static int admin(const struct cli *cli, const struct cdo_config *cfg)
   return r < 0 ? 1 : 0;
 }
 
+/*
+ * A handler, not SIG_IGN: writes to a closed pipe then fail with EPIPE, and
+ * the command, whose handlers exec resets, still gets the default SIGPIPE.
+ */
+static void on_sigpipe(int sig)
+{
+  (void)sig;
+}
+
 static void verbose_line(const struct cdo_result *res)
 {
   char age[32];
@@ -442,7 +451,7 @@ int main(int argc, char **argv)
   char err[800];
   int r;
 
-  signal(SIGPIPE, SIG_IGN);
+  signal(SIGPIPE, on_sigpipe);
   cdo_config_init(&cfg);
   if (parse_args(&cli, argc, argv) < 0)
     return 125;

@@ -197,6 +197,7 @@ static int spawn_and_wait(struct runner *rn)
   struct cdo_job *j = rn->job;
   uv_process_options_t o;
   uv_stdio_container_t io[3];
+  uv_file fds[3][2] = {{-1, -1}, {-1, -1}, {-1, -1}};
   int r, i;
 
   memset(&o, 0, sizeof(o));
@@ -213,10 +214,24 @@ static int spawn_and_wait(struct runner *rn)
   }
   for (i = 1; i <= 2; i++) {
     if (rn->piped) {
+      /*
+       * Real pipes, not libuv's socketpairs: when we stop reading, the
+       * command's next write fails with EPIPE and SIGPIPE, as in a shell
+       * pipeline, and the command sees a FIFO as its stdout.
+       */
+      r = uv_pipe(fds[i], 0, 0);
+      if (r < 0) {
+        while (--i >= 1) {
+          uv_close((uv_handle_t *)&rn->pipes[i], NULL);
+          close(fds[i][1]);
+        }
+        goto out;
+      }
       uv_pipe_init(&rn->loop, &rn->pipes[i], 0);
       rn->pipes[i].data = rn;
-      io[i].flags = UV_CREATE_PIPE | UV_WRITABLE_PIPE;
-      io[i].data.stream = (uv_stream_t *)&rn->pipes[i];
+      uv_pipe_open(&rn->pipes[i], fds[i][0]);
+      io[i].flags = UV_INHERIT_FD;
+      io[i].data.fd = fds[i][1];
     } else {
       io[i].flags = fd_open(i) ? UV_INHERIT_FD : UV_IGNORE;
       io[i].data.fd = i;
@@ -232,6 +247,9 @@ static int spawn_and_wait(struct runner *rn)
   got_signal = 0;
   signals_install(1);
   r = uv_spawn(&rn->loop, &rn->proc, &o);
+  for (i = 1; i <= 2; i++)
+    if (fds[i][1] >= 0)
+      close(fds[i][1]); /* the command's ends */
   if (r == 0) {
     child_pid = rn->proc.pid;
     if (got_signal) /* arrived while spawning */
@@ -243,6 +261,7 @@ static int spawn_and_wait(struct runner *rn)
     for (i = 1; rn->piped && i <= 2; i++)
       uv_close((uv_handle_t *)&rn->pipes[i], NULL);
   }
+out:
   uv_run(&rn->loop, UV_RUN_DEFAULT);
   signals_install(0);
   child_pid = 0;

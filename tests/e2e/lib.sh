@@ -1,0 +1,233 @@
+# lib.sh: the shared harness of the end-to-end tests, sourced by tNNNN-*.sh.
+# Run all: make test-e2e   (another backend: CACHEDO_TEST_CACHE=dir make test-e2e)
+# Run one: sh tests/e2e/t1001-hit-miss.sh   (KEEP_TMP=1 keeps its temp dir)
+
+TEST_NAME=$(basename "$0" .sh)
+TEST_DIR=$(cd "$(dirname "$0")" && pwd) || exit 1
+ROOT=$(cd "$TEST_DIR/../.." && pwd) || exit 1
+test_bin=${CACHEDO:-$ROOT/build/cachedo}
+case $test_bin in /*) ;; *) test_bin=$PWD/$test_bin ;; esac
+unset CACHEDO
+CACHEDO=$test_bin # absolute, not exported; tests may also just say `cachedo`
+if ! [ -x "$CACHEDO" ]; then
+	echo "Bail out! no cachedo binary at $CACHEDO (run make, or set CACHEDO)"
+	exit 1
+fi
+
+# The test's own settings survive; every other CACHEDO_* variable goes.
+test_backend=${CACHEDO_TEST_CACHE:-sqlite}
+test_redis_url=${CACHEDO_TEST_REDIS_URL-}
+test_exec_url=${CACHEDO_TEST_EXEC_URL-}
+for test_v in $(env | sed -n 's/^\(CACHEDO_[A-Za-z0-9_]*\)=.*/\1/p'); do
+	unset "$test_v"
+done
+
+LC_ALL=C
+export LC_ALL
+
+TMP=$(mktemp -d "${TMPDIR:-/tmp}/cachedo-$TEST_NAME.XXXXXX") || exit 1
+test_cleanup () {
+	if [ "${KEEP_TMP-}" = 1 ]; then
+		echo "# kept $TMP"
+	else
+		rm -rf "$TMP"
+	fi
+}
+trap test_cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+HOME=$TMP/home
+XDG_CACHE_HOME=$TMP/xdg-cache
+XDG_CONFIG_HOME=$TMP/xdg-config
+XDG_RUNTIME_DIR=$TMP/xdg-run
+export HOME XDG_CACHE_HOME XDG_CONFIG_HOME XDG_RUNTIME_DIR
+mkdir -p "$HOME" "$XDG_RUNTIME_DIR" "$TMP/bin" "$TMP/work" || exit 1
+chmod 700 "$XDG_RUNTIME_DIR"
+ln -s "$CACHEDO" "$TMP/bin/cachedo"
+PATH=$TMP/bin:$PATH
+export PATH
+cd "$TMP/work" || exit 1
+
+# counted NAME [COMMAND [ARG]...]: appends a line to $TMP/count.NAME, then
+# runs COMMAND, or by default prints "NAME run N" (N = this run's number).
+cat >"$TMP/bin/counted" <<EOF
+#!/bin/sh
+echo run >>"$TMP/count.\$1"
+test \$# -gt 1 || { echo "\$1 run \$((\$(wc -l <"$TMP/count.\$1")))"; exit 0; }
+shift
+exec "\$@"
+EOF
+chmod 755 "$TMP/bin/counted"
+
+# count NAME: how many times `counted NAME` really ran.
+count () {
+	if [ -f "$TMP/count.$1" ]; then echo $(($(wc -l <"$TMP/count.$1"))); else echo 0; fi
+}
+
+# setup_backend NAME: the hook that maps $CACHEDO_TEST_CACHE to a cache URL.
+# Add new backends here. STORE_PATH is where a local backend keeps its data
+# (tests that inspect the stored bytes need prerequisite LOCAL_STORE).
+setup_backend () {
+	STORE_PATH=
+	case $1 in
+	sqlite) CACHEDO_CACHE=sqlite:$TMP/cache.db STORE_PATH=$TMP/cache.db ;;
+	dir) CACHEDO_CACHE=dir:$TMP/cachedir STORE_PATH=$TMP/cachedir ;;
+	mem) CACHEDO_CACHE=mem: STORE_PATH=$XDG_RUNTIME_DIR/cachedo ;;
+	redis)
+		test -n "$test_redis_url" || skip_all "backend redis needs CACHEDO_TEST_REDIS_URL"
+		CACHEDO_CACHE=$test_redis_url ;;
+	exec)
+		test -n "$test_exec_url" || skip_all "backend exec needs CACHEDO_TEST_EXEC_URL"
+		CACHEDO_CACHE=$test_exec_url ;;
+	*) echo "Bail out! unknown CACHEDO_TEST_CACHE '$1'"; exit 1 ;;
+	esac
+	export CACHEDO_CACHE
+	test -z "$STORE_PATH" || test_set_prereq LOCAL_STORE
+}
+
+# store_files: every file that holds the backend's data, one per line.
+store_files () {
+	test -z "$STORE_PATH" || find "$STORE_PATH"* -type f 2>/dev/null
+}
+
+# Prerequisites, as in git: test_expect_success PREREQ 'desc' 'code'.
+test_prereqs=" "
+test_set_prereq () { test_prereqs="$test_prereqs$1 "; }
+test_have_prereq () { case $test_prereqs in *" $1 "*) return 0 ;; esac; return 1; }
+if /usr/bin/time -q -f %M -o /dev/null true 2>/dev/null; then test_set_prereq RSS; fi
+
+skip_all () {
+	echo "1..0 # SKIP $TEST_NAME: $*"
+	exit 0
+}
+
+test_count=0 test_failed=0 test_skipped=0
+
+# test_expect_success [PREREQ] 'description' 'code': runs code (an && chain)
+# in a subshell with set -e, in $TMP/work, stdin from /dev/null.
+test_expect_success () {
+	test_prereq=
+	if [ $# = 3 ]; then test_prereq=$1; shift; fi
+	test_count=$((test_count + 1))
+	if [ -n "$test_prereq" ] && ! test_have_prereq "$test_prereq"; then
+		test_skipped=$((test_skipped + 1))
+		echo "ok $test_count # skip $1 (missing $test_prereq)"
+		return 0
+	fi
+	(set -e; eval "$2") >"$TMP/test-output" 2>&1 </dev/null
+	if [ $? = 0 ]; then
+		echo "ok $test_count - $1"
+	else
+		test_failed=$((test_failed + 1))
+		echo "not ok $test_count - $1"
+		printf '%s\n' "$2" | sed -e '/^[[:space:]]*$/d' -e 's/^/#	/'
+		echo "# output:"
+		sed 's/^/#   /' "$TMP/test-output"
+	fi
+}
+
+test_done () {
+	echo "1..$test_count"
+	echo "# $TEST_NAME: $((test_count - test_failed - test_skipped)) passed, $test_failed failed, $test_skipped skipped"
+	test "$test_failed" = 0
+	exit
+}
+
+# Assertions: each returns non-zero and says why on stderr.
+
+# expect_status N COMMAND [ARG]...
+expect_status () {
+	test_want=$1
+	shift
+	if "$@"; then test_got=0; else test_got=$?; fi
+	test "$test_got" = "$test_want" && return 0
+	echo "expected status $test_want, got $test_got from: $*" >&2
+	return 1
+}
+
+# expect_count NAME N: `counted NAME` ran exactly N times.
+expect_count () {
+	test_got=$(count "$1")
+	test "$test_got" = "$2" && return 0
+	echo "expected $2 run(s) of '$1', got $test_got" >&2
+	return 1
+}
+
+# expect_eq EXPECTED ACTUAL [WHAT]
+expect_eq () {
+	test "$1" = "$2" && return 0
+	echo "expected ${3:-value} '$1', got '$2'" >&2
+	return 1
+}
+
+# expect_lines N FILE: FILE has exactly N lines.
+expect_lines () {
+	test_got=$(($(wc -l <"$2")))
+	test "$test_got" = "$1" && return 0
+	echo "expected $1 line(s) in $2, got $test_got:" >&2
+	sed 's/^/| /' "$2" >&2
+	return 1
+}
+
+# expect_grep [GREP-OPTION]... PATTERN FILE (and expect_no_grep: no match).
+expect_grep () {
+	eval "test_file=\${$#}"
+	grep "$@" >/dev/null && return 0
+	echo "no match for grep $* in:" >&2
+	sed 's/^/| /' "$test_file" >&2
+	return 1
+}
+expect_no_grep () {
+	eval "test_file=\${$#}"
+	grep "$@" >/dev/null || return 0
+	echo "unexpected match for grep $* in:" >&2
+	sed 's/^/| /' "$test_file" >&2
+	return 1
+}
+
+# expect_cmp EXPECTED ACTUAL: byte-identical files.
+expect_cmp () {
+	cmp "$1" "$2" >&2 && return 0
+	echo "expected ($1):" >&2
+	od -c "$1" | head -n 8 >&2
+	echo "actual ($2):" >&2
+	od -c "$2" | head -n 8 >&2
+	return 1
+}
+
+# peak_rss_kb COMMAND [ARG]...: runs COMMAND with GNU time (prerequisite RSS)
+# and leaves its peak resident set in KiB in $TMP/rss; returns its status.
+peak_rss_kb () {
+	/usr/bin/time -q -f %M -o "$TMP/rss" "$@"
+}
+# expect_rss_below KIB: the last peak_rss_kb run stayed below KIB.
+expect_rss_below () {
+	test_got=$(tail -n 1 "$TMP/rss")
+	test "$test_got" -lt "$1" && return 0
+	echo "peak RSS ${test_got} KiB, expected below $1 KiB" >&2
+	return 1
+}
+
+# spawn COMMAND [ARG]...: start COMMAND in the background as $! itself, with
+# SIGINT and SIGQUIT at their defaults (sh ignores them in background jobs).
+spawn () {
+	(exec env --default-signal=INT,QUIT "$@") &
+}
+
+# wait_for FILE: wait up to 10 s for FILE to exist.
+wait_for () {
+	test_i=0
+	while ! [ -e "$1" ]; do
+		test_i=$((test_i + 1))
+		test "$test_i" -le 200 || { echo "timed out waiting for $1" >&2; return 1; }
+		sleep 0.05
+	done
+}
+
+# write_config: stdin becomes $XDG_CONFIG_HOME/cachedo/config.
+write_config () {
+	mkdir -p "$XDG_CONFIG_HOME/cachedo" && cat >"$XDG_CONFIG_HOME/cachedo/config"
+}
+
+setup_backend "$test_backend"

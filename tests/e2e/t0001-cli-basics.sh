@@ -1,0 +1,103 @@
+#!/bin/sh
+# Usage, version, and every kind of bad input: status 125, one stderr line,
+# nothing run and nothing stored.
+. "$(dirname "$0")/lib.sh"
+
+# expect_usage_error NEEDLE CACHEDO-ARG...: cachedo exits 125 with one stderr
+# line containing NEEDLE, prints nothing on stdout and creates no cache.
+expect_usage_error () {
+	test_needle=$1
+	shift
+	expect_status 125 cachedo "$@" >out 2>err &&
+	expect_lines 1 err &&
+	expect_grep -F -e "$test_needle" err &&
+	expect_grep '^cachedo: ' err &&
+	expect_lines 0 out &&
+	test -z "$(store_files)"
+}
+
+test_expect_success '--help prints usage and exits 0' '
+	expect_status 0 cachedo --help >out 2>err &&
+	expect_grep -e --ttl out &&
+	expect_lines 0 err &&
+	expect_status 0 cachedo -h >out2 &&
+	expect_cmp out out2
+'
+
+test_expect_success '--version names the version and the sqlite backend' '
+	expect_status 0 cachedo --version >out &&
+	expect_grep "^cachedo [0-9]" out &&
+	expect_grep "backends:.*sqlite" out &&
+	expect_status 0 cachedo -V >out2 &&
+	expect_cmp out out2
+'
+
+test_expect_success 'no command is a usage error' '
+	expect_usage_error "no command" &&
+	expect_usage_error "no command" -v --ttl 5s
+'
+
+test_expect_success 'an unknown option is named' '
+	expect_usage_error "--bogus" --bogus counted unknown &&
+	expect_usage_error "-Z" -Z counted unknown &&
+	expect_count unknown 0
+'
+
+for bad in abc -5 0 5x; do
+	test_expect_success "--ttl $bad is refused before anything runs" '
+		expect_usage_error "'\''$bad'\''" --ttl "$bad" counted ttl &&
+		expect_usage_error "'\''$bad'\''" "--ttl=$bad" counted ttl &&
+		expect_usage_error "'\''$bad'\''" -t "$bad" counted ttl &&
+		expect_count ttl 0
+	'
+done
+
+test_expect_success 'a bad --max-output is refused' '
+	expect_usage_error "garbage" --max-output garbage counted maxout &&
+	expect_count maxout 0
+'
+
+test_expect_success 'a bad --fail-ttl is refused' '
+	expect_usage_error "abc" --fail-ttl abc counted failttl &&
+	expect_count failttl 0
+'
+
+test_expect_success 'an unknown cache URL scheme is refused' '
+	expect_usage_error "ftp" --cache ftp://x counted scheme &&
+	expect_count scheme 0
+'
+
+test_expect_success 'an option missing its value is refused' '
+	expect_usage_error "--ttl" --ttl
+'
+
+test_expect_success 'a config line that does not parse names file and line' '
+	XDG_CONFIG_HOME=$TMP/badconfig &&
+	write_config <<-\EOF &&
+	# a comment
+	ttl = 5m
+	foo bar
+	EOF
+	expect_usage_error "$XDG_CONFIG_HOME/cachedo/config:3" counted config &&
+	expect_count config 0
+'
+
+test_expect_success 'a bad CACHEDO_TTL is named' '
+	CACHEDO_TTL=abc &&
+	export CACHEDO_TTL &&
+	expect_usage_error CACHEDO_TTL counted envttl &&
+	expect_usage_error abc counted envttl &&
+	expect_count envttl 0
+'
+
+test_expect_success 'option parsing stops at the first non-option' '
+	expect_status 0 cachedo echo --ttl >out 2>err &&
+	expect_eq --ttl "$(cat out)" &&
+	expect_status 0 cachedo echo -v --ttl abc >out 2>err &&
+	expect_eq "-v --ttl abc" "$(cat out)" &&
+	expect_lines 0 err &&
+	expect_status 0 cachedo -- echo --help >out &&
+	expect_eq --help "$(cat out)"
+'
+
+test_done

@@ -1,0 +1,74 @@
+#!/bin/sh
+# Replay is byte-exact: binary data, both streams, their interleaving.
+. "$(dirname "$0")/lib.sh"
+
+bytes='A\000B\377\300\200\n\000\r\ninvalid \355\240\200 utf-8\000end'
+
+test_expect_success 'binary stdout (NUL, invalid UTF-8, no final newline) replays exactly' '
+	printf "$bytes" >expected &&
+	expect_eq 31 "$(wc -c <expected)" "size of the expected bytes" &&
+	cachedo counted binout printf "$bytes" >out1 &&
+	cachedo counted binout printf "$bytes" >out2 &&
+	expect_count binout 1 &&
+	expect_cmp expected out1 &&
+	expect_cmp expected out2 &&
+	expect_eq "41 00 42 ff c0 80 0a 00" "$(head -c 8 out2 | od -An -tx1 | sed "s/^ *//")" &&
+	expect_eq "e n d" "$(tail -c 3 out2 | od -An -c | xargs)"
+'
+
+test_expect_success 'binary stderr replays exactly' '
+	printf "$bytes" >expected &&
+	cachedo counted binerr sh -c "cat expected >&2" >out1 2>err1 &&
+	cachedo counted binerr sh -c "cat expected >&2" >out2 2>err2 &&
+	expect_count binerr 1 &&
+	expect_cmp expected err1 &&
+	expect_cmp expected err2 &&
+	expect_lines 0 out2
+'
+
+# Sleeps order the writes in time: the command itself does not flush.
+abcd='printf a; sleep 0.1; printf b >&2; sleep 0.1; printf c; sleep 0.1; printf d >&2'
+
+test_expect_success 'stdout and stderr keep their interleaving on one file' '
+	cachedo counted inter sh -c "$abcd" >both1 2>&1 &&
+	expect_eq abcd "$(cat both1)" "output of the miss" &&
+	cachedo counted inter sh -c "$abcd" >both2 2>&1 &&
+	expect_count inter 1 &&
+	expect_cmp both1 both2
+'
+
+test_expect_success 'a hit replays each stream exactly when they are apart' '
+	cachedo counted apart sh -c "$abcd" >out1 2>err1 &&
+	cachedo counted apart sh -c "$abcd" >out2 2>err2 &&
+	cachedo counted apart sh -c "$abcd" >out3 2>/dev/null &&
+	cachedo counted apart sh -c "$abcd" >/dev/null 2>err4 &&
+	expect_count apart 1 &&
+	printf ac >ac &&
+	printf bd >bd &&
+	expect_cmp ac out1 &&
+	expect_cmp bd err1 &&
+	expect_cmp ac out2 &&
+	expect_cmp bd err2 &&
+	expect_cmp ac out3 &&
+	expect_cmp bd err4
+'
+
+test_expect_success '5 MiB on each stream: no deadlock, exact replay' '
+	head -c 5242880 /dev/urandom >r1 &&
+	head -c 5242880 /dev/urandom >r2 &&
+	sha256sum <r1 >r1.sum &&
+	sha256sum <r2 >r2.sum &&
+	for order in "cat r1 >&2; cat r2" "cat r2; cat r1 >&2"; do
+		name=big$((${name#big} + 1)) &&
+		for run in miss hit; do
+			expect_status 0 timeout 60 cachedo counted $name sh -c "$order" >out 2>err &&
+			sha256sum <err >err.sum &&
+			sha256sum <out >out.sum &&
+			expect_cmp r1.sum err.sum &&
+			expect_cmp r2.sum out.sum || exit 1
+		done &&
+		expect_count $name 1 || exit 1
+	done
+'
+
+test_done

@@ -1,0 +1,202 @@
+#!/bin/sh
+# What goes into the key: environment (and its policies), cwd, files, stdin,
+# scope; and what never leaves it: environment values.
+. "$(dirname "$0")/lib.sh"
+
+unset FOO FOO1 FOO2 BAR
+
+test_expect_success 'a changed environment variable misses' '
+	FOO=1 cachedo counted env &&
+	FOO=1 cachedo counted env &&
+	expect_count env 1 &&
+	FOO=2 cachedo counted env &&
+	expect_count env 2
+'
+
+test_expect_success 'an unset variable differs from an empty one' '
+	cachedo --key counted unset >k1 &&
+	FOO= cachedo --key counted unset >k2 &&
+	! cmp -s k1 k2 &&
+	cachedo counted unset &&
+	FOO= cachedo counted unset &&
+	expect_count unset 2
+'
+
+test_expect_success 'volatile variables do not change the key' '
+	env -u _ -u SHLVL -u OLDPWD -u PWD -u COLUMNS -u LINES -u CACHEDO_FOO \
+		cachedo --key counted volatile >base &&
+	for v in _ SHLVL OLDPWD PWD COLUMNS LINES CACHEDO_FOO; do
+		env "$v=1" cachedo --key counted volatile >k1 &&
+		env "$v=/x/2" cachedo --key counted volatile >k2 &&
+		expect_cmp base k1 &&
+		expect_cmp base k2 || exit 1
+	done &&
+	COLUMNS=80 LINES=24 SHLVL=3 CACHEDO_FOO=a cachedo counted volatile &&
+	COLUMNS=100 LINES=50 SHLVL=4 CACHEDO_FOO=b cachedo counted volatile &&
+	expect_count volatile 1
+'
+
+test_expect_success 'the order of the environment does not matter' '
+	keep="HOME=$HOME XDG_RUNTIME_DIR=$XDG_RUNTIME_DIR CACHEDO_CACHE=$CACHEDO_CACHE" &&
+	env -i $keep A=1 B=2 "$CACHEDO" --key /bin/echo hi >k1 &&
+	env -i $keep B=2 A=1 "$CACHEDO" --key /bin/echo hi >k2 &&
+	env -i $keep B=3 A=1 "$CACHEDO" --key /bin/echo hi >k3 &&
+	expect_cmp k1 k2 &&
+	! cmp -s k1 k3 &&
+	env -i $keep A=1 B=2 "$CACHEDO" "$TMP/bin/counted" order &&
+	env -i $keep B=2 A=1 "$CACHEDO" "$TMP/bin/counted" order &&
+	expect_count order 1
+'
+
+test_expect_success '--env PATTERN hashes only the matching variables' '
+	FOO1=a BAR=x cachedo --env "FOO*" counted allow &&
+	FOO1=a BAR=y cachedo --env "FOO*" counted allow &&
+	FOO1=a cachedo --env "FOO*" counted allow &&
+	expect_count allow 1 &&
+	FOO1=b BAR=y cachedo --env "FOO*" counted allow &&
+	expect_count allow 2 &&
+	FOO1=b FOO2= cachedo --env "FOO*" counted allow &&
+	expect_count allow 3
+'
+
+test_expect_success '--env is repeatable' '
+	FOO1=a BAR=x cachedo --env FOO1 --env BAR counted allow2 &&
+	FOO1=a BAR=y cachedo --env FOO1 --env BAR counted allow2 &&
+	expect_count allow2 2 &&
+	FOO1=a BAR=y FOO2=z cachedo --env FOO1 --env BAR counted allow2 &&
+	expect_count allow2 2
+'
+
+test_expect_success 'CACHEDO_ENV sets the allowlist' '
+	CACHEDO_ENV="FOO* OTHER" &&
+	export CACHEDO_ENV &&
+	FOO1=a BAR=x cachedo counted envlist &&
+	FOO1=a BAR=y cachedo counted envlist &&
+	expect_count envlist 1 &&
+	FOO1=b BAR=y cachedo counted envlist &&
+	expect_count envlist 2 &&
+	OTHER=1 FOO1=b BAR=y cachedo counted envlist &&
+	expect_count envlist 3
+'
+
+test_expect_success '--ignore-env drops a variable from the key' '
+	BAR=x FOO=1 cachedo --ignore-env BAR counted ignore &&
+	BAR=y FOO=1 cachedo --ignore-env BAR counted ignore &&
+	FOO=1 cachedo --ignore-env BAR counted ignore &&
+	expect_count ignore 1 &&
+	BAR=y FOO=2 cachedo --ignore-env BAR counted ignore &&
+	expect_count ignore 2 &&
+	BAR=y FOO=2 BAZ=1 cachedo --ignore-env "BA*" counted ignore2 &&
+	BAR=z FOO=2 BAZ=2 cachedo --ignore-env "BA*" counted ignore2 &&
+	expect_count ignore2 1
+'
+
+test_expect_success '--no-env hashes no variable' '
+	FOO=1 cachedo --no-env counted noenv &&
+	FOO=2 BAR=3 cachedo --no-env counted noenv &&
+	expect_count noenv 1
+'
+
+test_expect_success '--pure runs the command with only the hashed variables' '
+	FOO=f BAR=b cachedo --env FOO --pure /bin/sh -c "echo \${FOO-unset} \${BAR-unset}" >out &&
+	expect_eq "f unset" "$(cat out)" &&
+	FOO=f BAR=b COLUMNS=80 cachedo --pure /bin/sh -c "echo \${FOO-unset} \${BAR-unset} \${COLUMNS-unset}" >out &&
+	expect_eq "f b unset" "$(cat out)" &&
+	FOO=f BAR=b cachedo --ignore-env BAR --pure /bin/sh -c "echo \${FOO-unset} \${BAR-unset}" >out &&
+	expect_eq "f unset" "$(cat out)" &&
+	FOO=f BAR=b cachedo --no-env --pure /usr/bin/env >out &&
+	expect_lines 0 out
+'
+
+test_expect_success '--pure with an unlisted variable changed still hits' '
+	FOO=f BAR=1 cachedo --env FOO --pure "$TMP/bin/counted" pure &&
+	FOO=f BAR=2 cachedo --env FOO --pure "$TMP/bin/counted" pure &&
+	expect_count pure 1
+'
+
+test_expect_success 'the working directory is part of the key, unless --no-cwd' '
+	mkdir -p d1 d2 &&
+	(cd d1 && cachedo counted cwd) &&
+	(cd d2 && cachedo counted cwd) &&
+	(cd d1 && cachedo counted cwd) &&
+	expect_count cwd 2 &&
+	(cd d1 && cachedo --no-cwd counted nocwd) &&
+	(cd d2 && cachedo --no-cwd counted nocwd) &&
+	expect_count nocwd 1
+'
+
+test_expect_success '--file PATH hashes the contents, or their absence' '
+	echo 1 >input &&
+	cachedo --file input counted file &&
+	cachedo --file input counted file &&
+	expect_count file 1 &&
+	echo 2 >input &&
+	cachedo --file input counted file &&
+	expect_count file 2 &&
+	rm input &&
+	cachedo --file input counted file &&
+	expect_count file 3 &&
+	cachedo --file input counted file &&
+	expect_count file 3 &&
+	echo 2 >input &&
+	cachedo --file input counted file &&
+	expect_count file 3
+'
+
+test_expect_success '--file is repeatable' '
+	echo a >fa &&
+	echo b >fb &&
+	cachedo --file fa --file fb counted files &&
+	echo c >fb &&
+	cachedo --file fa --file fb counted files &&
+	expect_count files 2
+'
+
+test_expect_success '--stdin hashes stdin and still feeds it to the command' '
+	echo one | cachedo --stdin counted stdin cat >out &&
+	expect_eq one "$(cat out)" &&
+	echo two | cachedo --stdin counted stdin cat >out &&
+	expect_eq two "$(cat out)" &&
+	expect_count stdin 2 &&
+	echo one | cachedo --stdin counted stdin cat >out &&
+	expect_eq one "$(cat out)" &&
+	expect_count stdin 2 &&
+	printf "a\000b" >bin &&
+	cachedo --stdin counted stdin cat <bin >out &&
+	expect_cmp bin out &&
+	expect_count stdin 3
+'
+
+test_expect_success '--scope names a separate namespace' '
+	cachedo --scope a counted scope &&
+	cachedo --scope b counted scope &&
+	cachedo --scope a counted scope &&
+	expect_count scope 2 &&
+	cachedo counted scope &&
+	expect_count scope 3
+'
+
+secret=s3cr3t-$$-hunter2
+
+test_expect_success '--explain names variables but shows no value' '
+	SECRET_TOKEN=$secret &&
+	export SECRET_TOKEN &&
+	expect_status 0 cachedo --explain counted explain >out 2>&1 &&
+	expect_grep SECRET_TOKEN out &&
+	expect_no_grep -F "$secret" out &&
+	expect_count explain 0
+'
+
+test_expect_success LOCAL_STORE 'no environment value is ever stored' '
+	SECRET_TOKEN=$secret cachedo counted secret >out &&
+	SECRET_TOKEN=$secret cachedo counted secret >out &&
+	expect_count secret 1 &&
+	store_files >files &&
+	test -s files &&
+	xargs grep -l -a -F "secret run 1" <files >found &&
+	test -s found &&
+	xargs grep -l -a -F "$secret" <files >leaks || : &&
+	expect_lines 0 leaks
+'
+
+test_done

@@ -1,0 +1,43 @@
+#!/bin/sh
+# Removing entries: --clear drops everything, --forget one command's entry.
+. "$(dirname "$0")/lib.sh"
+
+test_expect_success '--clear removes every entry' '
+	cachedo counted clear1 &&
+	cachedo counted clear2 &&
+	expect_status 0 cachedo --clear &&
+	cachedo counted clear1 &&
+	cachedo counted clear2 &&
+	expect_count clear1 2 &&
+	expect_count clear2 2 &&
+	cachedo counted clear1 &&
+	expect_count clear1 2
+'
+
+test_expect_success '--clear on an empty cache succeeds' '
+	expect_status 0 cachedo --clear &&
+	expect_status 0 cachedo --clear
+'
+
+test_expect_success '--forget drops only that command, and runs nothing' '
+	cachedo counted forget1 &&
+	cachedo counted forget2 &&
+	expect_status 0 cachedo --forget counted forget1 &&
+	expect_count forget1 1 &&
+	cachedo counted forget1 &&
+	cachedo counted forget2 &&
+	expect_count forget1 2 &&
+	expect_count forget2 1
+'
+
+test_expect_success '--forget takes the same key options as a run' '
+	cachedo --scope s counted forget3 &&
+	cachedo counted forget3 &&
+	expect_status 0 cachedo --scope s --forget -- counted forget3 &&
+	cachedo counted forget3 &&
+	expect_count forget3 2 &&
+	cachedo --scope s counted forget3 &&
+	expect_count forget3 3
+'
+
+test_done

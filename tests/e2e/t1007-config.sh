@@ -1,0 +1,109 @@
+#!/bin/sh
+# Configuration precedence: flag > CACHEDO_* environment > config file > default.
+. "$(dirname "$0")/lib.sh"
+
+unset CACHEDO_CACHE
+
+test_expect_success 'the cache URL: config file, then environment, then flag' '
+	XDG_CONFIG_HOME=$TMP/cfg-cache &&
+	write_config <<-EOF &&
+	cache = sqlite:$TMP/a.db
+	EOF
+	cachedo counted where &&
+	test -f a.db &&
+	test ! -e b.db &&
+	test ! -e "$XDG_CACHE_HOME/cachedo/cache.db" &&
+	CACHEDO_CACHE=sqlite:$TMP/b.db cachedo counted where &&
+	test -f b.db &&
+	CACHEDO_CACHE=sqlite:$TMP/b.db cachedo --cache sqlite:$TMP/c.db counted where &&
+	test -f c.db &&
+	expect_count where 3 &&
+	cachedo counted where &&
+	expect_count where 3
+'
+
+test_expect_success 'the default cache is under $XDG_CACHE_HOME, else ~/.cache' '
+	XDG_CONFIG_HOME=$TMP/cfg-none &&
+	cachedo counted default &&
+	test -f "$XDG_CACHE_HOME/cachedo/cache.db" &&
+	unset XDG_CACHE_HOME &&
+	cachedo counted default &&
+	test -f "$HOME/.cache/cachedo/cache.db" &&
+	expect_count default 2
+'
+
+test_expect_success 'the config file is $XDG_CONFIG_HOME/cachedo/config, else ~/.config' '
+	XDG_CONFIG_HOME=$HOME/.config &&
+	write_config <<-EOF &&
+	cache = sqlite:$TMP/home-config.db
+	EOF
+	unset XDG_CONFIG_HOME &&
+	cachedo counted homeconfig &&
+	test -f home-config.db
+'
+
+test_expect_success 'the TTL: config file beats the default' '
+	XDG_CONFIG_HOME=$TMP/cfg-ttl1 &&
+	write_config <<-\EOF &&
+	ttl = 200ms
+	EOF
+	cachedo counted ttl1 &&
+	sleep 0.3 &&
+	cachedo counted ttl1 &&
+	expect_count ttl1 2
+'
+
+test_expect_success 'the TTL: CACHEDO_TTL beats the config file' '
+	XDG_CONFIG_HOME=$TMP/cfg-ttl2 &&
+	write_config <<-\EOF &&
+	ttl = 1h
+	EOF
+	CACHEDO_TTL=200ms cachedo counted ttl2 &&
+	sleep 0.3 &&
+	CACHEDO_TTL=200ms cachedo counted ttl2 &&
+	expect_count ttl2 2 &&
+	cachedo counted ttl2 &&
+	expect_count ttl2 2
+'
+
+test_expect_success 'the TTL: a flag beats CACHEDO_TTL' '
+	CACHEDO_TTL=200ms &&
+	export CACHEDO_TTL &&
+	cachedo --ttl 1h counted ttl3 &&
+	sleep 0.3 &&
+	cachedo --ttl 1h counted ttl3 &&
+	expect_count ttl3 1 &&
+	cachedo counted ttl3 &&
+	expect_count ttl3 2
+'
+
+test_expect_success 'comments, blank lines and spacing in the config are fine' '
+	XDG_CONFIG_HOME=$TMP/cfg-comments &&
+	write_config <<-EOF &&
+	# cachedo configuration
+
+	   # an indented comment
+	ttl = 1h
+	cache   =   sqlite:$TMP/commented.db
+
+	EOF
+	expect_status 0 cachedo counted comments 2>err &&
+	expect_lines 0 err &&
+	test -f commented.db &&
+	cachedo counted comments &&
+	expect_count comments 1
+'
+
+test_expect_success 'a bad value in the config file is an error naming the file' '
+	XDG_CONFIG_HOME=$TMP/cfg-bad &&
+	write_config <<-\EOF &&
+	ttl = soon
+	EOF
+	expect_status 125 cachedo counted badvalue 2>err &&
+	expect_lines 1 err &&
+	expect_grep -F "$XDG_CONFIG_HOME/cachedo/config" err &&
+	expect_grep -F soon err &&
+	expect_count badvalue 0
+'
+
+test_done

@@ -1,0 +1,94 @@
+#!/bin/sh
+# A broken or unsafe cache never stops the command: it runs uncached, keeps
+# its own output and status, and cachedo warns once (or not at all with -q).
+. "$(dirname "$0")/lib.sh"
+
+# expect_fail_open NAME CACHEDO-OPTION...: with these options the command
+# runs (twice), exits 3 with its own output, and one warning line appears.
+expect_fail_open () {
+	test_name=$1
+	shift
+	for test_q in "" -q; do
+		expect_status 3 cachedo $test_q "$@" counted "$test_name" \
+			sh -c "echo out; echo err >&2; exit 3" >out 2>err &&
+		expect_eq out "$(cat out)" &&
+		expect_grep -x err err || return 1
+		if [ -z "$test_q" ]; then
+			expect_lines 2 err &&
+			expect_grep "^cachedo: warning: " err || return 1
+		else
+			expect_lines 1 err || return 1
+		fi
+	done
+	expect_count "$test_name" 2
+}
+
+test_expect_success 'an unwritable cache path' '
+	expect_fail_open proc --cache sqlite:/proc/nope/cache.db
+'
+
+test_expect_success 'a directory where the database file should be' '
+	mkdir isdir.db &&
+	expect_fail_open isdir --cache "sqlite:$PWD/isdir.db"
+'
+
+test_expect_success 'a file of garbage where the database should be' '
+	head -c 65536 /dev/zero | tr "\0" G >garbage.db &&
+	expect_fail_open garbage --cache "sqlite:$PWD/garbage.db"
+'
+
+test_expect_success 'CACHEDO_CACHE pointing somewhere unwritable' '
+	CACHEDO_CACHE=sqlite:/proc/nope/cache.db &&
+	expect_fail_open envproc
+'
+
+test_expect_success 'the default cache directory is created 0700, files 0600' '
+	unset CACHEDO_CACHE &&
+	umask 000 &&
+	cachedo counted perms &&
+	cachedo counted perms &&
+	expect_count perms 1 &&
+	expect_eq 700 "$(stat -c %a "$XDG_CACHE_HOME/cachedo")" "mode of the cache dir" &&
+	for f in "$XDG_CACHE_HOME"/cachedo/*; do
+		expect_eq 600 "$(stat -c %a "$f")" "mode of $f" || exit 1
+	done
+'
+
+test_expect_success 'an explicit cache directory is created 0700, files 0600' '
+	umask 000 &&
+	cachedo --cache "sqlite:$PWD/newdir/cache.db" counted perms2 &&
+	cachedo --cache "sqlite:$PWD/newdir/cache.db" counted perms2 &&
+	expect_count perms2 1 &&
+	expect_eq 700 "$(stat -c %a newdir)" "mode of the cache dir" &&
+	test -f newdir/cache.db &&
+	for f in newdir/*; do
+		expect_eq 600 "$(stat -c %a "$f")" "mode of $f" || exit 1
+	done
+'
+
+for mode in 777 770 707 1777; do
+	test_expect_success "a cache directory with mode $mode is refused" '
+		mkdir unsafe$mode &&
+		chmod $mode unsafe$mode &&
+		expect_fail_open unsafe$mode --cache "sqlite:$PWD/unsafe$mode/cache.db" &&
+		expect_eq "" "$(ls -A unsafe$mode)" "contents of the unsafe dir"
+	'
+done
+
+test_expect_success 'a cache directory that is a symlink is refused' '
+	mkdir real &&
+	chmod 700 real &&
+	ln -s real link &&
+	expect_fail_open symlink --cache "sqlite:$PWD/link/cache.db" &&
+	expect_eq "" "$(ls -A real)" "contents of the symlinked dir"
+'
+
+test_expect_success 'a database file that is a symlink is refused' '
+	mkdir -m 700 safe &&
+	: >target.db &&
+	ln -s "$PWD/target.db" safe/cache.db &&
+	expect_fail_open dbsymlink --cache "sqlite:$PWD/safe/cache.db" &&
+	test ! -s target.db
+'
+
+test_done

@@ -1,0 +1,45 @@
+#!/bin/sh
+# Signals sent to cachedo reach the command exactly once and store nothing;
+# cachedo's own file descriptors never reach the command.
+. "$(dirname "$0")/lib.sh"
+
+# trapper SIG: when ./armed.SIG exists, log each SIG to ./got.SIG, touch
+# ./ready.SIG and wait for SIG; otherwise print "done".
+cat >"$TMP/bin/trapper" <<\EOF
+#!/bin/sh
+if [ -e "armed.$1" ]; then
+	trap 'echo got >>"got.$1"; kill $pid 2>/dev/null; exit 3' "$1"
+	sleep 10 >/dev/null 2>&1 &
+	pid=$!
+	: >"ready.$1"
+	wait
+fi
+echo done
+EOF
+chmod 755 "$TMP/bin/trapper"
+
+for sig in TERM INT HUP QUIT; do
+	test_expect_success "SIG$sig to cachedo reaches the command once; nothing stored" '
+		: >armed.$sig &&
+		spawn cachedo counted sig$sig trapper $sig >out 2>err &&
+		pid=$! &&
+		wait_for ready.$sig &&
+		kill -$sig $pid &&
+		{ wait $pid || :; } &&
+		expect_lines 1 got.$sig &&
+		rm armed.$sig &&
+		cachedo counted sig$sig trapper $sig >out &&
+		expect_eq done "$(cat out)" &&
+		expect_count sig$sig 2
+	'
+done
+
+test_expect_success 'cachedo opens no descriptor that the command inherits' '
+	ls /proc/self/fd >expect &&
+	cachedo counted fds ls /proc/self/fd >out &&
+	expect_cmp expect out &&
+	echo data | cachedo --stdin counted fds ls /proc/self/fd >out &&
+	expect_cmp expect out
+'
+
+test_done
