@@ -62,6 +62,9 @@ struct cdo_config {
   int64_t lock_timeout_ms; /* >= 0 */
   uint64_t max_output;     /* bytes of journal that may be stored */
   uint64_t max_size;       /* bytes; 0: unlimited */
+  int64_t redis_connect_timeout_ms; /* > 0 */
+  int64_t redis_timeout_ms;         /* > 0: each read or write */
+  int64_t redis_breaker_ms;         /* skip a failed server this long */
   char *scope;             /* NULL: none */
   struct cdo_strv env;     /* allowlist patterns; empty: default policy */
   struct cdo_strv ignore_env; /* patterns dropped from the hashed set */
@@ -165,13 +168,52 @@ typedef int (*cdo_list_fn)(void *ud, const struct cdo_entry_info *info);
 /* Calls fn for each entry, newest first; stops when fn returns non-zero. */
 int cdo_store_list(struct cdo_store *s, cdo_list_fn fn, void *ud);
 
+/* The kinds of cache failure --stats counts: name in the enum, label. */
+#define CDO_ERRKIND_MAP(XX)                                                    \
+  XX(TIMEOUT, "timeout")                                                       \
+  XX(UNREACHABLE, "unreachable")                                               \
+  XX(CORRUPT, "corrupt")                                                       \
+  XX(DENIED, "denied")                                                         \
+  XX(FULL, "full")                                                             \
+  XX(OTHER, "other")
+
+enum cdo_errkind {
+#define CDO__XX(name, label) CDO_ERRKIND_##name,
+  CDO_ERRKIND_MAP(CDO__XX)
+#undef CDO__XX
+  CDO_ERRKIND_COUNT
+};
+/* The label of kind, e.g. "timeout"; static. */
+const char *cdo_errkind_name(int kind);
+/* The kind of cache failure code (-errno or CDO_E*) is. */
+int cdo_errkind_of(int code);
+
 struct cdo_stats {
   uint64_t entries, bytes;
   uint64_t hits, misses, stale, errors;
   int64_t saved_ms; /* sum of the original run time of every hit */
+  uint64_t uncached; /* ran without the cache after a cache failure */
+  uint64_t error_kinds[CDO_ERRKIND_COUNT]; /* errors, by cdo_errkind */
+  int64_t since_ms;  /* counting since (creation or --zero-stats); 0: unknown */
+  int counted;       /* the counters are kept (hits ... since_ms are real) */
+  int listed;        /* the backend reported entries and bytes */
 };
 /* Fills *st; counters a backend does not keep stay 0. */
 int cdo_store_stats(struct cdo_store *s, struct cdo_stats *st);
+/*
+ * Everything --stats shows: cdo_store_stats() (a backend that cannot count
+ * its entries leaves entries, bytes and listed 0) and the usage counters of
+ * every run since the last cdo_store_zero_stats(). Reads only.
+ */
+int cdo_store_summary(struct cdo_store *s, struct cdo_stats *st);
+/* Resets the usage counters (not the entries, nor their access times). */
+int cdo_store_zero_stats(struct cdo_store *s);
+/*
+ * Evicts least-recently-used entries until the entries take at most
+ * max_bytes; *removed and *freed say how many and how many bytes.
+ */
+int cdo_store_evict(struct cdo_store *s, uint64_t max_bytes,
+                    uint64_t *removed, uint64_t *freed);
 
 /* ---- jobs: one memoized command ----------------------------------------- */
 
@@ -201,6 +243,18 @@ const char *cdo_job_key(const struct cdo_job *j);
 typedef void (*cdo_explain_fn)(void *ud, const char *component,
                                const char *detail);
 void cdo_job_explain(const struct cdo_job *j, cdo_explain_fn fn, void *ud);
+
+/*
+ * Why would this job miss? Compares the job's key components with the ones
+ * remembered for the same command (the same argv) when its entries were
+ * stored, picks the nearest, and calls fn once with component "nearest"
+ * (how old it is), then once per component that differs (detail says how,
+ * never with a value). Without a remembered entry, fn is called once with
+ * component "nearest" and detail "none". Costs a small file read; meant
+ * for misses and --explain, never for hits. 0 or a negative code.
+ */
+int cdo_job_explain_miss(struct cdo_job *j, struct cdo_store *s,
+                         cdo_explain_fn fn, void *ud);
 
 enum cdo_outcome {
   CDO_HIT = 1,         /* replayed a fresh entry */

@@ -35,6 +35,11 @@ static const struct setting {
     {"cache", "CACHEDO_CACHE", T_URL, F(cache)},
     {"max-output", "CACHEDO_MAX_OUTPUT", T_SIZE, F(max_output)},
     {"max-size", "CACHEDO_MAX_SIZE", T_SIZE, F(max_size)},
+    {"redis-connect-timeout", "CACHEDO_REDIS_CONNECT_TIMEOUT", T_DURATION_POS,
+     F(redis_connect_timeout_ms)},
+    {"redis-timeout", "CACHEDO_REDIS_TIMEOUT", T_DURATION_POS,
+     F(redis_timeout_ms)},
+    {"redis-breaker", "CACHEDO_REDIS_BREAKER", T_DURATION, F(redis_breaker_ms)},
     {"scope", "CACHEDO_SCOPE", T_STRING, F(scope)},
     {"env", "CACHEDO_ENV", T_LIST, F(env)},
     {"ignore-env", "CACHEDO_IGNORE_ENV", T_LIST, F(ignore_env)},
@@ -67,6 +72,9 @@ void cdo_config_init(struct cdo_config *c)
   c->fail_ttl_ms = -1;
   c->lock_timeout_ms = 600000;
   c->max_output = (uint64_t)256 << 20;
+  c->redis_connect_timeout_ms = 250;
+  c->redis_timeout_ms = 1000;
+  c->redis_breaker_ms = 30000;
 }
 
 static void strv_clear(struct cdo_strv *v)

@@ -31,34 +31,32 @@
 
 /*
  * Variables that change between two shells of one user without changing
- * what a command prints. Exact names, then prefixes (ending in '*').
+ * what a command prints, sorted for bsearch(); plus every CACHEDO_*.
  */
 static const char *const volatile_vars[] = {
-    "_", "SHLVL", "OLDPWD", "PWD", "COLUMNS", "LINES", "TERM_SESSION_ID",
-    "WINDOWID", "TMUX", "TMUX_PANE", "STY", "WINDOW", "SSH_CLIENT",
-    "SSH_CONNECTION", "SSH_TTY", "SSH_AUTH_SOCK", "SSH_AGENT_PID",
-    "XDG_SESSION_ID", "XDG_VTNR", "ITERM_SESSION_ID", "KITTY_WINDOW_ID",
-    "KITTY_PID", "WEZTERM_PANE", "ALACRITTY_WINDOW_ID", "KONSOLE_DBUS_SESSION",
-    "KONSOLE_DBUS_WINDOW", "SHELL_SESSION_ID", "WT_SESSION", "GPG_TTY",
-    "SECURITYSESSIONID", "CACHEDO_*"};
+    "ALACRITTY_WINDOW_ID", "COLUMNS", "GPG_TTY", "ITERM_SESSION_ID",
+    "KITTY_PID", "KITTY_WINDOW_ID", "KONSOLE_DBUS_SESSION",
+    "KONSOLE_DBUS_WINDOW", "LINES", "OLDPWD", "PWD", "SECURITYSESSIONID",
+    "SHELL_SESSION_ID", "SHLVL", "SSH_AGENT_PID", "SSH_AUTH_SOCK",
+    "SSH_CLIENT", "SSH_CONNECTION", "SSH_TTY", "STY", "TERM_SESSION_ID",
+    "TMUX", "TMUX_PANE", "WEZTERM_PANE", "WINDOW", "WINDOWID", "WT_SESSION",
+    "XDG_SESSION_ID", "XDG_VTNR", "_"};
 
 int cdo__glob(const char *pattern, const char *name)
 {
   return fnmatch(pattern, name, 0) == 0;
 }
 
+static int cmp_name(const void *a, const void *b)
+{
+  return strcmp(a, *(const char *const *)b);
+}
+
 int cdo__env_volatile(const char *name)
 {
-  size_t i;
-
-  for (i = 0; i < CDO__ARRAY_SIZE(volatile_vars); i++) {
-    const char *v = volatile_vars[i];
-    size_t n = strlen(v);
-
-    if (v[n - 1] == '*' ? strncmp(v, name, n - 1) == 0 : strcmp(v, name) == 0)
-      return 1;
-  }
-  return 0;
+  return strncmp(name, "CACHEDO_", 8) == 0 ||
+         bsearch(name, volatile_vars, CDO__ARRAY_SIZE(volatile_vars),
+                 sizeof(volatile_vars[0]), cmp_name) != NULL;
 }
 
 void cdo__job_msg(struct cdo_job *j, int level, const char *fmt, ...)

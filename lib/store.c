@@ -10,6 +10,10 @@
 
 static const struct cdo__store_ops *const backends[] = {
     &cdo__store_sqlite,
+    &cdo__store_dir,
+    &cdo__store_mem,
+    &cdo__store_redis_tcp,
+    &cdo__store_redis_unix,
 };
 
 static const char expected_urls[] =

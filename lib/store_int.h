@@ -18,6 +18,31 @@ struct cdo__put_info {
   const char *scope;   /* NULL: none; borrowed */
 };
 
+/* One run, as cdo__store_record() hands it to a backend's count member. */
+struct cdo__usage {
+  int64_t time_ms;             /* wall clock at the end of the run */
+  int64_t saved_ms;            /* hits and stale answers: the entry's run time */
+  enum cdo_outcome outcome;
+  int error_kind;              /* -1, or the CDO_ERRKIND_* of a cache failure */
+  const struct cdo__key *key;  /* NULL when unknown */
+};
+
+/* When entries were last read, folded from the usage records. */
+struct cdo__atime {
+  uint64_t prefix; /* the key's first 8 bytes, big-endian */
+  int64_t time_ms;
+};
+
+/* What an eviction keeps to; atimes sorted by prefix, borrowed. */
+struct cdo__evict {
+  uint64_t max_bytes;
+  const struct cdo__atime *atimes;
+  size_t n_atimes;
+};
+/* The last use of the entry with this key: its last read, else created. */
+int64_t cdo__evict_last_use(const struct cdo__evict *ev,
+                            const unsigned char key[32], int64_t created_ms);
+
 /*
  * The base of every open store; each backend's struct embeds it first and
  * is ops->size bytes long. Allocated and freed by store.c.
@@ -60,6 +85,45 @@ struct cdo__store_ops {
   int (*gc)(struct cdo_store *s, int64_t now_ms, uint64_t *removed);
   /* Directory for the runner's spool (same filesystem helps); may be NULL. */
   const char *(*spool_dir)(struct cdo_store *s);
+  /*
+   * Single-flight: takes k's run lock, waiting up to wait_ms (0: only try)
+   * for another holder to release it. Returns 0 with *lk set when taken
+   * (pass *lk to unlock), CDO__ERR(EAGAIN) when still held by another, or
+   * an error. A holder that dies must release it (flock, or a lease that
+   * expires). NULL: store.c uses flock(2) lock files under lock_dir.
+   */
+  int (*lock)(struct cdo_store *s, const struct cdo__key *k, int64_t wait_ms,
+              void **lk);
+  void (*unlock)(struct cdo_store *s, const struct cdo__key *k, void *lk);
+  /* Where the default flock(2) lock files live; NULL: a per-user runtime
+   * directory. */
+  const char *(*lock_dir)(struct cdo_store *s);
+  /*
+   * A path prefix next to the backend's data, in a directory the backend
+   * checked at open, under which the front end keeps its own small files
+   * (stats.c adds "-usage", "-stats" and "-explain"): e.g. the database
+   * path. NULL, or a NULL result: the backend keeps nothing local, and
+   * those files go under $XDG_CACHE_HOME/cachedo/ instead.
+   */
+  const char *(*local_path)(struct cdo_store *s);
+  /*
+   * For a backend that keeps usage counters itself (e.g. a server counting
+   * for a whole fleet): count records one run, instead of the local usage
+   * file; stats then fills the counters of struct cdo_stats, and zero_stats
+   * resets them. Set both or neither. count runs on the hit path: it must
+   * cost no more than one pipelined write.
+   */
+  int (*count)(struct cdo_store *s, const struct cdo__usage *u);
+  int (*zero_stats)(struct cdo_store *s);
+  /*
+   * Evicts least-recently-used entries until the entries' bytes are at
+   * most ev->max_bytes, counting them in *removed and their bytes in
+   * *freed. An entry was last used at cdo__evict_last_use(ev, key,
+   * created). NULL: stats.c evicts through list and del, one entry at a
+   * time, which is right for any backend that can list.
+   */
+  int (*evict)(struct cdo_store *s, const struct cdo__evict *ev,
+               uint64_t *removed, uint64_t *freed);
 };
 
 /* Fills s->errmsg (printf-style) and returns code. */
@@ -67,6 +131,18 @@ int cdo__store_fail(struct cdo_store *s, int code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
 extern const struct cdo__store_ops cdo__store_sqlite;
+extern const struct cdo__store_ops cdo__store_dir;
+extern const struct cdo__store_ops cdo__store_mem;
+extern const struct cdo__store_ops cdo__store_redis_tcp;
+extern const struct cdo__store_ops cdo__store_redis_unix;
+
+/*
+ * Extends a Redis run lock taken by ops->lock to a full lease again; call it
+ * well within the lease while the command runs. 0, or CDO__ERR(ENOLCK) when
+ * the lock was lost (expired and taken by another).
+ */
+int cdo__redis_lock_renew(struct cdo_store *s, const struct cdo__key *k,
+                          void *lk);
 
 /* ---- the front end's internal API, for run.c ---------------------------- */
 
@@ -87,5 +163,32 @@ int cdo__store_put(struct cdo_store *s, const struct cdo__key *k,
                    const struct cdo__put_info *info);
 int cdo__store_del(struct cdo_store *s, const struct cdo__key *k);
 const char *cdo__store_spool_dir(struct cdo_store *s);
+
+/*
+ * Counts one run for --stats (stats.c): outcome; saved_ms, for a hit or a
+ * stale answer, the stored entry's original run time (else 0); k, the key
+ * (a hit's key also dates the entry's last use, for --max-size); error, 0
+ * or the code of a cache failure the run met (counted by kind). One
+ * O_APPEND write of a fixed-size record to a local file: no lock, no
+ * transaction, nothing read. Failures are ignored. s NULL: nothing.
+ */
+void cdo__store_record(struct cdo_store *s, const struct cdo__key *k,
+                       enum cdo_outcome outcome, int64_t saved_ms, int error);
+/*
+ * Cheap, rate-limited upkeep; call after a miss was stored, never on a
+ * hit. At most once an hour per cache (one stat(2) decides), and only when
+ * no other process is at it: folds the usage records, removes expired
+ * entries and, with cfg->max_size, evicts least-recently-used ones.
+ */
+void cdo__store_maintain(struct cdo_store *s);
+/*
+ * Remembers the digests of j's key components (never values) in a small
+ * side file keyed by the command's argv, so that a later miss of the same
+ * command can say what differs (cdo_job_explain_miss). Call after j's
+ * result was stored. Failures are ignored.
+ */
+void cdo__explain_save(struct cdo_job *j, struct cdo_store *s);
+/* cdo_job_explain_miss() through j's message callback, as -v notes. */
+void cdo__explain_miss_notes(struct cdo_job *j, struct cdo_store *s);
 
 #endif /* CDO_STORE_INT_H */

@@ -39,8 +39,7 @@ static const char schema[] =
     " command TEXT NOT NULL) WITHOUT ROWID;"
     "CREATE TABLE IF NOT EXISTS chunk(id INTEGER PRIMARY KEY, data BLOB);"
     "CREATE TABLE IF NOT EXISTS pending(blob INTEGER PRIMARY KEY,"
-    " started INTEGER NOT NULL);"
-    "CREATE INDEX IF NOT EXISTS entry_expires ON entry(expires);";
+    " started INTEGER NOT NULL);";
 
 static struct sqlite_store *sq(struct cdo_store *s)
 {
@@ -145,10 +144,13 @@ static int sqlite_open(struct cdo_store *s, const char *rest)
   free(dir);
   if (r < 0)
     return r;
+  /* One thread, one connection: no mutexes, no memory accounting. */
+  sqlite3_config(SQLITE_CONFIG_SINGLETHREAD);
+  sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
   old = umask(077); /* the database and its -wal and -shm: mode 0600 */
   rc = sqlite3_open_v2(q->path, &q->db,
                        SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |
-                           SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_NOFOLLOW,
+                           SQLITE_OPEN_NOFOLLOW,
                        NULL);
   umask(old);
   if (rc != SQLITE_OK)
@@ -156,6 +158,18 @@ static int sqlite_open(struct cdo_store *s, const char *rest)
                            q->db ? sqlite3_errmsg(q->db)
                                  : sqlite3_errstr(rc));
   sqlite3_busy_timeout(q->db, BUSY_MS);
+  /*
+   * Each invocation opens and closes the database: keep the -wal file
+   * between them rather than deleting and recreating it on every close.
+   */
+  {
+    int one = 1;
+
+    sqlite3_file_control(q->db, "main", SQLITE_FCNTL_PERSIST_WAL, &one);
+  }
+  /* With a size limit, the last connection to close truncates the WAL, so
+   * the next one to open has no old frames to scan. */
+  sqlite3_exec(q->db, "PRAGMA journal_size_limit = 0", NULL, NULL, NULL);
   return 0;
 }
 

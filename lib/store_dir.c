@@ -1,0 +1,970 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The directory backends: dir:PATH keeps one file per entry under PATH, and
+ * mem: is the same on tmpfs ($XDG_RUNTIME_DIR/cachedo, else /dev/shm).
+ *
+ * Layout under the root:
+ *
+ *   v1/ab/abcdef...          an entry, named by its 64-hex-digit key, in the
+ *                            folder named by the key's first two digits
+ *   v1/ab/.tmp-0123...       a put in progress (16 random hex digits)
+ *   v1/locks/abcdef...       single-flight lock files, flock(2)ed
+ *
+ *   file   = entry scope footer
+ *   footer = expires_ms:u64 scope_len:u32 "CDOD"
+ *
+ * The entry is the codec's bytes, as in every backend. The footer keeps what
+ * only this backend needs: the writer's expiry (for --gc and --list) and the
+ * scope (for --clear --scope), so a file copied elsewhere keeps both. A put
+ * writes a temp file in the entry's folder and renames it over the entry:
+ * a reader sees the old file or the new one. Nothing is fsync'd: a file torn
+ * by a crash fails its checksums and is a miss, which removes it.
+ */
+#include "store_int.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/file.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <sys/time.h>
+#include <unistd.h>
+
+#define FOOTER_LEN 16
+#define SCOPE_MAX 65535
+#define SMALL_MAX (64 * 1024) /* entries read into memory in one read(2) */
+#define COPY_BUF (256 * 1024)
+#define TEMP_MAX_AGE_S 3600
+#define TEMP_PREFIX ".tmp-"
+#define TEMP_HEX 16
+
+struct dir_store {
+  struct cdo_store base;
+  char *root; /* the directory the URL names */
+  int fd;     /* root, opened O_PATH */
+};
+
+/* The relative path of a key's file: "v1/ab/abcdef..." or "v1/locks/...". */
+struct relpath {
+  char p[96];
+};
+
+struct footer {
+  int64_t expires_ms;
+  uint32_t scope_len;
+};
+
+static struct dir_store *ds(struct cdo_store *s)
+{
+  return (struct dir_store *)s;
+}
+
+static void entry_path(struct relpath *rp, const struct cdo__key *k)
+{
+  cdo__fmt(rp->p, sizeof(rp->p), "v1/%.2s/%s", k->hex, k->hex);
+}
+
+static void lock_path(struct relpath *rp, const struct cdo__key *k)
+{
+  cdo__fmt(rp->p, sizeof(rp->p), "v1/locks/%s", k->hex);
+}
+
+static int is_hex(const char *s, size_t n)
+{
+  size_t i;
+
+  for (i = 0; i < n; i++)
+    if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
+      return 0;
+  return s[n] == 0;
+}
+
+/* ---- opening ------------------------------------------------------------- */
+
+static int dir_check_url(const char *rest, char *err, size_t errlen)
+{
+  if (*rest == 0) {
+    cdo__fmt(err, errlen, "no path (expected dir:PATH)");
+    return CDO_EBADURL;
+  }
+  return 0;
+}
+
+static int mem_check_url(const char *rest, char *err, size_t errlen)
+{
+  if (*rest != 0) {
+    cdo__fmt(err, errlen, "unexpected '%s' after 'mem:' (expected mem: alone)",
+             rest);
+    return CDO_EBADURL;
+  }
+  return 0;
+}
+
+/*
+ * Checks root (creating it 0700 when missing) and opens it. A root that is
+ * not a safe directory of ours is refused.
+ */
+static int open_root(struct dir_store *d, const char *root)
+{
+  struct cdo_store *s = &d->base;
+  int r;
+
+  d->root = strdup(root);
+  if (d->root == NULL)
+    return CDO__ERR(ENOMEM);
+  r = cdo__dir_check(root, s->errmsg, sizeof(s->errmsg));
+  if (r == CDO__ERR(ENOENT))
+    r = cdo__mkdir_private(root, s->errmsg, sizeof(s->errmsg));
+  if (r < 0)
+    return r;
+  d->fd = open(root, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+  if (d->fd < 0)
+    return cdo__store_fail(s, CDO__ERR(errno), "'%s': %s", root,
+                           strerror(errno));
+  return 0;
+}
+
+static int dir_open(struct cdo_store *s, const char *rest)
+{
+  ds(s)->fd = -1;
+  return open_root(ds(s), rest);
+}
+
+/* $XDG_RUNTIME_DIR/cachedo when that is a directory, else /dev/shm. */
+static int mem_open(struct cdo_store *s, const char *rest)
+{
+  const char *run = getenv("XDG_RUNTIME_DIR");
+  char root[4096];
+  struct stat st;
+
+  (void)rest;
+  ds(s)->fd = -1;
+  if (run != NULL && run[0] == '/' && stat(run, &st) == 0 &&
+      S_ISDIR(st.st_mode))
+    cdo__fmt(root, sizeof(root), "%s/cachedo", run);
+  else
+    cdo__fmt(root, sizeof(root), "/dev/shm/cachedo-%u", (unsigned)geteuid());
+  return open_root(ds(s), root);
+}
+
+static void dir_close(struct cdo_store *s)
+{
+  struct dir_store *d = ds(s);
+
+  if (d->fd >= 0)
+    close(d->fd);
+  free(d->root);
+}
+
+static const char *dir_spool_dir(struct cdo_store *s)
+{
+  return ds(s)->root;
+}
+
+/* ---- reading ------------------------------------------------------------- */
+
+static int parse_footer(const unsigned char *p, uint64_t file_size,
+                        struct footer *f)
+{
+  if (memcmp(p + 12, "CDOD", 4) != 0)
+    return CDO_ECORRUPT;
+  f->expires_ms = (int64_t)cdo__get64(p);
+  f->scope_len = cdo__get32(p + 8);
+  if (f->scope_len > SCOPE_MAX || f->scope_len > file_size - FOOTER_LEN)
+    return CDO_ECORRUPT;
+  return 0;
+}
+
+/* The bytes of the entry itself: the file minus scope and footer. */
+static uint64_t entry_size(uint64_t file_size, const struct footer *f)
+{
+  return file_size - FOOTER_LEN - f->scope_len;
+}
+
+/* read(2) exactly n bytes from the current offset; CDO_ECORRUPT on EOF. */
+static int read_all(int fd, unsigned char *p, size_t n)
+{
+  while (n > 0) {
+    ssize_t r = read(fd, p, n);
+
+    if (r < 0 && errno == EINTR)
+      continue;
+    if (r < 0)
+      return CDO__ERR(errno);
+    if (r == 0)
+      return CDO_ECORRUPT;
+    p += r;
+    n -= (size_t)r;
+  }
+  return 0;
+}
+
+/*
+ * Opens the file name relative to at and fills *f from its footer. Returns
+ * the fd, -ENOENT when there is none, CDO_ECORRUPT when it is not a valid
+ * file of ours, or another error. *st gets its fstat.
+ */
+static int open_file(int at, const char *name, struct stat *st,
+                     struct footer *f)
+{
+  unsigned char foot[FOOTER_LEN];
+  int fd, r;
+
+  fd = openat(at, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+  if (fd < 0)
+    return errno == ENOTDIR ? CDO__ERR(ENOENT)
+           : errno == ELOOP ? CDO_ECORRUPT
+                            : CDO__ERR(errno);
+  if (fstat(fd, st) < 0) {
+    r = CDO__ERR(errno);
+    close(fd);
+    return r;
+  }
+  r = S_ISREG(st->st_mode) && st->st_size >= FOOTER_LEN ? 0 : CDO_ECORRUPT;
+  if (r == 0)
+    r = cdo__pread_all(fd, foot, FOOTER_LEN,
+                       (uint64_t)st->st_size - FOOTER_LEN);
+  if (r == 0)
+    r = parse_footer(foot, (uint64_t)st->st_size, f);
+  if (r < 0) {
+    close(fd);
+    return r;
+  }
+  return fd;
+}
+
+/* Does name, relative to at, still name the file st describes? */
+static int names_file(int at, const char *name, const struct stat *st)
+{
+  struct stat now;
+
+  return fstatat(at, name, &now, AT_SYMLINK_NOFOLLOW) == 0 &&
+         now.st_ino == st->st_ino && now.st_dev == st->st_dev;
+}
+
+/* A small entry: the whole file in one read(2), scope and footer included. */
+static int get_small(int fd, const struct stat *st, struct cdo__blob **out)
+{
+  size_t n = (size_t)st->st_size;
+  unsigned char *p = malloc(n + 1);
+  struct footer f;
+  int r;
+
+  if (p == NULL)
+    return CDO__ERR(ENOMEM);
+  r = read_all(fd, p, n);
+  if (r == 0)
+    r = parse_footer(p + n - FOOTER_LEN, n, &f);
+  if (r < 0) {
+    free(p);
+    return r;
+  }
+  *out = cdo__blob_from_mem(p, (size_t)entry_size(n, &f));
+  return *out ? 0 : CDO__ERR(ENOMEM);
+}
+
+static int dir_get(struct cdo_store *s, const struct cdo__key *k,
+                   struct cdo__blob **out)
+{
+  struct dir_store *d = ds(s);
+  struct relpath rp;
+  struct stat st;
+  struct footer f;
+  int fd, r;
+
+  *out = NULL;
+  entry_path(&rp, k);
+  fd = openat(d->fd, rp.p, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+  if (fd < 0) {
+    if (errno == ENOENT || errno == ENOTDIR)
+      return 0;
+    if (errno == ELOOP) { /* not ours: nothing but us writes here */
+      unlinkat(d->fd, rp.p, 0);
+      return 0;
+    }
+    return cdo__store_fail(s, CDO__ERR(errno), "cannot open '%s/%s': %s",
+                           d->root, rp.p, strerror(errno));
+  }
+  if (fstat(fd, &st) < 0) {
+    r = CDO__ERR(errno);
+    close(fd);
+    return cdo__store_fail(s, r, "'%s/%s': %s", d->root, rp.p,
+                           cdo_strerror(r));
+  }
+  if (!S_ISREG(st.st_mode) || st.st_size < FOOTER_LEN) {
+    r = CDO_ECORRUPT;
+  } else if (st.st_size <= SMALL_MAX) {
+    r = get_small(fd, &st, out);
+  } else {
+    unsigned char foot[FOOTER_LEN];
+
+    r = cdo__pread_all(fd, foot, FOOTER_LEN,
+                       (uint64_t)st.st_size - FOOTER_LEN);
+    if (r == 0)
+      r = parse_footer(foot, (uint64_t)st.st_size, &f);
+    if (r == 0) {
+      *out = cdo__blob_from_fd(fd, entry_size((uint64_t)st.st_size, &f));
+      return *out ? 0 : CDO__ERR(ENOMEM); /* the blob owns fd */
+    }
+  }
+  close(fd);
+  if (r == CDO_ECORRUPT) { /* a torn or foreign file: a miss, and it goes */
+    if (names_file(d->fd, rp.p, &st)) /* and not a newer put */
+      unlinkat(d->fd, rp.p, 0);
+    return 0;
+  }
+  if (r < 0)
+    return cdo__store_fail(s, r, "cannot read '%s/%s': %s", d->root, rp.p,
+                           cdo_strerror(r));
+  return 0;
+}
+
+/* ---- writing ------------------------------------------------------------- */
+
+/* Creates v1 and v1/<sub> (mode 0700) as far as they are missing. */
+static int make_dirs(struct dir_store *d, const char *sub)
+{
+  char p[64];
+
+  cdo__fmt(p, sizeof(p), "v1/%s", sub);
+  if (mkdirat(d->fd, "v1", 0700) < 0 && errno != EEXIST)
+    return CDO__ERR(errno);
+  if (mkdirat(d->fd, p, 0700) < 0 && errno != EEXIST)
+    return CDO__ERR(errno);
+  return 0;
+}
+
+/*
+ * Creates the temp file for k's put in k's folder; its relative path goes
+ * into *rp. Returns the fd or an error.
+ */
+static int create_temp(struct dir_store *d, const struct cdo__key *k,
+                       struct relpath *rp)
+{
+  static const char hex[] = "0123456789abcdef";
+  int tries, fd = CDO__ERR(EEXIST), i;
+
+  for (tries = 0; tries < 8; tries++) {
+    unsigned char rnd[TEMP_HEX / 2];
+    char name[TEMP_HEX + 1];
+
+    if (getrandom(rnd, sizeof(rnd), GRND_NONBLOCK) != (ssize_t)sizeof(rnd)) {
+      uint64_t v = (uint64_t)cdo__mono_ms() * 2654435761u ^
+                   (uint64_t)getpid() << 32 ^ (uint64_t)tries;
+
+      cdo__put64(rnd, v);
+    }
+    for (i = 0; i < TEMP_HEX / 2; i++) {
+      name[2 * i] = hex[rnd[i] >> 4];
+      name[2 * i + 1] = hex[rnd[i] & 15];
+    }
+    name[TEMP_HEX] = 0;
+    cdo__fmt(rp->p, sizeof(rp->p), "v1/%.2s/" TEMP_PREFIX "%s", k->hex,
+             name);
+    fd = openat(d->fd, rp->p,
+                O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+    if (fd >= 0)
+      return fd;
+    fd = CDO__ERR(errno);
+    if (errno == ENOENT) { /* first put in this folder, or after --clear */
+      char sub[3] = {k->hex[0], k->hex[1], 0};
+      int r = make_dirs(d, sub);
+
+      if (r < 0)
+        return r;
+    } else if (errno != EEXIST) {
+      return fd;
+    }
+  }
+  return fd;
+}
+
+/*
+ * Copies the spool's journal into fd: in the kernel with copy_file_range
+ * when both files allow it, else through a buffer.
+ */
+static int copy_journal(int fd, const struct cdo__src *src)
+{
+  uint64_t left = src->fd_len;
+  loff_t in = 0;
+  unsigned char *buf;
+  int r = 0;
+
+  while (left > 0) {
+    size_t n = left < ((size_t)1 << 30) ? (size_t)left : ((size_t)1 << 30);
+    ssize_t w = copy_file_range(src->fd, &in, fd, NULL, n, 0);
+
+    if (w < 0 && errno == EINTR)
+      continue;
+    if (w < 0 && (errno == EXDEV || errno == EINVAL || errno == ENOSYS ||
+                  errno == EOPNOTSUPP || errno == EBADF))
+      break; /* not between these files: copy by hand */
+    if (w < 0)
+      return CDO__ERR(errno);
+    if (w == 0)
+      return CDO_ECORRUPT; /* the spool shrank under us */
+    left -= (uint64_t)w;
+  }
+  if (left == 0)
+    return 0;
+  buf = malloc(COPY_BUF);
+  if (buf == NULL)
+    return CDO__ERR(ENOMEM);
+  while (r == 0 && left > 0) {
+    uint64_t off = src->head_len + (src->fd_len - left);
+    size_t want = left < COPY_BUF ? (size_t)left : COPY_BUF;
+    ssize_t got = cdo__src_read(src, off, buf, want);
+
+    if (got <= 0)
+      r = got < 0 ? (int)got : CDO_ECORRUPT;
+    else
+      r = cdo__write_all(fd, buf, (size_t)got);
+    if (r == 0)
+      left -= (uint64_t)got;
+  }
+  free(buf);
+  return r;
+}
+
+/* Writes the whole file: head, journal, then trailer, scope and footer. */
+static int write_file(int fd, const struct cdo__src *src,
+                      const struct cdo__put_info *info)
+{
+  size_t scope_len = info->scope ? strlen(info->scope) : 0;
+  struct cdo__buf tail = {0};
+  int r;
+
+  if (scope_len > SCOPE_MAX)
+    return CDO_ETOOBIG;
+  r = cdo__write_all(fd, src->head, src->head_len);
+  if (r == 0)
+    r = copy_journal(fd, src);
+  if (r == 0)
+    r = cdo__buf_add(&tail, src->tail, src->tail_len);
+  if (r == 0)
+    r = cdo__buf_add(&tail, info->scope, scope_len);
+  if (r == 0)
+    r = cdo__buf_u64(&tail, (uint64_t)info->expires_ms);
+  if (r == 0)
+    r = cdo__buf_u32(&tail, (uint32_t)scope_len);
+  if (r == 0)
+    r = cdo__buf_add(&tail, "CDOD", 4);
+  if (r == 0)
+    r = cdo__write_all(fd, tail.p, tail.len);
+  cdo__buf_release(&tail);
+  return r;
+}
+
+static int dir_put(struct cdo_store *s, const struct cdo__key *k,
+                   const struct cdo__src *src,
+                   const struct cdo__put_info *info)
+{
+  struct dir_store *d = ds(s);
+  struct relpath tmp, name;
+  int fd, r;
+
+  fd = create_temp(d, k, &tmp);
+  if (fd < 0)
+    return cdo__store_fail(s, fd, "cannot create a file in '%s/v1/%.2s': %s",
+                           d->root, k->hex, cdo_strerror(fd));
+  r = write_file(fd, src, info);
+  if (close(fd) < 0 && r == 0)
+    r = CDO__ERR(errno);
+  if (r == 0) {
+    entry_path(&name, k);
+    if (renameat(d->fd, tmp.p, d->fd, name.p) < 0)
+      r = CDO__ERR(errno);
+  }
+  if (r < 0) {
+    unlinkat(d->fd, tmp.p, 0);
+    return cdo__store_fail(s, r, "cannot write '%s/%s': %s", d->root, tmp.p,
+                           cdo_strerror(r));
+  }
+  return 0;
+}
+
+static int dir_del(struct cdo_store *s, const struct cdo__key *k)
+{
+  struct dir_store *d = ds(s);
+  struct relpath rp;
+
+  entry_path(&rp, k);
+  if (unlinkat(d->fd, rp.p, 0) < 0 && errno != ENOENT && errno != ENOTDIR)
+    return cdo__store_fail(s, CDO__ERR(errno), "cannot remove '%s/%s': %s",
+                           d->root, rp.p, strerror(errno));
+  return 0;
+}
+
+/* ---- walking the tree: --clear, --gc, --list, --stats --------------------- */
+
+enum kind { ENTRY, TEMP };
+
+/*
+ * Calls fn for every file of ours under v1: entries (64 hex digits, in the
+ * folder of their first two) and temp files. at is the folder's fd. A
+ * missing v1 is an empty cache. With prune, folders left empty are removed.
+ */
+static int walk(struct dir_store *d, int prune,
+                int (*fn)(struct dir_store *d, int at, const char *name,
+                          enum kind kind, void *ud),
+                void *ud)
+{
+  int v1fd = openat(d->fd, "v1", O_RDONLY | O_DIRECTORY | O_NOFOLLOW |
+                                      O_CLOEXEC);
+  DIR *v1;
+  struct dirent *de;
+  int r = 0;
+
+  if (v1fd < 0)
+    return errno == ENOENT ? 0
+                           : cdo__store_fail(&d->base, CDO__ERR(errno),
+                                             "cannot read '%s/v1': %s",
+                                             d->root, strerror(errno));
+  v1 = fdopendir(v1fd);
+  if (v1 == NULL) {
+    close(v1fd);
+    return CDO__ERR(ENOMEM);
+  }
+  while (r == 0 && (de = readdir(v1)) != NULL) {
+    int at;
+    DIR *sub;
+    struct dirent *e;
+
+    if (!is_hex(de->d_name, 2))
+      continue;
+    at = openat(v1fd, de->d_name,
+                O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (at < 0)
+      continue; /* not a folder of ours, or gone */
+    sub = fdopendir(at);
+    if (sub == NULL) {
+      close(at);
+      r = CDO__ERR(ENOMEM);
+      break;
+    }
+    while (r == 0 && (e = readdir(sub)) != NULL) {
+      const char *n = e->d_name;
+
+      if (is_hex(n, 64) && memcmp(n, de->d_name, 2) == 0)
+        r = fn(d, at, n, ENTRY, ud);
+      else if (strncmp(n, TEMP_PREFIX, sizeof(TEMP_PREFIX) - 1) == 0 &&
+               is_hex(n + sizeof(TEMP_PREFIX) - 1, TEMP_HEX))
+        r = fn(d, at, n, TEMP, ud);
+    }
+    closedir(sub);
+    if (prune)
+      unlinkat(v1fd, de->d_name, AT_REMOVEDIR); /* fails unless empty */
+  }
+  closedir(v1);
+  return r;
+}
+
+static int unlink_at(struct dir_store *d, int at, const char *name)
+{
+  if (unlinkat(at, name, 0) < 0 && errno != ENOENT)
+    return cdo__store_fail(&d->base, CDO__ERR(errno),
+                           "cannot remove '%s' in '%s/v1': %s", name, d->root,
+                           strerror(errno));
+  return 0;
+}
+
+/* Is the file's scope (read from fd) equal to scope? */
+static int scope_is(int fd, const struct stat *st, const struct footer *f,
+                    const char *scope)
+{
+  size_t n = strlen(scope);
+  char buf[256], *p = buf;
+  int same;
+
+  if (f->scope_len != n)
+    return 0;
+  if (n > sizeof(buf) && (p = malloc(n)) == NULL)
+    return 0;
+  same = cdo__pread_all(fd, p, n, (uint64_t)st->st_size - FOOTER_LEN - n) ==
+             0 &&
+         memcmp(p, scope, n) == 0;
+  if (p != buf)
+    free(p);
+  return same;
+}
+
+static int clear_one(struct dir_store *d, int at, const char *name,
+                     enum kind kind, void *ud)
+{
+  const char *scope = ud;
+  struct stat st;
+  struct footer f;
+  int fd, same;
+
+  if (scope == NULL)
+    return unlink_at(d, at, name);
+  if (kind != ENTRY)
+    return 0;
+  fd = open_file(at, name, &st, &f);
+  if (fd < 0)
+    return 0; /* gone, or corrupt: --gc's business */
+  same = scope_is(fd, &st, &f, scope);
+  close(fd);
+  return same ? unlink_at(d, at, name) : 0;
+}
+
+static int dir_clear(struct cdo_store *s, const char *scope)
+{
+  return walk(ds(s), scope == NULL, clear_one, (void *)scope);
+}
+
+struct gc_state {
+  int64_t now_ms;
+  uint64_t removed;
+};
+
+static int gc_one(struct dir_store *d, int at, const char *name,
+                  enum kind kind, void *ud)
+{
+  struct gc_state *g = ud;
+  struct stat st;
+  struct footer f;
+  int fd, r;
+
+  if (kind == TEMP) {
+    /* A writer's temp file this old belongs to a writer that died. */
+    if (fstatat(at, name, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+        st.st_mtime < g->now_ms / 1000 - TEMP_MAX_AGE_S)
+      return unlink_at(d, at, name);
+    return 0;
+  }
+  fd = open_file(at, name, &st, &f);
+  if (fd == CDO__ERR(ENOENT))
+    return 0;
+  if (fd >= 0)
+    close(fd);
+  if (fd >= 0 && f.expires_ms > g->now_ms)
+    return 0;
+  if (fd < 0 && fd != CDO_ECORRUPT)
+    return cdo__store_fail(&d->base, fd, "cannot read '%s' in '%s/v1': %s",
+                           name, d->root, cdo_strerror(fd));
+  r = unlink_at(d, at, name);
+  if (r == 0)
+    g->removed++;
+  return r;
+}
+
+/* Removes lock files no one holds (left by holders that died). */
+static void gc_locks(struct dir_store *d)
+{
+  int lfd = openat(d->fd, "v1/locks", O_RDONLY | O_DIRECTORY | O_NOFOLLOW |
+                                          O_CLOEXEC);
+  DIR *dir = lfd >= 0 ? fdopendir(lfd) : NULL;
+  struct dirent *e;
+
+  if (dir == NULL) {
+    if (lfd >= 0)
+      close(lfd);
+    return;
+  }
+  while ((e = readdir(dir)) != NULL) {
+    struct stat st;
+    int fd;
+
+    if (!is_hex(e->d_name, 64))
+      continue;
+    fd = openat(lfd, e->d_name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0)
+      continue;
+    /* Unheld, and still the file at that name: waiters on it start over. */
+    if (flock(fd, LOCK_EX | LOCK_NB) == 0 && fstat(fd, &st) == 0 &&
+        names_file(lfd, e->d_name, &st))
+      unlinkat(lfd, e->d_name, 0);
+    close(fd);
+  }
+  closedir(dir);
+}
+
+static int dir_gc(struct cdo_store *s, int64_t now_ms, uint64_t *removed)
+{
+  struct gc_state g = {now_ms, 0};
+  int r = walk(ds(s), 0, gc_one, &g);
+
+  gc_locks(ds(s));
+  *removed = g.removed;
+  return r;
+}
+
+struct list_state {
+  struct cdo_entry_info *rows;
+  size_t n, cap;
+};
+
+static int list_one(struct dir_store *d, int at, const char *name,
+                    enum kind kind, void *ud)
+{
+  struct list_state *ls = ud;
+  struct cdo_entry_info *e;
+  struct cdo__blob *b;
+  struct cdo__meta m;
+  struct stat st;
+  struct footer f;
+  uint64_t joff;
+  char *argv;
+  int fd, r;
+
+  (void)d;
+  if (kind != ENTRY)
+    return 0;
+  fd = open_file(at, name, &st, &f);
+  if (fd < 0)
+    return fd == CDO__ERR(ENOMEM) ? fd : 0; /* gone or corrupt: not listed */
+  b = cdo__blob_from_fd(fd, entry_size((uint64_t)st.st_size, &f));
+  if (b == NULL)
+    return CDO__ERR(ENOMEM);
+  r = cdo__entry_peek(b, &m, &argv, &joff);
+  cdo__blob_free(b);
+  if (r < 0)
+    return r == CDO__ERR(ENOMEM) ? r : 0;
+  if (ls->n == ls->cap) {
+    size_t cap = ls->cap ? 2 * ls->cap : 64;
+    struct cdo_entry_info *rows = realloc(ls->rows, cap * sizeof(*rows));
+
+    if (rows == NULL) {
+      free(argv);
+      return CDO__ERR(ENOMEM);
+    }
+    ls->rows = rows;
+    ls->cap = cap;
+  }
+  e = &ls->rows[ls->n++];
+  memcpy(e->key, name, 65);
+  e->created_ms = m.created_ms;
+  e->expires_ms = f.expires_ms;
+  e->duration_ms = m.duration_ms;
+  e->size = (uint64_t)st.st_size;
+  e->exit_status = m.exit_status;
+  e->command = argv;
+  return 0;
+}
+
+static int newest_first(const void *a, const void *b)
+{
+  const struct cdo_entry_info *x = a, *y = b;
+
+  if (x->created_ms != y->created_ms)
+    return x->created_ms < y->created_ms ? 1 : -1;
+  return strcmp(x->key, y->key);
+}
+
+static int dir_list(struct cdo_store *s, cdo_list_fn fn, void *ud)
+{
+  struct list_state ls = {0};
+  size_t i;
+  int r = walk(ds(s), 0, list_one, &ls);
+
+  if (r == 0 && ls.n > 1)
+    qsort(ls.rows, ls.n, sizeof(*ls.rows), newest_first);
+  for (i = 0; r == 0 && i < ls.n; i++)
+    if (fn(ud, &ls.rows[i]) != 0)
+      break;
+  for (i = 0; i < ls.n; i++)
+    free((char *)ls.rows[i].command);
+  free(ls.rows);
+  return r == CDO__ERR(ENOMEM) ? cdo__store_fail(s, r, "out of memory") : r;
+}
+
+static int stats_one(struct dir_store *d, int at, const char *name,
+                     enum kind kind, void *ud)
+{
+  struct cdo_stats *st = ud;
+  struct stat sb;
+
+  (void)d;
+  if (kind == ENTRY && fstatat(at, name, &sb, AT_SYMLINK_NOFOLLOW) == 0 &&
+      S_ISREG(sb.st_mode)) {
+    st->entries++;
+    st->bytes += (uint64_t)sb.st_size;
+  }
+  return 0;
+}
+
+static int dir_stats(struct cdo_store *s, struct cdo_stats *st)
+{
+  return walk(ds(s), 0, stats_one, st);
+}
+
+/* ---- single-flight locks: flock(2) on v1/locks/KEY -------------------------- */
+
+/*
+ * A holder unlinks its lock file before it lets go, so lock files do not
+ * pile up; a waiter that then wins the old, unlinked file sees that the
+ * path no longer names it and starts over on a new one. A holder that dies
+ * releases its flock with its last fd; --gc removes the file it left.
+ */
+struct dir_lock {
+  int fd;
+};
+
+static void on_alarm(int sig)
+{
+  (void)sig; /* only interrupts flock(2) */
+}
+
+static struct timeval ms_tv(int64_t ms)
+{
+  struct timeval tv = {(time_t)(ms / 1000), (suseconds_t)(ms % 1000) * 1000};
+
+  return tv;
+}
+
+/*
+ * flock(LOCK_EX) on fd, waiting until deadline (monotonic ms). The wait
+ * blocks in the kernel, woken at once by a release; SIGALRM from an
+ * interval timer ends it at the deadline (it repeats, in case it first
+ * fires just before flock is entered). The caller's SIGALRM disposition,
+ * timer and mask are restored. 0, CDO__ERR(EAGAIN) or -errno.
+ */
+static int flock_until(int fd, int64_t deadline)
+{
+  struct sigaction sa, old_sa;
+  struct itimerval it, old_it;
+  sigset_t alrm, old_mask;
+  int64_t left = deadline - cdo__mono_ms();
+  int r;
+
+  if (flock(fd, LOCK_EX | LOCK_NB) == 0)
+    return 0;
+  if (errno != EWOULDBLOCK)
+    return CDO__ERR(errno);
+  if (left <= 0)
+    return CDO__ERR(EAGAIN);
+  memset(&sa, 0, sizeof(sa));
+  sa.sa_handler = on_alarm;
+  sigemptyset(&sa.sa_mask); /* and no SA_RESTART: flock returns EINTR */
+  sigaction(SIGALRM, &sa, &old_sa);
+  sigemptyset(&alrm);
+  sigaddset(&alrm, SIGALRM);
+  sigprocmask(SIG_UNBLOCK, &alrm, &old_mask);
+  it.it_value = ms_tv(left);
+  it.it_interval = ms_tv(50);
+  setitimer(ITIMER_REAL, &it, &old_it);
+  for (;;) {
+    if (flock(fd, LOCK_EX) == 0) {
+      r = 0;
+      break;
+    }
+    if (errno != EINTR) {
+      r = CDO__ERR(errno);
+      break;
+    }
+    if (cdo__mono_ms() >= deadline) {
+      r = CDO__ERR(EAGAIN);
+      break;
+    }
+  }
+  setitimer(ITIMER_REAL, &old_it, NULL);
+  sigprocmask(SIG_SETMASK, &old_mask, NULL);
+  sigaction(SIGALRM, &old_sa, NULL);
+  return r;
+}
+
+static int dir_lock(struct cdo_store *s, const struct cdo__key *k,
+                    int64_t wait_ms, void **lk)
+{
+  struct dir_store *d = ds(s);
+  int64_t deadline = cdo__mono_ms() + (wait_ms > 0 ? wait_ms : 0);
+  struct dir_lock *l;
+  struct relpath rp;
+  int fd = -1, r;
+
+  *lk = NULL;
+  lock_path(&rp, k);
+  for (;;) {
+    struct stat st;
+
+    fd = openat(d->fd, rp.p, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC,
+                0600);
+    if (fd < 0 && errno == ENOENT) {
+      r = make_dirs(d, "locks");
+      if (r < 0)
+        break;
+      continue;
+    }
+    if (fd < 0) {
+      r = CDO__ERR(errno);
+      break;
+    }
+    r = flock_until(fd, deadline);
+    if (r < 0)
+      break;
+    if (fstat(fd, &st) == 0 && names_file(d->fd, rp.p, &st))
+      break; /* ours, and still the lock file */
+    close(fd); /* the holder we waited for unlinked it: start over */
+    fd = -1;
+  }
+  if (r == 0) {
+    l = malloc(sizeof(*l));
+    if (l != NULL) {
+      l->fd = fd;
+      *lk = l;
+      return 0;
+    }
+    r = CDO__ERR(ENOMEM);
+    unlinkat(d->fd, rp.p, 0);
+  }
+  if (fd >= 0)
+    close(fd);
+  if (r == CDO__ERR(EAGAIN))
+    return r;
+  return cdo__store_fail(s, r, "cannot lock '%s/%s': %s", d->root, rp.p,
+                         cdo_strerror(r));
+}
+
+static void dir_unlock(struct cdo_store *s, const struct cdo__key *k,
+                       void *lk)
+{
+  struct dir_lock *l = lk;
+  struct relpath rp;
+
+  if (l == NULL)
+    return;
+  lock_path(&rp, k);
+  unlinkat(ds(s)->fd, rp.p, 0);
+  close(l->fd);
+  free(l);
+}
+
+const struct cdo__store_ops cdo__store_dir = {
+    .scheme = "dir:",
+    .name = "dir",
+    .size = sizeof(struct dir_store),
+    .check = dir_check_url,
+    .open = dir_open,
+    .close = dir_close,
+    .get = dir_get,
+    .put = dir_put,
+    .del = dir_del,
+    .clear = dir_clear,
+    .list = dir_list,
+    .stats = dir_stats,
+    .gc = dir_gc,
+    .spool_dir = dir_spool_dir,
+    .lock = dir_lock,
+    .unlock = dir_unlock,
+};
+
+const struct cdo__store_ops cdo__store_mem = {
+    .scheme = "mem:",
+    .name = "mem",
+    .size = sizeof(struct dir_store),
+    .check = mem_check_url,
+    .open = mem_open,
+    .close = dir_close,
+    .get = dir_get,
+    .put = dir_put,
+    .del = dir_del,
+    .clear = dir_clear,
+    .list = dir_list,
+    .stats = dir_stats,
+    .gc = dir_gc,
+    .spool_dir = dir_spool_dir,
+    .lock = dir_lock,
+    .unlock = dir_unlock,
+};

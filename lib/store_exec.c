@@ -1,0 +1,892 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The exec: backend: any program that speaks the helper protocol below is a
+ * store. cachedo runs it once per operation, with pipes for the entry bytes.
+ *
+ *   PROGRAM [ARG]... get KEY          entry on stdout; exit 0 hit, 1 miss
+ *   PROGRAM [ARG]... put KEY TTL      entry on stdin; TTL in whole seconds
+ *   PROGRAM [ARG]... delete KEY       exit 0 (a missing entry too)
+ *   PROGRAM [ARG]... clear            exit 0
+ *   PROGRAM [ARG]... list             optional; lines "KEY [EXPIRES]"
+ *   PROGRAM [ARG]... stats            optional; lines "entries N", "bytes N"
+ *
+ * KEY is 64 lower-case hex digits; EXPIRES is a Unix time in seconds. Exit
+ * status 2 means "not supported"; any other status, a signal, or no
+ * progress within the timeout is an error, and the caller runs uncached.
+ */
+#include "store_int.h"
+
+#include <ctype.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#define DEFAULT_TIMEOUT_MS 5000
+#define IO_BLOCK 65536
+#define EXIT_UNSUPPORTED 2
+
+extern char **environ;
+
+struct exec_store {
+  struct cdo_store base;
+  char *words; /* the URL's words, NUL-separated; argv points into it */
+  char **argv; /* PROGRAM [ARG]... then room for 3 protocol words + NULL */
+  size_t argc;
+  char *path; /* PROGRAM resolved in PATH */
+  int64_t timeout_ms;
+};
+
+static struct exec_store *xs(struct cdo_store *s)
+{
+  return (struct exec_store *)s;
+}
+
+/*
+ * Splits line into words as a shell splits a simple command: blanks
+ * separate words, '...' quotes literally, "..." quotes with \" and \\
+ * escapes, and \ outside quotes escapes the next character. Nothing is
+ * expanded. On success *buf holds the words back to back, each NUL-ended,
+ * and *argc counts them.
+ */
+static int split_words(const char *line, char **buf, size_t *argc, char *err,
+                       size_t errlen)
+{
+  char *out = malloc(strlen(line) + 1), *o;
+  const char *p = line;
+  size_t n = 0;
+
+  if (out == NULL)
+    return CDO__ERR(ENOMEM);
+  o = out;
+  for (;;) {
+    char quote = 0;
+    int in_word = 0;
+
+    while (*p == ' ' || *p == '\t' || *p == '\n')
+      p++;
+    if (*p == 0)
+      break;
+    for (; *p != 0; p++) {
+      if (quote == 0 && (*p == ' ' || *p == '\t' || *p == '\n'))
+        break;
+      in_word = 1;
+      if (quote == 0 && (*p == '\'' || *p == '"')) {
+        quote = *p;
+      } else if (quote == *p) {
+        quote = 0;
+      } else if (*p == '\\' && quote != '\'' && p[1] != 0 &&
+                 (quote == 0 || p[1] == '"' || p[1] == '\\')) {
+        *o++ = *++p;
+      } else {
+        *o++ = *p;
+      }
+    }
+    if (quote != 0) {
+      cdo__fmt(err, errlen, "unterminated %s quote",
+               quote == '\'' ? "single" : "double");
+      free(out);
+      return CDO_EBADURL;
+    }
+    if (in_word) {
+      *o++ = 0;
+      n++;
+    }
+  }
+  if (n == 0) {
+    cdo__fmt(err, errlen, "no program (expected exec:PROGRAM [ARG]...)");
+    free(out);
+    return CDO_EBADURL;
+  }
+  *buf = out;
+  *argc = n;
+  return 0;
+}
+
+static int exec_check(const char *rest, char *err, size_t errlen)
+{
+  char *words;
+  size_t argc;
+  int r = split_words(rest, &words, &argc, err, errlen);
+
+  if (r == 0)
+    free(words);
+  return r;
+}
+
+/* Is path an executable regular file? 0, or -errno. */
+static int check_program(const char *path)
+{
+  struct stat st;
+
+  if (stat(path, &st) < 0)
+    return CDO__ERR(errno);
+  if (!S_ISREG(st.st_mode) || access(path, X_OK) < 0)
+    return CDO__ERR(EACCES);
+  return 0;
+}
+
+/* Finds the helper as execvp would, with PATH; sets x->path. */
+static int resolve_program(struct exec_store *x)
+{
+  const char *prog = x->argv[0], *dirs = getenv("PATH"), *p;
+  size_t plen = strlen(prog);
+  int r = CDO__ERR(ENOENT);
+
+  if (strchr(prog, '/') != NULL) {
+    r = check_program(prog);
+    x->path = r == 0 ? strdup(prog) : NULL;
+    if (r < 0)
+      return cdo__store_fail(&x->base, r, "helper '%s': %s", prog,
+                             r == CDO__ERR(EACCES) ? "not an executable file"
+                                                   : cdo_strerror(r));
+    return x->path ? 0 : CDO__ERR(ENOMEM);
+  }
+  if (dirs == NULL)
+    dirs = "/usr/local/bin:/usr/bin:/bin";
+  for (p = dirs;; p++) {
+    size_t dlen = strcspn(p, ":");
+    char *cand = malloc(dlen + plen + 3);
+    int cr;
+
+    if (cand == NULL)
+      return CDO__ERR(ENOMEM);
+    cdo__fmt(cand, dlen + plen + 3, "%.*s/%s", (int)dlen,
+             dlen ? p : ".", prog);
+    cr = check_program(cand);
+    if (cr == 0) {
+      x->path = cand;
+      return 0;
+    }
+    free(cand);
+    if (cr == CDO__ERR(EACCES))
+      r = cr; /* found, but cannot run it: say so if nothing better */
+    p += dlen;
+    if (*p == 0)
+      break;
+  }
+  return cdo__store_fail(&x->base, r, "helper '%s': %s", prog,
+                         r == CDO__ERR(EACCES) ? "not an executable file"
+                                               : "not found in PATH");
+}
+
+static int exec_open(struct cdo_store *s, const char *rest)
+{
+  struct exec_store *x = xs(s);
+  char *p;
+  size_t i;
+  int r;
+
+  r = split_words(rest, &x->words, &x->argc, s->errmsg, sizeof(s->errmsg));
+  if (r < 0)
+    return r;
+  x->argv = calloc(x->argc + 4, sizeof(*x->argv));
+  if (x->argv == NULL)
+    return CDO__ERR(ENOMEM);
+  for (i = 0, p = x->words; i < x->argc; i++, p += strlen(p) + 1)
+    x->argv[i] = p;
+  x->timeout_ms = s->cfg->exec_timeout_ms > 0 ? s->cfg->exec_timeout_ms
+                                              : DEFAULT_TIMEOUT_MS;
+  return resolve_program(x);
+}
+
+static void exec_close(struct cdo_store *s)
+{
+  struct exec_store *x = xs(s);
+
+  free(x->argv);
+  free(x->words);
+  free(x->path);
+}
+
+/* ---- running the helper ------------------------------------------------ */
+
+/* One run of the helper: what goes in, what comes out, how it ended. */
+struct call {
+  const char *verb;
+  const struct cdo__src *src; /* stdin; NULL: /dev/null */
+  int out;                    /* stdout goes to this file; -1: /dev/null */
+  uint64_t out_len;           /* bytes written to out */
+  int status;                 /* exit status; -1 when killed by a signal */
+};
+
+/* A pipe whose ends are close-on-exec and above stderr. */
+static int pipe_cloexec(int fds[2])
+{
+  int i;
+
+  if (pipe2(fds, O_CLOEXEC) < 0)
+    return CDO__ERR(errno);
+  for (i = 0; i < 2; i++) {
+    if (fds[i] <= 2) {
+      int fd = fcntl(fds[i], F_DUPFD_CLOEXEC, 3);
+
+      if (fd < 0) {
+        int e = errno;
+
+        close(fds[0]);
+        close(fds[1]);
+        return CDO__ERR(e);
+      }
+      close(fds[i]);
+      fds[i] = fd;
+    }
+  }
+  return 0;
+}
+
+static int set_nonblock(int fd)
+{
+  int fl = fcntl(fd, F_GETFL);
+
+  return fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0 ? CDO__ERR(errno)
+                                                           : 0;
+}
+
+/* A descriptor that polls readable when pid exits, or -1 (old kernels). */
+static int pid_fd(pid_t pid)
+{
+#ifdef SYS_pidfd_open
+  return (int)syscall(SYS_pidfd_open, pid, 0);
+#else
+  (void)pid;
+  return -1;
+#endif
+}
+
+/* Starts the helper; *pid set on success. in/out: the child's ends or -1. */
+static int spawn_helper(struct exec_store *x, int in, int out,
+                        const sigset_t *mask, pid_t *pid)
+{
+  posix_spawn_file_actions_t fa;
+  posix_spawnattr_t at;
+  int r;
+
+  r = posix_spawn_file_actions_init(&fa);
+  if (r != 0)
+    return CDO__ERR(r);
+  r = posix_spawnattr_init(&at);
+  if (r != 0) {
+    posix_spawn_file_actions_destroy(&fa);
+    return CDO__ERR(r);
+  }
+  if (in >= 0)
+    r = posix_spawn_file_actions_adddup2(&fa, in, 0);
+  else
+    r = posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
+  if (r == 0 && out >= 0)
+    r = posix_spawn_file_actions_adddup2(&fa, out, 1);
+  else if (r == 0)
+    r = posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
+  /* Its own process group, so a timeout kills what it started too. */
+  if (r == 0)
+    r = posix_spawnattr_setflags(&at, POSIX_SPAWN_SETPGROUP |
+                                          POSIX_SPAWN_SETSIGMASK);
+  if (r == 0)
+    r = posix_spawnattr_setpgroup(&at, 0);
+  if (r == 0)
+    r = posix_spawnattr_setsigmask(&at, mask);
+  if (r == 0)
+    r = posix_spawn(pid, x->path, &fa, &at, x->argv, environ);
+  posix_spawnattr_destroy(&at);
+  posix_spawn_file_actions_destroy(&fa);
+  return r == 0 ? 0 : CDO__ERR(r);
+}
+
+/* Kills the helper's process group and reaps the helper. */
+static void kill_helper(pid_t pid)
+{
+  int st;
+
+  kill(-pid, SIGKILL);
+  kill(pid, SIGKILL);
+  while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
+    ;
+}
+
+/*
+ * Waits for the helper to exit, up to deadline (monotonic ms). 0 with
+ * *status set, or -ETIMEDOUT (the helper is still running).
+ */
+static int wait_helper(pid_t pid, int pfd, int64_t deadline, int *status)
+{
+  for (;;) {
+    int64_t left = deadline - cdo__mono_ms();
+    pid_t w = waitpid(pid, status, WNOHANG);
+
+    if (w == pid)
+      return 0;
+    if (w < 0 && errno != EINTR)
+      return CDO__ERR(errno);
+    if (left <= 0)
+      return CDO__ERR(ETIMEDOUT);
+    if (pfd >= 0) {
+      struct pollfd p = {.fd = pfd, .events = POLLIN};
+
+      poll(&p, 1, (int)left);
+    } else {
+      struct timespec ts = {0, 5000000}; /* no pidfd: look again in 5 ms */
+
+      nanosleep(&ts, NULL);
+    }
+  }
+}
+
+/* Fills s->errmsg for a failed call and returns code. */
+static int call_fail(struct exec_store *x, const struct call *c, int code,
+                     const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+
+static int call_fail(struct exec_store *x, const struct call *c, int code,
+                     const char *fmt, ...)
+{
+  char why[300];
+  va_list ap;
+
+  va_start(ap, fmt);
+  vsnprintf(why, sizeof(why), fmt, ap);
+  va_end(ap);
+  return cdo__store_fail(&x->base, code, "helper '%s' %s: %s", x->argv[0],
+                         c->verb, why);
+}
+
+/*
+ * Moves the bytes: src into the helper's stdin (in), its stdout (out) into
+ * c->out. Gives up when nothing moves for the timeout. 0, -ETIMEDOUT, or
+ * -errno of the spool.
+ */
+static int pump(struct exec_store *x, struct call *c, int in, int out)
+{
+  unsigned char *buf = malloc(2 * IO_BLOCK), *ibuf = buf + IO_BLOCK;
+  uint64_t in_off = 0, in_size = c->src ? cdo__src_size(c->src) : 0;
+  size_t ilen = 0, ipos = 0;
+  int64_t deadline = cdo__mono_ms() + x->timeout_ms;
+  int r = 0;
+
+  if (buf == NULL)
+    return CDO__ERR(ENOMEM);
+  if (in >= 0 && in_size == 0) {
+    close(in);
+    in = -1;
+  }
+  while (r == 0 && (in >= 0 || out >= 0)) {
+    struct pollfd p[2];
+    nfds_t n = 0;
+    int64_t left = deadline - cdo__mono_ms();
+    int pr, moved = 0;
+
+    if (left <= 0) {
+      r = CDO__ERR(ETIMEDOUT);
+      break;
+    }
+    if (in >= 0)
+      p[n++] = (struct pollfd){.fd = in, .events = POLLOUT};
+    if (out >= 0)
+      p[n++] = (struct pollfd){.fd = out, .events = POLLIN};
+    pr = poll(p, n, (int)left);
+    if (pr < 0 && errno != EINTR)
+      r = CDO__ERR(errno);
+    if (pr <= 0)
+      continue;
+    if (out >= 0 && p[n - 1].revents != 0) {
+      ssize_t got = read(out, buf, IO_BLOCK);
+
+      if (got > 0) {
+        r = cdo__write_all(c->out, buf, (size_t)got);
+        if (r < 0)
+          cdo__store_fail(&x->base, r, "cannot write the spool: %s",
+                          cdo_strerror(r));
+        c->out_len += (uint64_t)got;
+        moved = 1;
+      } else if (got == 0 || (errno != EAGAIN && errno != EINTR)) {
+        close(out);
+        out = -1;
+      }
+    }
+    if (r == 0 && in >= 0 && p[0].revents != 0) {
+      ssize_t w;
+
+      if (ipos == ilen) {
+        ssize_t got = cdo__src_read(c->src, in_off, ibuf, IO_BLOCK);
+
+        if (got <= 0) {
+          r = got < 0 ? (int)got : CDO_ECORRUPT;
+          cdo__store_fail(&x->base, r, "cannot read the spool: %s",
+                          cdo_strerror(r));
+          break;
+        }
+        ilen = (size_t)got;
+        ipos = 0;
+      }
+      w = write(in, ibuf + ipos, ilen - ipos);
+      if (w > 0) {
+        ipos += (size_t)w;
+        in_off += (uint64_t)w;
+        moved = 1;
+      }
+      /* Done, or the helper stopped reading (EPIPE): its status tells. */
+      if (in_off == in_size || (w < 0 && errno != EAGAIN && errno != EINTR)) {
+        close(in);
+        in = -1;
+      }
+    }
+    if (moved)
+      deadline = cdo__mono_ms() + x->timeout_ms;
+  }
+  if (in >= 0)
+    close(in);
+  if (out >= 0)
+    close(out);
+  free(buf);
+  return r;
+}
+
+/*
+ * Runs the helper with verb and the optional key and arg, feeding c->src
+ * and collecting stdout into c->out. Returns 0 with c->status set, or an
+ * error with s->errmsg filled (the helper is then killed and reaped).
+ */
+static int call_helper(struct exec_store *x, struct call *c, const char *key,
+                       const char *arg)
+{
+  int inp[2] = {-1, -1}, outp[2] = {-1, -1}, pfd = -1, st, r;
+  sigset_t pipe_set, old;
+  pid_t pid;
+  size_t i = x->argc;
+
+  x->argv[i++] = (char *)c->verb;
+  if (key != NULL)
+    x->argv[i++] = (char *)key;
+  if (arg != NULL)
+    x->argv[i++] = (char *)arg;
+  x->argv[i] = NULL;
+  c->status = -1;
+  c->out_len = 0;
+  r = c->src ? pipe_cloexec(inp) : 0;
+  if (r == 0 && c->out >= 0)
+    r = pipe_cloexec(outp);
+  if (r == 0 && inp[1] >= 0)
+    r = set_nonblock(inp[1]);
+  if (r == 0 && outp[0] >= 0)
+    r = set_nonblock(outp[0]);
+  if (r < 0) {
+    call_fail(x, c, r, "cannot make a pipe: %s", cdo_strerror(r));
+    goto fail;
+  }
+  /*
+   * A helper that exits without reading its input must not kill us with
+   * SIGPIPE: block it while we write, and hand the helper the old mask.
+   */
+  sigemptyset(&pipe_set);
+  sigaddset(&pipe_set, SIGPIPE);
+  sigprocmask(SIG_BLOCK, &pipe_set, &old);
+  r = spawn_helper(x, inp[0], outp[1], &old, &pid);
+  if (inp[0] >= 0)
+    close(inp[0]);
+  if (outp[1] >= 0)
+    close(outp[1]);
+  inp[0] = outp[1] = -1;
+  if (r < 0) {
+    sigprocmask(SIG_SETMASK, &old, NULL);
+    call_fail(x, c, r, "cannot run '%s': %s", x->path, cdo_strerror(r));
+    goto fail;
+  }
+  pfd = pid_fd(pid);
+  r = pump(x, c, inp[1], outp[0]);
+  inp[1] = outp[0] = -1; /* pump closed them */
+  if (!sigismember(&old, SIGPIPE)) {
+    struct timespec zero = {0, 0};
+
+    while (sigtimedwait(&pipe_set, NULL, &zero) > 0)
+      ; /* a SIGPIPE of ours, not meant for anyone */
+  }
+  sigprocmask(SIG_SETMASK, &old, NULL);
+  if (r == 0)
+    r = wait_helper(pid, pfd, cdo__mono_ms() + x->timeout_ms, &st);
+  if (pfd >= 0)
+    close(pfd);
+  if (r == CDO__ERR(ETIMEDOUT)) {
+    char t[32];
+
+    kill_helper(pid);
+    cdo_format_duration(x->timeout_ms, t, sizeof(t));
+    return call_fail(x, c, CDO_EBACKEND, "no progress for %s; killed it", t);
+  }
+  if (r < 0) {
+    kill_helper(pid);
+    if (x->base.errmsg[0] == 0)
+      call_fail(x, c, r, "%s", cdo_strerror(r));
+    return r;
+  }
+  if (WIFSIGNALED(st))
+    return call_fail(x, c, CDO_EBACKEND, "killed by signal %d (%s)",
+                     WTERMSIG(st), strsignal(WTERMSIG(st)));
+  c->status = WEXITSTATUS(st);
+  return 0;
+fail:
+  for (i = 0; i < 2; i++) {
+    if (inp[i] >= 0)
+      close(inp[i]);
+    if (outp[i] >= 0)
+      close(outp[i]);
+  }
+  return r;
+}
+
+/* The error for an exit status the verb does not allow. */
+static int bad_status(struct exec_store *x, const struct call *c,
+                      const char *allowed)
+{
+  if (c->status == EXIT_UNSUPPORTED)
+    return call_fail(x, c, CDO_EUNSUPP, "not supported (exit status 2)");
+  return call_fail(x, c, CDO_EBACKEND, "exit status %d (expected %s)",
+                   c->status, allowed);
+}
+
+/* ---- the operations ------------------------------------------------------ */
+
+/* Fetches k's entry into a spool file; *out NULL on a miss. */
+static int fetch(struct exec_store *x, const char *hex, struct cdo__blob **out)
+{
+  struct call c = {.verb = "get"};
+  int r;
+
+  *out = NULL;
+  c.out = cdo__tmpfile(NULL);
+  if (c.out < 0)
+    return cdo__store_fail(&x->base, c.out, "cannot create a spool file: %s",
+                           cdo_strerror(c.out));
+  r = call_helper(x, &c, hex, NULL);
+  if (r == 0 && c.status == 0) {
+    *out = cdo__blob_from_fd(c.out, c.out_len);
+    return *out ? 0 : CDO__ERR(ENOMEM);
+  }
+  close(c.out);
+  if (r < 0 || c.status == 1)
+    return r;
+  return bad_status(x, &c, "0 for a hit, 1 for a miss");
+}
+
+static int exec_get(struct cdo_store *s, const struct cdo__key *k,
+                    struct cdo__blob **out)
+{
+  struct exec_store *x = xs(s);
+  struct cdo__meta m;
+  uint64_t joff;
+  int r = fetch(x, k->hex, out);
+
+  if (r < 0 || *out == NULL)
+    return r;
+  /*
+   * A helper that answers with bytes that are not an entry is broken, not
+   * merely holding a stale entry: say so rather than miss in silence.
+   */
+  r = cdo__entry_peek(*out, &m, NULL, &joff);
+  if (r == 0)
+    r = cdo__entry_verify(*out, &m, joff);
+  if (r < 0) {
+    cdo__blob_free(*out);
+    *out = NULL;
+    return cdo__store_fail(s, r, "helper '%s' get: %s", x->argv[0],
+                           r == CDO_ECORRUPT
+                               ? "the answer is not a valid cache entry"
+                               : cdo_strerror(r));
+  }
+  return 0;
+}
+
+static int exec_put(struct cdo_store *s, const struct cdo__key *k,
+                    const struct cdo__src *src,
+                    const struct cdo__put_info *info)
+{
+  struct exec_store *x = xs(s);
+  struct call c = {.verb = "put", .src = src, .out = -1};
+  int64_t ms = info->expires_ms - info->created_ms;
+  char ttl[24];
+  int r;
+
+  cdo__fmt(ttl, sizeof(ttl), "%lld",
+           ms > 0 ? (long long)((ms + 999) / 1000) : 1LL);
+  r = call_helper(x, &c, k->hex, ttl);
+  if (r < 0 || c.status == 0)
+    return r;
+  return bad_status(x, &c, "0");
+}
+
+static int exec_del(struct cdo_store *s, const struct cdo__key *k)
+{
+  struct exec_store *x = xs(s);
+  struct call c = {.verb = "delete", .out = -1};
+  int r = call_helper(x, &c, k->hex, NULL);
+
+  if (r < 0 || c.status == 0 || c.status == 1)
+    return r;
+  return bad_status(x, &c, "0");
+}
+
+static int exec_clear(struct cdo_store *s, const char *scope)
+{
+  struct exec_store *x = xs(s);
+  struct call c = {.verb = "clear", .out = -1};
+  int r;
+
+  if (scope != NULL)
+    return cdo__store_fail(s, CDO_EUNSUPP,
+                           "the exec backend cannot clear only scope '%s' "
+                           "(the helper protocol has no scopes)",
+                           scope);
+  r = call_helper(x, &c, NULL, NULL);
+  if (r < 0 || c.status == 0)
+    return r;
+  return bad_status(x, &c, "0");
+}
+
+/*
+ * Runs a verb whose answer is text (list, stats) and opens that answer for
+ * reading; *f is NULL when the helper does not support the verb.
+ */
+static int call_text(struct exec_store *x, const char *verb, FILE **f)
+{
+  struct call c = {.verb = verb};
+  int r;
+
+  *f = NULL;
+  c.out = cdo__tmpfile(NULL);
+  if (c.out < 0)
+    return cdo__store_fail(&x->base, c.out, "cannot create a spool file: %s",
+                           cdo_strerror(c.out));
+  r = call_helper(x, &c, NULL, NULL);
+  if (r == 0 && c.status != 0)
+    r = bad_status(x, &c, "0, or 2 when not supported");
+  if (r == 0 && lseek(c.out, 0, SEEK_SET) < 0)
+    r = CDO__ERR(errno);
+  if (r == 0 && (*f = fdopen(c.out, "r")) == NULL)
+    r = CDO__ERR(errno);
+  if (r < 0)
+    close(c.out);
+  return r;
+}
+
+/* One line of `list`: "KEY [EXPIRES]". */
+struct listed {
+  char key[65];
+  int64_t expires_s; /* -1: not given */
+};
+
+/* Parses a line of `list`; CDO_EBADVALUE when it is not one. */
+static int parse_listed(const char *line, struct listed *e)
+{
+  const char *p = line;
+  size_t i;
+
+  while (*p == ' ' || *p == '\t')
+    p++;
+  for (i = 0; i < 64; i++, p++) {
+    if (!isxdigit((unsigned char)*p) || isupper((unsigned char)*p))
+      return CDO_EBADVALUE;
+    e->key[i] = *p;
+  }
+  e->key[64] = 0;
+  e->expires_s = -1;
+  if (*p != 0 && *p != ' ' && *p != '\t' && *p != '\n')
+    return CDO_EBADVALUE;
+  while (*p == ' ' || *p == '\t')
+    p++;
+  if (isdigit((unsigned char)*p)) {
+    char *end;
+
+    errno = 0;
+    e->expires_s = (int64_t)strtoll(p, &end, 10);
+    if (errno != 0)
+      return CDO_EBADVALUE;
+    p = end;
+  }
+  return *p == 0 || *p == '\n' || *p == ' ' || *p == '\t' ? 0 : CDO_EBADVALUE;
+}
+
+/* Calls fn for each line of the helper's `list`; stops when fn returns
+ * non-zero (and returns that). */
+static int each_listed(struct exec_store *x,
+                       int (*fn)(struct exec_store *x, const struct listed *e,
+                                 void *ud),
+                       void *ud)
+{
+  char *line = NULL;
+  size_t cap = 0;
+  unsigned lineno = 0;
+  FILE *f;
+  int r;
+
+  r = call_text(x, "list", &f);
+  while (r == 0 && getline(&line, &cap, f) >= 0) {
+    struct listed e;
+
+    lineno++;
+    if (line[strspn(line, " \t\n")] == 0)
+      continue;
+    if (parse_listed(line, &e) < 0) {
+      line[strcspn(line, "\n")] = 0;
+      r = cdo__store_fail(&x->base, CDO_EBACKEND,
+                          "helper '%s' list: line %u is '%.60s' (expected "
+                          "KEY [EXPIRES])",
+                          x->argv[0], lineno, line);
+      break;
+    }
+    r = fn(x, &e, ud);
+  }
+  free(line);
+  if (f != NULL)
+    fclose(f);
+  return r;
+}
+
+/* The entries of --list, collected to be sorted newest first. */
+struct rows {
+  struct cdo_entry_info *v;
+  size_t n, cap;
+};
+
+static int collect_row(struct exec_store *x, const struct listed *e, void *ud)
+{
+  const struct cdo_config *c = x->base.cfg;
+  struct rows *rows = ud;
+  struct cdo_entry_info *row;
+  struct cdo__blob *b;
+  struct cdo__meta m;
+  uint64_t joff;
+  char *command = NULL;
+  int r;
+
+  r = fetch(x, e->key, &b);
+  if (r < 0 || b == NULL)
+    return r; /* gone since the list was made: skip it */
+  if (cdo__entry_peek(b, &m, &command, &joff) < 0) {
+    cdo__blob_free(b);
+    return 0; /* not an entry: nothing to show */
+  }
+  if (rows->n == rows->cap) {
+    size_t cap = rows->cap ? rows->cap * 2 : 16;
+    struct cdo_entry_info *v = realloc(rows->v, cap * sizeof(*v));
+
+    if (v == NULL) {
+      free(command);
+      cdo__blob_free(b);
+      return CDO__ERR(ENOMEM);
+    }
+    rows->v = v;
+    rows->cap = cap;
+  }
+  row = &rows->v[rows->n++];
+  memcpy(row->key, e->key, sizeof(row->key));
+  row->created_ms = m.created_ms;
+  row->duration_ms = m.duration_ms;
+  row->exit_status = m.exit_status;
+  row->size = b->size;
+  row->command = command;
+  /* No expiry from the helper: the reader's TTL decides anyway. */
+  row->expires_ms = e->expires_s >= 0
+                        ? e->expires_s * 1000
+                        : m.created_ms + (m.exit_status && c->fail_ttl_ms >= 0
+                                              ? c->fail_ttl_ms
+                                              : c->ttl_ms);
+  cdo__blob_free(b);
+  return 0;
+}
+
+static int newest_first(const void *a, const void *b)
+{
+  const struct cdo_entry_info *x = a, *y = b;
+
+  return x->created_ms < y->created_ms ? 1 : x->created_ms > y->created_ms;
+}
+
+static int exec_list(struct cdo_store *s, cdo_list_fn fn, void *ud)
+{
+  struct rows rows = {0};
+  size_t i;
+  int r = each_listed(xs(s), collect_row, &rows);
+
+  if (r == 0)
+    qsort(rows.v, rows.n, sizeof(*rows.v), newest_first);
+  for (i = 0; i < rows.n; i++) {
+    if (r == 0 && fn(ud, &rows.v[i]) != 0)
+      r = 1;
+    free((char *)rows.v[i].command);
+  }
+  free(rows.v);
+  return r > 0 ? 0 : r;
+}
+
+static int exec_stats(struct cdo_store *s, struct cdo_stats *st)
+{
+  struct exec_store *x = xs(s);
+  char *line = NULL, name[32];
+  size_t cap = 0;
+  FILE *f;
+  int r;
+
+  r = call_text(x, "stats", &f);
+  while (r == 0 && getline(&line, &cap, f) >= 0) {
+    unsigned long long v;
+
+    if (sscanf(line, "%31s %llu", name, &v) != 2)
+      continue;
+    if (strcmp(name, "entries") == 0)
+      st->entries = v;
+    else if (strcmp(name, "bytes") == 0)
+      st->bytes = v;
+  }
+  free(line);
+  if (f != NULL)
+    fclose(f);
+  return r;
+}
+
+struct gc_state {
+  int64_t now_s;
+  uint64_t removed;
+};
+
+static int gc_one(struct exec_store *x, const struct listed *e, void *ud)
+{
+  struct gc_state *g = ud;
+  struct cdo__key k;
+  int r;
+
+  if (e->expires_s < 0 || e->expires_s > g->now_s)
+    return 0;
+  memcpy(k.hex, e->key, sizeof(k.hex));
+  r = exec_del(&x->base, &k);
+  if (r == 0)
+    g->removed++;
+  return r;
+}
+
+/* Removes the entries whose EXPIRES, as the helper lists it, has passed. */
+static int exec_gc(struct cdo_store *s, int64_t now_ms, uint64_t *removed)
+{
+  struct gc_state g = {now_ms / 1000, 0};
+  int r = each_listed(xs(s), gc_one, &g);
+
+  *removed += g.removed;
+  return r;
+}
+
+const struct cdo__store_ops cdo__store_exec = {
+    .scheme = "exec:",
+    .name = "exec",
+    .size = sizeof(struct exec_store),
+    .check = exec_check,
+    .open = exec_open,
+    .close = exec_close,
+    .get = exec_get,
+    .put = exec_put,
+    .del = exec_del,
+    .clear = exec_clear,
+    .list = exec_list,
+    .stats = exec_stats,
+    .gc = exec_gc,
+};
