@@ -7,6 +7,9 @@ PREFIX ?= /usr/local
 BINDIR ?= $(PREFIX)/bin
 MANDIR ?= $(PREFIX)/share/man
 DATADIR ?= $(PREFIX)/share
+BASHCOMPDIR ?= $(DATADIR)/bash-completion/completions
+ZSHCOMPDIR ?= $(DATADIR)/zsh/site-functions
+FISHCOMPDIR ?= $(DATADIR)/fish/vendor_completions.d
 CC ?= cc
 CFLAGS ?= -O2 -g
 PKG_CONFIG ?= pkg-config
@@ -37,7 +40,7 @@ SODIUM_A := $(call static_lib,libsodium.a)
 HIREDIS_A := $(call static_lib,libhiredis.a)
 endif
 DEP_LIBS = $(or $(HIREDIS_A),-lhiredis) $(or $(UV_A),-luv) $(or $(SQLITE_A),-lsqlite3) \
-           $(or $(SODIUM_A),-lsodium) -lpthread -ldl -lm
+           $(or $(SODIUM_A),-lsodium) -lresolv -lpthread -ldl -lm
 
 ifdef SANITIZE
 SAN_FLAGS = -fsanitize=$(SANITIZE) -fno-sanitize-recover=all \
@@ -53,7 +56,7 @@ LIB_SRC = $(wildcard lib/*.c)
 CMD_SRC = cmd/main.c
 ifeq ($(STATIC),1)
 CMD_SRC += cmd/static_stubs.c
-STATIC_LDFLAGS = -static -Wl,--wrap=dlopen
+STATIC_LDFLAGS = -static -Wl,--wrap=dlopen,--wrap=getaddrinfo,--wrap=freeaddrinfo
 endif
 UNIT_SRC = $(wildcard tests/unit/test_*.c)
 LIB_OBJ = $(LIB_SRC:%.c=$(O)/%.o)
@@ -96,7 +99,8 @@ deps:
 	$$SUDO apt-get update -q && \
 	DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q \
 		build-essential pkg-config libuv1-dev libsqlite3-dev libsodium-dev \
-		libcmocka-dev libhiredis-dev redis-server time
+		libcmocka-dev libhiredis-dev redis-server time \
+		bash-completion zsh fish man-db python3
 
 test: all $(UNIT_BIN)
 	$(Q)CACHEDO=$(CURDIR)/$(O)/cachedo sh tests/run.sh \
@@ -112,11 +116,18 @@ test-e2e: all
 check: test
 
 install: all
-	$(INSTALL) -d $(DESTDIR)$(BINDIR)
+	$(INSTALL) -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR)/man1 \
+		$(DESTDIR)$(BASHCOMPDIR) $(DESTDIR)$(ZSHCOMPDIR) $(DESTDIR)$(FISHCOMPDIR)
 	$(INSTALL) -m 755 $(O)/cachedo $(DESTDIR)$(BINDIR)/cachedo
+	$(INSTALL) -m 644 cmd/cachedo.1 $(DESTDIR)$(MANDIR)/man1/cachedo.1
+	$(INSTALL) -m 644 completions/cachedo.bash $(DESTDIR)$(BASHCOMPDIR)/cachedo
+	$(INSTALL) -m 644 completions/_cachedo $(DESTDIR)$(ZSHCOMPDIR)/_cachedo
+	$(INSTALL) -m 644 completions/cachedo.fish $(DESTDIR)$(FISHCOMPDIR)/cachedo.fish
 
 uninstall:
-	rm -f $(DESTDIR)$(BINDIR)/cachedo
+	rm -f $(DESTDIR)$(BINDIR)/cachedo $(DESTDIR)$(MANDIR)/man1/cachedo.1 \
+		$(DESTDIR)$(BASHCOMPDIR)/cachedo $(DESTDIR)$(ZSHCOMPDIR)/_cachedo \
+		$(DESTDIR)$(FISHCOMPDIR)/cachedo.fish
 
 format:
 	clang-format -i lib/*.c lib/*.h cmd/*.c tests/unit/*.c tests/unit/*.h

@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -23,7 +24,7 @@ extern char **environ;
 
 enum mode {
   M_RUN, M_FORGET, M_KEY, M_EXPLAIN, M_CLEAR, M_STATS, M_LIST, M_GC,
-  M_HELP, M_VERSION
+  M_ZERO_STATS, M_HELP, M_VERSION
 };
 
 /* Every option: settings go to cdo_config_set(), the rest pick a mode. */
@@ -46,14 +47,15 @@ static const struct option {
     {"forget", 0, 0, M_FORGET},   {"key", 0, 0, M_KEY},
     {"explain", 0, 0, M_EXPLAIN}, {"clear", 0, 0, M_CLEAR},
     {"stats", 0, 0, M_STATS},     {"list", 0, 0, M_LIST},
-    {"gc", 0, 0, M_GC},           {"json", 0, 0, -2},
+    {"gc", 0, 0, M_GC},           {"zero-stats", 0, 0, M_ZERO_STATS},
+    {"json", 0, 0, -2},
     {"help", 'h', 0, M_HELP},     {"version", 'V', 0, M_VERSION},
 };
 
 static const char usage[] =
     "Usage: cachedo [OPTION]... [--] COMMAND [ARG]...\n"
     "       cachedo [OPTION]... --forget|--key|--explain [--] COMMAND...\n"
-    "       cachedo [OPTION]... --clear | --stats | --list | --gc\n"
+    "       cachedo [OPTION]... --clear | --stats | --list | --gc | --zero-stats\n"
     "Run COMMAND, or replay its stored stdout, stderr and exit status when a\n"
     "fresh result is cached.\n"
     "\n"
@@ -79,18 +81,22 @@ static const char usage[] =
     "                             redis://HOST[:PORT][/DB], unix:///PATH.sock,\n"
     "                             exec:PROGRAM\n"
     "      --max-output SIZE      store no output larger than SIZE (256M)\n"
-    "      --max-size SIZE        keep the cache under SIZE\n"
+    "      --max-size SIZE        keep the cache under SIZE: --gc and the hourly\n"
+    "                             cleanup evict least-recently-used entries\n"
     "      --lock-timeout DURATION  wait this long for an identical run (10m)\n"
     "Modes:\n"
     "      --forget               remove this command's entry\n"
     "      --key                  print the key\n"
-    "      --explain              print what went into the key\n"
+    "      --explain              print what went into the key (with -v: and\n"
+    "                             what differs from the nearest stored entry)\n"
     "      --clear                remove every entry (with --scope: its own)\n"
-    "      --stats                show entries and counters\n"
-    "      --list                 list the entries\n"
-    "      --gc                   remove expired entries now\n"
+    "      --stats                show entries, hits, misses and time saved\n"
+    "      --list                 list the entries, newest first\n"
+    "      --gc                   remove expired entries now (and evict down\n"
+    "                             to --max-size)\n"
+    "      --zero-stats           reset the counters of --stats\n"
     "      --json                 --stats and --list as JSON\n"
-    "  -v, --verbose              say hit or miss on stderr\n"
+    "  -v, --verbose              say hit or miss on stderr (and why a miss)\n"
     "  -q, --quiet                no warnings\n"
     "  -h, --help                 show this help\n"
     "  -V, --version              show the version and backends\n"
@@ -120,7 +126,14 @@ static void say(const char *fmt, ...)
 static void on_msg(void *ud, int level, const char *msg)
 {
   (void)ud;
-  if ((level == 0 && !quiet) || (level > 0 && verbose))
+  if (level >= 2) {
+    /* One status line on a terminal, rewritten in place, then erased. */
+    if (!quiet && isatty(2))
+      fprintf(stderr, level == 2 ? "\rcachedo: %s\033[K" : "\r\033[K%s",
+              msg);
+    return;
+  }
+  if ((level == 0 && !quiet) || (level == 1 && verbose))
     say("%s", msg);
 }
 
@@ -290,6 +303,19 @@ static void print_explain(void *ud, const char *component, const char *detail)
   printf("%-8s %s\n", component, detail);
 }
 
+/* --explain -v: the nearest stored entry, and what differs from it. */
+static void print_nearest(void *ud, const char *component, const char *detail)
+{
+  (void)ud;
+  if (strcmp(component, "nearest") == 0)
+    printf("%-8s %s\n", component,
+           strcmp(detail, "none") == 0
+               ? "none: no entry of this command was stored before"
+               : detail);
+  else
+    printf("%-8s %s: %s\n", "differs", component, detail);
+}
+
 /* Prints s as a JSON string. */
 static void json_str(const char *s)
 {
@@ -307,42 +333,273 @@ static void json_str(const char *s)
   putchar('"');
 }
 
+/* Colour on a terminal only, and never with NO_COLOR set or TERM=dumb. */
+static int use_colour(void)
+{
+  const char *nc = getenv("NO_COLOR"), *term = getenv("TERM");
+
+  if (nc != NULL && *nc != 0)
+    return 0;
+  if (term != NULL && strcmp(term, "dumb") == 0)
+    return 0;
+  return isatty(1);
+}
+
+/* The width to fit output to: $COLUMNS, else the terminal's; 0: no limit. */
+static int terminal_width(void)
+{
+  const char *c = getenv("COLUMNS");
+  struct winsize ws;
+
+  if (c != NULL && *c != 0) {
+    char *end;
+    long n = strtol(c, &end, 10);
+
+    if (*end == 0 && n > 0 && n < 100000)
+      return (int)n;
+  }
+  if (isatty(1) && ioctl(1, TIOCGWINSZ, &ws) == 0 && ws.ws_col > 0)
+    return ws.ws_col;
+  return 0;
+}
+
+static int64_t now_ms(void)
+{
+  struct timespec ts;
+
+  clock_gettime(CLOCK_REALTIME, &ts);
+  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* One row of --list, kept until the widths are known. */
+struct row {
+  char key[13], age[32], fresh[32], size[32], status[12];
+  int expired, failed;
+  char *command;
+};
+
 struct list_state {
-  int json, rows;
+  int json;
   int64_t now;
+  struct row *rows;
+  size_t n, cap;
+  int oom;
 };
 
 static int print_entry(void *ud, const struct cdo_entry_info *e)
 {
   struct list_state *ls = ud;
-  char age[32], fresh[32], size[32];
+  struct row *r;
 
   if (ls->json) {
-    printf("%s{\"key\":\"%s\",\"command\":", ls->rows ? ",\n " : "", e->key);
+    printf("%s{\"key\":\"%s\",\"command\":", ls->n ? ",\n " : "", e->key);
     json_str(e->command);
     printf(",\"created_ms\":%" PRId64 ",\"expires_ms\":%" PRId64
-           ",\"duration_ms\":%" PRId64 ",\"exit_status\":%d,\"size\":%" PRIu64
-           "}",
-           e->created_ms, e->expires_ms, e->duration_ms, e->exit_status,
-           e->size);
-  } else {
-    if (ls->rows == 0)
-      printf("%-12s  %8s  %9s  %4s  %9s  %s\n", "KEY", "AGE", "FRESH FOR",
-             "EXIT", "SIZE", "COMMAND");
-    cdo_format_duration(ls->now - e->created_ms, age, sizeof(age));
-    if (e->expires_ms > ls->now)
-      cdo_format_duration(e->expires_ms - ls->now, fresh, sizeof(fresh));
-    else
-      snprintf(fresh, sizeof(fresh), "expired");
-    cdo_format_size(e->size, size, sizeof(size));
-    printf("%.12s  %8s  %9s  %4d  %9s  %s\n", e->key, age, fresh,
-           e->exit_status, size, e->command);
+           ",\"age_ms\":%" PRId64 ",\"fresh\":%s,\"duration_ms\":%" PRId64
+           ",\"exit_status\":%d,\"size\":%" PRIu64 "}",
+           e->created_ms, e->expires_ms, ls->now - e->created_ms,
+           e->expires_ms > ls->now ? "true" : "false", e->duration_ms,
+           e->exit_status, e->size);
+    ls->n++;
+    return 0;
   }
-  ls->rows++;
+  if (ls->n == ls->cap) {
+    size_t cap = ls->cap ? ls->cap * 2 : 64;
+    struct row *p = realloc(ls->rows, cap * sizeof(*p));
+
+    if (p == NULL) {
+      ls->oom = 1;
+      return 1;
+    }
+    ls->rows = p;
+    ls->cap = cap;
+  }
+  r = &ls->rows[ls->n];
+  r->command = strdup(e->command);
+  if (r->command == NULL) {
+    ls->oom = 1;
+    return 1;
+  }
+  ls->n++;
+  snprintf(r->key, sizeof(r->key), "%.12s", e->key);
+  cdo_format_duration(ls->now - e->created_ms, r->age, sizeof(r->age));
+  r->expired = e->expires_ms <= ls->now;
+  if (r->expired)
+    snprintf(r->fresh, sizeof(r->fresh), "expired");
+  else
+    cdo_format_duration(e->expires_ms - ls->now, r->fresh, sizeof(r->fresh));
+  cdo_format_size(e->size, r->size, sizeof(r->size));
+  snprintf(r->status, sizeof(r->status), "%d", e->exit_status);
+  r->failed = e->exit_status != 0;
   return 0;
 }
 
-/* --clear, --stats, --list, --gc: 0 success, 1 failure. */
+static int max_int(int a, int b)
+{
+  return a > b ? a : b;
+}
+
+/*
+ * Prints a command in at most width bytes (0: no limit), control
+ * characters as '?', cut on a character boundary and marked with "...".
+ */
+static void print_command(const char *cmd, int width)
+{
+  size_t n = strlen(cmd), i;
+
+  if (width > 0 && n > (size_t)width) {
+    n = width > 3 ? (size_t)width - 3 : 0;
+    while (n > 0 && ((unsigned char)cmd[n] & 0xc0) == 0x80)
+      n--; /* not inside a UTF-8 sequence */
+  }
+  for (i = 0; i < n; i++)
+    putchar((unsigned char)cmd[i] < 0x20 || cmd[i] == 0x7f ? '?' : cmd[i]);
+  if (n < strlen(cmd))
+    fputs("...", stdout);
+  putchar('\n');
+}
+
+/* The --list table: columns as wide as their widest cell, newest first. */
+static void print_table(const struct list_state *ls)
+{
+  int colour = use_colour(), width = terminal_width();
+  int wa = 3, wf = 9, wx = 4, ws = 4, fixed;
+  const char *bold = colour ? "\033[1m" : "", *dim = colour ? "\033[2m" : "",
+             *red = colour ? "\033[31m" : "", *off = colour ? "\033[0m" : "";
+  size_t i;
+
+  for (i = 0; i < ls->n; i++) {
+    wa = max_int(wa, (int)strlen(ls->rows[i].age));
+    wf = max_int(wf, (int)strlen(ls->rows[i].fresh));
+    wx = max_int(wx, (int)strlen(ls->rows[i].status));
+    ws = max_int(ws, (int)strlen(ls->rows[i].size));
+  }
+  fixed = 12 + 2 + wa + 2 + wf + 2 + wx + 2 + ws + 2;
+  printf("%s%-12s  %*s  %*s  %*s  %*s  %s%s\n", bold, "KEY", wa, "AGE", wf,
+         "FRESH FOR", wx, "EXIT", ws, "SIZE", "COMMAND", off);
+  for (i = 0; i < ls->n; i++) {
+    const struct row *r = &ls->rows[i];
+
+    printf("%-12s  %*s  %s%*s%s  %s%*s%s  %*s  ", r->key, wa, r->age,
+           r->expired ? dim : "", wf, r->fresh, r->expired ? off : "",
+           r->failed ? red : "", wx, r->status, r->failed ? off : "", ws,
+           r->size);
+    print_command(r->command, width > 0 ? max_int(width - fixed, 10) : 0);
+  }
+}
+
+static int do_list(const struct cli *cli, struct cdo_store *s)
+{
+  struct list_state ls = {cli->json, now_ms(), NULL, 0, 0, 0};
+  size_t i;
+  int r;
+
+  if (cli->json)
+    printf("[");
+  r = cdo_store_list(s, print_entry, &ls);
+  if (cli->json)
+    printf("]\n");
+  else if (r == 0 && !ls.oom)
+    print_table(&ls);
+  for (i = 0; !cli->json && i < ls.n; i++)
+    free(ls.rows[i].command);
+  free(ls.rows);
+  if (r == 0 && ls.oom) {
+    say("out of memory");
+    return 1;
+  }
+  return r;
+}
+
+/* Hits and stale answers out of every answer; -1 when there was none. */
+static double hit_rate(const struct cdo_stats *st)
+{
+  uint64_t answered = st->hits + st->stale, all = answered + st->misses;
+
+  return all ? (double)answered / (double)all : -1;
+}
+
+static void stats_json(const struct cdo_stats *st, struct cdo_store *s,
+                       const struct cdo_config *cfg)
+{
+  double rate = hit_rate(st);
+  int k;
+
+  printf("{\"cache\":");
+  json_str(cdo_store_url(s));
+  if (st->listed)
+    printf(",\"entries\":%" PRIu64 ",\"bytes\":%" PRIu64, st->entries,
+           st->bytes);
+  else
+    printf(",\"entries\":null,\"bytes\":null");
+  if (cfg->max_size)
+    printf(",\"max_size\":%" PRIu64, cfg->max_size);
+  else
+    printf(",\"max_size\":null");
+  printf(",\"hits\":%" PRIu64 ",\"stale\":%" PRIu64 ",\"misses\":%" PRIu64
+         ",\"uncached\":%" PRIu64,
+         st->hits, st->stale, st->misses, st->uncached);
+  if (rate >= 0)
+    printf(",\"hit_rate\":%.4f", rate);
+  else
+    printf(",\"hit_rate\":null");
+  printf(",\"saved_ms\":%" PRId64 ",\"errors\":%" PRIu64
+         ",\"errors_by_kind\":{",
+         st->saved_ms, st->errors);
+  for (k = 0; k < CDO_ERRKIND_COUNT; k++)
+    printf("%s\"%s\":%" PRIu64, k ? "," : "", cdo_errkind_name(k),
+           st->error_kinds[k]);
+  printf("}");
+  if (st->since_ms > 0)
+    printf(",\"since_ms\":%" PRId64 "}\n", st->since_ms);
+  else
+    printf(",\"since_ms\":null}\n");
+}
+
+static void stats_table(const struct cdo_stats *st, struct cdo_store *s,
+                        const struct cdo_config *cfg)
+{
+  const char *bold = use_colour() ? "\033[1m" : "",
+             *off = use_colour() ? "\033[0m" : "";
+  double rate = hit_rate(st);
+  char buf[64];
+  int k, n = 0;
+
+  printf("%scache%s       %s\n", bold, off, cdo_store_url(s));
+  if (st->listed) {
+    cdo_format_size(st->bytes, buf, sizeof(buf));
+    printf("%sentries%s     %" PRIu64 "\n", bold, off, st->entries);
+    printf("%ssize%s        %s", bold, off, buf);
+  } else {
+    printf("%sentries%s     -\n%ssize%s        -", bold, off, bold, off);
+  }
+  if (cfg->max_size) {
+    cdo_format_size(cfg->max_size, buf, sizeof(buf));
+    printf(" (max %s)", buf);
+  }
+  printf("\n%shits%s        %" PRIu64 "\n", bold, off, st->hits);
+  printf("%sstale%s       %" PRIu64 "\n", bold, off, st->stale);
+  printf("%smisses%s      %" PRIu64 "\n", bold, off, st->misses);
+  if (rate >= 0)
+    printf("%shit rate%s    %.1f%%\n", bold, off, rate * 100);
+  else
+    printf("%shit rate%s    -\n", bold, off);
+  cdo_format_duration(st->saved_ms, buf, sizeof(buf));
+  printf("%stime saved%s  %s saved\n", bold, off, st->saved_ms ? buf : "0s");
+  printf("%suncached%s    %" PRIu64 "\n", bold, off, st->uncached);
+  printf("%serrors%s      %" PRIu64, bold, off, st->errors);
+  for (k = 0; k < CDO_ERRKIND_COUNT; k++)
+    if (st->error_kinds[k])
+      printf("%s%s %" PRIu64, n++ ? ", " : " (", cdo_errkind_name(k),
+             st->error_kinds[k]);
+  printf("%s\n", n ? ")" : "");
+  if (st->since_ms > 0) {
+    cdo_format_duration(now_ms() - st->since_ms, buf, sizeof(buf));
+    printf("%ssince%s       %s ago\n", bold, off, buf);
+  }
+}
+
+/* --clear, --stats, --list, --gc, --zero-stats: 0 success, 1 failure. */
 static int admin(const struct cli *cli, const struct cdo_config *cfg)
 {
   struct cdo_store *s;
@@ -356,40 +613,40 @@ static int admin(const struct cli *cli, const struct cdo_config *cfg)
   }
   if (cli->mode == M_CLEAR) {
     r = cdo_store_clear(s);
+  } else if (cli->mode == M_ZERO_STATS) {
+    r = cdo_store_zero_stats(s);
   } else if (cli->mode == M_GC) {
-    uint64_t removed;
+    uint64_t removed, evicted = 0, freed = 0;
 
     r = cdo_store_gc(s, &removed);
+    if (r == 0)
+      r = cdo_store_evict(s, cfg->max_size ? cfg->max_size : UINT64_MAX,
+                          &evicted, &freed);
     if (r == 0 && !quiet)
       printf("removed %" PRIu64 " expired entries\n", removed);
+    if (r == 0 && !quiet && cfg->max_size) {
+      char fb[32], mb[32];
+
+      cdo_format_size(freed, fb, sizeof(fb));
+      cdo_format_size(cfg->max_size, mb, sizeof(mb));
+      printf("evicted %" PRIu64 " least recently used entries (%s) to stay "
+             "under %s\n", evicted, fb, mb);
+    }
   } else if (cli->mode == M_STATS) {
     struct cdo_stats st;
-    char size[32];
 
-    r = cdo_store_stats(s, &st);
-    cdo_format_size(st.bytes, size, sizeof(size));
+    r = cdo_store_summary(s, &st);
     if (r == 0 && cli->json)
-      printf("{\"entries\":%" PRIu64 ",\"bytes\":%" PRIu64 "}\n", st.entries,
-             st.bytes);
+      stats_json(&st, s, cfg);
     else if (r == 0)
-      printf("cache    %s\nentries  %" PRIu64 "\nsize     %s\n",
-             cdo_store_url(s), st.entries, size);
+      stats_table(&st, s, cfg);
   } else {
-    struct list_state ls = {cli->json, 0, 0};
-    struct timespec ts;
-
-    clock_gettime(CLOCK_REALTIME, &ts);
-    ls.now = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-    if (cli->json)
-      printf("[");
-    r = cdo_store_list(s, print_entry, &ls);
-    if (cli->json)
-      printf("]\n");
+    r = do_list(cli, s);
   }
   if (r < 0)
     say("%s", cdo_store_errmsg(s)[0] ? cdo_store_errmsg(s) : cdo_strerror(r));
   cdo_store_close(s);
-  return r < 0 ? 1 : 0;
+  return r != 0 ? 1 : 0;
 }
 
 /*
@@ -469,8 +726,8 @@ int main(int argc, char **argv)
   verbose = cfg.verbose;
   if (cli.mode >= M_CLEAR) {
     if (cli.command[0] != NULL) {
-      say("unexpected argument '%s' (--clear, --stats, --list and --gc take "
-          "no command)", cli.command[0]);
+      say("unexpected argument '%s' (--clear, --stats, --list, --gc and "
+          "--zero-stats take no command)", cli.command[0]);
       return 125;
     }
     r = admin(&cli, &cfg);
@@ -492,6 +749,11 @@ int main(int argc, char **argv)
       printf("%s\n", cdo_job_key(job));
     else
       cdo_job_explain(job, print_explain, NULL);
+    if (cli.mode == M_EXPLAIN && verbose && !cfg.no_cache &&
+        cdo_store_open(&s, &cfg, err, sizeof(err)) == 0) {
+      cdo_job_explain_miss(job, s, print_nearest, NULL);
+      cdo_store_close(s);
+    }
     cdo_job_free(job);
     return 0;
   }

@@ -65,6 +65,7 @@ struct cdo_config {
   int64_t redis_connect_timeout_ms; /* > 0 */
   int64_t redis_timeout_ms;         /* > 0: each read or write */
   int64_t redis_breaker_ms;         /* skip a failed server this long */
+  int64_t exec_timeout_ms;          /* exec: helper idle limit; 0: 5 s */
   char *scope;             /* NULL: none */
   struct cdo_strv env;     /* allowlist patterns; empty: default policy */
   struct cdo_strv ignore_env; /* patterns dropped from the hashed set */
@@ -221,7 +222,9 @@ struct cdo_job; /* opaque */
 
 /*
  * Warnings and notices from the library, one line each without the
- * "cachedo: " prefix or newline. level 0 = warning, 1 = verbose note.
+ * "cachedo: " prefix or newline. level 0 = warning, 1 = verbose note,
+ * 2 = a status line that replaces the previous one (shown only on a
+ * terminal), 3 = clear the status line (msg is "").
  */
 typedef void (*cdo_msg_fn)(void *ud, int level, const char *msg);
 

@@ -40,6 +40,8 @@ static const struct setting {
     {"redis-timeout", "CACHEDO_REDIS_TIMEOUT", T_DURATION_POS,
      F(redis_timeout_ms)},
     {"redis-breaker", "CACHEDO_REDIS_BREAKER", T_DURATION, F(redis_breaker_ms)},
+    {"exec-timeout", "CACHEDO_EXEC_TIMEOUT", T_DURATION_POS,
+     F(exec_timeout_ms)},
     {"scope", "CACHEDO_SCOPE", T_STRING, F(scope)},
     {"env", "CACHEDO_ENV", T_LIST, F(env)},
     {"ignore-env", "CACHEDO_IGNORE_ENV", T_LIST, F(ignore_env)},

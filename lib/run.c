@@ -333,9 +333,13 @@ static int store_result(struct runner *rn, struct cdo_store *s,
   return r;
 }
 
-/* Runs the command (recording when s is non-NULL) and fills res. */
+/*
+ * Runs the command (recording when s is non-NULL) and fills res. With
+ * keep_good, a failing run does not replace a stored successful one
+ * (stale-if-error).
+ */
 static void run_command(struct cdo_job *j, struct cdo_store *s,
-                        struct cdo_result *res)
+                        struct cdo_result *res, int keep_good)
 {
   const struct cdo_config *c = j->cfg;
   struct runner *rn = calloc(1, sizeof(*rn));
@@ -389,6 +393,10 @@ static void run_command(struct cdo_job *j, struct cdo_store *s,
     cdo__fmt(res->reason, sizeof(res->reason),
              "exit status %d and failures are not cached",
              (int)rn->exit_status);
+  else if (rn->exit_status != 0 && keep_good)
+    cdo__fmt(res->reason, sizeof(res->reason),
+             "exit status %d; the stored successful result is kept",
+             (int)rn->exit_status);
   else if ((r = store_result(rn, s, start)) < 0) {
     cdo__job_msg(j, 0, "warning: cannot store the result in '%s': %s",
                  cdo_store_url(s), cdo_store_errmsg(s)[0] ? cdo_store_errmsg(s)
@@ -402,11 +410,156 @@ out:
   free(rn);
 }
 
+/* Replays a verified entry and fills res as a hit (or a stale answer). */
+static void replay(struct cdo__blob *b, const struct cdo__meta *m,
+                   uint64_t joff, enum cdo_outcome outcome,
+                   struct cdo_result *res)
+{
+  cdo__entry_replay(b, m, joff);
+  cdo__blob_free(b);
+  res->outcome = outcome;
+  res->exit_status = m->exit_status;
+  res->age_ms = cdo__now_ms() - m->created_ms;
+}
+
+/* Replays k's entry if it is fresh now; 1 when it did, else 0. */
+static int replay_if_fresh(struct cdo_job *j, struct cdo_store *s,
+                           struct cdo_result *res)
+{
+  struct cdo__blob *b = NULL;
+  struct cdo__meta m;
+  uint64_t joff;
+  int r = cdo__store_lookup(s, &j->key, &b, &m, &joff);
+
+  if (r == CDO__FRESH) {
+    replay(b, &m, joff, CDO_HIT, res);
+    return 1;
+  }
+  cdo__blob_free(b);
+  return 0;
+}
+
+/*
+ * Single-flight. Takes the key's run lock, or waits for the run that holds
+ * it and replays its result. Returns 1 when this process holds the lock
+ * (*lk) and must run the command, 0 when res was filled by a replay, or -1
+ * when the command should run uncached (gave up waiting, or locks fail).
+ */
+static int single_flight(struct cdo_job *j, struct cdo_store *s, void **lk,
+                         struct cdo_result *res)
+{
+  const struct cdo_config *c = j->cfg;
+  int64_t start = cdo__mono_ms(), waited = 0;
+  int r, contended = 0, status_shown = 0;
+  char elapsed[32];
+
+  for (;;) {
+    int64_t left = c->lock_timeout_ms - waited;
+
+    r = cdo__store_lock(s, &j->key,
+                        contended ? (left < 1000 ? left : 1000) : 0, lk);
+    waited = cdo__mono_ms() - start;
+    if (r == 0)
+      break;
+    if (r != CDO__ERR(EAGAIN)) {
+      cdo__job_msg(j, 1, "cannot lock '%s': %s; running without waiting for "
+                   "identical runs", cdo_store_url(s),
+                   cdo_store_errmsg(s)[0] ? cdo_store_errmsg(s)
+                                          : cdo_strerror(r));
+      *lk = NULL;
+      return 1;
+    }
+    contended = 1;
+    if (waited >= c->lock_timeout_ms) {
+      if (status_shown)
+        cdo__job_msg(j, 3, "%s", "");
+      cdo_format_duration(waited, elapsed, sizeof(elapsed));
+      cdo__job_msg(j, 0, "warning: gave up waiting for an identical run "
+                   "after %s; running uncached", elapsed);
+      return -1;
+    }
+    if (waited >= 1000) {
+      long pid = cdo__store_lock_holder(s, &j->key);
+
+      cdo_format_duration(waited, elapsed, sizeof(elapsed));
+      if (pid > 0)
+        cdo__job_msg(j, 2, "waiting for '%s' (pid %ld), %s", j->argv[0], pid,
+                     elapsed);
+      else
+        cdo__job_msg(j, 2, "waiting for '%s', %s", j->argv[0], elapsed);
+      status_shown = 1;
+    }
+  }
+  if (status_shown)
+    cdo__job_msg(j, 3, "%s", "");
+  /*
+   * Someone may have stored a result between our lookup and the lock, or
+   * while we waited: then it is ours to replay. A --refresh that did not
+   * have to wait runs regardless.
+   */
+  if ((contended || !c->refresh) && replay_if_fresh(j, s, res)) {
+    cdo__store_unlock(s, &j->key, *lk);
+    *lk = NULL;
+    return 0;
+  }
+  return 1;
+}
+
+/*
+ * Stale-while-revalidate: a detached child (own session, stdio on
+ * /dev/null, so `x=$(cachedo ...)` does not wait for it) refreshes the
+ * entry under the run lock; identical stale hits meanwhile find the lock
+ * taken and leave it be. It opens its own store: a connection must not be
+ * shared across fork().
+ */
+static void start_refresh(struct cdo_job *j)
+{
+  struct cdo_store *s = NULL;
+  struct cdo_result res;
+  char err[300];
+  void *lk = NULL;
+  pid_t pid;
+  int fd, r;
+
+  fflush(NULL);
+  pid = fork();
+  if (pid != 0)
+    return; /* the parent, or fork failed: the entry stays stale */
+  setsid();
+  fd = open("/dev/null", O_RDWR);
+  if (fd >= 0) {
+    dup2(fd, 0);
+    dup2(fd, 1);
+    dup2(fd, 2);
+    if (fd > 2)
+      close(fd);
+  }
+  j->msg = NULL;
+  if (cdo_store_open(&s, j->cfg, err, sizeof(err)) < 0)
+    _exit(0);
+  r = cdo__store_lock(s, &j->key, 0, &lk);
+  if (r == 0 && !replay_if_fresh(j, s, &res)) {
+    struct cdo__blob *b = NULL;
+    struct cdo__meta m;
+    uint64_t joff;
+    int good = 0;
+
+    if (cdo__store_lookup(s, &j->key, &b, &m, &joff) == CDO__STALE)
+      good = m.exit_status == 0;
+    cdo__blob_free(b);
+    run_command(j, s, &res, good);
+  }
+  cdo__store_unlock(s, &j->key, lk);
+  cdo_store_close(s);
+  _exit(0);
+}
+
 int cdo_job_run(struct cdo_job *j, struct cdo_store *s, struct cdo_result *res)
 {
   struct cdo__blob *b = NULL;
   struct cdo__meta m;
   uint64_t joff;
+  void *lk = NULL;
   int r;
 
   memset(res, 0, sizeof(*res));
@@ -418,24 +571,30 @@ int cdo_job_run(struct cdo_job *j, struct cdo_store *s, struct cdo_result *res)
   }
   if (s != NULL && !j->cfg->refresh) {
     r = cdo__store_lookup(s, &j->key, &b, &m, &joff);
+    if (r == CDO__FRESH || r == CDO__STALE) {
+      replay(b, &m, joff, r == CDO__FRESH ? CDO_HIT : CDO_STALE, res);
+      if (r == CDO__STALE)
+        start_refresh(j);
+      return 0;
+    }
     if (r < 0) {
       cdo__job_msg(j, 0, "warning: cannot read cache '%s': %s; running "
                    "uncached", cdo_store_url(s),
                    cdo_store_errmsg(s)[0] ? cdo_store_errmsg(s)
                                           : cdo_strerror(r));
       s = NULL;
-    } else if (r == CDO__FRESH) {
-      cdo__entry_replay(b, &m, joff);
-      cdo__blob_free(b);
-      res->outcome = CDO_HIT;
-      res->exit_status = m.exit_status;
-      res->age_ms = cdo__now_ms() - m.created_ms;
-      return 0;
-    } else if (b != NULL) {
-      cdo__blob_free(b); /* stale: refreshed by running below */
     }
   }
-  run_command(j, s, res);
+  if (s != NULL) {
+    r = single_flight(j, s, &lk, res);
+    if (r == 0)
+      return 0;
+    if (r < 0)
+      s = NULL;
+  }
+  run_command(j, s, res, 0);
+  if (lk != NULL)
+    cdo__store_unlock(s, &j->key, lk);
   return 0;
 }
 

@@ -14,6 +14,7 @@ static const struct cdo__store_ops *const backends[] = {
     &cdo__store_mem,
     &cdo__store_redis_tcp,
     &cdo__store_redis_unix,
+    &cdo__store_exec,
 };
 
 static const char expected_urls[] =

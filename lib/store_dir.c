@@ -8,7 +8,8 @@
  *   v1/ab/abcdef...          an entry, named by its 64-hex-digit key, in the
  *                            folder named by the key's first two digits
  *   v1/ab/.tmp-0123...       a put in progress (16 random hex digits)
- *   v1/locks/abcdef...       single-flight lock files, flock(2)ed
+ *   v1/locks/abcdef...       single-flight lock files (lock.c's flock)
+ *   cachedo-usage, ...       the front end's usage counters (stats.c)
  *
  *   file   = entry scope footer
  *   footer = expires_ms:u64 scope_len:u32 "CDOD"
@@ -24,28 +25,28 @@
 
 #include <dirent.h>
 #include <fcntl.h>
-#include <signal.h>
 #include <sys/file.h>
 #include <sys/random.h>
 #include <sys/stat.h>
-#include <sys/time.h>
 #include <unistd.h>
 
 #define FOOTER_LEN 16
 #define SCOPE_MAX 65535
 #define SMALL_MAX (64 * 1024) /* entries read into memory in one read(2) */
 #define COPY_BUF (256 * 1024)
-#define TEMP_MAX_AGE_S 3600
+#define TEMP_MAX_AGE_S 3600 /* --gc: older temp and lock files are dead */
 #define TEMP_PREFIX ".tmp-"
 #define TEMP_HEX 16
 
 struct dir_store {
   struct cdo_store base;
-  char *root; /* the directory the URL names */
-  int fd;     /* root, opened O_PATH */
+  char *root;  /* the directory the URL names */
+  char *locks; /* root/v1/locks */
+  char *local; /* root/cachedo, the front end's files' prefix */
+  int fd;      /* root, opened O_PATH */
 };
 
-/* The relative path of a key's file: "v1/ab/abcdef..." or "v1/locks/...". */
+/* A path relative to the root, e.g. "v1/ab/abcdef...". */
 struct relpath {
   char p[96];
 };
@@ -63,11 +64,6 @@ static struct dir_store *ds(struct cdo_store *s)
 static void entry_path(struct relpath *rp, const struct cdo__key *k)
 {
   cdo__fmt(rp->p, sizeof(rp->p), "v1/%.2s/%s", k->hex, k->hex);
-}
-
-static void lock_path(struct relpath *rp, const struct cdo__key *k)
-{
-  cdo__fmt(rp->p, sizeof(rp->p), "v1/locks/%s", k->hex);
 }
 
 static int is_hex(const char *s, size_t n)
@@ -101,6 +97,17 @@ static int mem_check_url(const char *rest, char *err, size_t errlen)
   return 0;
 }
 
+/* root followed by suffix, malloc'd; NULL on ENOMEM. */
+static char *path_join(const char *root, const char *suffix)
+{
+  size_t n = strlen(root) + strlen(suffix) + 1;
+  char *p = malloc(n);
+
+  if (p != NULL)
+    cdo__fmt(p, n, "%s%s", root, suffix);
+  return p;
+}
+
 /*
  * Checks root (creating it 0700 when missing) and opens it. A root that is
  * not a safe directory of ours is refused.
@@ -111,7 +118,9 @@ static int open_root(struct dir_store *d, const char *root)
   int r;
 
   d->root = strdup(root);
-  if (d->root == NULL)
+  d->locks = path_join(root, "/v1/locks");
+  d->local = path_join(root, "/cachedo");
+  if (d->root == NULL || d->locks == NULL || d->local == NULL)
     return CDO__ERR(ENOMEM);
   r = cdo__dir_check(root, s->errmsg, sizeof(s->errmsg));
   if (r == CDO__ERR(ENOENT))
@@ -155,11 +164,26 @@ static void dir_close(struct cdo_store *s)
   if (d->fd >= 0)
     close(d->fd);
   free(d->root);
+  free(d->locks);
+  free(d->local);
 }
 
+/* The runner's spool on the entries' filesystem: copies stay in the kernel. */
 static const char *dir_spool_dir(struct cdo_store *s)
 {
   return ds(s)->root;
+}
+
+/* lock.c's flock(2) files for single-flight, one per key. */
+static const char *dir_lock_dir(struct cdo_store *s)
+{
+  return ds(s)->locks;
+}
+
+/* The front end's usage and stats files: root/cachedo-usage and so on. */
+static const char *dir_local_path(struct cdo_store *s)
+{
+  return ds(s)->local;
 }
 
 /* ---- reading ------------------------------------------------------------- */
@@ -650,8 +674,13 @@ static int gc_one(struct dir_store *d, int at, const char *name,
   return r;
 }
 
-/* Removes lock files no one holds (left by holders that died). */
-static void gc_locks(struct dir_store *d)
+/*
+ * Removes the lock files no one has held for an hour (a holder writes its
+ * pid into the file, which dates it). One that a waiter has just opened
+ * but not yet locked would let a second run start; the hour makes that a
+ * first miss in an hour racing --gc, and the cost one extra run.
+ */
+static void gc_locks(struct dir_store *d, int64_t now_s)
 {
   int lfd = openat(d->fd, "v1/locks", O_RDONLY | O_DIRECTORY | O_NOFOLLOW |
                                           O_CLOEXEC);
@@ -672,8 +701,8 @@ static void gc_locks(struct dir_store *d)
     fd = openat(lfd, e->d_name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
     if (fd < 0)
       continue;
-    /* Unheld, and still the file at that name: waiters on it start over. */
     if (flock(fd, LOCK_EX | LOCK_NB) == 0 && fstat(fd, &st) == 0 &&
+        st.st_mtime < now_s - TEMP_MAX_AGE_S &&
         names_file(lfd, e->d_name, &st))
       unlinkat(lfd, e->d_name, 0);
     close(fd);
@@ -686,7 +715,7 @@ static int dir_gc(struct cdo_store *s, int64_t now_ms, uint64_t *removed)
   struct gc_state g = {now_ms, 0};
   int r = walk(ds(s), 0, gc_one, &g);
 
-  gc_locks(ds(s));
+  gc_locks(ds(s), now_ms / 1000);
   *removed = g.removed;
   return r;
 }
@@ -790,147 +819,6 @@ static int dir_stats(struct cdo_store *s, struct cdo_stats *st)
   return walk(ds(s), 0, stats_one, st);
 }
 
-/* ---- single-flight locks: flock(2) on v1/locks/KEY -------------------------- */
-
-/*
- * A holder unlinks its lock file before it lets go, so lock files do not
- * pile up; a waiter that then wins the old, unlinked file sees that the
- * path no longer names it and starts over on a new one. A holder that dies
- * releases its flock with its last fd; --gc removes the file it left.
- */
-struct dir_lock {
-  int fd;
-};
-
-static void on_alarm(int sig)
-{
-  (void)sig; /* only interrupts flock(2) */
-}
-
-static struct timeval ms_tv(int64_t ms)
-{
-  struct timeval tv = {(time_t)(ms / 1000), (suseconds_t)(ms % 1000) * 1000};
-
-  return tv;
-}
-
-/*
- * flock(LOCK_EX) on fd, waiting until deadline (monotonic ms). The wait
- * blocks in the kernel, woken at once by a release; SIGALRM from an
- * interval timer ends it at the deadline (it repeats, in case it first
- * fires just before flock is entered). The caller's SIGALRM disposition,
- * timer and mask are restored. 0, CDO__ERR(EAGAIN) or -errno.
- */
-static int flock_until(int fd, int64_t deadline)
-{
-  struct sigaction sa, old_sa;
-  struct itimerval it, old_it;
-  sigset_t alrm, old_mask;
-  int64_t left = deadline - cdo__mono_ms();
-  int r;
-
-  if (flock(fd, LOCK_EX | LOCK_NB) == 0)
-    return 0;
-  if (errno != EWOULDBLOCK)
-    return CDO__ERR(errno);
-  if (left <= 0)
-    return CDO__ERR(EAGAIN);
-  memset(&sa, 0, sizeof(sa));
-  sa.sa_handler = on_alarm;
-  sigemptyset(&sa.sa_mask); /* and no SA_RESTART: flock returns EINTR */
-  sigaction(SIGALRM, &sa, &old_sa);
-  sigemptyset(&alrm);
-  sigaddset(&alrm, SIGALRM);
-  sigprocmask(SIG_UNBLOCK, &alrm, &old_mask);
-  it.it_value = ms_tv(left);
-  it.it_interval = ms_tv(50);
-  setitimer(ITIMER_REAL, &it, &old_it);
-  for (;;) {
-    if (flock(fd, LOCK_EX) == 0) {
-      r = 0;
-      break;
-    }
-    if (errno != EINTR) {
-      r = CDO__ERR(errno);
-      break;
-    }
-    if (cdo__mono_ms() >= deadline) {
-      r = CDO__ERR(EAGAIN);
-      break;
-    }
-  }
-  setitimer(ITIMER_REAL, &old_it, NULL);
-  sigprocmask(SIG_SETMASK, &old_mask, NULL);
-  sigaction(SIGALRM, &old_sa, NULL);
-  return r;
-}
-
-static int dir_lock(struct cdo_store *s, const struct cdo__key *k,
-                    int64_t wait_ms, void **lk)
-{
-  struct dir_store *d = ds(s);
-  int64_t deadline = cdo__mono_ms() + (wait_ms > 0 ? wait_ms : 0);
-  struct dir_lock *l;
-  struct relpath rp;
-  int fd = -1, r;
-
-  *lk = NULL;
-  lock_path(&rp, k);
-  for (;;) {
-    struct stat st;
-
-    fd = openat(d->fd, rp.p, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC,
-                0600);
-    if (fd < 0 && errno == ENOENT) {
-      r = make_dirs(d, "locks");
-      if (r < 0)
-        break;
-      continue;
-    }
-    if (fd < 0) {
-      r = CDO__ERR(errno);
-      break;
-    }
-    r = flock_until(fd, deadline);
-    if (r < 0)
-      break;
-    if (fstat(fd, &st) == 0 && names_file(d->fd, rp.p, &st))
-      break; /* ours, and still the lock file */
-    close(fd); /* the holder we waited for unlinked it: start over */
-    fd = -1;
-  }
-  if (r == 0) {
-    l = malloc(sizeof(*l));
-    if (l != NULL) {
-      l->fd = fd;
-      *lk = l;
-      return 0;
-    }
-    r = CDO__ERR(ENOMEM);
-    unlinkat(d->fd, rp.p, 0);
-  }
-  if (fd >= 0)
-    close(fd);
-  if (r == CDO__ERR(EAGAIN))
-    return r;
-  return cdo__store_fail(s, r, "cannot lock '%s/%s': %s", d->root, rp.p,
-                         cdo_strerror(r));
-}
-
-static void dir_unlock(struct cdo_store *s, const struct cdo__key *k,
-                       void *lk)
-{
-  struct dir_lock *l = lk;
-  struct relpath rp;
-
-  if (l == NULL)
-    return;
-  lock_path(&rp, k);
-  unlinkat(ds(s)->fd, rp.p, 0);
-  close(l->fd);
-  free(l);
-}
-
 const struct cdo__store_ops cdo__store_dir = {
     .scheme = "dir:",
     .name = "dir",
@@ -946,8 +834,8 @@ const struct cdo__store_ops cdo__store_dir = {
     .stats = dir_stats,
     .gc = dir_gc,
     .spool_dir = dir_spool_dir,
-    .lock = dir_lock,
-    .unlock = dir_unlock,
+    .lock_dir = dir_lock_dir,
+    .local_path = dir_local_path,
 };
 
 const struct cdo__store_ops cdo__store_mem = {
@@ -965,6 +853,6 @@ const struct cdo__store_ops cdo__store_mem = {
     .stats = dir_stats,
     .gc = dir_gc,
     .spool_dir = dir_spool_dir,
-    .lock = dir_lock,
-    .unlock = dir_unlock,
+    .lock_dir = dir_lock_dir,
+    .local_path = dir_local_path,
 };

@@ -20,17 +20,16 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
-#include <spawn.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #define DEFAULT_TIMEOUT_MS 5000
 #define IO_BLOCK 65536
 #define EXIT_UNSUPPORTED 2
-
-extern char **environ;
 
 struct exec_store {
   struct cdo_store base;
@@ -258,43 +257,70 @@ static int pid_fd(pid_t pid)
 #endif
 }
 
-/* Starts the helper; *pid set on success. in/out: the child's ends or -1. */
+/* Makes fd (or /dev/null when fd < 0) the child's descriptor to. */
+static int redirect(int fd, int to, int flags)
+{
+  int own = fd < 0;
+
+  if (own)
+    fd = open("/dev/null", flags);
+  if (fd < 0 || (fd != to && dup2(fd, to) < 0))
+    return -1;
+  if (own && fd != to)
+    close(fd);
+  return 0;
+}
+
+/*
+ * Starts the helper in its own process group (so a timeout kills whatever
+ * it started too), with stdin from in and stdout to out (-1: /dev/null),
+ * stderr shared, and the signal mask mask. On Linux the helper also dies
+ * with cachedo: a put cut short then never publishes a partial entry.
+ * Returns 0 with *pid set, or -errno when it cannot be run.
+ */
 static int spawn_helper(struct exec_store *x, int in, int out,
                         const sigset_t *mask, pid_t *pid)
 {
-  posix_spawn_file_actions_t fa;
-  posix_spawnattr_t at;
-  int r;
+  pid_t parent = getpid();
+  int errp[2], e = 0;
+  ssize_t n;
 
-  r = posix_spawn_file_actions_init(&fa);
-  if (r != 0)
-    return CDO__ERR(r);
-  r = posix_spawnattr_init(&at);
-  if (r != 0) {
-    posix_spawn_file_actions_destroy(&fa);
-    return CDO__ERR(r);
+  if (pipe2(errp, O_CLOEXEC) < 0)
+    return CDO__ERR(errno);
+  *pid = fork();
+  if (*pid < 0) {
+    e = errno;
+    close(errp[0]);
+    close(errp[1]);
+    return CDO__ERR(e);
   }
-  if (in >= 0)
-    r = posix_spawn_file_actions_adddup2(&fa, in, 0);
-  else
-    r = posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
-  if (r == 0 && out >= 0)
-    r = posix_spawn_file_actions_adddup2(&fa, out, 1);
-  else if (r == 0)
-    r = posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
-  /* Its own process group, so a timeout kills what it started too. */
-  if (r == 0)
-    r = posix_spawnattr_setflags(&at, POSIX_SPAWN_SETPGROUP |
-                                          POSIX_SPAWN_SETSIGMASK);
-  if (r == 0)
-    r = posix_spawnattr_setpgroup(&at, 0);
-  if (r == 0)
-    r = posix_spawnattr_setsigmask(&at, mask);
-  if (r == 0)
-    r = posix_spawn(pid, x->path, &fa, &at, x->argv, environ);
-  posix_spawnattr_destroy(&at);
-  posix_spawn_file_actions_destroy(&fa);
-  return r == 0 ? 0 : CDO__ERR(r);
+  if (*pid == 0) {
+    setpgid(0, 0);
+#ifdef PR_SET_PDEATHSIG
+    if (prctl(PR_SET_PDEATHSIG, SIGKILL) == 0 && getppid() != parent)
+      _exit(127);
+#endif
+    if (redirect(in, 0, O_RDONLY) == 0 && redirect(out, 1, O_WRONLY) == 0) {
+      sigprocmask(SIG_SETMASK, mask, NULL);
+      execv(x->path, x->argv);
+    }
+    e = errno;
+    if (write(errp[1], &e, sizeof(e)) < 0)
+      _exit(127);
+    _exit(127);
+  }
+  (void)parent;
+  setpgid(*pid, *pid); /* either side may win; both ask for the same */
+  close(errp[1]);
+  do
+    n = read(errp[0], &e, sizeof(e));
+  while (n < 0 && errno == EINTR);
+  close(errp[0]);
+  if (n <= 0)
+    return 0; /* exec closed the pipe: the helper runs */
+  while (waitpid(*pid, NULL, 0) < 0 && errno == EINTR)
+    ;
+  return CDO__ERR(e);
 }
 
 /* Kills the helper's process group and reaps the helper. */
@@ -454,7 +480,7 @@ static int call_helper(struct exec_store *x, struct call *c, const char *key,
 {
   int inp[2] = {-1, -1}, outp[2] = {-1, -1}, pfd = -1, st, r;
   sigset_t pipe_set, old;
-  pid_t pid;
+  pid_t pid = -1;
   size_t i = x->argc;
 
   x->argv[i++] = (char *)c->verb;
@@ -570,6 +596,8 @@ static int fetch(struct exec_store *x, const char *hex, struct cdo__blob **out)
   return bad_status(x, &c, "0 for a hit, 1 for a miss");
 }
 
+static int exec_del(struct cdo_store *s, const struct cdo__key *k);
+
 static int exec_get(struct cdo_store *s, const struct cdo__key *k,
                     struct cdo__blob **out)
 {
@@ -590,10 +618,11 @@ static int exec_get(struct cdo_store *s, const struct cdo__key *k,
   if (r < 0) {
     cdo__blob_free(*out);
     *out = NULL;
-    return cdo__store_fail(s, r, "helper '%s' get: %s", x->argv[0],
-                           r == CDO_ECORRUPT
-                               ? "the answer is not a valid cache entry"
-                               : cdo_strerror(r));
+    if (r != CDO_ECORRUPT)
+      return r;
+    exec_del(s, k); /* so the next run can store a good one */
+    return cdo__store_fail(s, r, "helper '%s' get: the answer is not a "
+                           "valid cache entry (removed it)", x->argv[0]);
   }
   return 0;
 }

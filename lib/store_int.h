@@ -135,6 +135,7 @@ extern const struct cdo__store_ops cdo__store_dir;
 extern const struct cdo__store_ops cdo__store_mem;
 extern const struct cdo__store_ops cdo__store_redis_tcp;
 extern const struct cdo__store_ops cdo__store_redis_unix;
+extern const struct cdo__store_ops cdo__store_exec;
 
 /*
  * Extends a Redis run lock taken by ops->lock to a full lease again; call it
@@ -165,6 +166,19 @@ int cdo__store_del(struct cdo_store *s, const struct cdo__key *k);
 const char *cdo__store_spool_dir(struct cdo_store *s);
 
 /*
+ * Single-flight locks (lock.c): ops->lock when the backend has one, else
+ * flock(2) on a file per key. cdo__store_lock waits up to wait_ms (0: only
+ * tries) and returns 0 with *lk set, CDO__ERR(EAGAIN) while another holds
+ * it, or an error. The holder's pid is recorded for waiters' messages
+ * (0 when unknown). cdo__store_unlock releases and frees lk (NULL: no-op).
+ */
+int cdo__store_lock(struct cdo_store *s, const struct cdo__key *k,
+                    int64_t wait_ms, void **lk);
+void cdo__store_unlock(struct cdo_store *s, const struct cdo__key *k,
+                       void *lk);
+long cdo__store_lock_holder(struct cdo_store *s, const struct cdo__key *k);
+
+/*
  * Counts one run for --stats (stats.c): outcome; saved_ms, for a hit or a
  * stale answer, the stored entry's original run time (else 0); k, the key
  * (a hit's key also dates the entry's last use, for --max-size); error, 0
@@ -190,5 +204,14 @@ void cdo__store_maintain(struct cdo_store *s);
 void cdo__explain_save(struct cdo_job *j, struct cdo_store *s);
 /* cdo_job_explain_miss() through j's message callback, as -v notes. */
 void cdo__explain_miss_notes(struct cdo_job *j, struct cdo_store *s);
+/* Removes the side files of explain_save not written since older_than_ms. */
+void cdo__explain_prune(struct cdo_store *s, int64_t older_than_ms);
+/*
+ * Writes into buf the path of this store's own file named suffix (e.g.
+ * "-usage"): the backend's local_path plus suffix, else under
+ * $XDG_CACHE_HOME/cachedo/, a directory made when create is set.
+ */
+int cdo__store_local_file(struct cdo_store *s, const char *suffix, char *buf,
+                          size_t len, int create);
 
 #endif /* CDO_STORE_INT_H */

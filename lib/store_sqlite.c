@@ -652,6 +652,12 @@ static int sqlite_stats(struct cdo_store *s, struct cdo_stats *stats)
   return r;
 }
 
+/* The front end's own files (usage, stats) go next to the database. */
+static const char *sqlite_local_path(struct cdo_store *s)
+{
+  return sq(s)->path;
+}
+
 const struct cdo__store_ops cdo__store_sqlite = {
     .scheme = "sqlite:",
     .name = "sqlite",
@@ -666,4 +672,5 @@ const struct cdo__store_ops cdo__store_sqlite = {
     .list = sqlite_list,
     .stats = sqlite_stats,
     .gc = sqlite_gc,
+    .local_path = sqlite_local_path,
 };

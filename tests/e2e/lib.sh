@@ -26,7 +26,9 @@ LC_ALL=C
 export LC_ALL
 
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/cachedo-$TEST_NAME.XXXXXX") || exit 1
+. "$TEST_DIR/redis.sh"
 test_cleanup () {
+	redis_stop_all
 	if [ "${KEEP_TMP-}" = 1 ]; then
 		echo "# kept $TMP"
 	else
@@ -75,11 +77,27 @@ setup_backend () {
 	dir) CACHEDO_CACHE=dir:$TMP/cachedir STORE_PATH=$TMP/cachedir ;;
 	mem) CACHEDO_CACHE=mem: STORE_PATH=$XDG_RUNTIME_DIR/cachedo ;;
 	redis)
-		test -n "$test_redis_url" || skip_all "backend redis needs CACHEDO_TEST_REDIS_URL"
+		# CACHEDO_TEST_REDIS_URL names a server; else the test starts its
+		# own (under CI a missing redis-server fails instead of skipping).
+		if [ -z "$test_redis_url" ]; then
+			if ! command -v redis-server >/dev/null 2>&1; then
+				test "${CI-}" != true || { echo "Bail out! backend redis: no redis-server (CI=true)"; exit 1; }
+				skip_all "backend redis: no redis-server"
+			fi
+			redis_start "$TMP/redis" || { echo "Bail out! cannot start redis-server"; exit 1; }
+			test_redis_url=$REDIS_URL
+		fi
 		CACHEDO_CACHE=$test_redis_url ;;
 	exec)
-		test -n "$test_exec_url" || skip_all "backend exec needs CACHEDO_TEST_EXEC_URL"
-		CACHEDO_CACHE=$test_exec_url ;;
+		# The shipped plain-files helper, unless CACHEDO_TEST_EXEC_URL names another.
+		if [ -n "$test_exec_url" ]; then
+			CACHEDO_CACHE=$test_exec_url
+		else
+			# One word (tests pass it through `env -i $vars`): the helper
+			# keeps its files in $XDG_CACHE_HOME/cachedo-files.
+			CACHEDO_CACHE=exec:$ROOT/examples/cachedo-files
+			STORE_PATH=$XDG_CACHE_HOME/cachedo-files
+		fi ;;
 	*) echo "Bail out! unknown CACHEDO_TEST_CACHE '$1'"; exit 1 ;;
 	esac
 	export CACHEDO_CACHE
@@ -115,7 +133,7 @@ test_expect_success () {
 		echo "ok $test_count # skip $1 (missing $test_prereq)"
 		return 0
 	fi
-	(set -e; eval "$2") >"$TMP/test-output" 2>&1 </dev/null
+	(set -e; eval "$2") >"$TMP/test-output" 2>&1 7>&1 </dev/null
 	if [ $? = 0 ]; then
 		echo "ok $test_count - $1"
 	else
@@ -134,7 +152,8 @@ test_done () {
 	exit
 }
 
-# Assertions: each returns non-zero and says why on stderr.
+# Assertions: each returns non-zero and says why on fd 7, the test's output
+# (so that `expect_status 0 cachedo ... 2>err` still reports).
 
 # expect_status N COMMAND [ARG]...
 expect_status () {
@@ -142,7 +161,7 @@ expect_status () {
 	shift
 	if "$@"; then test_got=0; else test_got=$?; fi
 	test "$test_got" = "$test_want" && return 0
-	echo "expected status $test_want, got $test_got from: $*" >&2
+	echo "expected status $test_want, got $test_got from: $*" >&7
 	return 1
 }
 
@@ -150,14 +169,14 @@ expect_status () {
 expect_count () {
 	test_got=$(count "$1")
 	test "$test_got" = "$2" && return 0
-	echo "expected $2 run(s) of '$1', got $test_got" >&2
+	echo "expected $2 run(s) of '$1', got $test_got" >&7
 	return 1
 }
 
 # expect_eq EXPECTED ACTUAL [WHAT]
 expect_eq () {
 	test "$1" = "$2" && return 0
-	echo "expected ${3:-value} '$1', got '$2'" >&2
+	echo "expected ${3:-value} '$1', got '$2'" >&7
 	return 1
 }
 
@@ -165,8 +184,8 @@ expect_eq () {
 expect_lines () {
 	test_got=$(($(wc -l <"$2")))
 	test "$test_got" = "$1" && return 0
-	echo "expected $1 line(s) in $2, got $test_got:" >&2
-	sed 's/^/| /' "$2" >&2
+	echo "expected $1 line(s) in $2, got $test_got:" >&7
+	sed 's/^/| /' "$2" >&7
 	return 1
 }
 
@@ -174,25 +193,25 @@ expect_lines () {
 expect_grep () {
 	eval "test_file=\${$#}"
 	grep "$@" >/dev/null && return 0
-	echo "no match for grep $* in:" >&2
-	sed 's/^/| /' "$test_file" >&2
+	echo "no match for grep $* in:" >&7
+	sed 's/^/| /' "$test_file" >&7
 	return 1
 }
 expect_no_grep () {
 	eval "test_file=\${$#}"
 	grep "$@" >/dev/null || return 0
-	echo "unexpected match for grep $* in:" >&2
-	sed 's/^/| /' "$test_file" >&2
+	echo "unexpected match for grep $* in:" >&7
+	sed 's/^/| /' "$test_file" >&7
 	return 1
 }
 
 # expect_cmp EXPECTED ACTUAL: byte-identical files.
 expect_cmp () {
-	cmp "$1" "$2" >&2 && return 0
-	echo "expected ($1):" >&2
-	od -c "$1" | head -n 8 >&2
-	echo "actual ($2):" >&2
-	od -c "$2" | head -n 8 >&2
+	cmp "$1" "$2" >&7 2>&7 && return 0
+	echo "expected ($1):" >&7
+	od -c "$1" | head -n 8 >&7
+	echo "actual ($2):" >&7
+	od -c "$2" | head -n 8 >&7
 	return 1
 }
 
@@ -205,7 +224,7 @@ peak_rss_kb () {
 expect_rss_below () {
 	test_got=$(tail -n 1 "$TMP/rss")
 	test "$test_got" -lt "$1" && return 0
-	echo "peak RSS ${test_got} KiB, expected below $1 KiB" >&2
+	echo "peak RSS ${test_got} KiB, expected below $1 KiB" >&7
 	return 1
 }
 
@@ -220,7 +239,7 @@ wait_for () {
 	test_i=0
 	while ! [ -e "$1" ]; do
 		test_i=$((test_i + 1))
-		test "$test_i" -le 200 || { echo "timed out waiting for $1" >&2; return 1; }
+		test "$test_i" -le 200 || { echo "timed out waiting for $1" >&7; return 1; }
 		sleep 0.05
 	done
 }

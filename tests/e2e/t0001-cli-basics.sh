@@ -96,7 +96,7 @@ test_expect_success 'option parsing stops at the first non-option' '
 	expect_status 0 cachedo echo -v --ttl abc >out 2>err &&
 	expect_eq "-v --ttl abc" "$(cat out)" &&
 	expect_lines 0 err &&
-	expect_status 0 cachedo -- echo --help >out &&
+	expect_status 0 cachedo -- printf "%s\n" --help >out &&
 	expect_eq --help "$(cat out)"
 '
 

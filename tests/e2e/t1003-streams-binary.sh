@@ -53,6 +53,20 @@ test_expect_success 'a hit replays each stream exactly when they are apart' '
 	expect_cmp bd err4
 '
 
+test_expect_success 'a large interleaved output replays in the recorded order' '
+	chunks="for i in \$(seq 1 40); do head -c 4000 /dev/zero | tr \"\\0\" o; head -c 3000 /dev/zero | tr \"\\0\" e >&2; done" &&
+	cachedo counted biginter sh -c "$chunks" >both1 2>&1 &&
+	cachedo counted biginter sh -c "$chunks" >both2 2>&1 &&
+	expect_count biginter 1 &&
+	expect_eq 280000 $(wc -c <both1) "byte count" &&
+	expect_cmp both1 both2 &&
+	cachedo counted biginter sh -c "$chunks" >out 2>err &&
+	expect_eq 160000 $(wc -c <out) "stdout size" &&
+	expect_eq 120000 $(wc -c <err) "stderr size" &&
+	expect_eq 0 $(tr -d o <out | wc -c) "bytes other than o on stdout" &&
+	expect_eq 0 $(tr -d e <err | wc -c) "bytes other than e on stderr"
+'
+
 test_expect_success '5 MiB on each stream: no deadlock, exact replay' '
 	head -c 5242880 /dev/urandom >r1 &&
 	head -c 5242880 /dev/urandom >r2 &&

@@ -7,15 +7,15 @@ unset CACHEDO_CACHE
 test_expect_success 'the cache URL: config file, then environment, then flag' '
 	XDG_CONFIG_HOME=$TMP/cfg-cache &&
 	write_config <<-EOF &&
-	cache = sqlite:$TMP/a.db
+	cache = sqlite:$PWD/a.db
 	EOF
 	cachedo counted where &&
 	test -f a.db &&
 	test ! -e b.db &&
 	test ! -e "$XDG_CACHE_HOME/cachedo/cache.db" &&
-	CACHEDO_CACHE=sqlite:$TMP/b.db cachedo counted where &&
+	CACHEDO_CACHE=sqlite:$PWD/b.db cachedo counted where &&
 	test -f b.db &&
-	CACHEDO_CACHE=sqlite:$TMP/b.db cachedo --cache sqlite:$TMP/c.db counted where &&
+	CACHEDO_CACHE=sqlite:$PWD/b.db cachedo --cache sqlite:$PWD/c.db counted where &&
 	test -f c.db &&
 	expect_count where 3 &&
 	cachedo counted where &&
@@ -35,7 +35,7 @@ test_expect_success 'the default cache is under $XDG_CACHE_HOME, else ~/.cache' 
 test_expect_success 'the config file is $XDG_CONFIG_HOME/cachedo/config, else ~/.config' '
 	XDG_CONFIG_HOME=$HOME/.config &&
 	write_config <<-EOF &&
-	cache = sqlite:$TMP/home-config.db
+	cache = sqlite:$PWD/home-config.db
 	EOF
 	unset XDG_CONFIG_HOME &&
 	cachedo counted homeconfig &&
@@ -84,7 +84,7 @@ test_expect_success 'comments, blank lines and spacing in the config are fine' '
 
 	   # an indented comment
 	ttl = 1h
-	cache   =   sqlite:$TMP/commented.db
+	cache   =   sqlite:$PWD/commented.db
 
 	EOF
 	expect_status 0 cachedo counted comments 2>err &&

@@ -36,7 +36,7 @@ test_expect_success '8 commands, each twice at once, 3 rounds: all correct, sile
 test_expect_success 'afterwards every command is a hit in every round' '
 	for i in $commands; do
 		n=$(count c$i) &&
-		{ test $n -ge 3 && test $n -le 6 || { echo "c$i ran $n times" >&2; exit 1; }; } &&
+		{ test $n -ge 3 && test $n -le 6 || { echo "c$i ran $n times" >&7; exit 1; }; } &&
 		for round in 1 2 3; do
 			cachedo --scope r$round counted c$i seq $i 40000 >out 2>err &&
 			expect_cmp expect$i out &&

@@ -3,16 +3,21 @@
 # cachedo's own file descriptors never reach the command.
 . "$(dirname "$0")/lib.sh"
 
-# trapper SIG: when ./armed.SIG exists, log each SIG to ./got.SIG, touch
-# ./ready.SIG and wait for SIG; otherwise print "done".
+# trapper SIG: when ./armed.SIG exists, touch ./ready.SIG, log each SIG to
+# ./got.SIG, and after the first one linger 0.3 s (to catch a second
+# delivery) and exit 3; otherwise print "done".
 cat >"$TMP/bin/trapper" <<\EOF
 #!/bin/sh
 if [ -e "armed.$1" ]; then
-	trap 'echo got >>"got.$1"; kill $pid 2>/dev/null; exit 3' "$1"
-	sleep 10 >/dev/null 2>&1 &
-	pid=$!
+	trap 'echo got >>"got.$1"' "$1"
 	: >"ready.$1"
-	wait
+	i=0
+	while ! [ -s "got.$1" ] && [ $i -lt 200 ]; do
+		sleep 0.05
+		i=$((i + 1))
+	done
+	sleep 0.3
+	exit 3
 fi
 echo done
 EOF

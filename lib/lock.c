@@ -1,0 +1,148 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Single-flight locks: the backend's own (ops->lock), else flock(2) on one
+ * file per key in a private directory. A flock dies with its holder, so a
+ * crashed run never blocks the others for longer than its own life.
+ */
+#include "store_int.h"
+
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/file.h>
+#include <sys/time.h>
+#include <unistd.h>
+
+struct flock_lk {
+  int fd;
+};
+
+/* The default directory of lock files: per user, on tmpfs when possible. */
+static int lock_dir(struct cdo_store *s, char *buf, size_t len)
+{
+  const char *d = s->ops->lock_dir ? s->ops->lock_dir(s) : NULL;
+  const char *run = getenv("XDG_RUNTIME_DIR");
+
+  if (d != NULL)
+    cdo__fmt(buf, len, "%s", d);
+  else if (run != NULL && run[0] == '/')
+    cdo__fmt(buf, len, "%s/cachedo-locks", run);
+  else
+    cdo__fmt(buf, len, "/tmp/cachedo-locks-%u", (unsigned)geteuid());
+  return cdo__mkdir_private(buf, s->errmsg, sizeof(s->errmsg));
+}
+
+static void on_alarm(int sig)
+{
+  (void)sig; /* only interrupts flock() */
+}
+
+/*
+ * flock(fd, LOCK_EX) giving up after wait_ms: an interval timer's SIGALRM
+ * (installed without SA_RESTART) interrupts the wait. No polling: the
+ * kernel wakes the waiter the moment the holder releases or dies.
+ */
+static int flock_wait(int fd, int64_t wait_ms)
+{
+  struct sigaction sa, old;
+  struct itimerval it = {{0, 0}, {0, 0}};
+  int r, e;
+
+  if (flock(fd, LOCK_EX | LOCK_NB) == 0)
+    return 0;
+  if (errno != EWOULDBLOCK)
+    return CDO__ERR(errno);
+  if (wait_ms <= 0)
+    return CDO__ERR(EAGAIN);
+  memset(&sa, 0, sizeof(sa));
+  sa.sa_handler = on_alarm;
+  sigemptyset(&sa.sa_mask);
+  sigaction(SIGALRM, &sa, &old);
+  it.it_value.tv_sec = (time_t)(wait_ms / 1000);
+  it.it_value.tv_usec = (suseconds_t)(wait_ms % 1000 * 1000);
+  setitimer(ITIMER_REAL, &it, NULL);
+  r = flock(fd, LOCK_EX);
+  e = errno;
+  memset(&it, 0, sizeof(it));
+  setitimer(ITIMER_REAL, &it, NULL);
+  sigaction(SIGALRM, &old, NULL);
+  if (r == 0)
+    return 0;
+  return e == EINTR ? CDO__ERR(EAGAIN) : CDO__ERR(e);
+}
+
+static int path_of(struct cdo_store *s, const struct cdo__key *k, char *buf,
+                   size_t len)
+{
+  char dir[4096];
+  int r = lock_dir(s, dir, sizeof(dir));
+
+  if (r == 0)
+    cdo__fmt(buf, len, "%s/%s", dir, k->hex);
+  return r;
+}
+
+int cdo__store_lock(struct cdo_store *s, const struct cdo__key *k,
+                    int64_t wait_ms, void **lk)
+{
+  struct flock_lk *f;
+  char path[4200], pid[32];
+  int fd, r;
+
+  *lk = NULL;
+  if (s->ops->lock != NULL)
+    return s->ops->lock(s, k, wait_ms, lk);
+  r = path_of(s, k, path, sizeof(path));
+  if (r < 0)
+    return r;
+  fd = open(path, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
+  if (fd < 0)
+    return cdo__store_fail(s, CDO__ERR(errno), "cannot open lock '%s': %s",
+                           path, strerror(errno));
+  r = flock_wait(fd, wait_ms);
+  f = r == 0 ? malloc(sizeof(*f)) : NULL;
+  if (f == NULL) {
+    close(fd);
+    return r < 0 ? r : CDO__ERR(ENOMEM);
+  }
+  f->fd = fd;
+  cdo__fmt(pid, sizeof(pid), "%ld\n", (long)getpid());
+  if (ftruncate(fd, 0) == 0 && pwrite(fd, pid, strlen(pid), 0) < 0) {
+    /* the pid is only for messages */
+  }
+  *lk = f;
+  return 0;
+}
+
+void cdo__store_unlock(struct cdo_store *s, const struct cdo__key *k,
+                       void *lk)
+{
+  struct flock_lk *f = lk;
+
+  if (lk == NULL)
+    return;
+  if (s->ops->lock != NULL) {
+    s->ops->unlock(s, k, lk);
+    return;
+  }
+  close(f->fd); /* releases the flock */
+  free(f);
+}
+
+long cdo__store_lock_holder(struct cdo_store *s, const struct cdo__key *k)
+{
+  char path[4200], buf[32];
+  ssize_t n;
+  int fd;
+
+  if (s->ops->lock != NULL || path_of(s, k, path, sizeof(path)) < 0)
+    return 0;
+  fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+  if (fd < 0)
+    return 0;
+  n = pread(fd, buf, sizeof(buf) - 1, 0);
+  close(fd);
+  if (n <= 0)
+    return 0;
+  buf[n] = 0;
+  return strtol(buf, NULL, 10);
+}

@@ -1,0 +1,809 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Usage counters, access times and upkeep: every run appends one small
+ * record to a file next to the cache; --stats, --gc and the hourly upkeep
+ * fold the records into a summary and evict least-recently-used entries.
+ *
+ * Files, for a store whose local path prefix is P (see local_path in
+ * store_int.h):
+ *
+ *   P-usage   append-only records, one O_APPEND write each, no lock taken:
+ *     record  = u8(0xc5) u8(outcome) u8(error kind + 1, or 0) u8(flags)
+ *               u32(check) i64(time ms) i64(saved ms) 8-byte key prefix
+ *     flags bit 0: the key prefix is set; check: the low 32 bits of
+ *     cdo__sum over the record with check zeroed. A record that does not
+ *     check out is skipped, one byte at a time, until one does.
+ *   P-stats   the summary, replaced whole by rename:
+ *     summary = "cdostat1" u64(bytes of P-usage folded) i64(since ms)
+ *               u64(count){5, by outcome} i64(saved ms)
+ *               u32(kinds) u64(errors){kinds}
+ *               u32(n) { 8-byte key prefix i64(last read ms) }{n}
+ *               u64(cdo__sum of everything before)
+ *
+ * Folding takes flock(LOCK_EX) on P-usage (writers never lock it), adds
+ * the records past the folded offset, and writes P-stats. Readers take
+ * LOCK_SH and add the unfolded tail themselves, writing nothing. When
+ * P-usage has grown past ROTATE_BYTES it is truncated after a fold.
+ */
+#include "store_int.h"
+
+#include <fcntl.h>
+#include <limits.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define REC_LEN 32
+#define REC_MAGIC 0xc5
+#define N_OUTCOMES 5
+#define SUM_MAGIC "cdostat1"
+#define ROTATE_BYTES (1 << 20)
+#define SUMMARY_MAX (64 << 20)
+#define ATIMES_MAX (1 << 20)
+#define MAINTAIN_EVERY_MS 3600000
+
+static const char *const errkind_names[] = {
+#define CDO__XX(name, label) label,
+    CDO_ERRKIND_MAP(CDO__XX)
+#undef CDO__XX
+};
+
+const char *cdo_errkind_name(int kind)
+{
+  if (kind < 0 || kind >= CDO_ERRKIND_COUNT)
+    return "other";
+  return errkind_names[kind];
+}
+
+int cdo_errkind_of(int code)
+{
+  switch (code) {
+  case CDO__ERR(ETIMEDOUT):
+  case CDO__ERR(EAGAIN):
+    return CDO_ERRKIND_TIMEOUT;
+  case CDO_EFAILED:
+  case CDO__ERR(ECONNREFUSED):
+  case CDO__ERR(ECONNRESET):
+  case CDO__ERR(EHOSTUNREACH):
+  case CDO__ERR(ENETUNREACH):
+  case CDO__ERR(ENOTCONN):
+  case CDO__ERR(EPIPE):
+    return CDO_ERRKIND_UNREACHABLE;
+  case CDO_ECORRUPT:
+    return CDO_ERRKIND_CORRUPT;
+  case CDO_EUNSAFE:
+  case CDO__ERR(EACCES):
+  case CDO__ERR(EPERM):
+  case CDO__ERR(EROFS):
+    return CDO_ERRKIND_DENIED;
+  case CDO__ERR(ENOSPC):
+  case CDO__ERR(EDQUOT):
+  case CDO__ERR(EFBIG):
+    return CDO_ERRKIND_FULL;
+  default:
+    return CDO_ERRKIND_OTHER;
+  }
+}
+
+/* ---- where the files are ------------------------------------------------- */
+
+int cdo__store_local_file(struct cdo_store *s, const char *suffix, char *buf,
+                          size_t len, int create)
+{
+  const char *p = s->ops->local_path ? s->ops->local_path(s) : NULL;
+  char *dir, err[256];
+  int r = 0;
+
+  if (p != NULL) {
+    cdo__fmt(buf, len, "%s%s", p, suffix);
+    return 0;
+  }
+  dir = cdo__xdg_dir("XDG_CACHE_HOME", ".cache");
+  if (dir == NULL)
+    return CDO__ERR(ENOENT);
+  cdo__fmt(buf, len, "%s/cachedo", dir);
+  free(dir);
+  if (create)
+    r = cdo__mkdir_private(buf, err, sizeof(err));
+  cdo__fmt(buf + strlen(buf), len - strlen(buf), "/remote-%016llx%s",
+           (unsigned long long)cdo__sum(s->url, strlen(s->url)), suffix);
+  return r;
+}
+
+static int open_file(const char *path, int flags)
+{
+  return open(path, flags | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY, 0600);
+}
+
+/* ---- records --------------------------------------------------------------- */
+
+static uint32_t rec_check(const unsigned char *rec)
+{
+  unsigned char tmp[REC_LEN];
+
+  memcpy(tmp, rec, REC_LEN);
+  memset(tmp + 4, 0, 4);
+  return (uint32_t)cdo__sum(tmp, REC_LEN);
+}
+
+void cdo__store_record(struct cdo_store *s, const struct cdo__key *k,
+                       enum cdo_outcome outcome, int64_t saved_ms, int error)
+{
+  unsigned char rec[REC_LEN] = {0};
+  char path[PATH_MAX];
+  int kind = error < 0 ? cdo_errkind_of(error) : -1, fd;
+
+  if (s == NULL || outcome < CDO_HIT || outcome > CDO_UNCACHED)
+    return;
+  if (s->ops->count != NULL) {
+    struct cdo__usage u = {cdo__now_ms(), saved_ms, outcome, kind, k};
+
+    s->ops->count(s, &u);
+    return;
+  }
+  rec[0] = REC_MAGIC;
+  rec[1] = (unsigned char)outcome;
+  rec[2] = (unsigned char)(kind + 1);
+  rec[3] = k != NULL;
+  cdo__put64(rec + 8, (uint64_t)cdo__now_ms());
+  cdo__put64(rec + 16, (uint64_t)(saved_ms > 0 ? saved_ms : 0));
+  if (k != NULL)
+    memcpy(rec + 24, k->hash, 8);
+  cdo__put32(rec + 4, rec_check(rec));
+  if (cdo__store_local_file(s, "-usage", path, sizeof(path), 0) < 0)
+    return;
+  fd = open_file(path, O_WRONLY | O_APPEND | O_CREAT);
+  if (fd < 0 && errno == ENOENT && s->ops->local_path == NULL &&
+      cdo__store_local_file(s, "-usage", path, sizeof(path), 1) == 0)
+    fd = open_file(path, O_WRONLY | O_APPEND | O_CREAT);
+  if (fd < 0)
+    return;
+  if (write(fd, rec, REC_LEN) < 0) {
+    /* Counting is best effort: a full disk must not fail the run. */
+  }
+  close(fd);
+}
+
+/* ---- the summary ----------------------------------------------------------- */
+
+struct summary {
+  uint64_t offset; /* bytes of the usage file folded in */
+  int64_t since_ms;
+  uint64_t n[N_OUTCOMES + 1]; /* by enum cdo_outcome */
+  int64_t saved_ms;
+  uint64_t kinds[CDO_ERRKIND_COUNT];
+  struct cdo__atime *at;
+  size_t n_at, cap_at;
+};
+
+static void summary_release(struct summary *sm)
+{
+  free(sm->at);
+  memset(sm, 0, sizeof(*sm));
+}
+
+static void summary_zero_counters(struct summary *sm, int64_t now)
+{
+  memset(sm->n, 0, sizeof(sm->n));
+  memset(sm->kinds, 0, sizeof(sm->kinds));
+  sm->saved_ms = 0;
+  sm->since_ms = now;
+}
+
+static int add_atime(struct summary *sm, uint64_t prefix, int64_t t)
+{
+  if (sm->n_at == sm->cap_at) {
+    size_t cap = sm->cap_at ? sm->cap_at * 2 : 64;
+    struct cdo__atime *p = realloc(sm->at, cap * sizeof(*p));
+
+    if (p == NULL)
+      return CDO__ERR(ENOMEM);
+    sm->at = p;
+    sm->cap_at = cap;
+  }
+  sm->at[sm->n_at].prefix = prefix;
+  sm->at[sm->n_at++].time_ms = t;
+  return 0;
+}
+
+static int cmp_atime(const void *a, const void *b)
+{
+  const struct cdo__atime *x = a, *y = b;
+
+  if (x->prefix != y->prefix)
+    return x->prefix < y->prefix ? -1 : 1;
+  return (x->time_ms < y->time_ms) - (x->time_ms > y->time_ms);
+}
+
+static int cmp_atime_age(const void *a, const void *b)
+{
+  const struct cdo__atime *x = a, *y = b;
+
+  return (x->time_ms < y->time_ms) - (x->time_ms > y->time_ms);
+}
+
+/* Sorts by prefix and keeps each prefix's latest time; caps the table. */
+static void atimes_normalize(struct summary *sm)
+{
+  size_t i, k = 0;
+
+  qsort(sm->at, sm->n_at, sizeof(*sm->at), cmp_atime);
+  for (i = 0; i < sm->n_at; i++)
+    if (k == 0 || sm->at[k - 1].prefix != sm->at[i].prefix)
+      sm->at[k++] = sm->at[i];
+  sm->n_at = k;
+  if (sm->n_at > ATIMES_MAX) {
+    qsort(sm->at, sm->n_at, sizeof(*sm->at), cmp_atime_age);
+    sm->n_at = ATIMES_MAX;
+    qsort(sm->at, sm->n_at, sizeof(*sm->at), cmp_atime);
+  }
+}
+
+/* Adds the valid records of buf[0, n); returns how many bytes were used. */
+static size_t fold_records(struct summary *sm, const unsigned char *buf,
+                           size_t n)
+{
+  size_t p = 0;
+
+  while (p + REC_LEN <= n) {
+    const unsigned char *r = buf + p;
+    int64_t t;
+
+    if (r[0] != REC_MAGIC || r[1] < CDO_HIT || r[1] > N_OUTCOMES ||
+        r[2] > CDO_ERRKIND_COUNT || cdo__get32(r + 4) != rec_check(r)) {
+      p++; /* a torn or foreign record: find the next good one */
+      continue;
+    }
+    t = (int64_t)cdo__get64(r + 8);
+    sm->n[r[1]]++;
+    if (r[2] > 0)
+      sm->kinds[r[2] - 1]++;
+    if (r[1] == CDO_HIT || r[1] == CDO_STALE) {
+      sm->saved_ms += (int64_t)cdo__get64(r + 16);
+      if ((r[3] & 1) && add_atime(sm, cdo__get64(r + 24), t) < 0)
+        return p; /* out of memory: fold the rest next time */
+    }
+    p += REC_LEN;
+  }
+  return p;
+}
+
+/* Folds usage bytes [sm->offset, end) of fd into sm; 0 or -errno. */
+static int fold_file(struct summary *sm, int fd, uint64_t end)
+{
+  unsigned char *buf;
+  size_t cap = REC_LEN * 4096, have = 0;
+
+  if (sm->offset > end)
+    sm->offset = 0; /* the file was truncated */
+  buf = malloc(cap);
+  if (buf == NULL)
+    return CDO__ERR(ENOMEM);
+  while (sm->offset + have < end) {
+    size_t want = cap - have, used;
+    ssize_t r;
+
+    if (want > end - sm->offset - have)
+      want = (size_t)(end - sm->offset - have);
+    r = pread(fd, buf + have, want, (off_t)(sm->offset + have));
+    if (r < 0 && errno == EINTR)
+      continue;
+    if (r <= 0)
+      break;
+    have += (size_t)r;
+    used = fold_records(sm, buf, have);
+    memmove(buf, buf + used, have - used);
+    have -= used;
+    sm->offset += used;
+    if (used == 0 && have == cap)
+      break;
+  }
+  /* Fewer than REC_LEN bytes left: a record still being written. */
+  free(buf);
+  atimes_normalize(sm);
+  return 0;
+}
+
+struct cursor {
+  const unsigned char *p;
+  size_t n;
+  int bad;
+};
+
+static uint64_t take64(struct cursor *c)
+{
+  uint64_t v;
+
+  if (c->n < 8) {
+    c->bad = 1;
+    return 0;
+  }
+  v = cdo__get64(c->p);
+  c->p += 8;
+  c->n -= 8;
+  return v;
+}
+
+static uint32_t take32(struct cursor *c)
+{
+  uint32_t v;
+
+  if (c->n < 4) {
+    c->bad = 1;
+    return 0;
+  }
+  v = cdo__get32(c->p);
+  c->p += 4;
+  c->n -= 4;
+  return v;
+}
+
+/* Reads P-stats; a missing or damaged file leaves sm empty (returns 0). */
+static int summary_read(const char *path, struct summary *sm)
+{
+  struct cursor c;
+  struct stat st;
+  unsigned char *buf = NULL;
+  uint32_t kinds, i, n;
+  int fd, r = 0;
+
+  memset(sm, 0, sizeof(*sm));
+  fd = open_file(path, O_RDONLY);
+  if (fd < 0)
+    return errno == ENOENT ? 0 : CDO__ERR(errno);
+  if (fstat(fd, &st) < 0 || st.st_size < 16 + 8 ||
+      st.st_size > SUMMARY_MAX)
+    goto out;
+  buf = malloc((size_t)st.st_size);
+  if (buf == NULL) {
+    r = CDO__ERR(ENOMEM);
+    goto out;
+  }
+  if (cdo__pread_all(fd, buf, (size_t)st.st_size, 0) < 0)
+    goto out;
+  c.p = buf;
+  c.n = (size_t)st.st_size - 8;
+  c.bad = 0;
+  if (memcmp(buf, SUM_MAGIC, 8) != 0 ||
+      cdo__get64(buf + c.n) != cdo__sum(buf, c.n))
+    goto out;
+  c.p += 8;
+  c.n -= 8;
+  sm->offset = take64(&c);
+  sm->since_ms = (int64_t)take64(&c);
+  for (i = 1; i <= N_OUTCOMES; i++)
+    sm->n[i] = take64(&c);
+  sm->saved_ms = (int64_t)take64(&c);
+  kinds = take32(&c);
+  for (i = 0; i < kinds && !c.bad; i++) {
+    uint64_t v = take64(&c);
+
+    sm->kinds[i < CDO_ERRKIND_COUNT ? i : CDO_ERRKIND_OTHER] += v;
+  }
+  n = take32(&c);
+  if (!c.bad && c.n / 16 < n)
+    c.bad = 1;
+  for (i = 0; i < n && !c.bad && r == 0; i++) {
+    uint64_t prefix = take64(&c);
+
+    r = add_atime(sm, prefix, (int64_t)take64(&c));
+  }
+  if (c.bad || r < 0) {
+    summary_release(sm);
+    goto out;
+  }
+out:
+  free(buf);
+  close(fd);
+  return r;
+}
+
+/* Replaces P-stats with sm, atomically. */
+static int summary_write(const char *path, const struct summary *sm)
+{
+  struct cdo__buf b = {0};
+  char tmp[PATH_MAX + 16];
+  size_t i;
+  int r = 0, fd;
+
+  r |= cdo__buf_add(&b, SUM_MAGIC, 8);
+  r |= cdo__buf_u64(&b, sm->offset);
+  r |= cdo__buf_u64(&b, (uint64_t)sm->since_ms);
+  for (i = 1; i <= N_OUTCOMES; i++)
+    r |= cdo__buf_u64(&b, sm->n[i]);
+  r |= cdo__buf_u64(&b, (uint64_t)sm->saved_ms);
+  r |= cdo__buf_u32(&b, CDO_ERRKIND_COUNT);
+  for (i = 0; i < CDO_ERRKIND_COUNT; i++)
+    r |= cdo__buf_u64(&b, sm->kinds[i]);
+  r |= cdo__buf_u32(&b, (uint32_t)sm->n_at);
+  for (i = 0; i < sm->n_at; i++) {
+    r |= cdo__buf_u64(&b, sm->at[i].prefix);
+    r |= cdo__buf_u64(&b, (uint64_t)sm->at[i].time_ms);
+  }
+  if (r == 0)
+    r = cdo__buf_u64(&b, cdo__sum(b.p, b.len));
+  if (r < 0) {
+    cdo__buf_release(&b);
+    return CDO__ERR(ENOMEM);
+  }
+  cdo__fmt(tmp, sizeof(tmp), "%s.XXXXXX", path);
+  fd = mkostemp(tmp, O_CLOEXEC);
+  if (fd < 0) {
+    r = CDO__ERR(errno);
+  } else {
+    r = cdo__write_all(fd, b.p, b.len);
+    close(fd);
+    if (r == 0 && rename(tmp, path) < 0)
+      r = CDO__ERR(errno);
+    if (r < 0)
+      unlink(tmp);
+  }
+  cdo__buf_release(&b);
+  return r;
+}
+
+/* ---- folding under the lock ----------------------------------------------- */
+
+struct usage {
+  char usage[PATH_MAX], stats[PATH_MAX];
+  int fd; /* P-usage, flock'ed */
+  struct summary sm;
+};
+
+/*
+ * Opens P-usage and locks it (how: LOCK_SH to read, LOCK_EX to fold,
+ * optionally | LOCK_NB), then reads the summary and adds the unfolded
+ * records. A store without a usage file yet reads as all zeros.
+ */
+static int usage_open(struct cdo_store *s, struct usage *u, int how)
+{
+  struct stat st;
+  int r, excl = (how & LOCK_EX) != 0;
+
+  memset(u, 0, sizeof(*u));
+  u->fd = -1;
+  r = cdo__store_local_file(s, "-usage", u->usage, sizeof(u->usage), excl);
+  if (r == 0)
+    r = cdo__store_local_file(s, "-stats", u->stats, sizeof(u->stats), 0);
+  if (r < 0)
+    return cdo__store_fail(s, r, "cannot find the usage file: %s",
+                           cdo_strerror(r));
+  u->fd = open_file(u->usage, excl ? O_RDWR | O_CREAT : O_RDONLY);
+  if (u->fd < 0) {
+    r = CDO__ERR(errno);
+    if (r == CDO__ERR(ENOENT) && !excl)
+      return summary_read(u->stats, &u->sm);
+    return cdo__store_fail(s, r, "cannot open '%s': %s", u->usage,
+                           cdo_strerror(r));
+  }
+  if (flock(u->fd, how) < 0) {
+    r = CDO__ERR(errno);
+    close(u->fd);
+    u->fd = -1;
+    return r == CDO__ERR(EWOULDBLOCK)
+               ? CDO__ERR(EAGAIN)
+               : cdo__store_fail(s, r, "cannot lock '%s': %s", u->usage,
+                                 cdo_strerror(r));
+  }
+  r = summary_read(u->stats, &u->sm);
+  if (r == 0 && u->sm.since_ms == 0 && u->sm.offset == 0 && u->sm.n_at == 0)
+    u->sm.since_ms = cdo__now_ms();
+  if (r == 0 && fstat(u->fd, &st) < 0)
+    r = CDO__ERR(errno);
+  if (r == 0)
+    r = fold_file(&u->sm, u->fd, (uint64_t)st.st_size);
+  if (r < 0)
+    return cdo__store_fail(s, r, "cannot read '%s': %s", u->stats,
+                           cdo_strerror(r));
+  return 0;
+}
+
+/*
+ * Writes the folded summary (LOCK_EX only) and, when the usage file has
+ * grown large and nobody appended since, truncates it.
+ */
+static int usage_save(struct cdo_store *s, struct usage *u)
+{
+  struct stat st;
+  int r;
+
+  if (u->sm.offset >= ROTATE_BYTES && fstat(u->fd, &st) == 0 &&
+      (uint64_t)st.st_size == u->sm.offset && ftruncate(u->fd, 0) == 0)
+    u->sm.offset = 0;
+  r = summary_write(u->stats, &u->sm);
+  if (r < 0)
+    return cdo__store_fail(s, r, "cannot write '%s': %s", u->stats,
+                           cdo_strerror(r));
+  return 0;
+}
+
+static void usage_close(struct usage *u)
+{
+  if (u->fd >= 0)
+    close(u->fd); /* releases the lock */
+  summary_release(&u->sm);
+}
+
+/* ---- the public side --------------------------------------------------------- */
+
+int cdo_store_summary(struct cdo_store *s, struct cdo_stats *st)
+{
+  struct usage u;
+  int r, i;
+
+  r = cdo_store_stats(s, st);
+  if (r == CDO_EUNSUPP) {
+    memset(st, 0, sizeof(*st));
+    r = 0;
+  } else if (r == 0) {
+    st->listed = 1;
+  }
+  if (r < 0 || s->ops->count != NULL) {
+    st->counted = r == 0;
+    return r;
+  }
+  r = usage_open(s, &u, LOCK_SH);
+  if (r == 0) {
+    st->counted = 1;
+    st->hits = u.sm.n[CDO_HIT];
+    st->stale = u.sm.n[CDO_STALE];
+    st->misses = u.sm.n[CDO_MISS_STORED] + u.sm.n[CDO_MISS_NOT_STORED];
+    st->uncached = u.sm.n[CDO_UNCACHED];
+    st->saved_ms = u.sm.saved_ms;
+    st->since_ms = u.sm.since_ms;
+    st->errors = 0;
+    for (i = 0; i < CDO_ERRKIND_COUNT; i++) {
+      st->error_kinds[i] = u.sm.kinds[i];
+      st->errors += u.sm.kinds[i];
+    }
+  }
+  usage_close(&u);
+  return r;
+}
+
+int cdo_store_zero_stats(struct cdo_store *s)
+{
+  struct usage u;
+  int r;
+
+  if (s->ops->count != NULL)
+    return s->ops->zero_stats ? s->ops->zero_stats(s)
+                              : cdo__store_fail(s, CDO_EUNSUPP,
+                                                "the %s backend cannot reset "
+                                                "its counters",
+                                                s->ops->name);
+  r = usage_open(s, &u, LOCK_EX);
+  if (r == 0) {
+    summary_zero_counters(&u.sm, cdo__now_ms());
+    r = usage_save(s, &u);
+  }
+  usage_close(&u);
+  return r;
+}
+
+int64_t cdo__evict_last_use(const struct cdo__evict *ev,
+                            const unsigned char key[32], int64_t created_ms)
+{
+  uint64_t prefix = cdo__get64(key);
+  size_t lo = 0, hi = ev->n_atimes;
+
+  while (lo < hi) {
+    size_t mid = lo + (hi - lo) / 2;
+
+    if (ev->atimes[mid].prefix < prefix)
+      lo = mid + 1;
+    else
+      hi = mid;
+  }
+  if (lo < ev->n_atimes && ev->atimes[lo].prefix == prefix &&
+      ev->atimes[lo].time_ms > created_ms)
+    return ev->atimes[lo].time_ms;
+  return created_ms;
+}
+
+/* One entry, as the generic eviction sees it. */
+struct victim {
+  struct cdo__key key;
+  uint64_t size;
+  int64_t last_use;
+};
+
+struct victims {
+  struct victim *v;
+  size_t n, cap;
+  const struct cdo__evict *ev;
+  int err;
+};
+
+static int hex_nibble(char c)
+{
+  if (c >= '0' && c <= '9')
+    return c - '0';
+  if (c >= 'a' && c <= 'f')
+    return c - 'a' + 10;
+  return -1;
+}
+
+static int collect(void *ud, const struct cdo_entry_info *e)
+{
+  struct victims *vs = ud;
+  struct victim *v;
+  int i;
+
+  if (vs->n == vs->cap) {
+    size_t cap = vs->cap ? vs->cap * 2 : 256;
+    struct victim *p = realloc(vs->v, cap * sizeof(*p));
+
+    if (p == NULL) {
+      vs->err = CDO__ERR(ENOMEM);
+      return 1;
+    }
+    vs->v = p;
+    vs->cap = cap;
+  }
+  v = &vs->v[vs->n];
+  for (i = 0; i < 32; i++) {
+    int hi = hex_nibble(e->key[2 * i]), lo = hex_nibble(e->key[2 * i + 1]);
+
+    if (hi < 0 || lo < 0)
+      return 0; /* not a key this front end wrote */
+    v->key.hash[i] = (unsigned char)(hi << 4 | lo);
+  }
+  memcpy(v->key.hex, e->key, 65);
+  v->size = e->size;
+  v->last_use = cdo__evict_last_use(vs->ev, v->key.hash, e->created_ms);
+  vs->n++;
+  return 0;
+}
+
+static int cmp_victim(const void *a, const void *b)
+{
+  const struct victim *x = a, *y = b;
+
+  return (x->last_use > y->last_use) - (x->last_use < y->last_use);
+}
+
+static int cmp_prefix(const void *a, const void *b)
+{
+  uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+
+  return (x > y) - (x < y);
+}
+
+/* Drops the access times of entries that are gone. */
+static void prune_atimes(struct summary *sm, const struct victims *vs,
+                         size_t from)
+{
+  uint64_t *live = malloc((vs->n - from + 1) * sizeof(*live));
+  size_t i, k = 0;
+
+  if (live == NULL)
+    return;
+  for (i = from; i < vs->n; i++)
+    live[i - from] = cdo__get64(vs->v[i].key.hash);
+  qsort(live, vs->n - from, sizeof(*live), cmp_prefix);
+  for (i = 0; i < sm->n_at; i++)
+    if (bsearch(&sm->at[i].prefix, live, vs->n - from, sizeof(*live),
+                cmp_prefix) != NULL)
+      sm->at[k++] = sm->at[i];
+  sm->n_at = k;
+  free(live);
+}
+
+/* Evicts under u's exclusive lock; max_bytes UINT64_MAX only prunes. */
+static int evict_locked(struct cdo_store *s, struct usage *u,
+                        uint64_t max_bytes, uint64_t *removed,
+                        uint64_t *freed)
+{
+  struct cdo__evict ev = {max_bytes, u->sm.at, u->sm.n_at};
+  struct victims vs = {NULL, 0, 0, &ev, 0};
+  uint64_t total = 0;
+  size_t i = 0;
+  int r = 0;
+
+  if (s->ops->evict != NULL && max_bytes != UINT64_MAX)
+    return s->ops->evict(s, &ev, removed, freed);
+  if (s->ops->list == NULL)
+    return max_bytes == UINT64_MAX
+               ? 0
+               : cdo__store_fail(s, CDO_EUNSUPP,
+                                 "the %s backend cannot evict entries",
+                                 s->ops->name);
+  r = s->ops->list(s, collect, &vs);
+  if (r == 0)
+    r = vs.err;
+  if (r == 0) {
+    for (i = 0; i < vs.n; i++)
+      total += vs.v[i].size;
+    qsort(vs.v, vs.n, sizeof(*vs.v), cmp_victim);
+    for (i = 0; i < vs.n && total > max_bytes && r == 0; i++) {
+      r = s->ops->del(s, &vs.v[i].key);
+      if (r == 0) {
+        total -= vs.v[i].size;
+        (*removed)++;
+        *freed += vs.v[i].size;
+      }
+    }
+    if (r == 0)
+      prune_atimes(&u->sm, &vs, i);
+  }
+  free(vs.v);
+  return r;
+}
+
+int cdo_store_evict(struct cdo_store *s, uint64_t max_bytes,
+                    uint64_t *removed, uint64_t *freed)
+{
+  struct usage u;
+  int r;
+
+  *removed = *freed = 0;
+  if (s->ops->count != NULL) {
+    /* No local access times: order by creation alone. */
+    struct cdo__evict ev = {max_bytes, NULL, 0};
+
+    if (max_bytes == UINT64_MAX)
+      return 0;
+    if (s->ops->evict != NULL)
+      return s->ops->evict(s, &ev, removed, freed);
+  }
+  r = usage_open(s, &u, LOCK_EX);
+  if (r == 0) {
+    int w;
+
+    r = evict_locked(s, &u, max_bytes, removed, freed);
+    w = usage_save(s, &u); /* the fold, and pruned access times */
+    if (r == 0)
+      r = w;
+  }
+  usage_close(&u);
+  return r;
+}
+
+/* Has P-stats been written within the last interval? Is P-usage large? */
+static int upkeep_due(struct cdo_store *s, int *fold_only)
+{
+  char path[PATH_MAX];
+  struct stat st;
+  int64_t now = cdo__now_ms();
+
+  *fold_only = 0;
+  if (cdo__store_local_file(s, "-stats", path, sizeof(path), 0) < 0)
+    return 0;
+  if (stat(path, &st) < 0 ||
+      now - ((int64_t)st.st_mtim.tv_sec * 1000 +
+             st.st_mtim.tv_nsec / 1000000) >= MAINTAIN_EVERY_MS)
+    return 1;
+  if (cdo__store_local_file(s, "-usage", path, sizeof(path), 0) == 0 &&
+      stat(path, &st) == 0 && st.st_size >= ROTATE_BYTES) {
+    *fold_only = 1;
+    return 1;
+  }
+  return 0;
+}
+
+void cdo__store_maintain(struct cdo_store *s)
+{
+  const struct cdo_config *c = s->cfg;
+  uint64_t removed = 0, freed = 0;
+  struct usage u;
+  int fold_only;
+
+  if (s->ops->count != NULL || !upkeep_due(s, &fold_only))
+    return;
+  if (usage_open(s, &u, LOCK_EX | LOCK_NB) < 0) {
+    usage_close(&u); /* someone else is at it, or no local files */
+    return;
+  }
+  /* Write the summary first: it also stamps the time of this upkeep. */
+  if (usage_save(s, &u) == 0 && !fold_only) {
+    if (s->ops->gc != NULL)
+      s->ops->gc(s, cdo__now_ms(), &removed);
+    if (evict_locked(s, &u, c->max_size ? c->max_size : UINT64_MAX,
+                     &removed, &freed) == 0)
+      usage_save(s, &u);
+    cdo__explain_prune(s, cdo__now_ms() - 30 * 86400000LL);
+  }
+  usage_close(&u);
+  s->errmsg[0] = 0; /* upkeep failures are nobody's business */
+}

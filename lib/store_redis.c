@@ -1,0 +1,1341 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The Redis backend: one cache shared by many machines through any server
+ * speaking RESP, with short timeouts and a circuit breaker so that a sick
+ * server costs one invocation one timeout, and the next ones none.
+ *
+ * Keys (P = "cachedo:v1:" SCOPE ":" HEXKEY, SCOPE empty without --scope):
+ *   P              the entry's bytes, expiring (PX) at the writer's TTL
+ *   P ":tmp:" T    an entry of writer T being written in pieces, renamed
+ *                  to P when whole; it expires on its own if T dies
+ *   P ":lock"      the single-flight lock: a random token, SET NX PX; its
+ *                  owner deletes it and PUBLISHes on the channel P ":lock"
+ * The breaker is a file per server under $XDG_RUNTIME_DIR/cachedo (else
+ * the cache directory) holding when and why the server last failed.
+ */
+#include "store_int.h"
+
+#include <ctype.h>
+#include <fcntl.h>
+#include <hiredis.h>
+#include <poll.h>
+#include <sodium.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#define PREFIX "cachedo:v1:"
+#define PIECE (1 << 20)      /* bytes per SETRANGE/APPEND or GETRANGE */
+#define TMP_LEASE_MS 60000   /* a writer's temp key outlives it this long */
+#define LOCK_LEASE_MS 30000  /* a lock holder's death costs at most this */
+#define SCAN_COUNT "1000"
+#define HEX_KEY 64
+
+struct redis_store {
+  struct cdo_store base;
+  redisContext *c;   /* commands */
+  redisContext *sub; /* lock waits (SUBSCRIBE), opened on demand */
+  char *host;        /* TCP, or NULL */
+  char *path;        /* unix socket, or NULL */
+  int port, db;
+  char *user, *pass;
+  char where[320];   /* host:port or the socket path, for messages */
+  char *breaker;     /* the breaker file; NULL when there is none */
+  int failed;        /* a connection error or timeout: no more tries */
+  char *channel;     /* the lock channel sub listens on */
+};
+
+static struct redis_store *rs(struct cdo_store *s)
+{
+  return (struct redis_store *)s;
+}
+
+/* ---- URLs ------------------------------------------------------------------ */
+
+struct redis_url {
+  char *host, *path, *user, *pass;
+  int port, db;
+};
+
+static void url_release(struct redis_url *u)
+{
+  free(u->host);
+  free(u->path);
+  free(u->user);
+  if (u->pass != NULL)
+    sodium_memzero(u->pass, strlen(u->pass));
+  free(u->pass);
+  memset(u, 0, sizeof(*u));
+}
+
+static int hexval(int c)
+{
+  if (c >= '0' && c <= '9')
+    return c - '0';
+  c = tolower(c);
+  return c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+}
+
+/* A malloc'd copy of p[0..n) with %XX escapes decoded; NULL if bad. */
+static char *pct_decode(const char *p, size_t n)
+{
+  char *out = malloc(n + 1), *o = out;
+  size_t i;
+
+  if (out == NULL)
+    return NULL;
+  for (i = 0; i < n; i++) {
+    int hi, lo;
+
+    if (p[i] != '%') {
+      *o++ = p[i];
+      continue;
+    }
+    hi = i + 2 < n ? hexval(p[i + 1]) : -1;
+    lo = i + 2 < n ? hexval(p[i + 2]) : -1;
+    if (hi < 0 || lo < 0 || (hi == 0 && lo == 0)) {
+      free(out);
+      return NULL;
+    }
+    *o++ = (char)(hi << 4 | lo);
+    i += 2;
+  }
+  *o = 0;
+  return out;
+}
+
+/* Parses digits p[0..n) into 0..max; -1 when not that. */
+static long parse_num(const char *p, size_t n, long max)
+{
+  long v = 0;
+  size_t i;
+
+  if (n == 0 || n > 9)
+    return -1;
+  for (i = 0; i < n; i++) {
+    if (!isdigit((unsigned char)p[i]))
+      return -1;
+    v = v * 10 + (p[i] - '0');
+  }
+  return v <= max ? v : -1;
+}
+
+static const char tcp_form[] = "redis://[[USER]:PASSWORD@]HOST[:PORT][/DB]";
+static const char unix_form[] = "unix:///PATH.sock[?db=N]";
+
+/* rest follows "redis://". Never puts the password in err. */
+static int parse_tcp(const char *rest, struct redis_url *u, char *err,
+                     size_t errlen)
+{
+  size_t alen = strcspn(rest, "/"), hlen;
+  const char *at = NULL, *h, *p, *end = rest + alen;
+  long v;
+
+  for (p = rest; p < end; p++)
+    if (*p == '@')
+      at = p;
+  if (at != NULL) {
+    const char *colon = memchr(rest, ':', (size_t)(at - rest));
+
+    if (colon != NULL) {
+      u->pass = pct_decode(colon + 1, (size_t)(at - colon - 1));
+      if (u->pass == NULL) {
+        cdo__fmt(err, errlen, "bad %%-escape in the password (expected %s)",
+                 tcp_form);
+        return CDO_EBADURL;
+      }
+      if (*u->pass == 0) {
+        free(u->pass);
+        u->pass = NULL;
+      }
+    }
+    u->user = pct_decode(rest, (size_t)((colon ? colon : at) - rest));
+    if (u->user == NULL) {
+      cdo__fmt(err, errlen, "bad %%-escape in the user name (expected %s)",
+               tcp_form);
+      return CDO_EBADURL;
+    }
+    if (*u->user == 0) {
+      free(u->user);
+      u->user = NULL;
+    }
+  }
+  h = at ? at + 1 : rest;
+  if (*h == '[') {
+    const char *close = memchr(h, ']', (size_t)(end - h));
+
+    if (close == NULL) {
+      cdo__fmt(err, errlen, "unclosed '[' in the host (expected %s)",
+               tcp_form);
+      return CDO_EBADURL;
+    }
+    u->host = strndup(h + 1, (size_t)(close - h - 1));
+    p = close + 1;
+  } else {
+    hlen = strcspn(h, ":/");
+    if (h + hlen > end)
+      hlen = (size_t)(end - h);
+    u->host = strndup(h, hlen);
+    p = h + hlen;
+  }
+  if (u->host == NULL)
+    return CDO__ERR(ENOMEM);
+  if (*u->host == 0) {
+    cdo__fmt(err, errlen, "no host (expected %s)", tcp_form);
+    return CDO_EBADURL;
+  }
+  u->port = 6379;
+  if (p < end && *p == ':') {
+    v = parse_num(p + 1, (size_t)(end - p - 1), 65535);
+    if (v <= 0) {
+      cdo__fmt(err, errlen, "bad port '%.*s' (expected %s)",
+               (int)(end - p - 1), p + 1, tcp_form);
+      return CDO_EBADURL;
+    }
+    u->port = (int)v;
+  } else if (p < end) {
+    cdo__fmt(err, errlen, "unexpected '%.*s' after the host (expected %s)",
+             (int)(end - p), p, tcp_form);
+    return CDO_EBADURL;
+  }
+  if (*end == '/' && end[1] != 0) {
+    v = parse_num(end + 1, strlen(end + 1), 1000000);
+    if (v < 0) {
+      cdo__fmt(err, errlen, "bad database '%s' (expected a number; %s)",
+               end + 1, tcp_form);
+      return CDO_EBADURL;
+    }
+    u->db = (int)v;
+  }
+  return 0;
+}
+
+/* rest follows "unix://": an absolute path, then ?db=N. */
+static int parse_unix(const char *rest, struct redis_url *u, char *err,
+                      size_t errlen)
+{
+  size_t n = strcspn(rest, "?");
+  long v;
+
+  if (rest[0] != '/' || n < 2) {
+    cdo__fmt(err, errlen, "expected an absolute socket path (%s)", unix_form);
+    return CDO_EBADURL;
+  }
+  u->path = strndup(rest, n);
+  if (u->path == NULL)
+    return CDO__ERR(ENOMEM);
+  if (rest[n] == '?') {
+    const char *q = rest + n + 1;
+
+    if (strncmp(q, "db=", 3) != 0 ||
+        (v = parse_num(q + 3, strlen(q + 3), 1000000)) < 0) {
+      cdo__fmt(err, errlen, "bad query '%s' (expected %s)", q, unix_form);
+      return CDO_EBADURL;
+    }
+    u->db = (int)v;
+  }
+  return 0;
+}
+
+static int check_tcp(const char *rest, char *err, size_t errlen)
+{
+  struct redis_url u = {0};
+  int r = parse_tcp(rest, &u, err, errlen);
+
+  url_release(&u);
+  return r;
+}
+
+static int check_unix(const char *rest, char *err, size_t errlen)
+{
+  struct redis_url u = {0};
+  int r = parse_unix(rest, &u, err, errlen);
+
+  url_release(&u);
+  return r;
+}
+
+/* Replaces the password in the URL url (in place) by asterisks. */
+static void mask_password(char *url)
+{
+  char *a = url + sizeof("redis://") - 1, *end, *at = NULL, *colon, *p;
+  size_t n, stars;
+
+  if (strncmp(url, "redis://", 8) != 0)
+    return;
+  end = a + strcspn(a, "/");
+  for (p = a; p < end; p++)
+    if (*p == '@')
+      at = p;
+  if (at == NULL || (colon = memchr(a, ':', (size_t)(at - a))) == NULL)
+    return;
+  n = (size_t)(at - colon - 1);
+  stars = n < 3 ? n : 3;
+  memset(colon + 1, '*', stars);
+  memmove(colon + 1 + stars, at, strlen(at) + 1);
+}
+
+/* ---- connections, failures and the breaker --------------------------------- */
+
+static struct timeval ms_tv(int64_t ms)
+{
+  struct timeval tv = {(time_t)(ms / 1000), (suseconds_t)(ms % 1000 * 1000)};
+
+  return tv;
+}
+
+/* Records a failure of the server in the breaker file, for later runs. */
+static void breaker_trip(struct redis_store *r, const char *why)
+{
+  char tmp[4200], line[600], err[300], *slash;
+  int fd;
+
+  if (r->breaker == NULL)
+    return;
+  cdo__fmt(tmp, sizeof(tmp), "%s", r->breaker);
+  slash = strrchr(tmp, '/');
+  *slash = 0;
+  if (cdo__mkdir_private(tmp, err, sizeof(err)) < 0)
+    return;
+  cdo__fmt(tmp, sizeof(tmp), "%s.%ld", r->breaker, (long)getpid());
+  fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600);
+  if (fd < 0)
+    return;
+  cdo__fmt(line, sizeof(line), "%lld %s\n", (long long)cdo__now_ms(), why);
+  if (cdo__write_all(fd, line, strlen(line)) < 0 || close(fd) < 0 ||
+      rename(tmp, r->breaker) < 0)
+    unlink(tmp);
+}
+
+/*
+ * Is the server inside the breaker window of an earlier failure? Then
+ * fails with a message saying since when it is skipped. *seen is set when
+ * a breaker file exists at all (a success removes it).
+ */
+static int breaker_check(struct redis_store *r, int *seen)
+{
+  int64_t window = r->base.cfg->redis_breaker_ms, now, at;
+  char buf[600], when[32], left[32], *sp;
+  struct stat st;
+  struct tm tm;
+  ssize_t n;
+  time_t t;
+  int fd;
+
+  *seen = 0;
+  if (r->breaker == NULL)
+    return 0;
+  fd = open(r->breaker, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+  if (fd < 0)
+    return 0;
+  n = read(fd, buf, sizeof(buf) - 1);
+  if (fstat(fd, &st) < 0 || st.st_uid != geteuid())
+    n = -1;
+  close(fd);
+  if (n <= 0)
+    return 0;
+  *seen = 1;
+  buf[n] = 0;
+  buf[strcspn(buf, "\n")] = 0;
+  at = strtoll(buf, &sp, 10);
+  now = cdo__now_ms();
+  if (*sp != ' ' || at > now + 1000 || now - at >= window)
+    return 0;
+  t = (time_t)(at / 1000);
+  localtime_r(&t, &tm);
+  strftime(when, sizeof(when), "%H:%M:%S", &tm);
+  cdo_format_duration(window - (now - at), left, sizeof(left));
+  r->failed = 1;
+  return cdo__store_fail(&r->base, CDO_EFAILED,
+                         "server %s skipped since %s, when it failed (%s); "
+                         "next try in %s",
+                         r->where, when, sp + 1, left);
+}
+
+/*
+ * A connection error or timeout on c: the store is failed for the rest of
+ * this run, and the breaker remembers it for the next runs.
+ */
+static int conn_fail(struct redis_store *r, redisContext *c, int saved_errno,
+                     const char *what)
+{
+  char why[300];
+
+  if (c != NULL && c->err == REDIS_ERR_IO &&
+      (saved_errno == EAGAIN || saved_errno == EWOULDBLOCK)) {
+    char t[32];
+
+    cdo_format_duration(r->base.cfg->redis_timeout_ms, t, sizeof(t));
+    cdo__fmt(why, sizeof(why), "no answer within %s", t);
+  } else if (c != NULL && c->err == REDIS_ERR_EOF) {
+    cdo__fmt(why, sizeof(why), "connection closed by the server");
+  } else {
+    cdo__fmt(why, sizeof(why), "%s",
+             c != NULL ? c->errstr : "out of memory");
+  }
+  r->failed = 1;
+  breaker_trip(r, why);
+  return cdo__store_fail(&r->base, CDO_EBACKEND, "%s %s: %s", what, r->where,
+                         why);
+}
+
+/* A reply that is an error: fails with the server's message. */
+static int reply_fail(struct redis_store *r, redisReply *rep,
+                      const char *what)
+{
+  cdo__store_fail(&r->base, CDO_EBACKEND, "%s: %.*s", what,
+                  (int)(rep->len < 300 ? rep->len : 300), rep->str);
+  freeReplyObject(rep);
+  return CDO_EBACKEND;
+}
+
+/* Connects, authenticates and selects the database. */
+static int dial(struct redis_store *r, redisContext **out)
+{
+  const struct cdo_config *cfg = r->base.cfg;
+  struct timeval ct = ms_tv(cfg->redis_connect_timeout_ms);
+  redisContext *c;
+  redisReply *rep = NULL;
+  int e, n = 0, i;
+
+  *out = NULL;
+  c = r->path ? redisConnectUnixWithTimeout(r->path, ct)
+              : redisConnectWithTimeout(r->host, r->port, ct);
+  e = errno;
+  if (c == NULL || c->err) {
+    int rc = conn_fail(r, c, e, "cannot connect to");
+
+    redisFree(c);
+    return rc;
+  }
+  fcntl(c->fd, F_SETFD, FD_CLOEXEC);
+  redisSetTimeout(c, ms_tv(cfg->redis_timeout_ms));
+  *out = c;
+  /* AUTH and SELECT in one round trip. */
+  if (r->pass != NULL && r->user != NULL)
+    n += redisAppendCommand(c, "AUTH %s %s", r->user, r->pass) == REDIS_OK;
+  else if (r->pass != NULL)
+    n += redisAppendCommand(c, "AUTH %s", r->pass) == REDIS_OK;
+  if (r->db != 0)
+    n += redisAppendCommand(c, "SELECT %d", r->db) == REDIS_OK;
+  for (i = 0; i < n; i++) {
+    if (redisGetReply(c, (void **)&rep) != REDIS_OK)
+      return conn_fail(r, c, errno, "lost the connection to");
+    if (rep->type == REDIS_REPLY_ERROR) {
+      char msg[64];
+
+      cdo__fmt(msg, sizeof(msg), "%s refused",
+               i == 0 && r->pass ? "authentication" : "SELECT");
+      for (i++; i < n; i++) {
+        redisReply *more = NULL;
+
+        if (redisGetReply(c, (void **)&more) == REDIS_OK)
+          freeReplyObject(more);
+      }
+      return reply_fail(r, rep, msg);
+    }
+    freeReplyObject(rep);
+  }
+  return 0;
+}
+
+/* Runs one command (hiredis format) on the main connection. */
+static redisReply *command(struct redis_store *r, const char *fmt, ...)
+{
+  redisReply *rep;
+  va_list ap;
+
+  if (r->failed || r->c == NULL)
+    return NULL;
+  va_start(ap, fmt);
+  rep = redisvCommand(r->c, fmt, ap);
+  va_end(ap);
+  if (rep == NULL)
+    conn_fail(r, r->c, errno, "lost the connection to");
+  return rep;
+}
+
+/* The code for a NULL reply from command(): failed or never connected. */
+static int no_reply(struct redis_store *r)
+{
+  if (r->base.errmsg[0] == 0)
+    cdo__store_fail(&r->base, CDO_EFAILED, "server %s failed earlier",
+                    r->where);
+  return r->failed ? CDO_EFAILED : CDO_EBACKEND;
+}
+
+/* The breaker file for the server: one per host:port or socket. */
+static char *breaker_path(struct redis_store *r)
+{
+  char *dir = NULL, *path;
+  const char *run = getenv("XDG_RUNTIME_DIR");
+  size_t n;
+
+  if (run != NULL && run[0] == '/')
+    dir = strdup(run);
+  if (dir == NULL) {
+    char *cache = cdo__xdg_dir("XDG_CACHE_HOME", ".cache");
+
+    if (cache == NULL)
+      return NULL;
+    dir = cache;
+  }
+  n = strlen(dir) + 48;
+  path = malloc(n);
+  if (path != NULL)
+    cdo__fmt(path, n, "%s/cachedo/redis-%016llx.down", dir,
+             (unsigned long long)cdo__sum(r->where, strlen(r->where)));
+  free(dir);
+  return path;
+}
+
+static int redis_open(struct cdo_store *s, const char *rest)
+{
+  struct redis_store *r = rs(s);
+  struct redis_url u = {0};
+  const char *env_pass = getenv("CACHEDO_REDIS_PASSWORD");
+  int unix_sock = s->ops == &cdo__store_redis_unix, seen, rc;
+
+  mask_password(s->url); /* every message shows the masked URL */
+  rc = unix_sock ? parse_unix(rest, &u, s->errmsg, sizeof(s->errmsg))
+                 : parse_tcp(rest, &u, s->errmsg, sizeof(s->errmsg));
+  r->host = u.host;
+  r->path = u.path;
+  r->user = u.user;
+  r->pass = u.pass;
+  r->port = u.port;
+  r->db = u.db;
+  if (rc < 0)
+    return rc;
+  if (env_pass != NULL && *env_pass) {
+    if (r->pass != NULL)
+      sodium_memzero(r->pass, strlen(r->pass));
+    free(r->pass);
+    r->pass = strdup(env_pass);
+    if (r->pass == NULL)
+      return CDO__ERR(ENOMEM);
+  }
+  if (r->path)
+    cdo__fmt(r->where, sizeof(r->where), "%s", r->path);
+  else if (strchr(r->host, ':'))
+    cdo__fmt(r->where, sizeof(r->where), "[%s]:%d", r->host, r->port);
+  else
+    cdo__fmt(r->where, sizeof(r->where), "%s:%d", r->host, r->port);
+  if (s->cfg->redis_breaker_ms > 0)
+    r->breaker = breaker_path(r);
+  rc = breaker_check(r, &seen);
+  if (rc < 0)
+    return rc;
+  rc = dial(r, &r->c);
+  if (rc == 0 && seen)
+    unlink(r->breaker); /* the server is back */
+  return rc;
+}
+
+static void redis_close(struct cdo_store *s)
+{
+  struct redis_store *r = rs(s);
+
+  redisFree(r->c);
+  redisFree(r->sub);
+  free(r->host);
+  free(r->path);
+  free(r->user);
+  if (r->pass != NULL)
+    sodium_memzero(r->pass, strlen(r->pass));
+  free(r->pass);
+  free(r->breaker);
+  free(r->channel);
+}
+
+/* ---- entries ----------------------------------------------------------------- */
+
+/* The entry's key name, plus suffix; malloc'd. */
+static char *key_name(struct redis_store *r, const struct cdo__key *k,
+                      const char *suffix)
+{
+  const char *scope = r->base.cfg->scope ? r->base.cfg->scope : "";
+  size_t n = sizeof(PREFIX) + strlen(scope) + 1 + HEX_KEY + strlen(suffix);
+  char *name = malloc(n);
+
+  if (name != NULL)
+    cdo__fmt(name, n, PREFIX "%s:%s%s", scope, k->hex, suffix);
+  return name;
+}
+
+/*
+ * Is name an entry key, "cachedo:v1:" SCOPE ":" 64 hex digits? Temp keys
+ * and locks are not.
+ */
+static int is_entry(const char *name, size_t n)
+{
+  size_t i;
+
+  if (n < sizeof(PREFIX) + HEX_KEY || name[n - HEX_KEY - 1] != ':')
+    return 0;
+  for (i = n - HEX_KEY; i < n; i++)
+    if (!isxdigit((unsigned char)name[i]) || isupper((unsigned char)name[i]))
+      return 0;
+  return 1;
+}
+
+/* GETRANGE name [off, off + n) into buf; *got is the bytes returned. */
+static int get_range(struct redis_store *r, const char *name, uint64_t off,
+                     size_t n, void *buf, size_t *got)
+{
+  redisReply *rep = command(r, "GETRANGE %s %llu %llu", name,
+                            (unsigned long long)off,
+                            (unsigned long long)(off + n - 1));
+
+  *got = 0;
+  if (rep == NULL)
+    return no_reply(r);
+  if (rep->type == REDIS_REPLY_ERROR)
+    return reply_fail(r, rep, "cannot read an entry");
+  if (rep->type == REDIS_REPLY_STRING) {
+    *got = rep->len < n ? rep->len : n;
+    memcpy(buf, rep->str, *got);
+  }
+  freeReplyObject(rep);
+  return 0;
+}
+
+/*
+ * Reads a large entry of size bytes to a spool file in pieces. A key that
+ * vanishes, shrinks or is replaced meanwhile (its trailer changed) is a
+ * miss: *out stays NULL.
+ */
+static int get_large(struct redis_store *r, const char *name, uint64_t size,
+                     struct cdo__blob **out)
+{
+  unsigned char t0[CDO__TRAILER_LEN], t1[CDO__TRAILER_LEN];
+  unsigned char *buf = malloc(PIECE);
+  uint64_t off = 0;
+  size_t got = 0, got1 = 0;
+  int fd = -1, rc;
+
+  if (buf == NULL)
+    return CDO__ERR(ENOMEM);
+  rc = get_range(r, name, size - sizeof(t0), sizeof(t0), t0, &got);
+  if (rc == 0 && got == sizeof(t0))
+    fd = cdo__tmpfile(NULL);
+  if (fd < 0 && rc == 0 && got == sizeof(t0))
+    rc = cdo__store_fail(&r->base, fd, "cannot create a spool file: %s",
+                         cdo_strerror(fd));
+  while (rc == 0 && fd >= 0 && off < size) {
+    size_t want = size - off < PIECE ? (size_t)(size - off) : PIECE;
+
+    rc = get_range(r, name, off, want, buf, &got1);
+    if (rc == 0 && got1 != want)
+      break; /* vanished or shrank */
+    if (rc == 0)
+      rc = cdo__write_all(fd, buf, want);
+    off += want;
+  }
+  if (rc == 0 && off == size)
+    rc = get_range(r, name, size - sizeof(t1), sizeof(t1), t1, &got1);
+  free(buf);
+  if (rc == 0 && off == size && got1 == sizeof(t1) &&
+      memcmp(t0, t1, sizeof(t0)) == 0) {
+    *out = cdo__blob_from_fd(fd, size);
+    if (*out == NULL) {
+      close(fd);
+      return CDO__ERR(ENOMEM);
+    }
+    return 0;
+  }
+  if (fd >= 0)
+    close(fd);
+  return rc;
+}
+
+static int redis_get(struct cdo_store *s, const struct cdo__key *k,
+                     struct cdo__blob **out)
+{
+  struct redis_store *r = rs(s);
+  char *name = key_name(r, k, "");
+  redisReply *rep;
+  int rc = 0;
+
+  *out = NULL;
+  if (name == NULL)
+    return CDO__ERR(ENOMEM);
+  /* One round trip for an entry that fits in a piece. */
+  rep = command(r, "GETRANGE %s 0 %d", name, PIECE - 1);
+  if (rep == NULL) {
+    rc = no_reply(r);
+  } else if (rep->type == REDIS_REPLY_ERROR) {
+    if (strncmp(rep->str, "WRONGTYPE", 9) == 0)
+      freeReplyObject(rep); /* not ours: a miss, replaced by the next put */
+    else
+      rc = reply_fail(r, rep, "cannot read an entry");
+  } else if (rep->type != REDIS_REPLY_STRING || rep->len == 0) {
+    freeReplyObject(rep); /* no such key */
+  } else if (rep->len < PIECE) {
+    unsigned char *p = malloc(rep->len + 1);
+
+    if (p != NULL)
+      memcpy(p, rep->str, rep->len);
+    *out = p ? cdo__blob_from_mem(p, rep->len) : NULL;
+    if (*out == NULL) {
+      free(p);
+      rc = CDO__ERR(ENOMEM);
+    }
+    freeReplyObject(rep);
+  } else {
+    freeReplyObject(rep);
+    rep = command(r, "STRLEN %s", name);
+    if (rep == NULL)
+      rc = no_reply(r);
+    else if (rep->type == REDIS_REPLY_INTEGER &&
+             rep->integer >= CDO__TRAILER_LEN)
+      rc = get_large(r, name, (uint64_t)rep->integer, out);
+    freeReplyObject(rep);
+  }
+  free(name);
+  return rc;
+}
+
+/* Reads n bytes at off of src into buf, whole. */
+static int src_read_full(const struct cdo__src *src, uint64_t off, void *buf,
+                         size_t n)
+{
+  unsigned char *p = buf;
+
+  while (n > 0) {
+    ssize_t m = cdo__src_read(src, off, p, n);
+
+    if (m <= 0)
+      return m < 0 ? (int)m : CDO_ECORRUPT;
+    p += m;
+    off += (uint64_t)m;
+    n -= (size_t)m;
+  }
+  return 0;
+}
+
+/* Appends piece to the temp key tmp, which must then be end bytes long. */
+static int put_piece(struct redis_store *r, const char *tmp,
+                     const unsigned char *piece, size_t n, uint64_t end)
+{
+  redisReply *rep = NULL, *ttl = NULL;
+  int rc = 0;
+
+  if (end == n) {
+    rep = command(r, "SET %s %b PX %d", tmp, piece, n, TMP_LEASE_MS);
+    if (rep != NULL && rep->type == REDIS_REPLY_ERROR)
+      return reply_fail(r, rep, "cannot store the entry");
+    freeReplyObject(rep);
+    return rep ? 0 : no_reply(r);
+  }
+  /* APPEND and a renewed lease in one round trip. */
+  if (redisAppendCommand(r->c, "APPEND %s %b", tmp, piece, n) != REDIS_OK ||
+      redisAppendCommand(r->c, "PEXPIRE %s %d", tmp, TMP_LEASE_MS) !=
+          REDIS_OK ||
+      redisGetReply(r->c, (void **)&rep) != REDIS_OK ||
+      redisGetReply(r->c, (void **)&ttl) != REDIS_OK) {
+    freeReplyObject(rep);
+    return conn_fail(r, r->c, errno, "lost the connection to");
+  }
+  freeReplyObject(ttl);
+  if (rep->type == REDIS_REPLY_ERROR)
+    return reply_fail(r, rep, "cannot store the entry");
+  if (rep->type != REDIS_REPLY_INTEGER || (uint64_t)rep->integer != end)
+    rc = cdo__store_fail(&r->base, CDO_EBACKEND,
+                         "the entry was evicted while being written");
+  freeReplyObject(rep);
+  return rc;
+}
+
+/* Renames tmp to name when it holds size bytes, and sets its TTL. */
+static const char publish_lua[] =
+    "if redis.call('STRLEN', KEYS[1]) ~= tonumber(ARGV[2]) then return 0 end "
+    "redis.call('RENAME', KEYS[1], KEYS[2]) "
+    "redis.call('PEXPIRE', KEYS[2], ARGV[1]) return 1";
+
+static int put_large(struct redis_store *r, const char *name,
+                     const struct cdo__src *src, long long px)
+{
+  uint64_t size = cdo__src_size(src), off = 0;
+  unsigned char *buf = malloc(PIECE), token[16];
+  char tmp[600], hex[33];
+  redisReply *rep;
+  int rc = 0;
+
+  if (buf == NULL)
+    return CDO__ERR(ENOMEM);
+  randombytes_buf(token, sizeof(token));
+  sodium_bin2hex(hex, sizeof(hex), token, sizeof(token));
+  cdo__fmt(tmp, sizeof(tmp), "%s:tmp:%s", name, hex);
+  while (rc == 0 && off < size) {
+    size_t n = size - off < PIECE ? (size_t)(size - off) : PIECE;
+
+    rc = src_read_full(src, off, buf, n);
+    if (rc < 0)
+      cdo__store_fail(&r->base, rc, "cannot read the spool: %s",
+                      cdo_strerror(rc));
+    else
+      rc = put_piece(r, tmp, buf, n, off + n);
+    off += n;
+  }
+  free(buf);
+  if (rc == 0) {
+    rep = command(r, "EVAL %s 2 %s %s %lld %llu", publish_lua, tmp, name, px,
+                  (unsigned long long)size);
+    if (rep == NULL)
+      return no_reply(r);
+    if (rep->type == REDIS_REPLY_ERROR)
+      return reply_fail(r, rep, "cannot store the entry");
+    if (rep->type != REDIS_REPLY_INTEGER || rep->integer != 1)
+      rc = cdo__store_fail(&r->base, CDO_EBACKEND,
+                           "the entry was evicted while being written");
+    freeReplyObject(rep);
+  }
+  if (rc < 0 && !r->failed)
+    freeReplyObject(command(r, "UNLINK %s", tmp));
+  return rc;
+}
+
+static int redis_put(struct cdo_store *s, const struct cdo__key *k,
+                     const struct cdo__src *src,
+                     const struct cdo__put_info *info)
+{
+  struct redis_store *r = rs(s);
+  uint64_t size = cdo__src_size(src);
+  long long px = (long long)(info->expires_ms - cdo__now_ms());
+  char *name;
+  int rc;
+
+  if (src->fd_len > s->cfg->max_output)
+    return cdo__store_fail(s, CDO_ETOOBIG, "%s", cdo_strerror(CDO_ETOOBIG));
+  if (r->failed)
+    return no_reply(r);
+  if (px < 1)
+    px = 1;
+  name = key_name(r, k, "");
+  if (name == NULL)
+    return CDO__ERR(ENOMEM);
+  if (size <= PIECE) {
+    unsigned char *buf = malloc((size_t)size + 1);
+    redisReply *rep;
+
+    rc = buf ? src_read_full(src, 0, buf, (size_t)size) : CDO__ERR(ENOMEM);
+    if (rc < 0) {
+      cdo__store_fail(s, rc, "cannot read the spool: %s", cdo_strerror(rc));
+    } else {
+      rep = command(r, "SET %s %b PX %lld", name, buf, (size_t)size, px);
+      if (rep == NULL)
+        rc = no_reply(r);
+      else if (rep->type == REDIS_REPLY_ERROR)
+        rc = reply_fail(r, rep, "cannot store the entry");
+      else
+        freeReplyObject(rep);
+    }
+    free(buf);
+  } else {
+    rc = put_large(r, name, src, px);
+  }
+  free(name);
+  return rc;
+}
+
+static int redis_del(struct cdo_store *s, const struct cdo__key *k)
+{
+  struct redis_store *r = rs(s);
+  char *name = key_name(r, k, "");
+  redisReply *rep;
+  int rc = 0;
+
+  if (name == NULL)
+    return CDO__ERR(ENOMEM);
+  rep = command(r, "UNLINK %s", name);
+  if (rep == NULL)
+    rc = no_reply(r);
+  else if (rep->type == REDIS_REPLY_ERROR)
+    rc = reply_fail(r, rep, "cannot delete an entry");
+  else
+    freeReplyObject(rep);
+  free(name);
+  return rc;
+}
+
+/* ---- walking the keys: --clear, --list, --stats ------------------------------ */
+
+/* Called with each batch of matching key names; non-zero stops the walk. */
+typedef int (*scan_fn)(struct redis_store *r, redisReply **keys, size_t n,
+                       void *ud);
+
+static int scan(struct redis_store *r, const char *pattern, scan_fn fn,
+                void *ud)
+{
+  char cursor[32] = "0";
+  int rc = 0;
+
+  do {
+    redisReply *rep = command(r, "SCAN %s MATCH %s COUNT " SCAN_COUNT, cursor,
+                              pattern);
+
+    if (rep == NULL)
+      return no_reply(r);
+    if (rep->type == REDIS_REPLY_ERROR)
+      return reply_fail(r, rep, "cannot list keys");
+    if (rep->type != REDIS_REPLY_ARRAY || rep->elements != 2 ||
+        rep->element[0]->type != REDIS_REPLY_STRING ||
+        rep->element[1]->type != REDIS_REPLY_ARRAY) {
+      freeReplyObject(rep);
+      return cdo__store_fail(&r->base, CDO_EBACKEND,
+                             "unexpected reply to SCAN");
+    }
+    cdo__fmt(cursor, sizeof(cursor), "%.*s", (int)rep->element[0]->len,
+             rep->element[0]->str);
+    if (rep->element[1]->elements > 0)
+      rc = fn(r, rep->element[1]->element, rep->element[1]->elements, ud);
+    freeReplyObject(rep);
+  } while (rc == 0 && strcmp(cursor, "0") != 0);
+  return rc < 0 ? rc : 0;
+}
+
+/* A SCAN pattern matching scope literally, then ":*". */
+static char *scope_pattern(const char *scope)
+{
+  char *p = malloc(sizeof(PREFIX) + 2 * strlen(scope) + 3), *o;
+
+  if (p == NULL)
+    return NULL;
+  o = p + sprintf(p, PREFIX);
+  for (; *scope; scope++) {
+    if (strchr("*?[]\\", *scope))
+      *o++ = '\\';
+    *o++ = *scope;
+  }
+  strcpy(o, ":*");
+  return p;
+}
+
+struct clear_state {
+  size_t skip; /* with a scope: length of PREFIX SCOPE ":" */
+};
+
+static int unlink_batch(struct redis_store *r, redisReply **keys, size_t n,
+                        void *ud)
+{
+  struct clear_state *cs = ud;
+  const char **argv = malloc((n + 1) * sizeof(*argv));
+  size_t *lens = malloc((n + 1) * sizeof(*lens)), i, m = 1;
+  redisReply *rep;
+  int rc = 0;
+
+  if (argv == NULL || lens == NULL) {
+    free(argv);
+    free(lens);
+    return CDO__ERR(ENOMEM);
+  }
+  argv[0] = "UNLINK";
+  lens[0] = 6;
+  for (i = 0; i < n; i++) {
+    const char *k = keys[i]->str;
+    size_t len = keys[i]->len;
+
+    if (keys[i]->type != REDIS_REPLY_STRING)
+      continue;
+    /* Locks stay: their holders are running. */
+    if (len >= 5 && memcmp(k + len - 5, ":lock", 5) == 0)
+      continue;
+    /* With a scope, only its entries and temp keys, not a longer scope's. */
+    if (cs->skip && (len < cs->skip + HEX_KEY ||
+                     !is_entry(k, cs->skip + HEX_KEY) ||
+                     (len > cs->skip + HEX_KEY &&
+                      strncmp(k + cs->skip + HEX_KEY, ":tmp:", 5) != 0)))
+      continue;
+    argv[m] = k;
+    lens[m++] = len;
+  }
+  if (m > 1) {
+    rep = r->failed ? NULL
+                    : redisCommandArgv(r->c, (int)m, argv, lens);
+    if (rep == NULL)
+      rc = r->failed ? no_reply(r)
+                     : conn_fail(r, r->c, errno, "lost the connection to");
+    else if (rep->type == REDIS_REPLY_ERROR)
+      rc = reply_fail(r, rep, "cannot delete entries");
+    else
+      freeReplyObject(rep);
+  }
+  free(argv);
+  free(lens);
+  return rc;
+}
+
+static int redis_clear(struct cdo_store *s, const char *scope)
+{
+  struct redis_store *r = rs(s);
+  struct clear_state cs = {0};
+  char *pattern;
+  int rc;
+
+  pattern = scope ? scope_pattern(scope) : strdup(PREFIX "*");
+  if (pattern == NULL)
+    return CDO__ERR(ENOMEM);
+  if (scope)
+    cs.skip = sizeof(PREFIX) - 1 + strlen(scope) + 1;
+  rc = scan(r, pattern, unlink_batch, &cs);
+  free(pattern);
+  return rc;
+}
+
+/* Sizes of the entries of a batch, pipelined. */
+static int strlen_batch(struct redis_store *r, redisReply **keys, size_t n,
+                        void *ud)
+{
+  struct cdo_stats *st = ud;
+  size_t i, sent = 0;
+  int rc = 0;
+
+  for (i = 0; i < n; i++) {
+    if (keys[i]->type != REDIS_REPLY_STRING ||
+        !is_entry(keys[i]->str, keys[i]->len))
+      continue;
+    if (redisAppendCommand(r->c, "STRLEN %b", keys[i]->str, keys[i]->len) !=
+        REDIS_OK)
+      return CDO__ERR(ENOMEM);
+    sent++;
+  }
+  for (i = 0; i < sent; i++) {
+    redisReply *rep = NULL;
+
+    if (redisGetReply(r->c, (void **)&rep) != REDIS_OK)
+      return conn_fail(r, r->c, errno, "lost the connection to");
+    if (rep->type == REDIS_REPLY_INTEGER && rep->integer > 0) {
+      st->entries++;
+      st->bytes += (uint64_t)rep->integer;
+    }
+    freeReplyObject(rep);
+  }
+  return rc;
+}
+
+static int redis_stats(struct cdo_store *s, struct cdo_stats *st)
+{
+  return scan(rs(s), PREFIX "*", strlen_batch, st);
+}
+
+/* A blob reading an entry in place with GETRANGE, for --list. */
+struct range_ctx {
+  struct redis_store *r;
+  const char *name;
+};
+
+static int range_read(struct cdo__blob *b, void *buf, size_t n, uint64_t off)
+{
+  struct range_ctx *rc = b->ctx;
+  size_t got;
+  int e = get_range(rc->r, rc->name, off, n, buf, &got);
+
+  return e < 0 ? e : got == n ? 0 : CDO_ECORRUPT;
+}
+
+struct list_state {
+  struct cdo_entry_info *rows;
+  char **commands;
+  size_t n, cap;
+};
+
+static int list_batch(struct redis_store *r, redisReply **keys, size_t n,
+                      void *ud)
+{
+  struct list_state *ls = ud;
+  int64_t now = cdo__now_ms();
+  size_t i;
+
+  for (i = 0; i < n; i++) {
+    const char *name = keys[i]->str;
+    struct range_ctx ctx = {r, name};
+    struct cdo__blob b = {0};
+    struct cdo_entry_info *e;
+    struct cdo__meta m;
+    redisReply *len, *ttl;
+    uint64_t joff;
+    char *argv = NULL;
+    int rc;
+
+    if (keys[i]->type != REDIS_REPLY_STRING || !is_entry(name, keys[i]->len))
+      continue;
+    len = command(r, "STRLEN %s", name);
+    if (len == NULL)
+      return no_reply(r);
+    b.size = len->type == REDIS_REPLY_INTEGER && len->integer > 0
+                 ? (uint64_t)len->integer
+                 : 0;
+    freeReplyObject(len);
+    b.fd = -1;
+    b.read = range_read;
+    b.ctx = &ctx;
+    if (b.size == 0)
+      continue; /* gone meanwhile */
+    rc = cdo__entry_peek(&b, &m, &argv, &joff);
+    if (rc == CDO_ECORRUPT)
+      continue; /* gone, or not an entry */
+    if (rc < 0)
+      return rc;
+    ttl = command(r, "PTTL %s", name);
+    if (ttl == NULL) {
+      free(argv);
+      return no_reply(r);
+    }
+    if (ls->n == ls->cap) {
+      size_t cap = ls->cap ? ls->cap * 2 : 64;
+      struct cdo_entry_info *nr = realloc(ls->rows, cap * sizeof(*nr));
+      char **nc = nr ? realloc(ls->commands, cap * sizeof(*nc)) : NULL;
+
+      if (nr != NULL)
+        ls->rows = nr;
+      if (nc == NULL) {
+        freeReplyObject(ttl);
+        free(argv);
+        return CDO__ERR(ENOMEM);
+      }
+      ls->commands = nc;
+      ls->cap = cap;
+    }
+    e = &ls->rows[ls->n];
+    memcpy(e->key, name + keys[i]->len - HEX_KEY, HEX_KEY);
+    e->key[HEX_KEY] = 0;
+    e->created_ms = m.created_ms;
+    e->expires_ms = ttl->type == REDIS_REPLY_INTEGER && ttl->integer >= 0
+                        ? now + ttl->integer
+                        : INT64_MAX;
+    e->duration_ms = m.duration_ms;
+    e->size = b.size;
+    e->exit_status = m.exit_status;
+    ls->commands[ls->n++] = argv;
+    freeReplyObject(ttl);
+  }
+  return 0;
+}
+
+static int newest_first(const void *a, const void *b)
+{
+  const struct cdo_entry_info *x = a, *y = b;
+
+  return x->created_ms < y->created_ms ? 1 : x->created_ms > y->created_ms;
+}
+
+static int redis_list(struct cdo_store *s, cdo_list_fn fn, void *ud)
+{
+  struct list_state ls = {0};
+  size_t i;
+  int rc = scan(rs(s), PREFIX "*", list_batch, &ls);
+
+  /* Sort rows and their commands together: point each row at its own. */
+  for (i = 0; i < ls.n; i++)
+    ls.rows[i].command = ls.commands[i];
+  if (rc == 0 && ls.n > 0)
+    qsort(ls.rows, ls.n, sizeof(*ls.rows), newest_first);
+  for (i = 0; rc == 0 && i < ls.n; i++)
+    if (fn(ud, &ls.rows[i]) != 0)
+      break;
+  for (i = 0; i < ls.n; i++)
+    free(ls.commands[i]);
+  free(ls.commands);
+  free(ls.rows);
+  return rc;
+}
+
+static int redis_gc(struct cdo_store *s, int64_t now_ms, uint64_t *removed)
+{
+  (void)s;
+  (void)now_ms;
+  *removed = 0; /* the server expires entries and dead writers' temp keys */
+  return 0;
+}
+
+/* ---- single-flight ------------------------------------------------------------- */
+
+struct redis_lock {
+  char token[33];
+};
+
+/* Deletes KEYS[1] if it holds ARGV[1], and wakes its waiters. */
+static const char unlock_lua[] =
+    "if redis.call('GET', KEYS[1]) == ARGV[1] then "
+    "redis.call('DEL', KEYS[1]) redis.call('PUBLISH', KEYS[1], '0') "
+    "return 1 end return 0";
+
+/* Extends KEYS[1] to ARGV[2] ms if it still holds ARGV[1]. */
+static const char renew_lua[] =
+    "if redis.call('GET', KEYS[1]) == ARGV[1] then "
+    "return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end return 0";
+
+/* Subscribes the second connection to channel (opening it first). */
+static int subscribe(struct redis_store *r, const char *channel)
+{
+  redisReply *rep;
+  int rc;
+
+  if (r->channel != NULL && strcmp(r->channel, channel) == 0)
+    return 0;
+  if (r->sub == NULL) {
+    rc = dial(r, &r->sub);
+    if (rc < 0)
+      return rc;
+  }
+  rep = redisCommand(r->sub, "SUBSCRIBE %s", channel);
+  if (rep == NULL)
+    return conn_fail(r, r->sub, errno, "lost the connection to");
+  if (rep->type == REDIS_REPLY_ERROR)
+    return reply_fail(r, rep, "cannot wait for a lock");
+  freeReplyObject(rep);
+  free(r->channel);
+  r->channel = strdup(channel);
+  return r->channel ? 0 : CDO__ERR(ENOMEM);
+}
+
+/* Waits up to ms for a message on the subscription; 0 either way. */
+static int wait_message(struct redis_store *r, int64_t ms)
+{
+  struct pollfd pfd = {.fd = r->sub->fd, .events = POLLIN};
+  redisReply *rep = NULL;
+  int n;
+
+  if (redisGetReplyFromReader(r->sub, (void **)&rep) == REDIS_OK &&
+      rep != NULL) {
+    freeReplyObject(rep);
+    return 0;
+  }
+  do
+    n = poll(&pfd, 1, (int)(ms > 3600000 ? 3600000 : ms));
+  while (n < 0 && errno == EINTR);
+  if (n <= 0)
+    return 0;
+  if (redisGetReply(r->sub, (void **)&rep) != REDIS_OK)
+    return conn_fail(r, r->sub, errno, "lost the connection to");
+  freeReplyObject(rep);
+  return 0;
+}
+
+static int redis_lock(struct cdo_store *s, const struct cdo__key *k,
+                      int64_t wait_ms, void **lk)
+{
+  struct redis_store *r = rs(s);
+  int64_t deadline = cdo__mono_ms() + wait_ms;
+  struct redis_lock *l = calloc(1, sizeof(*l));
+  unsigned char token[16];
+  char *name = key_name(r, k, ":lock");
+  int rc = 0;
+
+  *lk = NULL;
+  if (l == NULL || name == NULL) {
+    free(l);
+    free(name);
+    return CDO__ERR(ENOMEM);
+  }
+  randombytes_buf(token, sizeof(token));
+  sodium_bin2hex(l->token, sizeof(l->token), token, sizeof(token));
+  for (;;) {
+    redisReply *rep = command(r, "SET %s %s NX PX %d", name, l->token,
+                              LOCK_LEASE_MS);
+    int64_t left = deadline - cdo__mono_ms(), pttl = -1;
+
+    if (rep == NULL) {
+      rc = no_reply(r);
+      break;
+    }
+    if (rep->type == REDIS_REPLY_ERROR) {
+      rc = reply_fail(r, rep, "cannot take a lock");
+      break;
+    }
+    if (rep->type == REDIS_REPLY_STATUS) {
+      freeReplyObject(rep);
+      *lk = l;
+      l = NULL;
+      break;
+    }
+    freeReplyObject(rep);
+    if (left <= 0) {
+      rc = CDO__ERR(EAGAIN);
+      break;
+    }
+    if (r->channel == NULL || strcmp(r->channel, name) != 0) {
+      /* Subscribe, then try again: the release may fall in between. */
+      rc = subscribe(r, name);
+      if (rc < 0)
+        break;
+      continue;
+    }
+    /* Wake on the release, or when the holder's lease runs out. */
+    rep = command(r, "PTTL %s", name);
+    if (rep == NULL) {
+      rc = no_reply(r);
+      break;
+    }
+    if (rep->type == REDIS_REPLY_INTEGER)
+      pttl = rep->integer;
+    freeReplyObject(rep);
+    if (pttl == -2)
+      continue; /* released meanwhile */
+    if (pttl >= 0 && pttl + 1 < left)
+      left = pttl + 1;
+    rc = wait_message(r, left);
+    if (rc < 0)
+      break;
+  }
+  free(l);
+  free(name);
+  return rc;
+}
+
+static void redis_unlock(struct cdo_store *s, const struct cdo__key *k,
+                         void *lk)
+{
+  struct redis_store *r = rs(s);
+  struct redis_lock *l = lk;
+  char *name;
+
+  if (l == NULL)
+    return;
+  name = key_name(r, k, ":lock");
+  if (name != NULL)
+    freeReplyObject(command(r, "EVAL %s 1 %s %s", unlock_lua, name,
+                            l->token));
+  free(name);
+  free(l);
+}
+
+int cdo__redis_lock_renew(struct cdo_store *s, const struct cdo__key *k,
+                          void *lk)
+{
+  struct redis_store *r = rs(s);
+  struct redis_lock *l = lk;
+  char *name = key_name(r, k, ":lock");
+  redisReply *rep;
+  int rc = 0;
+
+  if (name == NULL)
+    return CDO__ERR(ENOMEM);
+  rep = command(r, "EVAL %s 1 %s %s %d", renew_lua, name, l->token,
+                LOCK_LEASE_MS);
+  if (rep == NULL)
+    rc = no_reply(r);
+  else if (rep->type == REDIS_REPLY_ERROR)
+    rc = reply_fail(r, rep, "cannot renew a lock");
+  else if (rep->type != REDIS_REPLY_INTEGER || rep->integer != 1)
+    rc = cdo__store_fail(s, CDO__ERR(ENOLCK), "the lock was lost");
+  if (rep != NULL && rep->type != REDIS_REPLY_ERROR)
+    freeReplyObject(rep);
+  free(name);
+  return rc;
+}
+
+#define REDIS_OPS(scheme_, check_)                                            \
+  {                                                                            \
+    .scheme = scheme_, .name = "redis", .size = sizeof(struct redis_store),    \
+    .check = check_, .open = redis_open, .close = redis_close,                 \
+    .get = redis_get, .put = redis_put, .del = redis_del,                      \
+    .clear = redis_clear, .list = redis_list, .stats = redis_stats,            \
+    .gc = redis_gc, .lock = redis_lock, .unlock = redis_unlock,                \
+  }
+
+const struct cdo__store_ops cdo__store_redis_tcp =
+    REDIS_OPS("redis://", check_tcp);
+const struct cdo__store_ops cdo__store_redis_unix =
+    REDIS_OPS("unix://", check_unix);

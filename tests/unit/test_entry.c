@@ -1,0 +1,378 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The entry codec: round trips through peek, verify and replay for memory,
+ * file and callback blobs; every truncation and bit flip is rejected.
+ */
+#include "unit.h"
+
+#include <signal.h>
+
+/* One journal chunk of a vector; len 0 means strlen(data). */
+struct chunk {
+  int stream;
+  const char *data;
+  size_t len;
+};
+
+static const struct vector {
+  const char *name;
+  char *const *argv;
+  const char *command; /* argv joined by spaces, as peek reports it */
+  int exit_status;
+  struct chunk chunks[5]; /* ends at stream 0 */
+} vectors[] = {
+    {"plain", (char *const[]){"echo", "hello world", NULL}, "echo hello world",
+     0, {{CDO__STDOUT, "hello world\n", 0}}},
+    {"interleaved, empty args",
+     (char *const[]){"sh", "-c", "", "x y", "", NULL}, "sh -c  x y ", 1,
+     {{CDO__STDOUT, "a", 0},
+      {CDO__STDERR, "b\n", 0},
+      {CDO__STDOUT, "c", 0},
+      {CDO__STDERR, "d", 0}}},
+    {"binary bytes",
+     (char *const[]){"\x01\xff\x7f", "tab\there", "\xc3\x28", NULL},
+     "\x01\xff\x7f tab\there \xc3\x28", 7,
+     {{CDO__STDOUT, "\0\0x\0", 4},
+      {CDO__STDERR, "\0", 1},
+      {CDO__STDOUT, "no newline\xff", 0}}},
+    {"empty journal", (char *const[]){"true", NULL}, "true", 0, {{0}}},
+    {"only stderr, status 255", (char *const[]){"false", NULL}, "false", 255,
+     {{CDO__STDERR, "oops\n", 0}}},
+};
+
+static size_t chunk_len(const struct chunk *c)
+{
+  return c->len ? c->len : strlen(c->data);
+}
+
+/* Builds vector v's entry; *out and *err get what replay must write. */
+static unsigned char *build(const struct vector *v, size_t *size,
+                            struct cdo__buf *out, struct cdo__buf *err)
+{
+  struct unit_entry e;
+  unsigned char *bytes;
+  const struct chunk *c;
+
+  unit_entry_begin(&e, v->argv);
+  for (c = v->chunks; c->stream != 0; c++) {
+    unit_entry_chunk(&e, c->stream, c->data, chunk_len(c));
+    if (out != NULL)
+      unit_ok(cdo__buf_add(c->stream == CDO__STDOUT ? out : err, c->data,
+                           chunk_len(c)));
+  }
+  unit_entry_end(&e, v->exit_status, 1700000000123);
+  bytes = unit_entry_bytes(&e);
+  *size = (size_t)unit_entry_size(&e);
+  unit_entry_release(&e);
+  return bytes;
+}
+
+/*
+ * Peeks, verifies and replays b; checks the metadata against want (NULL:
+ * skip) and that replay wrote out and err.
+ */
+static void check_blob(struct cdo__blob *b, const struct cdo__meta *want,
+                       const char *command, const struct cdo__buf *out,
+                       const struct cdo__buf *err)
+{
+  struct unit_capture cap;
+  struct cdo__meta m;
+  uint64_t joff;
+  char *argv = NULL;
+  int r;
+
+  unit_ok(cdo__entry_peek(b, &m, &argv, &joff));
+  assert_non_null(argv);
+  assert_string_equal(argv, command);
+  free(argv);
+  if (want != NULL) {
+    assert_int_equal(m.created_ms, want->created_ms);
+    assert_int_equal(m.duration_ms, want->duration_ms);
+    assert_int_equal(m.exit_status, want->exit_status);
+    assert_int_equal(m.journal_len, want->journal_len);
+  }
+  assert_int_equal(joff + m.journal_len + CDO__TRAILER_LEN, b->size);
+  unit_ok(cdo__entry_verify(b, &m, joff));
+  unit_capture_begin(&cap);
+  r = cdo__entry_replay(b, &m, joff);
+  unit_capture_end(&cap);
+  unit_ok(r);
+  unit_assert_bytes(cap.out, cap.out_len, out->p, out->len);
+  unit_assert_bytes(cap.err, cap.err_len, err->p, err->len);
+  unit_capture_release(&cap);
+}
+
+static void test_round_trip(void **state)
+{
+  size_t i;
+
+  (void)state;
+  for (i = 0; i < CDO__ARRAY_SIZE(vectors); i++) {
+    const struct vector *v = &vectors[i];
+    struct cdo__buf out = {0}, err = {0};
+    struct cdo__meta want = {0};
+    struct cdo__blob *b;
+    unsigned char *bytes;
+    const struct chunk *c;
+    size_t size;
+
+    print_message("# vector: %s\n", v->name);
+    bytes = build(v, &size, &out, &err);
+    want.created_ms = 1700000000123;
+    want.duration_ms = 1234;
+    want.exit_status = v->exit_status;
+    for (c = v->chunks; c->stream != 0; c++)
+      want.journal_len += 5 + chunk_len(c);
+
+    b = unit_blob_mem(bytes, size);
+    check_blob(b, &want, v->command, &out, &err);
+    cdo__blob_free(b);
+    b = unit_blob_cb(bytes, size);
+    check_blob(b, &want, v->command, &out, &err);
+    cdo__blob_free(b);
+    b = unit_blob_fd(bytes, size, 0);
+    check_blob(b, &want, v->command, &out, &err);
+    cdo__blob_free(b);
+
+    free(bytes);
+    cdo__buf_release(&out);
+    cdo__buf_release(&err);
+  }
+}
+
+/* peek without argv, and a negative exit status survive too. */
+static void test_peek_without_argv(void **state)
+{
+  char *const argv[] = {"x", NULL};
+  struct unit_entry e;
+  struct cdo__blob *b;
+  struct cdo__meta m;
+  uint64_t joff;
+  unsigned char *bytes;
+
+  (void)state;
+  unit_entry_begin(&e, argv);
+  unit_entry_end(&e, -1, 5);
+  bytes = unit_entry_bytes(&e);
+  b = unit_blob_mem(bytes, (size_t)unit_entry_size(&e));
+  unit_ok(cdo__entry_peek(b, &m, NULL, &joff));
+  assert_int_equal(m.exit_status, -1);
+  assert_int_equal(m.created_ms, 5);
+  assert_int_equal(joff, e.head.len);
+  cdo__blob_free(b);
+  free(bytes);
+  unit_entry_release(&e);
+}
+
+/* Asserts that peek or verify reports the blob as CDO_ECORRUPT. */
+static int rejected(struct cdo__blob *b)
+{
+  struct cdo__meta m;
+  uint64_t joff;
+  char *argv = NULL;
+  int r = cdo__entry_peek(b, &m, &argv, &joff);
+
+  free(argv);
+  if (r == 0)
+    r = cdo__entry_verify(b, &m, joff);
+  return r == CDO_ECORRUPT;
+}
+
+static void test_every_truncation(void **state)
+{
+  unsigned char *bytes;
+  size_t size, n;
+
+  (void)state;
+  bytes = build(&vectors[1], &size, NULL, NULL);
+  for (n = 0; n < size; n++) {
+    struct cdo__blob *b = unit_blob_mem(bytes, n);
+
+    if (!rejected(b))
+      fail_msg("a truncation to %zu of %zu bytes was accepted", n, size);
+    cdo__blob_free(b);
+  }
+  free(bytes);
+}
+
+static void test_every_bit_flip(void **state)
+{
+  unsigned char *bytes;
+  size_t size, bit;
+
+  (void)state;
+  bytes = build(&vectors[1], &size, NULL, NULL);
+  for (bit = 0; bit < size * 8; bit++) {
+    struct cdo__blob *b;
+
+    bytes[bit / 8] ^= (unsigned char)(1u << bit % 8);
+    b = unit_blob_mem(bytes, size);
+    if (!rejected(b))
+      fail_msg("flipping bit %zu of byte %zu (of %zu) was accepted", bit % 8,
+               bit / 8, size);
+    cdo__blob_free(b);
+    bytes[bit / 8] ^= (unsigned char)(1u << bit % 8);
+  }
+  free(bytes);
+}
+
+/* Bad framing with correct checksums is still rejected by verify. */
+static void test_bad_framing(void **state)
+{
+  static const struct {
+    const char *name;
+    const char *bytes;
+    size_t len;
+  } journals[] = {
+      {"stream 0", "\0\0\0\0\1x", 6},
+      {"stream 3", "\3\0\0\0\1x", 6},
+      {"zero-length chunk", "\1\0\0\0\0", 5},
+      {"chunk header cut", "\1\0\0\0\1x\2\0\0", 9},
+      {"chunk data cut", "\1\0\0\0\12short", 10},
+      {"stray byte", "\1\0\0\0\1x\1", 7},
+  };
+  char *const argv[] = {"cmd", NULL};
+  size_t i;
+
+  (void)state;
+  for (i = 0; i < CDO__ARRAY_SIZE(journals); i++) {
+    struct unit_entry e;
+    struct cdo__blob *b;
+    unsigned char *bytes;
+
+    unit_entry_begin(&e, argv);
+    unit_entry_raw(&e, journals[i].bytes, journals[i].len);
+    unit_entry_end(&e, 0, 1);
+    bytes = unit_entry_bytes(&e);
+    b = unit_blob_mem(bytes, (size_t)unit_entry_size(&e));
+    if (!rejected(b))
+      fail_msg("journal with %s was accepted", journals[i].name);
+    cdo__blob_free(b);
+    free(bytes);
+    unit_entry_release(&e);
+  }
+}
+
+/*
+ * A journal over 64 KiB, so a file blob takes the mmap and sendfile paths,
+ * with a blob offset that is not page-aligned.
+ */
+static void test_large_blobs_agree(void **state)
+{
+  char *const argv[] = {"big", "output", NULL};
+  struct cdo__buf out = {0}, err = {0};
+  unsigned char *data, *bytes;
+  struct unit_entry e;
+  struct cdo__blob *b;
+  size_t size, i, sizes[] = {70000, 1, 65536, 131072, 3, 40000};
+
+  (void)state;
+  data = malloc(131072);
+  assert_non_null(data);
+  unit_entry_begin(&e, argv);
+  for (i = 0; i < CDO__ARRAY_SIZE(sizes); i++) {
+    int stream = i % 2 ? CDO__STDERR : CDO__STDOUT;
+
+    unit_random(data, sizes[i], i);
+    data[0] = 0; /* NULs are data like any other byte */
+    unit_entry_chunk(&e, stream, data, sizes[i]);
+    unit_ok(cdo__buf_add(stream == CDO__STDOUT ? &out : &err, data,
+                         sizes[i]));
+  }
+  unit_entry_end(&e, 3, 42);
+  bytes = unit_entry_bytes(&e);
+  size = (size_t)unit_entry_size(&e);
+  assert_true(e.meta.journal_len >= 65536);
+
+  b = unit_blob_mem(bytes, size);
+  check_blob(b, &e.meta, "big output", &out, &err);
+  cdo__blob_free(b);
+  b = unit_blob_cb(bytes, size);
+  check_blob(b, &e.meta, "big output", &out, &err);
+  cdo__blob_free(b);
+  b = unit_blob_fd(bytes, size, 0);
+  check_blob(b, &e.meta, "big output", &out, &err);
+  cdo__blob_free(b);
+  b = unit_blob_fd(bytes, size, 5000);
+  check_blob(b, &e.meta, "big output", &out, &err);
+  cdo__blob_free(b);
+
+  /* A flipped journal byte deep in the file is caught on every path. */
+  bytes[size / 2] ^= 0x10;
+  b = unit_blob_fd(bytes, size, 5000);
+  assert_true(rejected(b));
+  cdo__blob_free(b);
+  b = unit_blob_cb(bytes, size);
+  assert_true(rejected(b));
+  cdo__blob_free(b);
+
+  free(bytes);
+  free(data);
+  cdo__buf_release(&out);
+  cdo__buf_release(&err);
+  unit_entry_release(&e);
+}
+
+/* A stdout reader that went away stops stdout only; stderr gets it all. */
+static void test_replay_closed_reader(void **state)
+{
+  char *const argv[] = {"x", NULL};
+  unsigned char *data, *bytes;
+  struct unit_entry e;
+  size_t size, i, kind;
+
+  (void)state;
+  signal(SIGPIPE, SIG_IGN);
+  data = malloc(100000);
+  assert_non_null(data);
+  unit_random(data, 100000, 9);
+  unit_entry_begin(&e, argv);
+  for (i = 0; i < 4; i++)
+    unit_entry_chunk(&e, i % 2 ? CDO__STDERR : CDO__STDOUT, data, 25000);
+  unit_entry_end(&e, 0, 1);
+  bytes = unit_entry_bytes(&e);
+  size = (size_t)unit_entry_size(&e);
+
+  for (kind = 0; kind < 2; kind++) {
+    struct cdo__blob *b = kind ? unit_blob_fd(bytes, size, 0)
+                               : unit_blob_mem(bytes, size);
+    struct unit_capture cap;
+    struct cdo__meta m;
+    uint64_t joff;
+    int p[2], r;
+
+    unit_ok(cdo__entry_peek(b, &m, NULL, &joff));
+    assert_int_equal(pipe(p), 0);
+    close(p[0]);
+    unit_capture_begin(&cap);
+    dup2(p[1], 1);
+    r = cdo__entry_replay(b, &m, joff);
+    unit_capture_end(&cap);
+    close(p[1]);
+    unit_ok(r);
+    assert_int_equal(cap.err_len, 50000);
+    assert_memory_equal(cap.err, data, 25000);
+    assert_memory_equal(cap.err + 25000, data, 25000);
+    unit_capture_release(&cap);
+    cdo__blob_free(b);
+  }
+  signal(SIGPIPE, SIG_DFL);
+  free(bytes);
+  free(data);
+  unit_entry_release(&e);
+}
+
+int main(void)
+{
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_round_trip),
+      cmocka_unit_test(test_peek_without_argv),
+      cmocka_unit_test(test_every_truncation),
+      cmocka_unit_test(test_every_bit_flip),
+      cmocka_unit_test(test_bad_framing),
+      cmocka_unit_test(test_large_blobs_agree),
+      cmocka_unit_test(test_replay_closed_reader),
+  };
+
+  return cmocka_run_group_tests_name("entry", tests, NULL, NULL);
+}

@@ -1,0 +1,745 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The store contract: one suite, run once per backend in the table below,
+ * through the public store API and the front end's lookup/put/del.
+ */
+#include "store_int.h"
+#include "unit.h"
+
+#include <inttypes.h>
+#include <sqlite3.h>
+
+/* ---- the backends under test ----------------------------------------------- */
+
+/*
+ * One row per backend. url() writes the URL of a store inside dir (the
+ * group's private temp dir) into buf and returns NULL, or returns why the
+ * backend cannot be tested here: its tests are then skipped, or fail when
+ * CI=true. damage() corrupts k's stored entry in place (see enum damage);
+ * NULL skips the corruption test for that backend.
+ *
+ * Every further backend adds one row:
+ *   dir    "dir:DIR/d"
+ *   mem    "mem:", with XDG_RUNTIME_DIR pointed at a directory inside DIR
+ *   redis  the URL in CACHEDO_TEST_REDIS_URL; unset: a skip reason
+ *   exec   the URL in CACHEDO_TEST_EXEC_URL, else the shipped example helper
+ */
+enum damage {
+  FLIP,    /* flip the low bit of the byte at off */
+  TRUNCATE /* keep only the first off bytes */
+};
+
+struct backend {
+  const char *name;
+  const char *(*url)(const char *dir, char *buf, size_t len);
+  int (*damage)(const char *url, const struct cdo__key *k, enum damage how,
+                uint64_t off);
+};
+
+static const char *sqlite_url(const char *dir, char *buf, size_t len)
+{
+  cdo__fmt(buf, len, "sqlite:%s/c.db", dir);
+  return NULL;
+}
+
+/* Edits the chunk rows of store_sqlite.c directly (1 MiB chunks). */
+static int sqlite_damage(const char *url, const struct cdo__key *k,
+                         enum damage how, uint64_t off)
+{
+  const sqlite3_int64 chunk = 1 << 20;
+  sqlite3 *db = NULL;
+  sqlite3_stmt *st = NULL;
+  sqlite3_blob *b = NULL;
+  sqlite3_int64 row = -1;
+  unsigned char c;
+  int rc;
+
+  rc = sqlite3_open_v2(url + strlen("sqlite:"), &db, SQLITE_OPEN_READWRITE,
+                       NULL);
+  if (rc == SQLITE_OK)
+    sqlite3_busy_timeout(db, 10000);
+  if (rc == SQLITE_OK)
+    rc = sqlite3_prepare_v2(db, "SELECT blob FROM entry WHERE key = ?1", -1,
+                            &st, NULL);
+  if (rc == SQLITE_OK) {
+    sqlite3_bind_blob(st, 1, k->hash, 32, SQLITE_STATIC);
+    if (sqlite3_step(st) == SQLITE_ROW)
+      row = sqlite3_column_int64(st, 0) * 65536 + (sqlite3_int64)off / chunk;
+    sqlite3_finalize(st);
+    rc = row >= 0 ? SQLITE_OK : SQLITE_NOTFOUND;
+  }
+  if (rc == SQLITE_OK && how == FLIP) {
+    rc = sqlite3_blob_open(db, "main", "chunk", "data", row, 1, &b);
+    if (rc == SQLITE_OK)
+      rc = sqlite3_blob_read(b, &c, 1, (int)(off % chunk));
+    c ^= 1;
+    if (rc == SQLITE_OK)
+      rc = sqlite3_blob_write(b, &c, 1, (int)(off % chunk));
+    sqlite3_blob_close(b);
+  } else if (rc == SQLITE_OK) {
+    /* The entry's last chunk is cut; any later chunks are dropped. */
+    rc = sqlite3_prepare_v2(db,
+                            "UPDATE chunk SET data = substr(data, 1, ?2) "
+                            "WHERE id = ?1",
+                            -1, &st, NULL);
+    if (rc == SQLITE_OK) {
+      sqlite3_bind_int64(st, 1, row);
+      sqlite3_bind_int64(st, 2, (sqlite3_int64)off % chunk);
+      rc = sqlite3_step(st) == SQLITE_DONE ? SQLITE_OK : SQLITE_ERROR;
+      sqlite3_finalize(st);
+    }
+    if (rc == SQLITE_OK)
+      rc = sqlite3_prepare_v2(db,
+                              "DELETE FROM chunk WHERE id > ?1 AND "
+                              "id < (?1 / 65536 + 1) * 65536",
+                              -1, &st, NULL);
+    if (rc == SQLITE_OK) {
+      sqlite3_bind_int64(st, 1, row);
+      rc = sqlite3_step(st) == SQLITE_DONE ? SQLITE_OK : SQLITE_ERROR;
+      sqlite3_finalize(st);
+    }
+  }
+  if (rc != SQLITE_OK)
+    print_error("cannot damage the entry: %s\n", sqlite3_errmsg(db));
+  sqlite3_close(db);
+  return rc == SQLITE_OK ? 0 : -1;
+}
+
+static const struct backend backends[] = {
+    {"sqlite", sqlite_url, sqlite_damage},
+};
+
+/* ---- fixtures ----------------------------------------------------------------- */
+
+/* The group state of one backend; each test gets a fresh cfg and store. */
+struct suite {
+  const struct backend *be;
+  char *dir;
+  char url[4200];
+  const char *skip; /* non-NULL: why this backend cannot run here */
+  struct cdo_config cfg; /* outlives store */
+  struct cdo_store *store;
+};
+
+static const struct backend *current;
+
+static int group_setup(void **state)
+{
+  struct suite *su = calloc(1, sizeof(*su));
+
+  if (su == NULL)
+    return -1;
+  su->be = current;
+  su->dir = unit_tmpdir();
+  su->skip = su->be->url(su->dir, su->url, sizeof(su->url));
+  *state = su;
+  return 0;
+}
+
+static int group_teardown(void **state)
+{
+  struct suite *su = *state;
+
+  unit_rmtree(su->dir);
+  free(su);
+  return 0;
+}
+
+/* Opens an empty store with the default settings. */
+static int test_setup(void **state)
+{
+  struct suite *su = *state;
+  char err[600];
+  int r;
+
+  cdo_config_init(&su->cfg);
+  if (su->skip != NULL)
+    return 0;
+  r = cdo_config_set(&su->cfg, "cache", su->url, err, sizeof(err));
+  if (r == 0)
+    r = cdo_store_open(&su->store, &su->cfg, err, sizeof(err));
+  if (r == 0 && cdo_store_clear(su->store) < 0) {
+    cdo__fmt(err, sizeof(err), "clear: %s", cdo_store_errmsg(su->store));
+    r = -1;
+  }
+  if (r < 0)
+    print_error("%s: %s\n", su->url, err);
+  return r < 0 ? -1 : 0;
+}
+
+static int test_teardown(void **state)
+{
+  struct suite *su = *state;
+
+  cdo_store_close(su->store);
+  su->store = NULL;
+  cdo_config_release(&su->cfg);
+  return 0;
+}
+
+/* The suite of this test; skips it (fails it under CI) when unavailable. */
+static struct suite *begin(void **state)
+{
+  struct suite *su = *state;
+  const char *ci = getenv("CI");
+
+  if (su->skip != NULL) {
+    if (ci != NULL && strcmp(ci, "true") == 0)
+      fail_msg("%s: %s (CI=true: every backend must run)", su->be->name,
+               su->skip);
+    print_message("# %s: %s\n", su->be->name, su->skip);
+    skip();
+  }
+  return su;
+}
+
+/* ---- helpers -------------------------------------------------------------------- */
+
+#define SEC 1000
+
+/* A key whose hash starts with name. */
+static void make_key(struct cdo__key *k, const char *name)
+{
+  static const char hex[] = "0123456789abcdef";
+  size_t i;
+
+  memset(k, 0, sizeof(*k));
+  memcpy(k->hash, name, strnlen(name, sizeof(k->hash)));
+  for (i = 0; i < 32; i++) {
+    k->hex[2 * i] = hex[k->hash[i] >> 4];
+    k->hex[2 * i + 1] = hex[k->hash[i] & 15];
+  }
+}
+
+/*
+ * Builds an entry for `cmd WORD` exactly size bytes long, its journal made
+ * of chunks of up to 64 KiB on alternating streams; size 0: an empty journal.
+ */
+static void make_entry(struct unit_entry *e, const char *word, uint64_t size,
+                       int status, int64_t created_ms)
+{
+  static unsigned char data[65536];
+  char *const argv[] = {"cmd", (char *)word, NULL};
+  uint64_t left = 0;
+  uint32_t n = 0;
+
+  if (data[0] == 0)
+    unit_random(data, sizeof(data), 3);
+  unit_entry_begin(e, argv);
+  if (size > 0) {
+    assert_true(size >= e->head.len + CDO__TRAILER_LEN + 6);
+    left = size - e->head.len - CDO__TRAILER_LEN;
+  }
+  while (left > 0) {
+    uint64_t take = left - 5;
+
+    if (take > sizeof(data)) {
+      take = sizeof(data);
+      if (left - 5 - take < 6)
+        take -= 6; /* leave room for a whole last chunk */
+    }
+    cdo__put32(data, n); /* no two chunks alike */
+    unit_entry_chunk(e, n++ % 2 ? CDO__STDERR : CDO__STDOUT, data,
+                     (size_t)take);
+    left -= 5 + take;
+  }
+  unit_entry_end(e, status, created_ms);
+  if (size > 0)
+    assert_int_equal(unit_entry_size(e), size);
+}
+
+/* Stores e under k as the runner would, with the writer's ttl and scope. */
+static int put(struct suite *su, const struct cdo__key *k,
+               const struct unit_entry *e, int64_t ttl_ms, const char *scope)
+{
+  struct cdo__put_info info;
+  int r;
+
+  info.created_ms = e->meta.created_ms;
+  info.expires_ms = e->meta.created_ms + ttl_ms;
+  info.duration_ms = e->meta.duration_ms;
+  info.exit_status = e->meta.exit_status;
+  info.command = e->command;
+  info.scope = scope;
+  r = cdo__store_put(su->store, k, &e->src, &info);
+  if (r < 0)
+    print_error("put: %s\n", cdo_store_errmsg(su->store));
+  return r;
+}
+
+/* cdo__store_lookup, freeing the blob; returns its answer. */
+static int lookup(struct suite *su, const struct cdo__key *k)
+{
+  struct cdo__blob *b = NULL;
+  struct cdo__meta m;
+  uint64_t joff;
+  int r = cdo__store_lookup(su->store, k, &b, &m, &joff);
+
+  if (r < 0)
+    print_error("lookup: %s\n", cdo_store_errmsg(su->store));
+  if (r == CDO__MISS)
+    assert_null(b);
+  else if (r > 0)
+    assert_non_null(b);
+  if (r >= 0)
+    cdo__blob_free(b);
+  return r;
+}
+
+/*
+ * Asserts that k's entry is answered with want (CDO__FRESH or CDO__STALE)
+ * holding exactly e's bytes and metadata.
+ */
+static void assert_holds(struct suite *su, const struct cdo__key *k,
+                         const struct unit_entry *e, int want)
+{
+  static unsigned char got[1 << 20], exp[1 << 20];
+  struct cdo__blob *b = NULL;
+  struct cdo__meta m;
+  uint64_t joff, off;
+
+  assert_int_equal(cdo__store_lookup(su->store, k, &b, &m, &joff), want);
+  assert_non_null(b);
+  assert_int_equal(b->size, unit_entry_size(e));
+  assert_int_equal(joff, e->head.len);
+  assert_int_equal(m.created_ms, e->meta.created_ms);
+  assert_int_equal(m.duration_ms, e->meta.duration_ms);
+  assert_int_equal(m.exit_status, e->meta.exit_status);
+  assert_int_equal(m.journal_len, e->meta.journal_len);
+  assert_true(m.journal_sum == e->meta.journal_sum);
+  for (off = 0; off < b->size; off += sizeof(got)) {
+    size_t n = b->size - off < sizeof(got) ? (size_t)(b->size - off)
+                                           : sizeof(got);
+
+    unit_ok(cdo__blob_read(b, got, n, off));
+    unit_entry_read(e, off, exp, n);
+    if (memcmp(got, exp, n) != 0)
+      fail_msg("stored bytes differ in [%" PRIu64 ", +%zu)", off, n);
+  }
+  cdo__blob_free(b);
+}
+
+static void assert_fresh(struct suite *su, const struct cdo__key *k,
+                         const struct unit_entry *e)
+{
+  assert_holds(su, k, e, CDO__FRESH);
+}
+
+static void assert_miss(struct suite *su, const struct cdo__key *k)
+{
+  assert_int_equal(lookup(su, k), CDO__MISS);
+}
+
+/* Collects cdo_store_list rows; stops after max rows when max > 0. */
+struct listing {
+  struct cdo_entry_info rows[8];
+  char commands[8][64];
+  size_t n, max;
+};
+
+static int collect(void *ud, const struct cdo_entry_info *info)
+{
+  struct listing *l = ud;
+
+  if (l->n < CDO__ARRAY_SIZE(l->rows)) {
+    l->rows[l->n] = *info;
+    cdo__fmt(l->commands[l->n], sizeof(l->commands[0]), "%s", info->command);
+    l->rows[l->n].command = l->commands[l->n];
+  }
+  l->n++;
+  return l->max > 0 && l->n >= l->max;
+}
+
+static size_t count_entries(struct suite *su)
+{
+  struct listing l = {0};
+  struct cdo_stats st;
+
+  unit_ok(cdo_store_list(su->store, collect, &l));
+  unit_ok(cdo_store_stats(su->store, &st));
+  assert_int_equal(st.entries, l.n);
+  return l.n;
+}
+
+/* ---- the contract ---------------------------------------------------------------- */
+
+static void miss_on_empty(void **state)
+{
+  struct suite *su = begin(state);
+  struct cdo__key k;
+  struct cdo_stats st;
+
+  make_key(&k, "nothing here");
+  assert_miss(su, &k);
+  unit_ok(cdo__store_del(su->store, &k)); /* deleting nothing is fine */
+  assert_int_equal(count_entries(su), 0);
+  unit_ok(cdo_store_stats(su->store, &st));
+  assert_int_equal(st.bytes, 0);
+}
+
+/* Round trips of sizes around 1 MiB, where chunked backends split. */
+static void put_then_lookup(void **state)
+{
+  static const uint64_t sizes[] = {
+      0, 100, 65536 + 200, (1 << 20) - 1, 1 << 20, (1 << 20) + 1,
+      (2 << 20) + 5,
+  };
+  struct suite *su = begin(state);
+  struct cdo__key k, other;
+  struct unit_entry e;
+  size_t i;
+
+  make_key(&other, "other");
+  for (i = 0; i < CDO__ARRAY_SIZE(sizes); i++) {
+    char word[32];
+
+    cdo__fmt(word, sizeof(word), "size-%zu", i);
+    make_key(&k, word);
+    make_entry(&e, word, sizes[i], 0, cdo__now_ms());
+    unit_ok(put(su, &k, &e, 60 * SEC, NULL));
+    assert_fresh(su, &k, &e);
+    assert_miss(su, &other);
+    unit_entry_release(&e);
+  }
+  assert_int_equal(count_entries(su), CDO__ARRAY_SIZE(sizes));
+}
+
+static void overwrite_replaces(void **state)
+{
+  struct suite *su = begin(state);
+  struct unit_entry a, b;
+  struct cdo__key k;
+
+  make_key(&k, "k");
+  make_entry(&a, "first", 3000, 0, cdo__now_ms() - SEC);
+  make_entry(&b, "second", 200000, 3, cdo__now_ms());
+  unit_ok(put(su, &k, &a, 60 * SEC, NULL));
+  unit_ok(put(su, &k, &b, 60 * SEC, NULL));
+  assert_fresh(su, &k, &b);
+  assert_int_equal(count_entries(su), 1);
+  unit_ok(put(su, &k, &a, 60 * SEC, NULL));
+  assert_fresh(su, &k, &a);
+  assert_int_equal(count_entries(su), 1);
+  unit_entry_release(&a);
+  unit_entry_release(&b);
+}
+
+static void del_removes(void **state)
+{
+  struct suite *su = begin(state);
+  struct unit_entry e;
+  struct cdo__key k1, k2;
+
+  make_key(&k1, "one");
+  make_key(&k2, "two");
+  make_entry(&e, "x", 500, 0, cdo__now_ms());
+  unit_ok(put(su, &k1, &e, 60 * SEC, NULL));
+  unit_ok(put(su, &k2, &e, 60 * SEC, NULL));
+  unit_ok(cdo__store_del(su->store, &k1));
+  assert_miss(su, &k1);
+  assert_fresh(su, &k2, &e);
+  unit_ok(cdo__store_del(su->store, &k1));
+  assert_int_equal(count_entries(su), 1);
+  unit_entry_release(&e);
+}
+
+static void clear_removes_all(void **state)
+{
+  struct suite *su = begin(state);
+  struct unit_entry e;
+  struct cdo__key k[3];
+  size_t i;
+
+  make_entry(&e, "x", 2 << 20, 0, cdo__now_ms());
+  for (i = 0; i < 3; i++) {
+    make_key(&k[i], i == 0 ? "a" : i == 1 ? "b" : "c");
+    unit_ok(put(su, &k[i], &e, 60 * SEC, i == 1 ? "scope" : NULL));
+  }
+  assert_int_equal(count_entries(su), 3);
+  unit_ok(cdo_store_clear(su->store));
+  for (i = 0; i < 3; i++)
+    assert_miss(su, &k[i]);
+  assert_int_equal(count_entries(su), 0);
+  unit_entry_release(&e);
+}
+
+static void clear_scope_keeps_others(void **state)
+{
+  struct suite *su = begin(state);
+  struct unit_entry e;
+  struct cdo__key a, b, none;
+  char err[200];
+
+  make_key(&a, "in a");
+  make_key(&b, "in b");
+  make_key(&none, "in none");
+  make_entry(&e, "x", 1000, 0, cdo__now_ms());
+  unit_ok(put(su, &a, &e, 60 * SEC, "a"));
+  unit_ok(put(su, &b, &e, 60 * SEC, "b"));
+  unit_ok(put(su, &none, &e, 60 * SEC, NULL));
+  unit_ok(cdo_config_set(&su->cfg, "scope", "a", err, sizeof(err)));
+  unit_ok(cdo_store_clear(su->store));
+  assert_miss(su, &a);
+  assert_fresh(su, &b, &e);
+  assert_fresh(su, &none, &e);
+  assert_int_equal(count_entries(su), 2);
+  unit_entry_release(&e);
+}
+
+/* The reader's TTL decides, not the writer's. */
+static void ttl_is_the_readers(void **state)
+{
+  struct suite *su = begin(state);
+  struct unit_entry e, future;
+  struct cdo__key k, kf;
+
+  make_key(&k, "aged");
+  make_key(&kf, "future");
+  make_entry(&e, "x", 800, 0, cdo__now_ms() - 10 * SEC);
+  make_entry(&future, "y", 800, 0, cdo__now_ms() + 3600 * SEC);
+  unit_ok(put(su, &k, &e, 3600 * SEC, NULL));
+  unit_ok(put(su, &kf, &future, 3600 * SEC, NULL));
+  su->cfg.ttl_ms = 60 * SEC;
+  assert_fresh(su, &k, &e);
+  su->cfg.ttl_ms = 5 * SEC;
+  assert_miss(su, &k);
+  assert_fresh(su, &kf, &future); /* a clock step back is age 0 */
+  su->cfg.ttl_ms = 60 * SEC;
+  assert_fresh(su, &k, &e); /* still there for a reader with a longer TTL */
+  unit_entry_release(&e);
+  unit_entry_release(&future);
+}
+
+static void fail_ttl_for_failures(void **state)
+{
+  struct suite *su = begin(state);
+  struct unit_entry failed, ok;
+  struct cdo__key kf, ko;
+
+  make_key(&kf, "failed");
+  make_key(&ko, "ok");
+  make_entry(&failed, "x", 800, 1, cdo__now_ms() - 10 * SEC);
+  make_entry(&ok, "y", 800, 0, cdo__now_ms() - 10 * SEC);
+  unit_ok(put(su, &kf, &failed, 3600 * SEC, NULL));
+  unit_ok(put(su, &ko, &ok, 3600 * SEC, NULL));
+  su->cfg.ttl_ms = 60 * SEC;
+  su->cfg.fail_ttl_ms = -1; /* the same as the TTL */
+  assert_fresh(su, &kf, &failed);
+  su->cfg.fail_ttl_ms = 5 * SEC;
+  assert_miss(su, &kf);
+  assert_fresh(su, &ko, &ok); /* status 0: the fail TTL does not apply */
+  su->cfg.fail_ttl_ms = 20 * SEC;
+  assert_fresh(su, &kf, &failed);
+  su->cfg.ttl_ms = 5 * SEC;
+  assert_fresh(su, &kf, &failed); /* a longer fail TTL than TTL is fine */
+  assert_miss(su, &ko);
+  unit_entry_release(&failed);
+  unit_entry_release(&ok);
+}
+
+static void stale_window(void **state)
+{
+  struct suite *su = begin(state);
+  struct unit_entry e;
+  struct cdo__key k;
+
+  make_key(&k, "stale");
+  make_entry(&e, "x", 5000, 0, cdo__now_ms() - 10 * SEC);
+  unit_ok(put(su, &k, &e, 3600 * SEC, NULL));
+  su->cfg.ttl_ms = 5 * SEC;
+  su->cfg.stale_ms = 0;
+  assert_miss(su, &k);
+  su->cfg.stale_ms = 60 * SEC;
+  assert_holds(su, &k, &e, CDO__STALE);
+  su->cfg.stale_ms = 3 * SEC;
+  assert_miss(su, &k);
+  su->cfg.ttl_ms = 20 * SEC;
+  assert_fresh(su, &k, &e);
+  unit_entry_release(&e);
+}
+
+/* Bigger than the SQLite backend's chunk and transaction sizes. */
+static void large_entry(void **state)
+{
+  struct suite *su = begin(state);
+  struct unit_entry e;
+  struct cdo__key k;
+
+  make_key(&k, "large");
+  make_entry(&e, "large", (uint64_t)40 << 20, 0, cdo__now_ms());
+  unit_ok(put(su, &k, &e, 60 * SEC, NULL));
+  assert_fresh(su, &k, &e);
+  unit_entry_release(&e);
+}
+
+/* A damaged entry is a miss, and it is removed. */
+static void corrupt_is_a_miss(void **state)
+{
+  static const struct {
+    enum damage how;
+    uint64_t size;
+    int64_t off; /* < 0: from the end */
+  } cases[] = {
+      {FLIP, 2000, 0},          /* header magic */
+      {FLIP, 2000, 9},          /* header length */
+      {FLIP, 2000, 20},         /* argv */
+      {FLIP, 2000, 1000},       /* journal */
+      {FLIP, 2000, -30},        /* trailer: journal length */
+      {FLIP, 2000, -1},         /* trailer magic */
+      {TRUNCATE, 2000, -1},
+      {TRUNCATE, 2000, 1000},
+      {TRUNCATE, 2000, 0},
+      {FLIP, 3 << 20, (5 << 20) / 2},  /* inside a later chunk */
+      {TRUNCATE, 3 << 20, -1000},
+  };
+  struct suite *su = begin(state);
+  struct cdo__key k, other;
+  struct unit_entry keep;
+  size_t i;
+
+  if (su->be->damage == NULL)
+    skip();
+  make_key(&k, "victim");
+  make_key(&other, "bystander");
+  make_entry(&keep, "keep", 1000, 0, cdo__now_ms());
+  unit_ok(put(su, &other, &keep, 3600 * SEC, NULL));
+  for (i = 0; i < CDO__ARRAY_SIZE(cases); i++) {
+    struct unit_entry e;
+    uint64_t off;
+
+    make_entry(&e, "x", cases[i].size, 0, cdo__now_ms());
+    off = cases[i].off < 0 ? cases[i].size - (uint64_t)-cases[i].off
+                           : (uint64_t)cases[i].off;
+    unit_ok(put(su, &k, &e, 3600 * SEC, NULL));
+    assert_int_equal(count_entries(su), 2);
+    if (su->be->damage(su->url, &k, cases[i].how, off) < 0)
+      fail_msg("case %zu: cannot damage the entry", i);
+    if (lookup(su, &k) != CDO__MISS)
+      fail_msg("case %zu: a damaged entry was served", i);
+    if (count_entries(su) != 1)
+      fail_msg("case %zu: the damaged entry was not removed", i);
+    unit_entry_release(&e);
+  }
+  assert_fresh(su, &other, &keep);
+  unit_entry_release(&keep);
+}
+
+static void gc_removes_expired(void **state)
+{
+  struct suite *su = begin(state);
+  struct unit_entry old, young;
+  struct cdo__key ko, ky;
+  uint64_t removed = 99;
+
+  make_key(&ko, "old");
+  make_key(&ky, "young");
+  make_entry(&old, "old", 700, 0, cdo__now_ms() - 10 * SEC);
+  make_entry(&young, "young", 700, 0, cdo__now_ms());
+  unit_ok(put(su, &ko, &old, 5 * SEC, NULL)); /* expired 5 s ago */
+  unit_ok(put(su, &ky, &young, 3600 * SEC, NULL));
+  su->cfg.ttl_ms = 3600 * SEC;
+  assert_fresh(su, &ko, &old); /* a long-TTL reader still gets it... */
+  unit_ok(cdo_store_gc(su->store, &removed));
+  assert_int_equal(removed, 1);
+  assert_miss(su, &ko); /* ...until gc removes it */
+  assert_fresh(su, &ky, &young);
+  unit_ok(cdo_store_gc(su->store, &removed));
+  assert_int_equal(removed, 0);
+  unit_entry_release(&old);
+  unit_entry_release(&young);
+}
+
+static void list_reports_entries(void **state)
+{
+  struct suite *su = begin(state);
+  struct listing l = {0};
+  struct unit_entry e[3];
+  struct cdo__key k[3];
+  int64_t t0 = cdo__now_ms() - 100 * SEC;
+  struct cdo_stats st;
+  uint64_t bytes = 0;
+  size_t i;
+
+  for (i = 0; i < 3; i++) {
+    char word[16];
+
+    cdo__fmt(word, sizeof(word), "w%zu", i);
+    make_key(&k[i], word);
+    make_entry(&e[i], word, 1000 + 100 * i, (int)i, t0 + (int64_t)i * SEC);
+    unit_ok(put(su, &k[i], &e[i], (int64_t)(i + 1) * 3600 * SEC, NULL));
+    bytes += unit_entry_size(&e[i]);
+  }
+  unit_ok(cdo_store_list(su->store, collect, &l));
+  assert_int_equal(l.n, 3);
+  for (i = 0; i < 3; i++) {
+    const struct cdo_entry_info *row = &l.rows[2 - i]; /* newest first */
+
+    assert_string_equal(row->key, k[i].hex);
+    assert_int_equal(row->created_ms, e[i].meta.created_ms);
+    assert_int_equal(row->expires_ms,
+                     e[i].meta.created_ms + (int64_t)(i + 1) * 3600 * SEC);
+    assert_int_equal(row->duration_ms, e[i].meta.duration_ms);
+    assert_int_equal(row->size, unit_entry_size(&e[i]));
+    assert_int_equal(row->exit_status, (int)i);
+    assert_string_equal(row->command, e[i].command);
+  }
+  unit_ok(cdo_store_stats(su->store, &st));
+  assert_int_equal(st.entries, 3);
+  assert_int_equal(st.bytes, bytes);
+
+  /* A callback that returns non-zero stops the listing. */
+  memset(&l, 0, sizeof(l));
+  l.max = 1;
+  unit_ok(cdo_store_list(su->store, collect, &l));
+  assert_int_equal(l.n, 1);
+  assert_string_equal(l.rows[0].key, k[2].hex);
+  for (i = 0; i < 3; i++)
+    unit_entry_release(&e[i]);
+}
+
+/* ---- running the suite once per backend -------------------------------------------- */
+
+static const struct {
+  const char *name;
+  CMUnitTestFunction fn;
+} contract[] = {
+#define C(f) {#f, f}
+    C(miss_on_empty),
+    C(put_then_lookup),
+    C(overwrite_replaces),
+    C(del_removes),
+    C(clear_removes_all),
+    C(clear_scope_keeps_others),
+    C(ttl_is_the_readers),
+    C(fail_ttl_for_failures),
+    C(stale_window),
+    C(large_entry),
+    C(corrupt_is_a_miss),
+    C(gc_removes_expired),
+    C(list_reports_entries),
+#undef C
+};
+
+int main(void)
+{
+  struct CMUnitTest tests[CDO__ARRAY_SIZE(contract)];
+  char names[CDO__ARRAY_SIZE(contract)][96];
+  int failed = 0;
+  size_t b, i;
+
+  for (b = 0; b < CDO__ARRAY_SIZE(backends); b++) {
+    current = &backends[b];
+    for (i = 0; i < CDO__ARRAY_SIZE(contract); i++) {
+      /* "sqlite: put_then_lookup": TAP lines name the backend. */
+      cdo__fmt(names[i], sizeof(names[i]), "%s: %s", current->name,
+               contract[i].name);
+      tests[i] = (struct CMUnitTest){.name = names[i],
+                                     .test_func = contract[i].fn,
+                                     .setup_func = test_setup,
+                                     .teardown_func = test_teardown};
+    }
+    failed += cmocka_run_group_tests_name(current->name, tests, group_setup,
+                                          group_teardown);
+  }
+  return failed;
+}
