@@ -103,14 +103,14 @@ deps:
 		bash-completion zsh fish man-db python3
 
 test: all $(UNIT_BIN)
-	$(Q)CACHEDO=$(CURDIR)/$(O)/cachedo sh tests/run.sh \
+	$(Q)CACHEDO=$(CURDIR)/$(O)/cachedo CACHEDO_TEST_SANITIZE=$(SANITIZE) sh tests/run.sh \
 		--backends "$(TEST_BACKENDS)" $(UNIT_BIN) -- $(E2E)
 
 test-unit: $(UNIT_BIN)
 	$(Q)sh tests/run.sh $(UNIT_BIN) --
 
 test-e2e: all
-	$(Q)CACHEDO=$(CURDIR)/$(O)/cachedo sh tests/run.sh \
+	$(Q)CACHEDO=$(CURDIR)/$(O)/cachedo CACHEDO_TEST_SANITIZE=$(SANITIZE) sh tests/run.sh \
 		--backends "$(or $(CACHEDO_TEST_CACHE),$(TEST_BACKENDS))" -- $(E2E)
 
 check: test

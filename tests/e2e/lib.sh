@@ -18,6 +18,7 @@ fi
 test_backend=${CACHEDO_TEST_CACHE:-sqlite}
 test_redis_url=${CACHEDO_TEST_REDIS_URL-}
 test_exec_url=${CACHEDO_TEST_EXEC_URL-}
+test_sanitize=${CACHEDO_TEST_SANITIZE-}
 for test_v in $(env | sed -n 's/^\(CACHEDO_[A-Za-z0-9_]*\)=.*/\1/p'); do
 	unset "$test_v"
 done
@@ -113,7 +114,11 @@ store_files () {
 test_prereqs=" "
 test_set_prereq () { test_prereqs="$test_prereqs$1 "; }
 test_have_prereq () { case $test_prereqs in *" $1 "*) return 0 ;; esac; return 1; }
-if /usr/bin/time -q -f %M -o /dev/null true 2>/dev/null; then test_set_prereq RSS; fi
+# Memory and speed bounds hold for the plain build, not under the sanitizers.
+if [ -z "$test_sanitize" ]; then
+	test_set_prereq PLAIN_BUILD
+	if /usr/bin/time -q -f %M -o /dev/null true 2>/dev/null; then test_set_prereq RSS; fi
+fi
 
 skip_all () {
 	echo "1..0 # SKIP $TEST_NAME: $*"

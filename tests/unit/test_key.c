@@ -444,7 +444,7 @@ static void test_exe_not_executable(void **state)
   /* Found through PATH, but not executable. */
   old = swap_path(f->dir);
   j = job(&f->cfg, ARGV("plain"), no_env);
-  swap_path(old);
+  free(swap_path(old));
   free(old);
   assert_int_equal(j->exe_status, 126);
   assert_non_null(strstr(j->exe_err, "'plain'"));
@@ -468,7 +468,7 @@ static void test_exe_path_order(void **state)
   cdo__fmt(search, sizeof(search), "%s:%s", a, b);
   old = swap_path(search);
   j = job(&f->cfg, ARGV("tool"), no_env);
-  swap_path(old);
+  free(swap_path(old));
   free(old);
   assert_int_equal(j->exe_status, 0);
   assert_string_equal(j->exe, b_tool);

@@ -51,7 +51,7 @@ static int sqlite_damage(const char *url, const struct cdo__key *k,
   sqlite3_stmt *st = NULL;
   sqlite3_blob *b = NULL;
   sqlite3_int64 row = -1;
-  unsigned char c;
+  unsigned char c = 0;
   int rc;
 
   rc = sqlite3_open_v2(url + strlen("sqlite:"), &db, SQLITE_OPEN_READWRITE,

@@ -1,0 +1,291 @@
+#!/bin/sh
+# --stats, --list, --zero-stats, --gc --max-size and the automatic upkeep;
+# why a miss missed (-v, --explain -v); a hit writes one usage record and
+# nothing else.
+. "$(dirname "$0")/lib.sh"
+
+# json FILE EXPR: prints EXPR evaluated by python3 on the JSON in FILE (d).
+json () {
+	python3 -c 'import json, sys; d = json.load(open(sys.argv[1])); print(eval(sys.argv[2]))' "$1" "$2"
+}
+
+# stat_row NAME FILE: the value of row NAME of a --stats table.
+stat_row () {
+	sed -n "s/^$1  *//p" "$2"
+}
+
+# usage_file: the file of per-run records of the cache under test.
+usage_file () {
+	find "$TMP" -name '*-usage' -type f | head -n 1
+}
+
+test_expect_success 'a fresh cache shows zero counters' '
+	expect_status 0 cachedo --stats >out &&
+	expect_eq 0 "$(stat_row hits out)" hits &&
+	expect_eq 0 "$(stat_row misses out)" misses &&
+	expect_eq - "$(stat_row "hit rate" out)" "hit rate" &&
+	expect_status 0 cachedo --stats --json >out.json &&
+	python3 -m json.tool out.json >/dev/null &&
+	expect_eq None "$(json out.json "d[\"hit_rate\"]")" "hit rate"
+'
+
+test_expect_success 'hits, misses and the hit rate after a scripted run' '
+	cachedo counted a >/dev/null &&
+	cachedo counted a >/dev/null &&
+	cachedo counted a >/dev/null &&
+	cachedo counted b >/dev/null &&
+	cachedo counted b >/dev/null &&
+	cachedo counted c >/dev/null &&
+	expect_count a 1 && expect_count b 1 && expect_count c 1 &&
+	expect_status 0 cachedo --stats >out &&
+	expect_eq 3 "$(stat_row hits out)" hits &&
+	expect_eq 3 "$(stat_row misses out)" misses &&
+	expect_eq 0 "$(stat_row stale out)" stale &&
+	expect_eq 50.0% "$(stat_row "hit rate" out)" "hit rate" &&
+	expect_eq 3 "$(stat_row entries out)" entries &&
+	expect_eq 0 "$(stat_row errors out)" errors
+'
+
+test_expect_success '--stats --json parses and carries the numbers of the table' '
+	expect_status 0 cachedo --stats >out &&
+	expect_status 0 cachedo --stats --json >out.json &&
+	python3 -m json.tool out.json >/dev/null &&
+	expect_eq "$(stat_row hits out)" "$(json out.json "d[\"hits\"]")" hits &&
+	expect_eq "$(stat_row misses out)" "$(json out.json "d[\"misses\"]")" misses &&
+	expect_eq "$(stat_row entries out)" "$(json out.json "d[\"entries\"]")" entries &&
+	expect_eq 0.5 "$(json out.json "d[\"hit_rate\"]")" "hit rate" &&
+	expect_eq 0 "$(json out.json "d[\"errors\"]")" errors &&
+	expect_eq 0 "$(json out.json "d[\"errors_by_kind\"][\"timeout\"]")" timeouts
+'
+
+test_expect_success 'time saved adds up the original run time of every hit' '
+	cachedo --zero-stats &&
+	cachedo counted slow sh -c "sleep 0.4; echo slow" >/dev/null &&
+	cachedo counted slow sh -c "sleep 0.4; echo slow" >/dev/null &&
+	cachedo counted slow sh -c "sleep 0.4; echo slow" >/dev/null &&
+	expect_count slow 1 &&
+	cachedo --stats --json >out.json &&
+	saved=$(json out.json "d[\"saved_ms\"]") &&
+	test "$saved" -ge 800 &&
+	test "$saved" -lt 60000 &&
+	cachedo --stats >out &&
+	expect_grep "^time saved  [0-9].* saved\$" out
+'
+
+test_expect_success '--zero-stats resets the counters, not the entries' '
+	cachedo counted z >/dev/null &&
+	cachedo counted z >/dev/null &&
+	expect_status 0 cachedo --zero-stats &&
+	cachedo --stats >out &&
+	expect_eq 0 "$(stat_row hits out)" hits &&
+	expect_eq 0 "$(stat_row misses out)" misses &&
+	cachedo counted z >/dev/null &&
+	expect_count z 1 &&
+	cachedo --stats >out &&
+	expect_eq 1 "$(stat_row hits out)" hits
+'
+
+test_expect_success '--zero-stats takes no command' '
+	expect_status 125 cachedo --zero-stats true 2>err &&
+	expect_grep "take no command" err
+'
+
+test_expect_success '--list: newest first, one row per entry, sizes and ages' '
+	cachedo --clear &&
+	cachedo counted first >/dev/null &&
+	sleep 0.01 &&
+	cachedo counted second >/dev/null &&
+	sleep 0.01 &&
+	cachedo --ttl 1ms counted third >/dev/null &&
+	sleep 0.01 &&
+	expect_status 0 cachedo --list >out &&
+	expect_lines 4 out &&
+	head -n 1 out >header &&
+	expect_grep "^KEY  *AGE  *FRESH FOR  *EXIT  *SIZE  *COMMAND\$" header &&
+	sed -n 2p out | grep "counted third\$" &&
+	sed -n 3p out | grep "counted second\$" &&
+	sed -n 4p out | grep "counted first\$" &&
+	sed -n 2p out | grep " expired " &&
+	sed -n 3p out | grep -E " [0-9]+ B  " &&
+	expect_no_grep "$(printf "\033")" out
+'
+
+test_expect_success '--list --json parses and has the rows of the table' '
+	expect_status 0 cachedo --list >out &&
+	expect_status 0 cachedo --list --json >out.json &&
+	python3 -m json.tool out.json >/dev/null &&
+	expect_eq 3 "$(json out.json "len(d)")" rows &&
+	expect_eq "counted third" "$(json out.json "d[0][\"command\"]")" newest &&
+	expect_eq False "$(json out.json "d[0][\"fresh\"]")" fresh &&
+	key=$(json out.json "d[1][\"key\"]") &&
+	sed -n 3p out | grep "^$(echo "$key" | cut -c1-12) " &&
+	expect_eq 64 "$(printf %s "$key" | wc -c | tr -d " ")" "key length"
+'
+
+test_expect_success '--list fits the command column to $COLUMNS' '
+	cachedo counted a-long-command-line-that-does-not-fit-in-a-narrow-terminal >/dev/null &&
+	COLUMNS=70 cachedo --list >out &&
+	awk "length > 70 { bad = 1 } END { exit bad }" out &&
+	expect_grep "counted a-long-com.*\\.\\.\\.\$" out &&
+	COLUMNS=1000 cachedo --list >wide &&
+	expect_grep "narrow-terminal\$" wide
+'
+
+test_expect_success '--list shows control characters in a command as ?' '
+	cachedo counted "$(printf "line1\nline2")" >/dev/null &&
+	cachedo --list >out &&
+	expect_grep "line1?line2" out
+'
+
+test_expect_success 'colour on a terminal only, and never with NO_COLOR' '
+	script -qec "cachedo --list" /dev/null >tty.out </dev/null &&
+	expect_grep "$(printf "\033")\\[" tty.out &&
+	NO_COLOR=1 script -qec "cachedo --list" /dev/null >tty.out </dev/null &&
+	expect_no_grep "$(printf "\033")\\[" tty.out &&
+	NO_COLOR=1 script -qec "cachedo --stats" /dev/null >tty.out </dev/null &&
+	expect_no_grep "$(printf "\033")\\[" tty.out
+'
+
+test_expect_success '--gc --max-size evicts the least recently used entries' '
+	cachedo --clear &&
+	cachedo counted old sh -c "head -c 3000 /dev/zero" >/dev/null &&
+	sleep 0.01 &&
+	cachedo counted mid sh -c "head -c 3000 /dev/zero" >/dev/null &&
+	sleep 0.01 &&
+	cachedo counted new sh -c "head -c 3000 /dev/zero" >/dev/null &&
+	sleep 0.01 &&
+	cachedo counted old sh -c "head -c 3000 /dev/zero" >/dev/null &&
+	expect_count old 1 &&
+	expect_status 0 cachedo --gc --max-size 7K >out &&
+	expect_grep "evicted 1 " out &&
+	cachedo --list >list &&
+	expect_lines 3 list &&
+	expect_grep "counted old" list &&
+	expect_grep "counted new" list &&
+	expect_no_grep "counted mid" list &&
+	cachedo counted mid sh -c "head -c 3000 /dev/zero" >/dev/null &&
+	expect_count mid 2
+'
+
+test_expect_success '--gc without --max-size evicts nothing' '
+	expect_status 0 cachedo --gc >out &&
+	expect_no_grep evicted out &&
+	cachedo --list >list &&
+	expect_lines 4 list
+'
+
+test_expect_success 'max-size from the config file applies to --gc' '
+	write_config <<-EOF &&
+	max-size = 4K
+	EOF
+	expect_status 0 cachedo --gc >out &&
+	rm "$XDG_CONFIG_HOME/cachedo/config" &&
+	expect_grep "evicted 2 " out &&
+	cachedo --list >list &&
+	expect_lines 2 list
+'
+
+test_expect_success 'the hourly upkeep runs on a miss, not on a hit' '
+	cachedo --clear &&
+	cachedo --ttl 1ms counted gone >/dev/null &&
+	cachedo counted kept >/dev/null &&
+	stats=$(find "$TMP" -name "*-stats" -type f | head -n 1) &&
+	test -n "$stats" &&
+	touch -d "2 hours ago" "$stats" &&
+	cachedo counted kept >/dev/null &&
+	expect_count kept 1 &&
+	test -z "$(find "$stats" -newermt "1 hour ago")" &&
+	cachedo --list >list &&
+	expect_grep "counted gone" list &&
+	cachedo counted trigger >/dev/null &&
+	test -n "$(find "$stats" -newermt "1 hour ago")" &&
+	cachedo --list >list &&
+	expect_no_grep "counted gone" list &&
+	expect_grep "counted kept" list
+'
+
+test_expect_success 'the upkeep evicts down to max-size' '
+	stats=$(find "$TMP" -name "*-stats" -type f | head -n 1) &&
+	touch -d "2 hours ago" "$stats" &&
+	CACHEDO_MAX_SIZE=1 cachedo counted evictor >/dev/null &&
+	cachedo --list >list &&
+	expect_lines 1 list
+'
+
+test_expect_success 'a hit appends one usage record and writes nothing else' '
+	cachedo counted quiet-hit >/dev/null &&
+	usage=$(usage_file) &&
+	test -f "$usage" &&
+	before=$(wc -c <"$usage") &&
+	if test "$test_backend" = sqlite; then
+		cksum "$STORE_PATH" "$STORE_PATH-wal" >db.before
+	fi &&
+	cachedo counted quiet-hit >/dev/null &&
+	cachedo counted quiet-hit >/dev/null &&
+	expect_count quiet-hit 1 &&
+	after=$(wc -c <"$usage") &&
+	expect_eq $((before + 64)) "$after" "usage file size" &&
+	if test "$test_backend" = sqlite; then
+		cksum "$STORE_PATH" "$STORE_PATH-wal" >db.after &&
+		expect_cmp db.before db.after
+	fi
+'
+
+test_expect_success 'a damaged usage file is skipped, not fatal' '
+	usage=$(usage_file) &&
+	printf "garbage that is not a record at all, 41 b" >>"$usage" &&
+	cachedo counted quiet-hit >/dev/null &&
+	expect_status 0 cachedo --stats >out &&
+	test "$(stat_row hits out)" -ge 3
+'
+
+test_expect_success '-v says why a miss missed: the differing variable' '
+	cachedo --clear &&
+	FOO=valueAAA cachedo -v counted why 2>err1 >/dev/null &&
+	expect_grep "miss: no entry of this command was stored before" err1 &&
+	FOO=valueBBB cachedo -v counted why 2>err2 >/dev/null &&
+	expect_grep "miss: the nearest entry of this command was stored .* ago; 1 component differs" err2 &&
+	expect_grep "miss: env FOO: another value" err2 &&
+	expect_no_grep -e valueAAA -e valueBBB err2 &&
+	cachedo -v counted why 2>err3 >/dev/null &&
+	expect_grep "miss: env FOO: unset or not hashed now, set then" err3 &&
+	FOO=valueBBB cachedo -v counted why 2>err4 >/dev/null &&
+	expect_grep "hit" err4 &&
+	expect_no_grep "miss:" err4 &&
+	expect_count why 3
+'
+
+test_expect_success '-v says why a miss missed: cwd, file, expiry' '
+	mkdir -p d1 d2 &&
+	(cd d1 && cachedo -v counted where >/dev/null 2>&1) &&
+	(cd d2 && cachedo -v counted where 2>../err >/dev/null) &&
+	expect_grep "miss: cwd another working directory" err &&
+	echo 1 >input &&
+	cachedo --file input counted filed >/dev/null &&
+	echo 2 >input &&
+	cachedo -v --file input counted filed 2>err >/dev/null &&
+	expect_grep "miss: file input: other contents" err &&
+	cachedo --ttl 1ms counted brief >/dev/null &&
+	sleep 0.01 &&
+	cachedo -v --ttl 1ms counted brief 2>err >/dev/null &&
+	expect_grep "with the same inputs (expired or removed since)" err
+'
+
+test_expect_success '--explain -v names what differs from the nearest entry' '
+	FOO=one cachedo counted explained >/dev/null &&
+	FOO=two cachedo -v --explain counted explained >out &&
+	expect_grep "^nearest  stored .* ago; 1 component differs" out &&
+	expect_grep "^differs  env: FOO: another value" out &&
+	cachedo --explain counted explained >plain &&
+	expect_no_grep "^nearest" plain &&
+	expect_count explained 1
+'
+
+test_expect_success LOCAL_STORE 'the miss explanations hold no variable value' '
+	secret=s3cr3t-$$-value &&
+	SECRET_TOKEN=$secret cachedo counted hush >/dev/null &&
+	grep -r -l -a -F "$secret" "$TMP" --exclude=out >leaks || : &&
+	expect_lines 0 leaks
+'
+
+test_done

@@ -1,0 +1,231 @@
+#!/bin/sh
+# Single-flight misses and stale-while-revalidate: identical commands that
+# start together run once; expired entries are served while one detached
+# refresh runs. Runs are counted by side effect (counter files).
+. "$(dirname "$0")/lib.sh"
+
+# now_ms: wall clock in milliseconds (GNU date).
+now_ms () { echo $(($(date +%s%N) / 1000000)); }
+
+# slow NAME SECONDS STATUS: counted; sleeps, prints to both streams, exits.
+cat >"$TMP/bin/slow" <<EOF
+#!/bin/sh
+echo run >>"$TMP/count.\$1"
+sleep \$2
+echo "out \$1"
+echo "err \$1" >&2
+exit \$3
+EOF
+# first-slow NAME: the first run sleeps 30 s (and records its pid so the
+# test can end it), later runs 0.2 s; prints which run it was.
+cat >"$TMP/bin/first-slow" <<EOF
+#!/bin/sh
+echo run >>"$TMP/count.\$1"
+n=\$((\$(wc -l <"$TMP/count.\$1")))
+if [ \$n = 1 ]; then echo \$\$ >"$TMP/first.\$1"; sleep 30; else sleep 0.2; fi
+echo "\$1 run \$n"
+EOF
+# versions NAME: run 1 prints v1 at once and exits 0; later runs take 1.5 s,
+# exit with $LATER_STATUS (default 0), print v<N> and then touch done.NAME.
+cat >"$TMP/bin/versions" <<EOF
+#!/bin/sh
+echo run >>"$TMP/count.\$1"
+n=\$((\$(wc -l <"$TMP/count.\$1")))
+if [ \$n = 1 ]; then echo v1; exit 0; fi
+sleep 1.5
+echo v\$n
+touch "$TMP/done.\$1"
+exit \${LATER_STATUS:-0}
+EOF
+chmod 755 "$TMP/bin/slow" "$TMP/bin/first-slow" "$TMP/bin/versions"
+
+# wait_for TEST-ARGS...: polls (up to 10 s) until `test ARGS` holds.
+wait_for () {
+	i=0
+	while ! test "$@"; do
+		i=$((i + 1))
+		test $i -lt 200 || { echo "timed out waiting for: test $*" >&7; return 1; }
+		sleep 0.05
+	done
+}
+
+# wait_count NAME N: polls (up to 10 s) until NAME ran N times.
+wait_count () {
+	i=0
+	while [ "$(count "$1")" -lt "$2" ]; do
+		i=$((i + 1))
+		test $i -lt 200 || { echo "timed out waiting for $2 runs of $1" >&7; return 1; }
+		sleep 0.05
+	done
+}
+
+# expect_all PREFIX N CONTENT: files PREFIX.1 .. PREFIX.N all hold CONTENT.
+expect_all () {
+	i=0
+	while [ $i -lt "$2" ]; do
+		i=$((i + 1))
+		expect_eq "$3" "$(cat "$1.$i")" "$1.$i" || return 1
+	done
+}
+
+setup_backend "$test_backend"
+rm -f st.* out.* err.*
+
+test_expect_success '50 identical misses at once run the command once' '
+	t0=$(now_ms) &&
+	i=0 &&
+	while [ $i -lt 50 ]; do
+		i=$((i + 1))
+		{ st=0; cachedo slow flight 1 3 >out.$i 2>err.$i || st=$?
+		  echo $st >st.$i; } &
+	done &&
+	wait &&
+	t1=$(now_ms) &&
+	expect_count flight 1 &&
+	expect_all out 50 "out flight" &&
+	expect_all err 50 "err flight" &&
+	expect_all st 50 3 &&
+	if test_have_prereq PLAIN_BUILD; then
+		test $((t1 - t0)) -lt 1500 ||
+		{ echo "50 calls of a 1 s command took $((t1 - t0)) ms" >&7; false; }
+	fi
+'
+
+test_expect_success 'hits take no lock: a hit is answered while a run holds it' '
+	cachedo --ttl 1h slow hitnolock 0 0 >/dev/null 2>&1 &&
+	{ cachedo --refresh slow hitnolock 2 0 >/dev/null 2>&1 & } &&
+	wait_count hitnolock 2 &&
+	cachedo --ttl 1h slow hitnolock 0 0 >out 2>/dev/null &&
+	expect_eq "out hitnolock" "$(cat out)" &&
+	expect_count hitnolock 2 &&
+	wait
+'
+
+test_expect_success 'waiters take over within 2 s when the holder is killed' '
+	{ cachedo first-slow killed >/dev/null 2>&1 & } &&
+	holder=$! &&
+	wait_for -s "$TMP/first.killed" &&
+	i=0 &&
+	while [ $i -lt 5 ]; do
+		i=$((i + 1))
+		{ st=0; cachedo first-slow killed >out.$i 2>/dev/null || st=$?
+		  echo $st >st.$i; } &
+	done &&
+	sleep 0.5 &&
+	expect_count killed 1 &&
+	t0=$(now_ms) &&
+	kill -KILL $holder &&
+	kill "$(cat "$TMP/first.killed")" &&
+	wait &&
+	t1=$(now_ms) &&
+	expect_count killed 2 &&
+	expect_all out 5 "killed run 2" &&
+	expect_all st 5 0 &&
+	{ test $((t1 - t0)) -lt 2000 ||
+	  { echo "waiters finished $((t1 - t0)) ms after the kill" >&7; false; }; }
+'
+
+test_expect_success 'an unstored result is run again by one waiter at a time' '
+	{ cachedo --no-cache-failures slow nostore 1 5 >/dev/null 2>&1 & } &&
+	wait_count nostore 1 &&
+	i=0 &&
+	while [ $i -lt 3 ]; do
+		i=$((i + 1))
+		{ st=0
+		  cachedo --no-cache-failures slow nostore 1 5 >/dev/null 2>&1 ||
+		  st=$?
+		  echo $st >st.$i; } &
+	done &&
+	sleep 0.5 &&
+	expect_count nostore 1 &&
+	sleep 1 &&
+	expect_count nostore 2 &&
+	wait &&
+	expect_all st 3 5 &&
+	expect_count nostore 4
+'
+
+test_expect_success '--lock-timeout: a waiter gives up and runs uncached' '
+	{ cachedo slow patience 3 4 >/dev/null 2>&1 & } &&
+	wait_count patience 1 &&
+	expect_status 4 cachedo --lock-timeout 200ms slow patience 3 4 >out 2>err &&
+	expect_count patience 2 &&
+	expect_eq "out patience" "$(cat out)" &&
+	expect_grep "gave up waiting" err &&
+	wait
+'
+
+test_expect_success 'concurrent --refresh calls run once' '
+	cachedo --ttl 1h slow refresh 0 0 >/dev/null 2>&1 &&
+	i=0 &&
+	while [ $i -lt 5 ]; do
+		i=$((i + 1))
+		cachedo --refresh slow refresh 1 0 >out.$i 2>/dev/null &
+	done &&
+	wait &&
+	expect_count refresh 2 &&
+	expect_all out 5 "out refresh"
+'
+
+test_expect_success 'a waiter on a terminal shows a status line' '
+	command -v script >/dev/null &&
+	{ cachedo slow status 2 0 >/dev/null 2>&1 & } &&
+	wait_count status 1 &&
+	script -qec "cachedo slow status 2 0" /dev/null >tty-out &&
+	expect_grep "waiting for .slow. (pid [0-9]*)" tty-out &&
+	expect_count status 1 &&
+	wait
+'
+
+test_expect_success 'no status line when stderr is not a terminal' '
+	{ cachedo slow status2 2 0 >/dev/null 2>&1 & } &&
+	wait_count status2 1 &&
+	cachedo slow status2 2 0 >out 2>err &&
+	expect_eq "err status2" "$(cat err)" &&
+	wait
+'
+
+test_expect_success '20 stale hits at once start one refresh' '
+	cachedo --ttl 300ms --stale 1h versions stale20 >out &&
+	expect_eq v1 "$(cat out)" &&
+	sleep 0.4 &&
+	i=0 &&
+	while [ $i -lt 20 ]; do
+		i=$((i + 1))
+		cachedo --ttl 300ms --stale 1h versions stale20 >out.$i &
+	done &&
+	wait &&
+	expect_all out 20 v1 &&
+	wait_for -e "$TMP/done.stale20" &&
+	sleep 0.5 &&
+	expect_count stale20 2 &&
+	cachedo --ttl 1h versions stale20 >out &&
+	expect_eq v2 "$(cat out)"
+'
+
+test_expect_success 'a stale answer does not wait for its refresh' '
+	cachedo --ttl 100ms --stale 1h versions detached >/dev/null &&
+	sleep 0.2 &&
+	x=$(cachedo -v --ttl 100ms --stale 1h versions detached 2>err) &&
+	expect_eq v1 "$x" &&
+	test ! -e "$TMP/done.detached" &&
+	expect_grep "stale, refreshing" err &&
+	wait_for -e "$TMP/done.detached" &&
+	sleep 0.2 &&
+	expect_eq v2 "$(cachedo --ttl 1h versions detached)"
+'
+
+test_expect_success 'a failing refresh keeps the stored good result' '
+	cachedo --ttl 100ms --stale 1h versions flaky >/dev/null &&
+	sleep 0.2 &&
+	LATER_STATUS=1 &&
+	export LATER_STATUS &&
+	cachedo --ttl 100ms --stale 1h --ignore-env LATER_STATUS versions flaky >out &&
+	expect_eq v1 "$(cat out)" &&
+	wait_for -e "$TMP/done.flaky" &&
+	sleep 0.2 &&
+	expect_status 0 cachedo --ttl 100ms --stale 1h --ignore-env LATER_STATUS versions flaky >out &&
+	expect_eq v1 "$(cat out)"
+'
+
+test_done
