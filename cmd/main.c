@@ -670,10 +670,16 @@ static void verbose_line(const struct cdo_result *res)
         age);
     break;
   case CDO_MISS_STORED:
-    say("miss, stored");
+    if (res->miss_why[0])
+      say("miss, stored (%s)", res->miss_why);
+    else
+      say("miss, stored");
     break;
   case CDO_MISS_NOT_STORED:
-    say("miss, not stored: %s", res->reason);
+    if (res->miss_why[0])
+      say("miss, not stored: %s (%s)", res->reason, res->miss_why);
+    else
+      say("miss, not stored: %s", res->reason);
     break;
   case CDO_UNCACHED:
     say("uncached: %s", res->reason[0] ? res->reason : "command cannot run");

@@ -273,6 +273,8 @@ struct cdo_result {
   int term_signal;   /* > 0: the command died of this signal */
   int64_t age_ms;    /* CDO_HIT / CDO_STALE: age of the entry */
   char reason[200];  /* CDO_MISS_NOT_STORED / CDO_UNCACHED: why */
+  char miss_why[300]; /* a miss with cfg->verbose: what differs from the
+                         nearest stored entry of the command, or "" */
   char error[300];   /* exit 125/126/127 from cachedo itself: message */
 };
 

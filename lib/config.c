@@ -62,6 +62,8 @@ static const char *const expected[] = {
     [T_DURATION] = "a duration like 0, 30s, 500ms, 5m (units ms s m h d w)",
     [T_SIZE] = "a size like 1048576, 64K, 256M, 2G",
     [T_STRING] = "a non-empty name",
+    [T_URL] = "a cache URL such as sqlite:PATH, dir:PATH, mem:, "
+              "redis://HOST or exec:PROGRAM",
     [T_LIST] = "a non-empty value",
     [T_BOOL] = "one of 1, 0, true, false, yes, no, on, off",
     [T_NOFAIL] = "one of 1, 0, true, false, yes, no, on, off",

@@ -238,16 +238,21 @@ static int select_env(struct cdo_job *j, char *const envp[])
     return 0;
   for (i = 0; i < n; i++) {
     size_t nl = name_len(envp[i]);
+    char *nm = nl < sizeof(name) ? name : malloc(nl + 1);
+    int skip;
 
-    if (envp[i][nl] != '=' || nl == 0 || nl >= sizeof(name))
+    if (envp[i][nl] != '=' || nl == 0)
       continue;
-    memcpy(name, envp[i], nl);
-    name[nl] = 0;
-    if (c->env.n ? !matches_any(&c->env, name) : cdo__env_volatile(name))
-      continue;
-    if (matches_any(&c->ignore_env, name))
-      continue;
-    j->env[j->n_env++] = envp[i];
+    if (nm == NULL)
+      return CDO__ERR(ENOMEM);
+    memcpy(nm, envp[i], nl);
+    nm[nl] = 0;
+    skip = c->env.n ? !matches_any(&c->env, nm) : cdo__env_volatile(nm);
+    skip = skip || matches_any(&c->ignore_env, nm);
+    if (nm != name)
+      free(nm);
+    if (!skip)
+      j->env[j->n_env++] = envp[i];
   }
   /* A stable sort keeps the first of duplicate names, as getenv() does. */
   qsort(j->env, j->n_env, sizeof(char *), cmp_env);

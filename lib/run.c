@@ -410,8 +410,12 @@ out:
   free(rn);
 }
 
-/* Replays a verified entry and fills res as a hit (or a stale answer). */
-static void replay(struct cdo__blob *b, const struct cdo__meta *m,
+/*
+ * Replays a verified entry, fills res as a hit (or a stale answer) and
+ * counts it, with the time the original run took as the time saved.
+ */
+static void replay(struct cdo_job *j, struct cdo_store *s,
+                   struct cdo__blob *b, const struct cdo__meta *m,
                    uint64_t joff, enum cdo_outcome outcome,
                    struct cdo_result *res)
 {
@@ -420,6 +424,7 @@ static void replay(struct cdo__blob *b, const struct cdo__meta *m,
   res->outcome = outcome;
   res->exit_status = m->exit_status;
   res->age_ms = cdo__now_ms() - m->created_ms;
+  cdo__store_record(s, &j->key, outcome, m->duration_ms, 0);
 }
 
 /* Replays k's entry if it is fresh now; 1 when it did, else 0. */
@@ -432,7 +437,7 @@ static int replay_if_fresh(struct cdo_job *j, struct cdo_store *s,
   int r = cdo__store_lookup(s, &j->key, &b, &m, &joff);
 
   if (r == CDO__FRESH) {
-    replay(b, &m, joff, CDO_HIT, res);
+    replay(j, s, b, &m, joff, CDO_HIT, res);
     return 1;
   }
   cdo__blob_free(b);
@@ -554,6 +559,33 @@ static void start_refresh(struct cdo_job *j)
   _exit(0);
 }
 
+static void capture_note(void *ud, int level, const char *msg)
+{
+  struct cdo_result *res = ud;
+
+  size_t n = strlen(res->miss_why);
+
+  if (strncmp(msg, "miss: ", 6) == 0)
+    msg += 6;
+  if (level == 1)
+    cdo__fmt(res->miss_why + n, sizeof(res->miss_why) - n, "%s%s",
+             n ? "; " : "", msg);
+}
+
+/* Why did this miss? Into res->miss_why, for the one -v line of the run. */
+static void explain_miss(struct cdo_job *j, struct cdo_store *s,
+                         struct cdo_result *res)
+{
+  cdo_msg_fn msg = j->msg;
+  void *ud = j->ud;
+
+  j->msg = capture_note;
+  j->ud = res;
+  cdo__explain_miss_notes(j, s);
+  j->msg = msg;
+  j->ud = ud;
+}
+
 int cdo_job_run(struct cdo_job *j, struct cdo_store *s, struct cdo_result *res)
 {
   struct cdo__blob *b = NULL;
@@ -572,7 +604,7 @@ int cdo_job_run(struct cdo_job *j, struct cdo_store *s, struct cdo_result *res)
   if (s != NULL && !j->cfg->refresh) {
     r = cdo__store_lookup(s, &j->key, &b, &m, &joff);
     if (r == CDO__FRESH || r == CDO__STALE) {
-      replay(b, &m, joff, r == CDO__FRESH ? CDO_HIT : CDO_STALE, res);
+      replay(j, s, b, &m, joff, r == CDO__FRESH ? CDO_HIT : CDO_STALE, res);
       if (r == CDO__STALE)
         start_refresh(j);
       return 0;
@@ -582,6 +614,7 @@ int cdo_job_run(struct cdo_job *j, struct cdo_store *s, struct cdo_result *res)
                    "uncached", cdo_store_url(s),
                    cdo_store_errmsg(s)[0] ? cdo_store_errmsg(s)
                                           : cdo_strerror(r));
+      cdo__store_record(s, &j->key, CDO_UNCACHED, 0, r);
       s = NULL;
     }
   }
@@ -589,12 +622,23 @@ int cdo_job_run(struct cdo_job *j, struct cdo_store *s, struct cdo_result *res)
     r = single_flight(j, s, &lk, res);
     if (r == 0)
       return 0;
-    if (r < 0)
+    if (r < 0) {
+      cdo__store_record(s, &j->key, CDO_UNCACHED, 0, CDO__ERR(ETIMEDOUT));
       s = NULL;
+    }
   }
+  if (s != NULL && j->cfg->verbose)
+    explain_miss(j, s, res);
   run_command(j, s, res, 0);
+  if (s != NULL) {
+    cdo__store_record(s, &j->key, res->outcome, 0, 0);
+    if (res->outcome == CDO_MISS_STORED)
+      cdo__explain_save(j, s);
+  }
   if (lk != NULL)
     cdo__store_unlock(s, &j->key, lk);
+  if (s != NULL && res->outcome == CDO_MISS_STORED)
+    cdo__store_maintain(s); /* rate-limited; never on a hit */
   return 0;
 }
 

@@ -131,6 +131,7 @@ static int open_root(struct dir_store *d, const char *root)
   if (d->fd < 0)
     return cdo__store_fail(s, CDO__ERR(errno), "'%s': %s", root,
                            strerror(errno));
+  s->errmsg[0] = 0; /* from a check that found no root yet */
   return 0;
 }
 
@@ -224,6 +225,19 @@ static int read_all(int fd, unsigned char *p, size_t n)
   return 0;
 }
 
+/* Checks that fd (with fstat st) is a file of ours and reads its footer. */
+static int read_footer(int fd, const struct stat *st, struct footer *f)
+{
+  unsigned char foot[FOOTER_LEN];
+  int r;
+
+  if (!S_ISREG(st->st_mode) || st->st_size < FOOTER_LEN)
+    return CDO_ECORRUPT;
+  r = cdo__pread_all(fd, foot, FOOTER_LEN,
+                     (uint64_t)st->st_size - FOOTER_LEN);
+  return r < 0 ? r : parse_footer(foot, (uint64_t)st->st_size, f);
+}
+
 /*
  * Opens the file name relative to at and fills *f from its footer. Returns
  * the fd, -ENOENT when there is none, CDO_ECORRUPT when it is not a valid
@@ -232,7 +246,6 @@ static int read_all(int fd, unsigned char *p, size_t n)
 static int open_file(int at, const char *name, struct stat *st,
                      struct footer *f)
 {
-  unsigned char foot[FOOTER_LEN];
   int fd, r;
 
   fd = openat(at, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
@@ -240,17 +253,7 @@ static int open_file(int at, const char *name, struct stat *st,
     return errno == ENOTDIR ? CDO__ERR(ENOENT)
            : errno == ELOOP ? CDO_ECORRUPT
                             : CDO__ERR(errno);
-  if (fstat(fd, st) < 0) {
-    r = CDO__ERR(errno);
-    close(fd);
-    return r;
-  }
-  r = S_ISREG(st->st_mode) && st->st_size >= FOOTER_LEN ? 0 : CDO_ECORRUPT;
-  if (r == 0)
-    r = cdo__pread_all(fd, foot, FOOTER_LEN,
-                       (uint64_t)st->st_size - FOOTER_LEN);
-  if (r == 0)
-    r = parse_footer(foot, (uint64_t)st->st_size, f);
+  r = fstat(fd, st) < 0 ? CDO__ERR(errno) : read_footer(fd, st, f);
   if (r < 0) {
     close(fd);
     return r;
@@ -316,18 +319,12 @@ static int dir_get(struct cdo_store *s, const struct cdo__key *k,
     return cdo__store_fail(s, r, "'%s/%s': %s", d->root, rp.p,
                            cdo_strerror(r));
   }
-  if (!S_ISREG(st.st_mode) || st.st_size < FOOTER_LEN) {
-    r = CDO_ECORRUPT;
-  } else if (st.st_size <= SMALL_MAX) {
+  if (S_ISREG(st.st_mode) && st.st_size >= FOOTER_LEN &&
+      st.st_size <= SMALL_MAX) {
     r = get_small(fd, &st, out);
   } else {
-    unsigned char foot[FOOTER_LEN];
-
-    r = cdo__pread_all(fd, foot, FOOTER_LEN,
-                       (uint64_t)st.st_size - FOOTER_LEN);
-    if (r == 0)
-      r = parse_footer(foot, (uint64_t)st.st_size, &f);
-    if (r == 0) {
+    r = read_footer(fd, &st, &f);
+    if (r == 0) { /* mapped to verify, sendfile'd to replay */
       *out = cdo__blob_from_fd(fd, entry_size((uint64_t)st.st_size, &f));
       return *out ? 0 : CDO__ERR(ENOMEM); /* the blob owns fd */
     }

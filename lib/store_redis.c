@@ -10,6 +10,7 @@
  *                  to P when whole; it expires on its own if T dies
  *   P ":lock"      the single-flight lock: a random token, SET NX PX; its
  *                  owner deletes it and PUBLISHes on the channel P ":lock"
+ *   "cachedo:v1:stats"  a hash of usage counters shared by every client
  * The breaker is a file per server under $XDG_RUNTIME_DIR/cachedo (else
  * the cache directory) holding when and why the server last failed.
  */
@@ -28,8 +29,10 @@
 #define PIECE (1 << 20)      /* bytes per SETRANGE/APPEND or GETRANGE */
 #define TMP_LEASE_MS 60000   /* a writer's temp key outlives it this long */
 #define LOCK_LEASE_MS 30000  /* a lock holder's death costs at most this */
+#define HOLDER_CHECK_MS 500  /* how often a waiter checks the holder lives */
 #define SCAN_COUNT "1000"
 #define HEX_KEY 64
+#define STATS_KEY PREFIX "stats" /* a hash: the fleet's usage counters */
 
 struct redis_store {
   struct cdo_store base;
@@ -43,6 +46,8 @@ struct redis_store {
   char *breaker;     /* the breaker file; NULL when there is none */
   int failed;        /* a connection error or timeout: no more tries */
   char *channel;     /* the lock channel sub listens on */
+  int pending;       /* replies to counting commands not read yet */
+  long long client_id; /* CLIENT ID of c; 0: not known */
 };
 
 static struct redis_store *rs(struct cdo_store *s)
@@ -439,13 +444,30 @@ static int dial(struct redis_store *r, redisContext **out)
   return 0;
 }
 
+/*
+ * Reads the replies of counting commands sent without waiting, so that the
+ * next reply read is the next command's. 0, or the connection failed.
+ */
+static int drain(struct redis_store *r)
+{
+  while (r->pending > 0) {
+    redisReply *rep = NULL;
+
+    if (redisGetReply(r->c, (void **)&rep) != REDIS_OK)
+      return conn_fail(r, r->c, errno, "lost the connection to");
+    freeReplyObject(rep);
+    r->pending--;
+  }
+  return 0;
+}
+
 /* Runs one command (hiredis format) on the main connection. */
 static redisReply *command(struct redis_store *r, const char *fmt, ...)
 {
   redisReply *rep;
   va_list ap;
 
-  if (r->failed || r->c == NULL)
+  if (r->failed || r->c == NULL || drain(r) < 0)
     return NULL;
   va_start(ap, fmt);
   rep = redisvCommand(r->c, fmt, ap);
@@ -496,9 +518,9 @@ static int redis_open(struct cdo_store *s, const char *rest)
   const char *env_pass = getenv("CACHEDO_REDIS_PASSWORD");
   int unix_sock = s->ops == &cdo__store_redis_unix, seen, rc;
 
-  mask_password(s->url); /* every message shows the masked URL */
   rc = unix_sock ? parse_unix(rest, &u, s->errmsg, sizeof(s->errmsg))
                  : parse_tcp(rest, &u, s->errmsg, sizeof(s->errmsg));
+  mask_password(s->url); /* rest points into it: parsed first */
   r->host = u.host;
   r->path = u.path;
   r->user = u.user;
@@ -601,6 +623,22 @@ static int get_range(struct redis_store *r, const char *name, uint64_t off,
 }
 
 /*
+ * A large entry's spool, read with pread(2) rather than handed out as an fd
+ * blob: replay would map the whole file, and every page of it would count
+ * as this process's memory.
+ */
+static int spool_read(struct cdo__blob *b, void *buf, size_t n, uint64_t off)
+{
+  return cdo__pread_all((int)(intptr_t)b->ctx, buf, n, off);
+}
+
+static void spool_free(struct cdo__blob *b)
+{
+  close((int)(intptr_t)b->ctx);
+  free(b);
+}
+
+/*
  * Reads a large entry of size bytes to a spool file in pieces. A key that
  * vanishes, shrinks or is replaced meanwhile (its trailer changed) is a
  * miss: *out stays NULL.
@@ -637,11 +675,16 @@ static int get_large(struct redis_store *r, const char *name, uint64_t size,
   free(buf);
   if (rc == 0 && off == size && got1 == sizeof(t1) &&
       memcmp(t0, t1, sizeof(t0)) == 0) {
-    *out = cdo__blob_from_fd(fd, size);
+    *out = calloc(1, sizeof(**out));
     if (*out == NULL) {
       close(fd);
       return CDO__ERR(ENOMEM);
     }
+    (*out)->size = size;
+    (*out)->fd = -1;
+    (*out)->read = spool_read;
+    (*out)->free = spool_free;
+    (*out)->ctx = (void *)(intptr_t)fd;
     return 0;
   }
   if (fd >= 0)
@@ -729,6 +772,8 @@ static int put_piece(struct redis_store *r, const char *tmp,
     return rep ? 0 : no_reply(r);
   }
   /* APPEND and a renewed lease in one round trip. */
+  if (drain(r) < 0)
+    return CDO_EFAILED;
   if (redisAppendCommand(r->c, "APPEND %s %b", tmp, piece, n) != REDIS_OK ||
       redisAppendCommand(r->c, "PEXPIRE %s %d", tmp, TMP_LEASE_MS) !=
           REDIS_OK ||
@@ -938,8 +983,9 @@ static int unlink_batch(struct redis_store *r, redisReply **keys, size_t n,
 
     if (keys[i]->type != REDIS_REPLY_STRING)
       continue;
-    /* Locks stay: their holders are running. */
-    if (len >= 5 && memcmp(k + len - 5, ":lock", 5) == 0)
+    /* Locks stay: their holders are running. So do the counters. */
+    if ((len >= 5 && memcmp(k + len - 5, ":lock", 5) == 0) ||
+        (len == sizeof(STATS_KEY) - 1 && memcmp(k, STATS_KEY, len) == 0))
       continue;
     /* With a scope, only its entries and temp keys, not a longer scope's. */
     if (cs->skip && (len < cs->skip + HEX_KEY ||
@@ -951,7 +997,7 @@ static int unlink_batch(struct redis_store *r, redisReply **keys, size_t n,
     lens[m++] = len;
   }
   if (m > 1) {
-    rep = r->failed ? NULL
+    rep = r->failed || drain(r) < 0 ? NULL
                     : redisCommandArgv(r->c, (int)m, argv, lens);
     if (rep == NULL)
       rc = r->failed ? no_reply(r)
@@ -989,8 +1035,10 @@ static int strlen_batch(struct redis_store *r, redisReply **keys, size_t n,
 {
   struct cdo_stats *st = ud;
   size_t i, sent = 0;
-  int rc = 0;
+  int rc = drain(r);
 
+  if (rc < 0)
+    return rc;
   for (i = 0; i < n; i++) {
     if (keys[i]->type != REDIS_REPLY_STRING ||
         !is_entry(keys[i]->str, keys[i]->len))
@@ -1014,9 +1062,116 @@ static int strlen_batch(struct redis_store *r, redisReply **keys, size_t n,
   return rc;
 }
 
+/* The counter field of an outcome. */
+static const char *const outcome_field[] = {
+    [CDO_HIT] = "hit",
+    [CDO_STALE] = "stale",
+    [CDO_MISS_STORED] = "miss_stored",
+    [CDO_MISS_NOT_STORED] = "miss_not_stored",
+    [CDO_UNCACHED] = "uncached",
+};
+
+static const char count_lua[] =
+    "redis.call('HSETNX', KEYS[1], 'since_ms', ARGV[1]) "
+    "redis.call('HINCRBY', KEYS[1], ARGV[2], 1) "
+    "if ARGV[3] ~= '0' then "
+    "redis.call('HINCRBY', KEYS[1], 'saved_ms', ARGV[3]) end "
+    "if ARGV[4] ~= '' then redis.call('HINCRBY', KEYS[1], ARGV[4], 1) end "
+    "return 0";
+
+/*
+ * Counts one run in the server's hash. The command is sent without waiting
+ * for its reply (read before the next command, or dropped at close), so the
+ * hit path pays one write, not a round trip.
+ */
+static int redis_count(struct cdo_store *s, const struct cdo__usage *u)
+{
+  struct redis_store *r = rs(s);
+  char kind[48] = "";
+  int done = 0;
+
+  if (r->failed || r->c == NULL || u->outcome < CDO_HIT ||
+      u->outcome > CDO_UNCACHED)
+    return 0;
+  if (u->error_kind >= 0)
+    cdo__fmt(kind, sizeof(kind), "err_%s", cdo_errkind_name(u->error_kind));
+  if (redisAppendCommand(r->c, "EVAL %s 1 %s %lld %s %lld %s", count_lua,
+                         STATS_KEY, (long long)u->time_ms,
+                         outcome_field[u->outcome],
+                         (long long)(u->saved_ms > 0 ? u->saved_ms : 0),
+                         kind) != REDIS_OK)
+    return CDO__ERR(ENOMEM);
+  r->pending++;
+  while (!done)
+    if (redisBufferWrite(r->c, &done) != REDIS_OK)
+      return conn_fail(r, r->c, errno, "lost the connection to");
+  return 0;
+}
+
+static int redis_zero_stats(struct cdo_store *s)
+{
+  struct redis_store *r = rs(s);
+  redisReply *rep = command(r, "EVAL %s 1 %s %lld",
+                            "redis.call('DEL', KEYS[1]) "
+                            "redis.call('HSET', KEYS[1], 'since_ms', ARGV[1]) "
+                            "return 0",
+                            STATS_KEY, (long long)cdo__now_ms());
+
+  if (rep == NULL)
+    return no_reply(r);
+  if (rep->type == REDIS_REPLY_ERROR)
+    return reply_fail(r, rep, "cannot reset the counters");
+  freeReplyObject(rep);
+  return 0;
+}
+
+/* Fills the counters of st from the server's hash. */
+static int read_counters(struct redis_store *r, struct cdo_stats *st)
+{
+  redisReply *rep = command(r, "HGETALL %s", STATS_KEY);
+  size_t i;
+  int k;
+
+  if (rep == NULL)
+    return no_reply(r);
+  if (rep->type == REDIS_REPLY_ERROR)
+    return reply_fail(r, rep, "cannot read the counters");
+  for (i = 0; rep->type == REDIS_REPLY_ARRAY && i + 1 < rep->elements;
+       i += 2) {
+    const char *f = rep->element[i]->str, *v = rep->element[i + 1]->str;
+    long long n;
+
+    if (f == NULL || v == NULL)
+      continue;
+    n = strtoll(v, NULL, 10);
+    if (strcmp(f, "since_ms") == 0)
+      st->since_ms = n;
+    else if (strcmp(f, "saved_ms") == 0)
+      st->saved_ms = n;
+    else if (strcmp(f, "hit") == 0)
+      st->hits = (uint64_t)n;
+    else if (strcmp(f, "stale") == 0)
+      st->stale = (uint64_t)n;
+    else if (strncmp(f, "miss_", 5) == 0)
+      st->misses += (uint64_t)n;
+    else if (strcmp(f, "uncached") == 0)
+      st->uncached = (uint64_t)n;
+    for (k = 0; strncmp(f, "err_", 4) == 0 && k < CDO_ERRKIND_COUNT; k++) {
+      if (strcmp(f + 4, cdo_errkind_name(k)) == 0) {
+        st->error_kinds[k] = (uint64_t)n;
+        st->errors += (uint64_t)n;
+      }
+    }
+  }
+  freeReplyObject(rep);
+  return 0;
+}
+
 static int redis_stats(struct cdo_store *s, struct cdo_stats *st)
 {
-  return scan(rs(s), PREFIX "*", strlen_batch, st);
+  int rc = scan(rs(s), PREFIX "*", strlen_batch, st);
+
+  return rc < 0 ? rc : read_counters(rs(s), st);
 }
 
 /* A blob reading an entry in place with GETRANGE, for --list. */
@@ -1117,7 +1272,9 @@ static int newest_first(const void *a, const void *b)
 {
   const struct cdo_entry_info *x = a, *y = b;
 
-  return x->created_ms < y->created_ms ? 1 : x->created_ms > y->created_ms;
+  return x->created_ms < y->created_ms ? 1
+         : x->created_ms > y->created_ms ? -1
+                                         : 0;
 }
 
 static int redis_list(struct cdo_store *s, cdo_list_fn fn, void *ud)
@@ -1151,8 +1308,9 @@ static int redis_gc(struct cdo_store *s, int64_t now_ms, uint64_t *removed)
 
 /* ---- single-flight ------------------------------------------------------------- */
 
+/* A lock's value: a random token, ":", the holder's CLIENT ID (or 0). */
 struct redis_lock {
-  char token[33];
+  char token[64];
 };
 
 /* Deletes KEYS[1] if it holds ARGV[1], and wakes its waiters. */
@@ -1213,6 +1371,34 @@ static int wait_message(struct redis_store *r, int64_t ms)
   return 0;
 }
 
+/*
+ * Removes the lock name when its holder's connection is gone: a holder that
+ * died (SIGKILL) is noticed within HOLDER_CHECK_MS instead of its lease. A
+ * server that refuses CLIENT LIST leaves the lease to expire.
+ */
+static int break_if_dead(struct redis_store *r, const char *name)
+{
+  redisReply *val = command(r, "GET %s", name), *cl;
+  const char *colon;
+  long long id;
+
+  if (val == NULL)
+    return no_reply(r);
+  colon = val->type == REDIS_REPLY_STRING ? strrchr(val->str, ':') : NULL;
+  id = colon ? strtoll(colon + 1, NULL, 10) : 0;
+  if (id <= 0) {
+    freeReplyObject(val);
+    return 0;
+  }
+  cl = command(r, "CLIENT LIST ID %lld", id);
+  if (cl != NULL && cl->type == REDIS_REPLY_STRING && cl->len == 0)
+    freeReplyObject(command(r, "EVAL %s 1 %s %b", unlock_lua, name, val->str,
+                            val->len));
+  freeReplyObject(cl);
+  freeReplyObject(val);
+  return r->failed ? no_reply(r) : 0;
+}
+
 static int redis_lock(struct cdo_store *s, const struct cdo__key *k,
                       int64_t wait_ms, void **lk)
 {
@@ -1229,8 +1415,16 @@ static int redis_lock(struct cdo_store *s, const struct cdo__key *k,
     free(name);
     return CDO__ERR(ENOMEM);
   }
+  if (r->client_id == 0) {
+    redisReply *id = command(r, "CLIENT ID");
+
+    if (id != NULL && id->type == REDIS_REPLY_INTEGER)
+      r->client_id = id->integer;
+    freeReplyObject(id);
+  }
   randombytes_buf(token, sizeof(token));
-  sodium_bin2hex(l->token, sizeof(l->token), token, sizeof(token));
+  sodium_bin2hex(l->token, 33, token, sizeof(token));
+  cdo__fmt(l->token + 32, sizeof(l->token) - 32, ":%lld", r->client_id);
   for (;;) {
     redisReply *rep = command(r, "SET %s %s NX PX %d", name, l->token,
                               LOCK_LEASE_MS);
@@ -1275,7 +1469,11 @@ static int redis_lock(struct cdo_store *s, const struct cdo__key *k,
       continue; /* released meanwhile */
     if (pttl >= 0 && pttl + 1 < left)
       left = pttl + 1;
+    if (left > HOLDER_CHECK_MS)
+      left = HOLDER_CHECK_MS;
     rc = wait_message(r, left);
+    if (rc == 0)
+      rc = break_if_dead(r, name);
     if (rc < 0)
       break;
   }
@@ -1333,6 +1531,7 @@ int cdo__redis_lock_renew(struct cdo_store *s, const struct cdo__key *k,
     .get = redis_get, .put = redis_put, .del = redis_del,                      \
     .clear = redis_clear, .list = redis_list, .stats = redis_stats,            \
     .gc = redis_gc, .lock = redis_lock, .unlock = redis_unlock,                \
+    .count = redis_count, .zero_stats = redis_zero_stats,                      \
   }
 
 const struct cdo__store_ops cdo__store_redis_tcp =

@@ -61,8 +61,8 @@ redis_start () {
 			redis_i=$((redis_i + 1))
 			sleep 0.05
 		done
-		kill -9 "$REDIS_PID" 2>/dev/null
-		wait "$REDIS_PID" 2>/dev/null
+		kill -9 "$REDIS_PID" 2>/dev/null || :
+		wait "$REDIS_PID" 2>/dev/null || :
 	done
 	echo "redis_start: redis-server did not start; its log:" >&2
 	sed 's/^/| /' "$redis_dir/redis.log" >&2 2>/dev/null
@@ -78,14 +78,14 @@ redis_stop () {
 	test -f "$redis_d/redis.pid" || return 0
 	redis_pid=$(cat "$redis_d/redis.pid")
 	rm -f "$redis_d/redis.pid"
-	kill -CONT "$redis_pid" 2>/dev/null # a frozen server cannot exit
+	kill -CONT "$redis_pid" 2>/dev/null || : # a frozen server cannot exit
 	kill -TERM "$redis_pid" 2>/dev/null || return 0
 	redis_i=0
 	while kill -0 "$redis_pid" 2>/dev/null && [ "$redis_i" -lt 100 ]; do
 		redis_i=$((redis_i + 1))
 		sleep 0.05
 	done
-	kill -9 "$redis_pid" 2>/dev/null
+	kill -9 "$redis_pid" 2>/dev/null || :
 	return 0
 }
 

@@ -42,6 +42,17 @@ test_expect_success 'CACHEDO_CACHE pointing somewhere unwritable' '
 	expect_fail_open envproc
 '
 
+# expect_modes DIR: every directory below DIR is 0700, every file 0600.
+expect_modes () {
+	find "$1" -mindepth 1 -type d | while read -r f; do
+		expect_eq 700 "$(stat -c %a "$f")" "mode of $f" || exit 1
+	done &&
+	find "$1" -type f | while read -r f; do
+		expect_eq 600 "$(stat -c %a "$f")" "mode of $f" || exit 1
+	done &&
+	test -n "$(find "$1" -type f)"
+}
+
 test_expect_success 'the default cache directory is created 0700, files 0600' '
 	unset CACHEDO_CACHE &&
 	umask 000 &&
@@ -49,9 +60,7 @@ test_expect_success 'the default cache directory is created 0700, files 0600' '
 	cachedo counted perms &&
 	expect_count perms 1 &&
 	expect_eq 700 "$(stat -c %a "$XDG_CACHE_HOME/cachedo")" "mode of the cache dir" &&
-	for f in "$XDG_CACHE_HOME"/cachedo/*; do
-		expect_eq 600 "$(stat -c %a "$f")" "mode of $f" || exit 1
-	done
+	expect_modes "$XDG_CACHE_HOME/cachedo"
 '
 
 test_expect_success 'an explicit cache directory is created 0700, files 0600' '
@@ -61,9 +70,7 @@ test_expect_success 'an explicit cache directory is created 0700, files 0600' '
 	expect_count perms2 1 &&
 	expect_eq 700 "$(stat -c %a newdir)" "mode of the cache dir" &&
 	test -f newdir/cache.db &&
-	for f in newdir/*; do
-		expect_eq 600 "$(stat -c %a "$f")" "mode of $f" || exit 1
-	done
+	expect_modes newdir
 '
 
 for mode in 777 770 707 1777; do

@@ -329,11 +329,11 @@ test_expect_success '--list, --stats and --forget' '
 	expect_grep "counted l2 echo arg\$" out &&
 	cachedo --stats --json >out &&
 	size=$(($(wc -c <"$(entry_file counted l1)") + $(wc -c <"$(entry_file --scope x counted l2 echo arg)"))) &&
-	expect_eq "{\"entries\":2,\"bytes\":$size}" "$(cat out)" &&
+	expect_grep -F "\"entries\":2,\"bytes\":$size" out &&
 	expect_status 0 cachedo --forget counted l1 &&
 	test ! -e "$(entry_file counted l1)" &&
 	cachedo --stats --json >out &&
-	expect_grep "\"entries\":1," out
+	expect_grep -F "\"entries\":1," out
 '
 
 test_expect_success 'a reader never sees an entry half replaced' '

@@ -362,6 +362,81 @@ static void test_replay_closed_reader(void **state)
   unit_entry_release(&e);
 }
 
+/* An argv over the header limit (8 MiB) is refused, not truncated. */
+static void test_header_too_big(void **state)
+{
+  size_t n = (9u << 20);
+  char *big = malloc(n + 1);
+  struct cdo__buf head = {0};
+
+  (void)state;
+  assert_non_null(big);
+  memset(big, 'a', n);
+  big[n] = 0;
+  assert_int_equal(cdo__entry_header(&head, (char *const[]){"x", big, NULL}),
+                   CDO_ETOOBIG);
+  cdo__buf_release(&head);
+  free(big);
+}
+
+/* Reads outside a blob are CDO_ECORRUPT on every access path. */
+static void test_blob_bounds(void **state)
+{
+  static const unsigned char bytes[100] = {1, 2, 3};
+  struct cdo__blob *blobs[3];
+  unsigned char buf[200];
+  size_t i;
+
+  (void)state;
+  blobs[0] = unit_blob_mem(bytes, sizeof(bytes));
+  blobs[1] = unit_blob_cb(bytes, sizeof(bytes));
+  blobs[2] = unit_blob_fd(bytes, sizeof(bytes), 10);
+  for (i = 0; i < 3; i++) {
+    unit_ok(cdo__blob_read(blobs[i], buf, 100, 0));
+    assert_memory_equal(buf, bytes, 100);
+    unit_ok(cdo__blob_read(blobs[i], buf, 0, 100));
+    assert_int_equal(cdo__blob_read(blobs[i], buf, 101, 0), CDO_ECORRUPT);
+    assert_int_equal(cdo__blob_read(blobs[i], buf, 1, 100), CDO_ECORRUPT);
+    assert_int_equal(cdo__blob_read(blobs[i], buf, 1, UINT64_MAX),
+                     CDO_ECORRUPT);
+    cdo__blob_free(blobs[i]);
+  }
+}
+
+/* A source reads as one stream across head, spool and tail. */
+static void test_src_read(void **state)
+{
+  char *const argv[] = {"printf", "abc", NULL};
+  unsigned char *whole, buf[7];
+  struct unit_entry e;
+  uint64_t size, off;
+
+  (void)state;
+  unit_entry_begin(&e, argv);
+  unit_entry_str(&e, CDO__STDOUT, "abc");
+  unit_entry_str(&e, CDO__STDERR, "defgh");
+  unit_entry_end(&e, 0, 1);
+  size = unit_entry_size(&e);
+  whole = unit_entry_bytes(&e);
+  assert_memory_equal(whole, e.head.p, e.head.len);
+  assert_memory_equal(whole + size - CDO__TRAILER_LEN, e.tail,
+                      CDO__TRAILER_LEN);
+  /* Odd-sized reads at every offset agree with the whole. */
+  for (off = 0; off < size; off++) {
+    ssize_t r = cdo__src_read(&e.src, off, buf, sizeof(buf));
+
+    assert_true(r > 0 && (uint64_t)r <= size - off);
+    assert_memory_equal(buf, whole + off, (size_t)r);
+  }
+  assert_int_equal(cdo__src_read(&e.src, size, buf, sizeof(buf)), 0);
+  /* A spool that shrank under the reader is an error, not a short entry. */
+  assert_int_equal(ftruncate(e.fd, 3), 0);
+  assert_int_equal(cdo__src_read(&e.src, e.head.len + 3, buf, 1),
+                   CDO_ECORRUPT);
+  free(whole);
+  unit_entry_release(&e);
+}
+
 int main(void)
 {
   const struct CMUnitTest tests[] = {
@@ -372,6 +447,9 @@ int main(void)
       cmocka_unit_test(test_bad_framing),
       cmocka_unit_test(test_large_blobs_agree),
       cmocka_unit_test(test_replay_closed_reader),
+      cmocka_unit_test(test_header_too_big),
+      cmocka_unit_test(test_blob_bounds),
+      cmocka_unit_test(test_src_read),
   };
 
   return cmocka_run_group_tests_name("entry", tests, NULL, NULL);

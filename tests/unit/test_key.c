@@ -131,6 +131,20 @@ static void test_env_values(void **state)
   assert_same(&f->cfg, a, ENVP("A=1", "junk"), a, ENVP("A=1"));
 }
 
+/* A variable with a long name is hashed like any other. */
+static void test_env_long_name(void **state)
+{
+  struct fixture *f = *state;
+  char *const *a = ARGV("env");
+  char one[400], two[400];
+
+  memset(one, 'N', 300);
+  cdo__fmt(one + 300, sizeof(one) - 300, "=1");
+  memcpy(two, one, sizeof(two));
+  two[301] = '2';
+  assert_differ(&f->cfg, a, ENVP(one), a, ENVP(two));
+}
+
 /* The first of two same-named variables wins, as getenv() finds it. */
 static void test_env_duplicates(void **state)
 {
@@ -344,6 +358,33 @@ static void test_stdin(void **state)
   assert_string_equal(abc, again);
 }
 
+/* A closed stdin reads as empty. */
+static void test_stdin_closed(void **state)
+{
+  struct fixture *f = *state;
+  char empty[65], closed[65];
+  int saved = dup(0);
+
+  f->cfg.use_stdin = 1;
+  stdin_key(&f->cfg, "", empty);
+  close(0);
+  key(&f->cfg, ARGV("cat"), no_env, closed);
+  dup2(saved, 0);
+  close(saved);
+  assert_string_equal(empty, closed);
+}
+
+/* Without --stdin, stdin is neither read nor part of the key. */
+static void test_stdin_unused(void **state)
+{
+  struct fixture *f = *state;
+  char abc[65], abd[65];
+
+  stdin_key(&f->cfg, "abc", abc);
+  stdin_key(&f->cfg, "abd", abd);
+  assert_string_equal(abc, abd);
+}
+
 /* The spooled copy of stdin holds exactly what was read, from offset 0. */
 static void test_stdin_spooled(void **state)
 {
@@ -519,6 +560,7 @@ int main(void)
       T(test_key_format),
       T(test_argument_boundaries),
       T(test_env_values),
+      T(test_env_long_name),
       T(test_env_duplicates),
       T(test_env_volatile_ignored),
       T(test_env_allowlist),
@@ -530,6 +572,8 @@ int main(void)
       T(test_file),
       T(test_file_unreadable),
       T(test_stdin),
+      T(test_stdin_closed),
+      T(test_stdin_unused),
       T(test_stdin_spooled),
       T(test_exe_identity),
       T(test_exe_not_found),

@@ -243,6 +243,7 @@ static const struct {
     {"cache", "bogus:x", "unknown scheme"},
     {"cache", "sqlite:", "sqlite:PATH"},
     {"cache", "/just/a/path", "expected sqlite:PATH"},
+    {"cache", "", "sqlite:"},
     {"scope", "", "non-empty"},
     {"env", "", "non-empty"},
     {"ignore-env", "", "non-empty"},
@@ -267,7 +268,8 @@ static void test_set_bad(void **state)
                        sizeof(err));
     cdo__fmt(quoted, sizeof(quoted), "'%s'", bad_settings[i].value);
     if (r != CDO_EBADVALUE || strstr(err, quoted) == NULL ||
-        strstr(err, bad_settings[i].expect) == NULL)
+        strstr(err, bad_settings[i].expect) == NULL ||
+        strstr(err, "(null)") != NULL)
       fail_msg("%s %s: %d, '%s' (expected %s and '%s')", bad_settings[i].name,
                quoted, r, err, quoted, bad_settings[i].expect);
   }
@@ -281,15 +283,25 @@ static void test_set_bad(void **state)
   assert_int_equal(c->no_env, 0);
 }
 
+/* Every setting that takes a value says so when given none. */
 static void test_set_missing_value_and_unknown(void **state)
 {
+  static const char *const valued[] = {
+      "ttl",      "fail-ttl", "stale", "lock-timeout", "cache",
+      "max-output", "max-size", "scope", "env",        "ignore-env",
+      "file",
+  };
   struct cdo_config *c = *state;
   char err[400];
+  size_t i;
 
-  assert_int_equal(cdo_config_set(c, "ttl", NULL, err, sizeof(err)),
-                   CDO_EBADVALUE);
-  assert_non_null(strstr(err, "missing value"));
-  assert_non_null(strstr(err, "duration"));
+  for (i = 0; i < CDO__ARRAY_SIZE(valued); i++) {
+    int r = cdo_config_set(c, valued[i], NULL, err, sizeof(err));
+
+    if (r != CDO_EBADVALUE || strstr(err, "missing value: expected ") == NULL ||
+        strstr(err, "(null)") != NULL)
+      fail_msg("%s without a value: %d, '%s'", valued[i], r, err);
+  }
   assert_int_equal(cdo_config_set(c, "no-such-thing", "1", err, sizeof(err)),
                    -ENOENT);
   assert_non_null(strstr(err, "'no-such-thing'"));

@@ -8,6 +8,7 @@
 
 #include <inttypes.h>
 #include <sqlite3.h>
+#include <hiredis.h>
 
 /* ---- the backends under test ----------------------------------------------- */
 
@@ -105,8 +106,97 @@ static int sqlite_damage(const char *url, const struct cdo__key *k,
   return rc == SQLITE_OK ? 0 : -1;
 }
 
+/*
+ * CACHEDO_TEST_REDIS_URL, else a server of our own on a unix socket in dir,
+ * started by tests/e2e/redis.sh (run from the top of the tree, as make does)
+ * and stopped at exit.
+ */
+static char redis_dir[4200];
+
+static void redis_stop_own(void)
+{
+  char cmd[4300];
+
+  cdo__fmt(cmd, sizeof(cmd), "sh tests/e2e/redis.sh stop '%s'", redis_dir);
+  if (system(cmd) != 0)
+    print_error("cannot stop the redis-server in %s\n", redis_dir);
+}
+
+static const char *redis_url(const char *dir, char *buf, size_t len)
+{
+  const char *env = getenv("CACHEDO_TEST_REDIS_URL");
+  char cmd[4300], line[4300], *u;
+  FILE *f;
+
+  if (env != NULL && *env) {
+    cdo__fmt(buf, len, "%s", env);
+    return NULL;
+  }
+  if (system("command -v redis-server >/dev/null 2>&1") != 0)
+    return "no redis-server, and CACHEDO_TEST_REDIS_URL is unset";
+  cdo__fmt(redis_dir, sizeof(redis_dir), "%s/redis", dir);
+  cdo__fmt(cmd, sizeof(cmd), "sh tests/e2e/redis.sh start '%s'", redis_dir);
+  f = popen(cmd, "r");
+  if (f == NULL || fgets(line, sizeof(line), f) == NULL ||
+      (u = strstr(line, "REDIS_URL=")) == NULL) {
+    if (f != NULL)
+      pclose(f);
+    return "cannot start redis-server (tests/e2e/redis.sh)";
+  }
+  pclose(f);
+  atexit(redis_stop_own);
+  u += strlen("REDIS_URL=");
+  cdo__fmt(buf, len, "%.*s", (int)strcspn(u, " \n"), u);
+  return NULL;
+}
+
+/* Rewrites the entry's key on the server: one byte flipped, or cut. */
+static int redis_damage(const char *url, const struct cdo__key *k,
+                        enum damage how, uint64_t off)
+{
+  redisContext *c;
+  redisReply *rep = NULL;
+  char name[128];
+  int ok = 0;
+
+  if (strncmp(url, "unix://", 7) == 0)
+    c = redisConnectUnix(url + 7);
+  else
+    return -1; /* a TCP URL: not needed by the suite */
+  cdo__fmt(name, sizeof(name), "cachedo:v1::%s", k->hex);
+  if (c != NULL && !c->err)
+    rep = redisCommand(c, "GETRANGE %s %llu %llu", name,
+                       how == FLIP ? (unsigned long long)off : 0ULL,
+                       how == FLIP ? (unsigned long long)off
+                                   : (unsigned long long)off - 1);
+  if (rep != NULL && how == TRUNCATE && off == 0) {
+    redisReply *w = redisCommand(c, "SET %s %b KEEPTTL", name, "", (size_t)0);
+
+    ok = w != NULL && w->type != REDIS_REPLY_ERROR;
+    freeReplyObject(w);
+  } else if (rep != NULL && rep->type == REDIS_REPLY_STRING && rep->len > 0) {
+    redisReply *w;
+
+    if (how == FLIP) {
+      rep->str[0] ^= 1;
+      w = redisCommand(c, "SETRANGE %s %llu %b", name,
+                       (unsigned long long)off, rep->str, (size_t)1);
+    } else {
+      w = redisCommand(c, "SET %s %b KEEPTTL", name, rep->str, rep->len);
+    }
+    ok = w != NULL && w->type != REDIS_REPLY_ERROR;
+    freeReplyObject(w);
+  }
+  freeReplyObject(rep);
+  redisFree(c);
+  if (!ok)
+    print_error("cannot damage the entry %s\n", name);
+  return ok ? 0 : -1;
+}
+
 static const struct backend backends[] = {
     {"sqlite", sqlite_url, sqlite_damage},
+    {"redis", redis_url, redis_damage},
 };
 
 /* ---- fixtures ----------------------------------------------------------------- */
@@ -253,7 +343,6 @@ static int put(struct suite *su, const struct cdo__key *k,
                const struct unit_entry *e, int64_t ttl_ms, const char *scope)
 {
   struct cdo__put_info info;
-  int r;
 
   info.created_ms = e->meta.created_ms;
   info.expires_ms = e->meta.created_ms + ttl_ms;
@@ -261,10 +350,18 @@ static int put(struct suite *su, const struct cdo__key *k,
   info.exit_status = e->meta.exit_status;
   info.command = e->command;
   info.scope = scope;
-  r = cdo__store_put(su->store, k, &e->src, &info);
+  return cdo__store_put(su->store, k, &e->src, &info);
+}
+
+/* put, which must succeed. */
+static void put_ok(struct suite *su, const struct cdo__key *k,
+                   const struct unit_entry *e, int64_t ttl_ms,
+                   const char *scope)
+{
+  int r = put(su, k, e, ttl_ms, scope);
+
   if (r < 0)
-    print_error("put: %s\n", cdo_store_errmsg(su->store));
-  return r;
+    fail_msg("put: %d: %s", r, cdo_store_errmsg(su->store));
 }
 
 /* cdo__store_lookup, freeing the blob; returns its answer. */
@@ -396,7 +493,7 @@ static void put_then_lookup(void **state)
     cdo__fmt(word, sizeof(word), "size-%zu", i);
     make_key(&k, word);
     make_entry(&e, word, sizes[i], 0, cdo__now_ms());
-    unit_ok(put(su, &k, &e, 60 * SEC, NULL));
+    put_ok(su, &k, &e, 60 * SEC, NULL);
     assert_fresh(su, &k, &e);
     assert_miss(su, &other);
     unit_entry_release(&e);
@@ -413,11 +510,11 @@ static void overwrite_replaces(void **state)
   make_key(&k, "k");
   make_entry(&a, "first", 3000, 0, cdo__now_ms() - SEC);
   make_entry(&b, "second", 200000, 3, cdo__now_ms());
-  unit_ok(put(su, &k, &a, 60 * SEC, NULL));
-  unit_ok(put(su, &k, &b, 60 * SEC, NULL));
+  put_ok(su, &k, &a, 60 * SEC, NULL);
+  put_ok(su, &k, &b, 60 * SEC, NULL);
   assert_fresh(su, &k, &b);
   assert_int_equal(count_entries(su), 1);
-  unit_ok(put(su, &k, &a, 60 * SEC, NULL));
+  put_ok(su, &k, &a, 60 * SEC, NULL);
   assert_fresh(su, &k, &a);
   assert_int_equal(count_entries(su), 1);
   unit_entry_release(&a);
@@ -433,8 +530,8 @@ static void del_removes(void **state)
   make_key(&k1, "one");
   make_key(&k2, "two");
   make_entry(&e, "x", 500, 0, cdo__now_ms());
-  unit_ok(put(su, &k1, &e, 60 * SEC, NULL));
-  unit_ok(put(su, &k2, &e, 60 * SEC, NULL));
+  put_ok(su, &k1, &e, 60 * SEC, NULL);
+  put_ok(su, &k2, &e, 60 * SEC, NULL);
   unit_ok(cdo__store_del(su->store, &k1));
   assert_miss(su, &k1);
   assert_fresh(su, &k2, &e);
@@ -453,7 +550,7 @@ static void clear_removes_all(void **state)
   make_entry(&e, "x", 2 << 20, 0, cdo__now_ms());
   for (i = 0; i < 3; i++) {
     make_key(&k[i], i == 0 ? "a" : i == 1 ? "b" : "c");
-    unit_ok(put(su, &k[i], &e, 60 * SEC, i == 1 ? "scope" : NULL));
+    put_ok(su, &k[i], &e, 60 * SEC, i == 1 ? "scope" : NULL);
   }
   assert_int_equal(count_entries(su), 3);
   unit_ok(cdo_store_clear(su->store));
@@ -474,9 +571,9 @@ static void clear_scope_keeps_others(void **state)
   make_key(&b, "in b");
   make_key(&none, "in none");
   make_entry(&e, "x", 1000, 0, cdo__now_ms());
-  unit_ok(put(su, &a, &e, 60 * SEC, "a"));
-  unit_ok(put(su, &b, &e, 60 * SEC, "b"));
-  unit_ok(put(su, &none, &e, 60 * SEC, NULL));
+  put_ok(su, &a, &e, 60 * SEC, "a");
+  put_ok(su, &b, &e, 60 * SEC, "b");
+  put_ok(su, &none, &e, 60 * SEC, NULL);
   unit_ok(cdo_config_set(&su->cfg, "scope", "a", err, sizeof(err)));
   unit_ok(cdo_store_clear(su->store));
   assert_miss(su, &a);
@@ -497,8 +594,8 @@ static void ttl_is_the_readers(void **state)
   make_key(&kf, "future");
   make_entry(&e, "x", 800, 0, cdo__now_ms() - 10 * SEC);
   make_entry(&future, "y", 800, 0, cdo__now_ms() + 3600 * SEC);
-  unit_ok(put(su, &k, &e, 3600 * SEC, NULL));
-  unit_ok(put(su, &kf, &future, 3600 * SEC, NULL));
+  put_ok(su, &k, &e, 3600 * SEC, NULL);
+  put_ok(su, &kf, &future, 3600 * SEC, NULL);
   su->cfg.ttl_ms = 60 * SEC;
   assert_fresh(su, &k, &e);
   su->cfg.ttl_ms = 5 * SEC;
@@ -520,8 +617,8 @@ static void fail_ttl_for_failures(void **state)
   make_key(&ko, "ok");
   make_entry(&failed, "x", 800, 1, cdo__now_ms() - 10 * SEC);
   make_entry(&ok, "y", 800, 0, cdo__now_ms() - 10 * SEC);
-  unit_ok(put(su, &kf, &failed, 3600 * SEC, NULL));
-  unit_ok(put(su, &ko, &ok, 3600 * SEC, NULL));
+  put_ok(su, &kf, &failed, 3600 * SEC, NULL);
+  put_ok(su, &ko, &ok, 3600 * SEC, NULL);
   su->cfg.ttl_ms = 60 * SEC;
   su->cfg.fail_ttl_ms = -1; /* the same as the TTL */
   assert_fresh(su, &kf, &failed);
@@ -545,7 +642,7 @@ static void stale_window(void **state)
 
   make_key(&k, "stale");
   make_entry(&e, "x", 5000, 0, cdo__now_ms() - 10 * SEC);
-  unit_ok(put(su, &k, &e, 3600 * SEC, NULL));
+  put_ok(su, &k, &e, 3600 * SEC, NULL);
   su->cfg.ttl_ms = 5 * SEC;
   su->cfg.stale_ms = 0;
   assert_miss(su, &k);
@@ -558,6 +655,59 @@ static void stale_window(void **state)
   unit_entry_release(&e);
 }
 
+/* Two handles on one URL (two processes, in effect) see each other's work. */
+static void second_handle_shares(void **state)
+{
+  struct suite *su = begin(state);
+  struct cdo_store *mine = su->store, *other = NULL;
+  struct unit_entry e;
+  struct cdo__key k;
+  char err[600];
+
+  make_key(&k, "shared");
+  make_entry(&e, "x", 3 << 20, 0, cdo__now_ms());
+  if (cdo_store_open(&other, &su->cfg, err, sizeof(err)) < 0)
+    fail_msg("%s", err);
+  put_ok(su, &k, &e, 60 * SEC, NULL);
+  su->store = other;
+  assert_fresh(su, &k, &e);
+  unit_ok(cdo__store_del(other, &k));
+  su->store = mine;
+  assert_miss(su, &k);
+  cdo_store_close(other);
+  unit_entry_release(&e);
+}
+
+/*
+ * A put whose spool cannot be read to the end fails and stores nothing,
+ * also when the entry spans several of the backend's write batches; the
+ * old entry under the key stays.
+ */
+static void failed_put_stores_nothing(void **state)
+{
+  static const uint64_t sizes[] = {5000, 3 << 20, 20 << 20};
+  struct suite *su = begin(state);
+  struct unit_entry old, e;
+  struct cdo__key k, fresh;
+  size_t i;
+
+  make_key(&k, "k");
+  make_entry(&old, "old", 1000, 0, cdo__now_ms());
+  put_ok(su, &k, &old, 60 * SEC, NULL);
+  for (i = 0; i < CDO__ARRAY_SIZE(sizes); i++) {
+    make_key(&fresh, i == 0 ? "f0" : i == 1 ? "f1" : "f2");
+    make_entry(&e, "x", sizes[i], 0, cdo__now_ms());
+    assert_int_equal(ftruncate(e.fd, (off_t)(e.src.fd_len * 9 / 10)), 0);
+    assert_true(put(su, &k, &e, 60 * SEC, NULL) < 0);
+    assert_true(put(su, &fresh, &e, 60 * SEC, NULL) < 0);
+    assert_miss(su, &fresh);
+    assert_fresh(su, &k, &old);
+    assert_int_equal(count_entries(su), 1);
+    unit_entry_release(&e);
+  }
+  unit_entry_release(&old);
+}
+
 /* Bigger than the SQLite backend's chunk and transaction sizes. */
 static void large_entry(void **state)
 {
@@ -567,7 +717,7 @@ static void large_entry(void **state)
 
   make_key(&k, "large");
   make_entry(&e, "large", (uint64_t)40 << 20, 0, cdo__now_ms());
-  unit_ok(put(su, &k, &e, 60 * SEC, NULL));
+  put_ok(su, &k, &e, 60 * SEC, NULL);
   assert_fresh(su, &k, &e);
   unit_entry_release(&e);
 }
@@ -602,7 +752,7 @@ static void corrupt_is_a_miss(void **state)
   make_key(&k, "victim");
   make_key(&other, "bystander");
   make_entry(&keep, "keep", 1000, 0, cdo__now_ms());
-  unit_ok(put(su, &other, &keep, 3600 * SEC, NULL));
+  put_ok(su, &other, &keep, 3600 * SEC, NULL);
   for (i = 0; i < CDO__ARRAY_SIZE(cases); i++) {
     struct unit_entry e;
     uint64_t off;
@@ -610,7 +760,7 @@ static void corrupt_is_a_miss(void **state)
     make_entry(&e, "x", cases[i].size, 0, cdo__now_ms());
     off = cases[i].off < 0 ? cases[i].size - (uint64_t)-cases[i].off
                            : (uint64_t)cases[i].off;
-    unit_ok(put(su, &k, &e, 3600 * SEC, NULL));
+    put_ok(su, &k, &e, 3600 * SEC, NULL);
     assert_int_equal(count_entries(su), 2);
     if (su->be->damage(su->url, &k, cases[i].how, off) < 0)
       fail_msg("case %zu: cannot damage the entry", i);
@@ -635,8 +785,8 @@ static void gc_removes_expired(void **state)
   make_key(&ky, "young");
   make_entry(&old, "old", 700, 0, cdo__now_ms() - 10 * SEC);
   make_entry(&young, "young", 700, 0, cdo__now_ms());
-  unit_ok(put(su, &ko, &old, 5 * SEC, NULL)); /* expired 5 s ago */
-  unit_ok(put(su, &ky, &young, 3600 * SEC, NULL));
+  put_ok(su, &ko, &old, 5 * SEC, NULL); /* expired 5 s ago */
+  put_ok(su, &ky, &young, 3600 * SEC, NULL);
   su->cfg.ttl_ms = 3600 * SEC;
   assert_fresh(su, &ko, &old); /* a long-TTL reader still gets it... */
   unit_ok(cdo_store_gc(su->store, &removed));
@@ -666,7 +816,7 @@ static void list_reports_entries(void **state)
     cdo__fmt(word, sizeof(word), "w%zu", i);
     make_key(&k[i], word);
     make_entry(&e[i], word, 1000 + 100 * i, (int)i, t0 + (int64_t)i * SEC);
-    unit_ok(put(su, &k[i], &e[i], (int64_t)(i + 1) * 3600 * SEC, NULL));
+    put_ok(su, &k[i], &e[i], (int64_t)(i + 1) * 3600 * SEC, NULL);
     bytes += unit_entry_size(&e[i]);
   }
   unit_ok(cdo_store_list(su->store, collect, &l));
@@ -713,6 +863,8 @@ static const struct {
     C(ttl_is_the_readers),
     C(fail_ttl_for_failures),
     C(stale_window),
+    C(second_handle_shares),
+    C(failed_put_stores_nothing),
     C(large_entry),
     C(corrupt_is_a_miss),
     C(gc_removes_expired),

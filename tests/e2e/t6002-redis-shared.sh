@@ -1,0 +1,125 @@
+#!/bin/sh
+# One Redis server shared by two "machines" (each its own HOME, cache and
+# runtime directories): the second replays the first's result, identical
+# misses run once across both, counters are the fleet's. Also the layout of
+# the keys: prefix, server-side expiry, large values in pieces, scopes.
+# Runs with CACHEDO_TEST_CACHE=redis; starts its own server.
+. "$(dirname "$0")/lib.sh"
+
+test "$test_backend" = redis || skip_all "redis only (CACHEDO_TEST_CACHE=redis)"
+
+redis_start "$TMP/shared" || { echo "Bail out! cannot start redis-server"; exit 1; }
+url=$REDIS_URL
+unset CACHEDO_CACHE
+CACHEDO_ENV=PATH # the allowlist a fleet uses: HOME and XDG_* differ
+export CACHEDO_ENV
+
+for m in m1 m2; do
+	mkdir -p "$TMP/$m/home" "$TMP/$m/cache" "$TMP/$m/run" && chmod 700 "$TMP/$m/run"
+done
+# on MACHINE COMMAND...: runs COMMAND as if on that machine.
+on () {
+	test_m=$1
+	shift
+	HOME=$TMP/$test_m/home XDG_CACHE_HOME=$TMP/$test_m/cache \
+		XDG_RUNTIME_DIR=$TMP/$test_m/run "$@"
+}
+
+test_expect_success 'the second machine gets the first machine'"'"'s result' '
+	on m1 cachedo -c "$url" counted shared sh -c "echo out \$(date +%s%N); echo err >&2; exit 4" >out1 2>err1 ||
+		test $? = 4 &&
+	on m2 cachedo -c "$url" -v counted shared sh -c "echo out \$(date +%s%N); echo err >&2; exit 4" >out2 2>err2 ||
+		test $? = 4 &&
+	expect_count shared 1 &&
+	expect_cmp out1 out2 &&
+	expect_grep -x err err2 &&
+	expect_grep "^cachedo: hit" err2 &&
+	test -z "$(ls -A "$TMP/m2/cache")"
+'
+
+test_expect_success 'the TCP URL reaches the same entries as the unix socket' '
+	on m1 cachedo -c "$REDIS_TCP_URL" counted shared sh -c "echo out \$(date +%s%N); echo err >&2; exit 4" >out3 2>/dev/null ||
+		test $? = 4 &&
+	expect_count shared 1 &&
+	expect_cmp out1 out3
+'
+
+test_expect_success 'identical misses on both machines at once run once' '
+	for i in 1 2 3 4 5 6; do
+		if [ $((i % 2)) = 0 ]; then m=m1; else m=m2; fi
+		on $m cachedo -c "$url" counted flight sh -c "sleep 1; echo done \$(date +%s%N)" >flight.$i 2>flight-err.$i &
+	done &&
+	wait &&
+	expect_count flight 1 &&
+	for i in 2 3 4 5 6; do expect_cmp flight.1 flight.$i || exit 1; done &&
+	cat flight-err.* >errs &&
+	expect_lines 0 errs
+'
+
+test_expect_success '--stats shows the counters of both machines' '
+	on m1 cachedo -c "$url" --zero-stats &&
+	on m1 cachedo -c "$url" counted st1 >/dev/null &&
+	on m2 cachedo -c "$url" counted st1 >/dev/null &&
+	on m2 cachedo -c "$url" counted st1 >/dev/null &&
+	on m1 cachedo -c "$url" --stats --json >stats &&
+	expect_grep "\"hits\":2," stats &&
+	expect_grep "\"misses\":1," stats
+'
+
+test_expect_success 'keys live under cachedo:v1:SCOPE: and expire with the TTL (PX)' '
+	key=$(cachedo -c "$url" --key counted px) &&
+	cachedo -c "$url" --ttl 10s counted px >/dev/null &&
+	ttl=$(redis_cli pttl "cachedo:v1::$key") &&
+	test "$ttl" -gt 5000 && test "$ttl" -le 10000 &&
+	key=$(cachedo -c "$url" --scope team --key counted px) &&
+	cachedo -c "$url" --scope team --ttl 1h counted px >/dev/null &&
+	test "$(redis_cli pttl "cachedo:v1:team:$key")" -gt 3500000
+'
+
+test_expect_success 'an entry the server dropped (FLUSHALL) is a miss, not an error' '
+	cachedo -c "$url" counted flushed >/dev/null &&
+	redis_cli flushall >/dev/null &&
+	cachedo -c "$url" counted flushed >out 2>err &&
+	expect_count flushed 2 &&
+	expect_lines 0 err &&
+	cachedo -c "$url" counted flushed >/dev/null &&
+	expect_count flushed 2
+'
+
+test_expect_success 'a 5 MiB value goes in pieces and leaves no temp key' '
+	cachedo -c "$url" sh -c "head -c 5242880 /dev/urandom | od -An -tx1 | head -c 5242880" >big1 &&
+	cachedo -c "$url" -v sh -c "head -c 5242880 /dev/urandom | od -An -tx1 | head -c 5242880" >big2 2>err &&
+	expect_grep "^cachedo: hit" err &&
+	expect_cmp big1 big2 &&
+	test -z "$(redis_cli --scan --pattern "cachedo:v1:*:tmp:*")"
+'
+
+test_expect_success 'an output over --max-output is never sent to the server' '
+	before=$(redis_cli dbsize) &&
+	cachedo -c "$url" --max-output 1K sh -c "head -c 4096 /dev/zero" >/dev/null &&
+	expect_eq "$before" "$(redis_cli dbsize)" "keys"
+'
+
+test_expect_success '--list shows the entries; --clear --scope removes only that scope' '
+	cachedo -c "$url" --scope a counted sc >/dev/null &&
+	cachedo -c "$url" --scope a:b counted sc >/dev/null &&
+	cachedo -c "$url" counted sc >/dev/null &&
+	expect_count sc 3 &&
+	cachedo -c "$url" --list >list &&
+	expect_grep "counted sc" list &&
+	cachedo -c "$url" --scope a --clear &&
+	cachedo -c "$url" --scope a counted sc >/dev/null &&
+	cachedo -c "$url" --scope a:b counted sc >/dev/null &&
+	cachedo -c "$url" counted sc >/dev/null &&
+	expect_count sc 4
+'
+
+test_expect_success 'a malformed URL is refused with status 125, naming what is expected' '
+	expect_status 125 cachedo -c redis://host:99999 true 2>err &&
+	expect_grep "bad port" err &&
+	expect_status 125 cachedo -c "unix://relative.sock" true 2>err &&
+	expect_grep "absolute socket path" err &&
+	expect_status 125 cachedo -c "unix:///x.sock?dbx=1" true 2>err
+'
+
+test_done

@@ -1,0 +1,66 @@
+#!/bin/sh
+# make install / uninstall with DESTDIR and PREFIX: the binary, the manual
+# page and the three completions land where man, bash-completion, zsh and
+# fish look for them; the page renders without a warning.
+. "$(dirname "$0")/lib.sh"
+
+# Install the binary under test: its build directory is make's O, and
+# "-o all" keeps make from rebuilding it.
+bindir=$(dirname "$CACHEDO")
+DEST=$TMP/dest
+installed="usr/bin/cachedo
+usr/share/man/man1/cachedo.1
+usr/share/bash-completion/completions/cachedo
+usr/share/zsh/site-functions/_cachedo
+usr/share/fish/vendor_completions.d/cachedo.fish"
+
+if command -v make >/dev/null && [ -f "$bindir/.flags" ]; then
+	test_set_prereq MAKE
+fi
+if test_have_prereq MAKE && command -v man >/dev/null; then
+	test_set_prereq MAKE_MAN
+fi
+
+test_expect_success MAKE 'make install puts every file in place' '
+	make -s -C "$ROOT" -o all install O="$bindir" DESTDIR="$DEST" PREFIX=/usr >out 2>&1 &&
+	for f in $installed; do
+		test -f "$DEST/$f" || { echo "missing $f" >&2; return 1; }
+	done &&
+	test -x "$DEST/usr/bin/cachedo" &&
+	cmp "$DEST/usr/bin/cachedo" "$CACHEDO" &&
+	cmp "$DEST/usr/share/man/man1/cachedo.1" "$ROOT/cmd/cachedo.1" &&
+	"$DEST/usr/bin/cachedo" --version >version &&
+	expect_grep "^cachedo " version
+'
+
+test_expect_success MAKE 'installed files are readable by all, the binary executable' '
+	test "$(stat -c %a "$DEST/usr/bin/cachedo")" = 755 &&
+	test "$(stat -c %a "$DEST/usr/share/man/man1/cachedo.1")" = 644 &&
+	test "$(stat -c %a "$DEST/usr/share/zsh/site-functions/_cachedo")" = 644
+'
+
+test_expect_success MAKE_MAN 'man renders the installed page without warnings' '
+	MANWIDTH=80 man --warnings -l "$DEST/usr/share/man/man1/cachedo.1" >page 2>warnings &&
+	expect_lines 0 warnings &&
+	expect_grep "^NAME" page &&
+	expect_grep "^EXIT STATUS" page &&
+	expect_grep -e "--zero-stats" page
+'
+
+test_expect_success MAKE 'PREFIX alone decides the paths' '
+	make -s -C "$ROOT" -o all install O="$bindir" DESTDIR="$TMP/d2" PREFIX=/opt/cdo >out 2>&1 &&
+	test -x "$TMP/d2/opt/cdo/bin/cachedo" &&
+	test -f "$TMP/d2/opt/cdo/share/man/man1/cachedo.1" &&
+	test -f "$TMP/d2/opt/cdo/share/bash-completion/completions/cachedo"
+'
+
+test_expect_success MAKE 'make uninstall removes every file it installed' '
+	make -s -C "$ROOT" -o all uninstall O="$bindir" DESTDIR="$DEST" PREFIX=/usr >out 2>&1 &&
+	for f in $installed; do
+		! test -e "$DEST/$f" || { echo "left $f" >&2; return 1; }
+	done &&
+	find "$DEST" -type f >left &&
+	expect_lines 0 left
+'
+
+test_done
