@@ -726,29 +726,27 @@ int main(int argc, char **argv)
     printf("cachedo %s\nbackends: %s\n", CDO_VERSION, cdo_backends());
     return 0;
   }
+  r = 125;
   if (load_config(&cfg, &cli) < 0)
-    return 125;
+    goto out;
   quiet = cfg.quiet;
   verbose = cfg.verbose;
   if (cli.mode >= M_CLEAR) {
-    if (cli.command[0] != NULL) {
+    if (cli.command[0] != NULL)
       say("unexpected argument '%s' (--clear, --stats, --list, --gc and "
           "--zero-stats take no command)", cli.command[0]);
-      return 125;
-    }
-    r = admin(&cli, &cfg);
-    cdo_config_release(&cfg);
-    return r;
+    else
+      r = admin(&cli, &cfg);
+    goto out;
   }
   if (cli.command[0] == NULL) {
     say("no command given (try 'cachedo --help')");
-    return 125;
+    goto out;
   }
-  r = cdo_job_new(&job, &cfg, cli.command, environ, on_msg, NULL, err,
-                  sizeof(err));
-  if (r < 0) {
+  if (cdo_job_new(&job, &cfg, cli.command, environ, on_msg, NULL, err,
+                  sizeof(err)) < 0) {
     say("%s", err);
-    return 125;
+    goto out;
   }
   if (cli.mode == M_KEY || cli.mode == M_EXPLAIN) {
     if (cli.mode == M_KEY)
@@ -756,17 +754,16 @@ int main(int argc, char **argv)
     else
       cdo_job_explain(job, print_explain, NULL);
     if (cli.mode == M_EXPLAIN && verbose && !cfg.no_cache &&
-        cdo_store_open(&s, &cfg, err, sizeof(err)) == 0) {
+        cdo_store_open(&s, &cfg, err, sizeof(err)) == 0)
       cdo_job_explain_miss(job, s, print_nearest, NULL);
-      cdo_store_close(s);
-    }
-    cdo_job_free(job);
-    return 0;
+    r = 0;
+    goto out;
   }
   if (!cfg.no_cache && cdo_store_open(&s, &cfg, err, sizeof(err)) < 0) {
     if (cli.mode == M_FORGET) {
       say("%s", err);
-      return 1;
+      r = 1;
+      goto out;
     }
     if (!quiet)
       say("warning: %s; running uncached", err);
@@ -775,17 +772,22 @@ int main(int argc, char **argv)
     r = s ? cdo_job_forget(job, s) : 0;
     if (r < 0)
       say("%s", cdo_store_errmsg(s));
-    cdo_store_close(s);
-    cdo_job_free(job);
-    return r < 0 ? 1 : 0;
+    r = r < 0 ? 1 : 0;
+    goto out;
   }
   cdo_job_run(job, s, &res);
   cdo_store_close(s);
   cdo_job_free(job);
+  cdo_config_release(&cfg);
   if (res.error[0])
     say("%s", res.error);
   if (verbose)
     verbose_line(&res);
   exit_like(&res);
   return 125;
+out:
+  cdo_store_close(s);
+  cdo_job_free(job);
+  cdo_config_release(&cfg);
+  return r;
 }

@@ -28,6 +28,9 @@
 void cdo__fmt(char *buf, size_t len, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
+/* Replaces a password in a URL ("scheme://user:PASSWORD@host") in place. */
+void cdo__url_mask(char *url);
+
 /* ---- growable byte buffer ------------------------------------------------ */
 
 /* Invariant: b->p is NULL or holds len bytes plus a NUL; cap >= len + 1. */

@@ -219,6 +219,7 @@ static int apply(struct cdo_config *c, const struct setting *st,
 
       if (cdo_url_check(val, why, sizeof(why)) < 0) {
         cdo__fmt(err, errlen, "'%s': %s", val, why);
+        cdo__url_mask(err + 1); /* never echo a password */
         return CDO_EBADVALUE;
       }
     }

@@ -146,3 +146,11 @@ long cdo__store_lock_holder(struct cdo_store *s, const struct cdo__key *k)
   buf[n] = 0;
   return strtol(buf, NULL, 10);
 }
+
+int cdo__store_lock_renew(struct cdo_store *s, const struct cdo__key *k,
+                          void *lk)
+{
+  if (lk == NULL || s->ops->renew == NULL)
+    return 0;
+  return s->ops->renew(s, k, lk);
+}

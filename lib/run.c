@@ -19,6 +19,9 @@ struct runner {
   uv_loop_t loop;
   uv_process_t proc;
   uv_pipe_t pipes[3]; /* [1] stdout, [2] stderr */
+  uv_timer_t renew;   /* keeps a lease lock alive while the command runs */
+  struct cdo_store *store; /* with lock: the store and lock to renew */
+  void *lock;
   int piped;          /* stdout/stderr are pipes we read */
   int exited;
   int64_t exit_status;
@@ -181,6 +184,17 @@ static void on_exit_cb(uv_process_t *p, int64_t status, int sig)
   uv_close((uv_handle_t *)p, NULL);
 }
 
+static void on_renew(uv_timer_t *t)
+{
+  struct runner *rn = t->data;
+
+  if (cdo__store_lock_renew(rn->store, &rn->job->key, rn->lock) < 0) {
+    cdo__job_msg(rn->job, 1, "lost the lock of this run: %s",
+                 cdo_store_errmsg(rn->store));
+    uv_timer_stop(t);
+  }
+}
+
 /* Is fd open? (stdin may be closed by whoever started cachedo) */
 static int fd_open(int fd)
 {
@@ -256,6 +270,12 @@ static int spawn_and_wait(struct runner *rn)
       kill(rn->proc.pid, got_signal);
     for (i = 1; rn->piped && i <= 2; i++)
       uv_read_start((uv_stream_t *)&rn->pipes[i], on_alloc, on_read);
+    if (rn->lock != NULL) {
+      uv_timer_init(&rn->loop, &rn->renew);
+      rn->renew.data = rn;
+      uv_timer_start(&rn->renew, on_renew, 10000, 10000);
+      uv_unref((uv_handle_t *)&rn->renew);
+    }
   } else {
     uv_close((uv_handle_t *)&rn->proc, NULL);
     for (i = 1; rn->piped && i <= 2; i++)
@@ -263,6 +283,10 @@ static int spawn_and_wait(struct runner *rn)
   }
 out:
   uv_run(&rn->loop, UV_RUN_DEFAULT);
+  if (r == 0 && rn->lock != NULL) {
+    uv_close((uv_handle_t *)&rn->renew, NULL);
+    uv_run(&rn->loop, UV_RUN_DEFAULT);
+  }
   signals_install(0);
   child_pid = 0;
   uv_loop_close(&rn->loop);
@@ -334,11 +358,11 @@ static int store_result(struct runner *rn, struct cdo_store *s,
 }
 
 /*
- * Runs the command (recording when s is non-NULL) and fills res. With
- * keep_good, a failing run does not replace a stored successful one
- * (stale-if-error).
+ * Runs the command (recording when s is non-NULL) and fills res; lk, the
+ * run lock held (or NULL), is renewed while it runs. With keep_good, a
+ * failing run does not replace a stored successful one (stale-if-error).
  */
-static void run_command(struct cdo_job *j, struct cdo_store *s,
+static void run_command(struct cdo_job *j, struct cdo_store *s, void *lk,
                         struct cdo_result *res, int keep_good)
 {
   const struct cdo_config *c = j->cfg;
@@ -353,6 +377,8 @@ static void run_command(struct cdo_job *j, struct cdo_store *s,
   }
   rn->job = j;
   rn->spool = -1;
+  rn->store = s;
+  rn->lock = lk;
   rn->max_output = c->max_output;
   cdo__sum_init(&rn->sum);
   if (s != NULL) {
@@ -552,7 +578,7 @@ static void start_refresh(struct cdo_job *j)
     if (cdo__store_lookup(s, &j->key, &b, &m, &joff) == CDO__STALE)
       good = m.exit_status == 0;
     cdo__blob_free(b);
-    run_command(j, s, &res, good);
+    run_command(j, s, lk, &res, good);
   }
   cdo__store_unlock(s, &j->key, lk);
   cdo_store_close(s);
@@ -629,7 +655,7 @@ int cdo_job_run(struct cdo_job *j, struct cdo_store *s, struct cdo_result *res)
   }
   if (s != NULL && j->cfg->verbose)
     explain_miss(j, s, res);
-  run_command(j, s, res, 0);
+  run_command(j, s, lk, res, 0);
   if (s != NULL) {
     cdo__store_record(s, &j->key, res->outcome, 0, 0);
     if (res->outcome == CDO_MISS_STORED)

@@ -731,7 +731,7 @@ static int list_one(struct dir_store *d, int at, const char *name,
   struct cdo__meta m;
   struct stat st;
   struct footer f;
-  uint64_t joff;
+  uint64_t joff, b_size;
   char *argv;
   int fd, r;
 
@@ -741,7 +741,8 @@ static int list_one(struct dir_store *d, int at, const char *name,
   fd = open_file(at, name, &st, &f);
   if (fd < 0)
     return fd == CDO__ERR(ENOMEM) ? fd : 0; /* gone or corrupt: not listed */
-  b = cdo__blob_from_fd(fd, entry_size((uint64_t)st.st_size, &f));
+  b_size = entry_size((uint64_t)st.st_size, &f);
+  b = cdo__blob_from_fd(fd, b_size);
   if (b == NULL)
     return CDO__ERR(ENOMEM);
   r = cdo__entry_peek(b, &m, &argv, &joff);
@@ -764,7 +765,7 @@ static int list_one(struct dir_store *d, int at, const char *name,
   e->created_ms = m.created_ms;
   e->expires_ms = f.expires_ms;
   e->duration_ms = m.duration_ms;
-  e->size = (uint64_t)st.st_size;
+  e->size = b_size;
   e->exit_status = m.exit_status;
   e->command = argv;
   return 0;
@@ -801,13 +802,15 @@ static int stats_one(struct dir_store *d, int at, const char *name,
 {
   struct cdo_stats *st = ud;
   struct stat sb;
+  struct footer f;
+  int fd;
 
   (void)d;
-  if (kind == ENTRY && fstatat(at, name, &sb, AT_SYMLINK_NOFOLLOW) == 0 &&
-      S_ISREG(sb.st_mode)) {
-    st->entries++;
-    st->bytes += (uint64_t)sb.st_size;
-  }
+  if (kind != ENTRY || (fd = open_file(at, name, &sb, &f)) < 0)
+    return 0;
+  close(fd);
+  st->entries++;
+  st->bytes += entry_size((uint64_t)sb.st_size, &f);
   return 0;
 }
 

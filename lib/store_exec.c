@@ -257,6 +257,30 @@ static int pid_fd(pid_t pid)
 #endif
 }
 
+extern char **environ;
+
+/*
+ * The environment plus assign ("NAME=VALUE", replacing any NAME there);
+ * the caller frees the array only. NULL on ENOMEM.
+ */
+static char **env_with(const char *assign)
+{
+  size_t n = 0, i, j = 0, len = strcspn(assign, "=") + 1;
+  char **env;
+
+  while (environ[n] != NULL)
+    n++;
+  env = malloc((n + 2) * sizeof(*env));
+  if (env == NULL)
+    return NULL;
+  for (i = 0; i < n; i++)
+    if (strncmp(environ[i], assign, len) != 0)
+      env[j++] = environ[i];
+  env[j++] = (char *)assign;
+  env[j] = NULL;
+  return env;
+}
+
 /* Makes fd (or /dev/null when fd < 0) the child's descriptor to. */
 static int redirect(int fd, int to, int flags)
 {
@@ -279,7 +303,7 @@ static int redirect(int fd, int to, int flags)
  * Returns 0 with *pid set, or -errno when it cannot be run.
  */
 static int spawn_helper(struct exec_store *x, int in, int out,
-                        const sigset_t *mask, pid_t *pid)
+                        const sigset_t *mask, char **envp, pid_t *pid)
 {
   pid_t parent = getpid();
   int errp[2], e = 0;
@@ -302,7 +326,7 @@ static int spawn_helper(struct exec_store *x, int in, int out,
 #endif
     if (redirect(in, 0, O_RDONLY) == 0 && redirect(out, 1, O_WRONLY) == 0) {
       sigprocmask(SIG_SETMASK, mask, NULL);
-      execv(x->path, x->argv);
+      execve(x->path, x->argv, envp);
     }
     e = errno;
     if (write(errp[1], &e, sizeof(e)) < 0)
@@ -479,6 +503,7 @@ static int call_helper(struct exec_store *x, struct call *c, const char *key,
                        const char *arg)
 {
   int inp[2] = {-1, -1}, outp[2] = {-1, -1}, pfd = -1, st, r;
+  char size[48], **envp = environ;
   sigset_t pipe_set, old;
   pid_t pid = -1;
   size_t i = x->argc;
@@ -492,6 +517,16 @@ static int call_helper(struct exec_store *x, struct call *c, const char *key,
   c->status = -1;
   c->out_len = 0;
   r = c->src ? pipe_cloexec(inp) : 0;
+  if (r == 0 && c->src) {
+    /* So the helper can tell a whole entry from one cut short. */
+    cdo__fmt(size, sizeof(size), "CACHEDO_ENTRY_SIZE=%llu",
+             (unsigned long long)cdo__src_size(c->src));
+    envp = env_with(size);
+    if (envp == NULL) {
+      envp = environ;
+      r = CDO__ERR(ENOMEM);
+    }
+  }
   if (r == 0 && c->out >= 0)
     r = pipe_cloexec(outp);
   if (r == 0 && inp[1] >= 0)
@@ -499,7 +534,7 @@ static int call_helper(struct exec_store *x, struct call *c, const char *key,
   if (r == 0 && outp[0] >= 0)
     r = set_nonblock(outp[0]);
   if (r < 0) {
-    call_fail(x, c, r, "cannot make a pipe: %s", cdo_strerror(r));
+    call_fail(x, c, r, "cannot start it: %s", cdo_strerror(r));
     goto fail;
   }
   /*
@@ -509,7 +544,10 @@ static int call_helper(struct exec_store *x, struct call *c, const char *key,
   sigemptyset(&pipe_set);
   sigaddset(&pipe_set, SIGPIPE);
   sigprocmask(SIG_BLOCK, &pipe_set, &old);
-  r = spawn_helper(x, inp[0], outp[1], &old, &pid);
+  r = spawn_helper(x, inp[0], outp[1], &old, envp, &pid);
+  if (envp != environ)
+    free(envp);
+  envp = environ;
   if (inp[0] >= 0)
     close(inp[0]);
   if (outp[1] >= 0)
@@ -553,6 +591,8 @@ static int call_helper(struct exec_store *x, struct call *c, const char *key,
   c->status = WEXITSTATUS(st);
   return 0;
 fail:
+  if (envp != environ)
+    free(envp);
   for (i = 0; i < 2; i++) {
     if (inp[i] >= 0)
       close(inp[i]);

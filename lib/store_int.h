@@ -95,6 +95,12 @@ struct cdo__store_ops {
   int (*lock)(struct cdo_store *s, const struct cdo__key *k, int64_t wait_ms,
               void **lk);
   void (*unlock)(struct cdo_store *s, const struct cdo__key *k, void *lk);
+  /*
+   * For locks that are leases: extends lk to a full lease again; the
+   * runner calls it every 10 s while the command runs. 0, or
+   * CDO__ERR(ENOLCK) when the lock was lost. NULL: locks need no renewal.
+   */
+  int (*renew)(struct cdo_store *s, const struct cdo__key *k, void *lk);
   /* Where the default flock(2) lock files live; NULL: a per-user runtime
    * directory. */
   const char *(*lock_dir)(struct cdo_store *s);
@@ -137,13 +143,6 @@ extern const struct cdo__store_ops cdo__store_redis_tcp;
 extern const struct cdo__store_ops cdo__store_redis_unix;
 extern const struct cdo__store_ops cdo__store_exec;
 
-/*
- * Extends a Redis run lock taken by ops->lock to a full lease again; call it
- * well within the lease while the command runs. 0, or CDO__ERR(ENOLCK) when
- * the lock was lost (expired and taken by another).
- */
-int cdo__redis_lock_renew(struct cdo_store *s, const struct cdo__key *k,
-                          void *lk);
 
 /* ---- the front end's internal API, for run.c ---------------------------- */
 
@@ -177,6 +176,9 @@ int cdo__store_lock(struct cdo_store *s, const struct cdo__key *k,
 void cdo__store_unlock(struct cdo_store *s, const struct cdo__key *k,
                        void *lk);
 long cdo__store_lock_holder(struct cdo_store *s, const struct cdo__key *k);
+/* Extends a lease lock (ops->renew); 0 for locks that need no renewal. */
+int cdo__store_lock_renew(struct cdo_store *s, const struct cdo__key *k,
+                          void *lk);
 
 /*
  * Counts one run for --stats (stats.c): outcome; saved_ms, for a hit or a

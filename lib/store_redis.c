@@ -260,26 +260,6 @@ static int check_unix(const char *rest, char *err, size_t errlen)
   return r;
 }
 
-/* Replaces the password in the URL url (in place) by asterisks. */
-static void mask_password(char *url)
-{
-  char *a = url + sizeof("redis://") - 1, *end, *at = NULL, *colon, *p;
-  size_t n, stars;
-
-  if (strncmp(url, "redis://", 8) != 0)
-    return;
-  end = a + strcspn(a, "/");
-  for (p = a; p < end; p++)
-    if (*p == '@')
-      at = p;
-  if (at == NULL || (colon = memchr(a, ':', (size_t)(at - a))) == NULL)
-    return;
-  n = (size_t)(at - colon - 1);
-  stars = n < 3 ? n : 3;
-  memset(colon + 1, '*', stars);
-  memmove(colon + 1 + stars, at, strlen(at) + 1);
-}
-
 /* ---- connections, failures and the breaker --------------------------------- */
 
 static struct timeval ms_tv(int64_t ms)
@@ -520,7 +500,7 @@ static int redis_open(struct cdo_store *s, const char *rest)
 
   rc = unix_sock ? parse_unix(rest, &u, s->errmsg, sizeof(s->errmsg))
                  : parse_tcp(rest, &u, s->errmsg, sizeof(s->errmsg));
-  mask_password(s->url); /* rest points into it: parsed first */
+  cdo__url_mask(s->url); /* rest points into it: parsed first */
   r->host = u.host;
   r->path = u.path;
   r->user = u.user;
@@ -1499,8 +1479,8 @@ static void redis_unlock(struct cdo_store *s, const struct cdo__key *k,
   free(l);
 }
 
-int cdo__redis_lock_renew(struct cdo_store *s, const struct cdo__key *k,
-                          void *lk)
+static int redis_renew(struct cdo_store *s, const struct cdo__key *k,
+                       void *lk)
 {
   struct redis_store *r = rs(s);
   struct redis_lock *l = lk;
@@ -1531,6 +1511,7 @@ int cdo__redis_lock_renew(struct cdo_store *s, const struct cdo__key *k,
     .get = redis_get, .put = redis_put, .del = redis_del,                      \
     .clear = redis_clear, .list = redis_list, .stats = redis_stats,            \
     .gc = redis_gc, .lock = redis_lock, .unlock = redis_unlock,                \
+    .renew = redis_renew,                                                      \
     .count = redis_count, .zero_stats = redis_zero_stats,                      \
   }
 

@@ -92,7 +92,14 @@ static int init_schema(struct sqlite_store *q)
   sqlite3_stmt *st = NULL;
   int version = -1, r;
 
-  r = exec(q, "BEGIN IMMEDIATE");
+  /*
+   * Large pages: a 1 MiB chunk is then 16 overflow pages rather than 256,
+   * which makes reading a large entry several times faster. Only takes
+   * effect while the database is still empty.
+   */
+  r = exec(q, "PRAGMA page_size = 65536");
+  if (r == 0)
+    r = exec(q, "BEGIN IMMEDIATE");
   if (r < 0)
     return r;
   r = prepare(q, "PRAGMA user_version", &st);
@@ -290,6 +297,8 @@ static int sqlite_get(struct cdo_store *s, const struct cdo__key *k,
       r = CDO__ERR(ENOMEM);
       goto out;
     }
+    /* Let large reads come from the page cache by mmap, not pread. */
+    exec(q, "PRAGMA mmap_size = 1073741824");
     cr->q = q;
     cr->st = st;
     cr->base = blob * 65536;

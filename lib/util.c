@@ -201,3 +201,23 @@ void cdo_format_size(uint64_t n, char *buf, size_t len)
   }
   cdo__fmt(buf, len, v < 10 ? "%.1f %s" : "%.0f %s", v, unit[i]);
 }
+
+void cdo__url_mask(char *url)
+{
+  char *a = strstr(url, "://"), *end, *at = NULL, *colon, *p;
+  size_t n, stars;
+
+  if (a == NULL)
+    return;
+  a += 3;
+  end = a + strcspn(a, "/");
+  for (p = a; p < end; p++)
+    if (*p == '@')
+      at = p;
+  if (at == NULL || (colon = memchr(a, ':', (size_t)(at - a))) == NULL)
+    return;
+  n = (size_t)(at - colon - 1);
+  stars = n < 3 ? n : 3;
+  memset(colon + 1, '*', stars);
+  memmove(colon + 1 + stars, at, strlen(at) + 1);
+}

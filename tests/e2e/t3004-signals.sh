@@ -39,6 +39,26 @@ for sig in TERM INT HUP QUIT; do
 	'
 done
 
+command -v script >/dev/null && test_set_prereq SCRIPT
+
+# Ctrl-C on a terminal signals the whole foreground process group: the
+# command gets it from the terminal, and cachedo must not send a second one.
+test_expect_success SCRIPT 'Ctrl-C on a terminal reaches the command once; nothing stored' '
+	mkdir tty &&
+	cd tty &&
+	: >armed.INT &&
+	{
+		{ wait_for ready.INT && printf "\003"; } |
+			timeout 20 script -qec "cachedo counted ttyint trapper INT" /dev/null ||
+			:
+	} >/dev/null &&
+	expect_lines 1 got.INT &&
+	rm armed.INT &&
+	cachedo counted ttyint trapper INT >out &&
+	expect_eq done "$(cat out)" &&
+	expect_count ttyint 2
+'
+
 test_expect_success 'cachedo opens no descriptor that the command inherits' '
 	ls /proc/self/fd >expect &&
 	cachedo counted fds ls /proc/self/fd >out &&

@@ -242,16 +242,16 @@ test_expect_success 'a damaged usage file is skipped, not fatal' '
 test_expect_success '-v says why a miss missed: the differing variable' '
 	cachedo --clear &&
 	FOO=valueAAA cachedo -v counted why 2>err1 >/dev/null &&
-	expect_grep "miss: no entry of this command was stored before" err1 &&
+	expect_grep "^cachedo: miss.*no entry of this command was stored before" err1 &&
 	FOO=valueBBB cachedo -v counted why 2>err2 >/dev/null &&
-	expect_grep "miss: the nearest entry of this command was stored .* ago; 1 component differs" err2 &&
-	expect_grep "miss: env FOO: another value" err2 &&
+	expect_grep "^cachedo: miss.*stored .* ago; 1 component differs" err2 &&
+	expect_grep "env FOO: another value" err2 &&
 	expect_no_grep -e valueAAA -e valueBBB err2 &&
 	cachedo -v counted why 2>err3 >/dev/null &&
-	expect_grep "miss: env FOO: unset or not hashed now, set then" err3 &&
+	expect_grep "env FOO: unset or not hashed now, set then" err3 &&
 	FOO=valueBBB cachedo -v counted why 2>err4 >/dev/null &&
 	expect_grep "hit" err4 &&
-	expect_no_grep "miss:" err4 &&
+	expect_no_grep "miss" err4 &&
 	expect_count why 3
 '
 
@@ -259,12 +259,12 @@ test_expect_success '-v says why a miss missed: cwd, file, expiry' '
 	mkdir -p d1 d2 &&
 	(cd d1 && cachedo -v counted where >/dev/null 2>&1) &&
 	(cd d2 && cachedo -v counted where 2>../err >/dev/null) &&
-	expect_grep "miss: cwd another working directory" err &&
+	expect_grep "^cachedo: miss.*cwd another working directory" err &&
 	echo 1 >input &&
 	cachedo --file input counted filed >/dev/null &&
 	echo 2 >input &&
 	cachedo -v --file input counted filed 2>err >/dev/null &&
-	expect_grep "miss: file input: other contents" err &&
+	expect_grep "^cachedo: miss.*file input: other contents" err &&
 	cachedo --ttl 1ms counted brief >/dev/null &&
 	sleep 0.01 &&
 	cachedo -v --ttl 1ms counted brief 2>err >/dev/null &&
