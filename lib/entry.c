@@ -308,59 +308,54 @@ static int walk_done(const struct walk *w)
   return w->left == 0 && w->hdr_n == 0 ? 0 : CDO_ECORRUPT;
 }
 
-/* Maps an fd blob for reading; NULL when it cannot (the caller reads). */
-static const unsigned char *map_blob(struct cdo__blob *b, void **base,
-                                     size_t *maplen)
-{
-  long page = sysconf(_SC_PAGESIZE);
-  uint64_t start = b->off & ~(uint64_t)(page - 1);
-  void *p;
-
-  if (b->fd < 0 || b->size < 65536 || b->size > SIZE_MAX / 2)
-    return NULL;
-  *maplen = (size_t)(b->off - start + b->size);
-  p = mmap(NULL, *maplen, PROT_READ, MAP_PRIVATE, b->fd, (off_t)start);
-  if (p == MAP_FAILED)
-    return NULL;
-  madvise(p, *maplen, MADV_SEQUENTIAL);
-  *base = p;
-  return (const unsigned char *)p + (b->off - start);
-}
-
 /*
- * Feeds the journal, [off, off + len) of b, through walker w, and its bytes
- * through sum s when s is non-NULL.
+ * Feeds [off, off + len) of b through walker w, and through sum s when s is
+ * non-NULL. Files are mapped a window at a time (mapped pages count in the
+ * resident set, which stays bounded whatever the entry's size); other blobs
+ * are read in pieces.
  */
+#define WINDOW ((uint64_t)32 << 20)
+
 static int walk_blob(struct cdo__blob *b, uint64_t off, uint64_t len,
                      struct walk *w, struct cdo__sum *s)
 {
-  const unsigned char *p = b->mem ? b->mem : NULL;
-  void *base = NULL;
-  size_t maplen = 0;
-  unsigned char *buf;
+  uint64_t page = (uint64_t)sysconf(_SC_PAGESIZE);
+  unsigned char *buf = NULL;
   int r = 0;
 
-  if (p == NULL)
-    p = map_blob(b, &base, &maplen);
-  if (p != NULL) {
+  if (b->mem != NULL) {
     if (s)
-      cdo__sum_update(s, p + off, (size_t)len);
-    r = walk_feed(w, p + off, (size_t)len);
-    if (base)
-      munmap(base, maplen);
-    return r;
+      cdo__sum_update(s, b->mem + off, (size_t)len);
+    return walk_feed(w, b->mem + off, (size_t)len);
   }
-  buf = malloc(1 << 20);
-  if (buf == NULL)
-    return CDO__ERR(ENOMEM);
   while (r == 0 && len > 0) {
-    size_t n = len < (1 << 20) ? (size_t)len : (1 << 20);
+    uint64_t n = len < WINDOW ? len : WINDOW;
+    const unsigned char *p = NULL;
+    void *map = MAP_FAILED;
+    uint64_t start = 0;
 
-    r = cdo__blob_read(b, buf, n, off);
+    if (b->fd >= 0 && n >= 65536) {
+      start = (b->off + off) & ~(page - 1);
+      map = mmap(NULL, (size_t)(b->off + off - start + n), PROT_READ,
+                 MAP_PRIVATE, b->fd, (off_t)start);
+      if (map != MAP_FAILED) {
+        madvise(map, (size_t)(b->off + off - start + n), MADV_SEQUENTIAL);
+        p = (const unsigned char *)map + (b->off + off - start);
+      }
+    }
+    if (p == NULL) {
+      if (buf == NULL && (buf = malloc(1 << 20)) == NULL)
+        return CDO__ERR(ENOMEM);
+      n = n < (1 << 20) ? n : (1 << 20);
+      r = cdo__blob_read(b, buf, (size_t)n, off);
+      p = buf;
+    }
     if (r == 0 && s)
-      cdo__sum_update(s, buf, n);
+      cdo__sum_update(s, p, (size_t)n);
     if (r == 0)
-      r = walk_feed(w, buf, n);
+      r = walk_feed(w, p, (size_t)n);
+    if (map != MAP_FAILED)
+      munmap(map, (size_t)(b->off + off - start + n));
     off += n;
     len -= n;
   }

@@ -297,8 +297,6 @@ static int sqlite_get(struct cdo_store *s, const struct cdo__key *k,
       r = CDO__ERR(ENOMEM);
       goto out;
     }
-    /* Let large reads come from the page cache by mmap, not pread. */
-    exec(q, "PRAGMA mmap_size = 1073741824");
     cr->q = q;
     cr->st = st;
     cr->base = blob * 65536;

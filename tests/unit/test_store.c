@@ -385,9 +385,17 @@ static void make_entry(struct unit_entry *e, const char *word, uint64_t size,
     assert_int_equal(unit_entry_size(e), size);
 }
 
-/* Stores e under k as the runner would, with the writer's ttl and scope. */
+/* Sets the scope of the invocation (NULL: none), as --scope does. */
+static void use_scope(struct suite *su, const char *scope)
+{
+  free(su->cfg.scope);
+  su->cfg.scope = scope ? strdup(scope) : NULL;
+  assert_true(scope == NULL || su->cfg.scope != NULL);
+}
+
+/* Stores e under k as the runner would, with the writer's ttl. */
 static int put(struct suite *su, const struct cdo__key *k,
-               const struct unit_entry *e, int64_t ttl_ms, const char *scope)
+               const struct unit_entry *e, int64_t ttl_ms)
 {
   struct cdo__put_info info;
 
@@ -396,16 +404,15 @@ static int put(struct suite *su, const struct cdo__key *k,
   info.duration_ms = e->meta.duration_ms;
   info.exit_status = e->meta.exit_status;
   info.command = e->command;
-  info.scope = scope;
+  info.scope = su->cfg.scope;
   return cdo__store_put(su->store, k, &e->src, &info);
 }
 
 /* put, which must succeed. */
 static void put_ok(struct suite *su, const struct cdo__key *k,
-                   const struct unit_entry *e, int64_t ttl_ms,
-                   const char *scope)
+                   const struct unit_entry *e, int64_t ttl_ms)
 {
-  int r = put(su, k, e, ttl_ms, scope);
+  int r = put(su, k, e, ttl_ms);
 
   if (r < 0)
     fail_msg("put: %d: %s", r, cdo_store_errmsg(su->store));
@@ -540,7 +547,7 @@ static void put_then_lookup(void **state)
     cdo__fmt(word, sizeof(word), "size-%zu", i);
     make_key(&k, word);
     make_entry(&e, word, sizes[i], 0, cdo__now_ms());
-    put_ok(su, &k, &e, 60 * SEC, NULL);
+    put_ok(su, &k, &e, 60 * SEC);
     assert_fresh(su, &k, &e);
     assert_miss(su, &other);
     unit_entry_release(&e);
@@ -557,11 +564,11 @@ static void overwrite_replaces(void **state)
   make_key(&k, "k");
   make_entry(&a, "first", 3000, 0, cdo__now_ms() - SEC);
   make_entry(&b, "second", 200000, 3, cdo__now_ms());
-  put_ok(su, &k, &a, 60 * SEC, NULL);
-  put_ok(su, &k, &b, 60 * SEC, NULL);
+  put_ok(su, &k, &a, 60 * SEC);
+  put_ok(su, &k, &b, 60 * SEC);
   assert_fresh(su, &k, &b);
   assert_int_equal(count_entries(su), 1);
-  put_ok(su, &k, &a, 60 * SEC, NULL);
+  put_ok(su, &k, &a, 60 * SEC);
   assert_fresh(su, &k, &a);
   assert_int_equal(count_entries(su), 1);
   unit_entry_release(&a);
@@ -577,8 +584,8 @@ static void del_removes(void **state)
   make_key(&k1, "one");
   make_key(&k2, "two");
   make_entry(&e, "x", 500, 0, cdo__now_ms());
-  put_ok(su, &k1, &e, 60 * SEC, NULL);
-  put_ok(su, &k2, &e, 60 * SEC, NULL);
+  put_ok(su, &k1, &e, 60 * SEC);
+  put_ok(su, &k2, &e, 60 * SEC);
   unit_ok(cdo__store_del(su->store, &k1));
   assert_miss(su, &k1);
   assert_fresh(su, &k2, &e);
@@ -597,12 +604,17 @@ static void clear_removes_all(void **state)
   make_entry(&e, "x", 2 << 20, 0, cdo__now_ms());
   for (i = 0; i < 3; i++) {
     make_key(&k[i], i == 0 ? "a" : i == 1 ? "b" : "c");
-    put_ok(su, &k[i], &e, 60 * SEC, i == 1 ? "scope" : NULL);
+    use_scope(su, i == 1 ? "scope" : NULL);
+    put_ok(su, &k[i], &e, 60 * SEC);
   }
+  use_scope(su, NULL);
   assert_int_equal(count_entries(su), 3);
-  unit_ok(cdo_store_clear(su->store));
-  for (i = 0; i < 3; i++)
+  unit_ok(cdo_store_clear(su->store)); /* no scope: every entry goes */
+  for (i = 0; i < 3; i++) {
+    use_scope(su, i == 1 ? "scope" : NULL);
     assert_miss(su, &k[i]);
+  }
+  use_scope(su, NULL);
   assert_int_equal(count_entries(su), 0);
   unit_entry_release(&e);
 }
@@ -611,20 +623,25 @@ static void clear_scope_keeps_others(void **state)
 {
   struct suite *su = begin(state);
   struct unit_entry e;
-  struct cdo__key a, b, none;
-  char err[200];
+  struct cdo__key a, ab, none;
 
+  /* Each entry is written and read under its own scope, as by cachedo. */
   make_key(&a, "in a");
-  make_key(&b, "in b");
+  make_key(&ab, "in ab");
   make_key(&none, "in none");
   make_entry(&e, "x", 1000, 0, cdo__now_ms());
-  put_ok(su, &a, &e, 60 * SEC, "a");
-  put_ok(su, &b, &e, 60 * SEC, "b");
-  put_ok(su, &none, &e, 60 * SEC, NULL);
-  unit_ok(cdo_config_set(&su->cfg, "scope", "a", err, sizeof(err)));
+  use_scope(su, "a");
+  put_ok(su, &a, &e, 60 * SEC);
+  use_scope(su, "ab"); /* a scope that merely starts like "a" */
+  put_ok(su, &ab, &e, 60 * SEC);
+  use_scope(su, NULL);
+  put_ok(su, &none, &e, 60 * SEC);
+  use_scope(su, "a");
   unit_ok(cdo_store_clear(su->store));
   assert_miss(su, &a);
-  assert_fresh(su, &b, &e);
+  use_scope(su, "ab");
+  assert_fresh(su, &ab, &e);
+  use_scope(su, NULL);
   assert_fresh(su, &none, &e);
   assert_int_equal(count_entries(su), 2);
   unit_entry_release(&e);
@@ -641,8 +658,8 @@ static void ttl_is_the_readers(void **state)
   make_key(&kf, "future");
   make_entry(&e, "x", 800, 0, cdo__now_ms() - 10 * SEC);
   make_entry(&future, "y", 800, 0, cdo__now_ms() + 3600 * SEC);
-  put_ok(su, &k, &e, 3600 * SEC, NULL);
-  put_ok(su, &kf, &future, 3600 * SEC, NULL);
+  put_ok(su, &k, &e, 3600 * SEC);
+  put_ok(su, &kf, &future, 3600 * SEC);
   su->cfg.ttl_ms = 60 * SEC;
   assert_fresh(su, &k, &e);
   su->cfg.ttl_ms = 5 * SEC;
@@ -664,8 +681,8 @@ static void fail_ttl_for_failures(void **state)
   make_key(&ko, "ok");
   make_entry(&failed, "x", 800, 1, cdo__now_ms() - 10 * SEC);
   make_entry(&ok, "y", 800, 0, cdo__now_ms() - 10 * SEC);
-  put_ok(su, &kf, &failed, 3600 * SEC, NULL);
-  put_ok(su, &ko, &ok, 3600 * SEC, NULL);
+  put_ok(su, &kf, &failed, 3600 * SEC);
+  put_ok(su, &ko, &ok, 3600 * SEC);
   su->cfg.ttl_ms = 60 * SEC;
   su->cfg.fail_ttl_ms = -1; /* the same as the TTL */
   assert_fresh(su, &kf, &failed);
@@ -689,7 +706,7 @@ static void stale_window(void **state)
 
   make_key(&k, "stale");
   make_entry(&e, "x", 5000, 0, cdo__now_ms() - 10 * SEC);
-  put_ok(su, &k, &e, 3600 * SEC, NULL);
+  put_ok(su, &k, &e, 3600 * SEC);
   su->cfg.ttl_ms = 5 * SEC;
   su->cfg.stale_ms = 0;
   assert_miss(su, &k);
@@ -715,7 +732,7 @@ static void second_handle_shares(void **state)
   make_entry(&e, "x", 3 << 20, 0, cdo__now_ms());
   if (cdo_store_open(&other, &su->cfg, err, sizeof(err)) < 0)
     fail_msg("%s", err);
-  put_ok(su, &k, &e, 60 * SEC, NULL);
+  put_ok(su, &k, &e, 60 * SEC);
   su->store = other;
   assert_fresh(su, &k, &e);
   unit_ok(cdo__store_del(other, &k));
@@ -740,13 +757,13 @@ static void failed_put_stores_nothing(void **state)
 
   make_key(&k, "k");
   make_entry(&old, "old", 1000, 0, cdo__now_ms());
-  put_ok(su, &k, &old, 60 * SEC, NULL);
+  put_ok(su, &k, &old, 60 * SEC);
   for (i = 0; i < CDO__ARRAY_SIZE(sizes); i++) {
     make_key(&fresh, i == 0 ? "f0" : i == 1 ? "f1" : "f2");
     make_entry(&e, "x", sizes[i], 0, cdo__now_ms());
     assert_int_equal(ftruncate(e.fd, (off_t)(e.src.fd_len * 9 / 10)), 0);
-    assert_true(put(su, &k, &e, 60 * SEC, NULL) < 0);
-    assert_true(put(su, &fresh, &e, 60 * SEC, NULL) < 0);
+    assert_true(put(su, &k, &e, 60 * SEC) < 0);
+    assert_true(put(su, &fresh, &e, 60 * SEC) < 0);
     assert_miss(su, &fresh);
     assert_fresh(su, &k, &old);
     assert_int_equal(count_entries(su), 1);
@@ -764,7 +781,7 @@ static void large_entry(void **state)
 
   make_key(&k, "large");
   make_entry(&e, "large", (uint64_t)40 << 20, 0, cdo__now_ms());
-  put_ok(su, &k, &e, 60 * SEC, NULL);
+  put_ok(su, &k, &e, 60 * SEC);
   assert_fresh(su, &k, &e);
   unit_entry_release(&e);
 }
@@ -799,7 +816,7 @@ static void corrupt_is_a_miss(void **state)
   make_key(&k, "victim");
   make_key(&other, "bystander");
   make_entry(&keep, "keep", 1000, 0, cdo__now_ms());
-  put_ok(su, &other, &keep, 3600 * SEC, NULL);
+  put_ok(su, &other, &keep, 3600 * SEC);
   for (i = 0; i < CDO__ARRAY_SIZE(cases); i++) {
     struct unit_entry e;
     uint64_t off;
@@ -807,7 +824,7 @@ static void corrupt_is_a_miss(void **state)
     make_entry(&e, "x", cases[i].size, 0, cdo__now_ms());
     off = cases[i].off < 0 ? cases[i].size - (uint64_t)-cases[i].off
                            : (uint64_t)cases[i].off;
-    put_ok(su, &k, &e, 3600 * SEC, NULL);
+    put_ok(su, &k, &e, 3600 * SEC);
     assert_int_equal(count_entries(su), 2);
     if (su->be->damage(su->url, &k, cases[i].how, off) < 0)
       fail_msg("case %zu: cannot damage the entry", i);
@@ -833,8 +850,8 @@ static void gc_removes_expired(void **state)
   make_key(&ky, "young");
   make_entry(&old, "old", 700, 0, cdo__now_ms() - 10 * SEC);
   make_entry(&young, "young", 700, 0, cdo__now_ms());
-  put_ok(su, &ko, &old, 5 * SEC, NULL); /* expired 5 s ago */
-  put_ok(su, &ky, &young, 3600 * SEC, NULL);
+  put_ok(su, &ko, &old, 5 * SEC); /* expired 5 s ago */
+  put_ok(su, &ky, &young, 3600 * SEC);
   /*
    * Past the writer's expiry an entry is garbage: a backend may drop it by
    * itself (a Redis TTL); one that kept it serves a long-TTL reader until
@@ -869,7 +886,7 @@ static void list_reports_entries(void **state)
     cdo__fmt(word, sizeof(word), "w%zu", i);
     make_key(&k[i], word);
     make_entry(&e[i], word, 1000 + 100 * i, (int)i, t0 + (int64_t)i * SEC);
-    put_ok(su, &k[i], &e[i], (int64_t)(i + 1) * 3600 * SEC, NULL);
+    put_ok(su, &k[i], &e[i], (int64_t)(i + 1) * 3600 * SEC);
     bytes += unit_entry_size(&e[i]);
   }
   unit_ok(cdo_store_list(su->store, collect, &l));
