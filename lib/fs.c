@@ -85,9 +85,13 @@ int cdo__dir_check(const char *path, char *err, size_t errlen)
 
 int cdo__mkdir_private(const char *path, char *err, size_t errlen)
 {
-  char *p = strdup(path);
+  char *p;
   size_t i, n;
+  int r = cdo__dir_check(path, err, errlen);
 
+  if (r != CDO__ERR(ENOENT))
+    return r; /* the usual case: it exists (and is safe, or is refused) */
+  p = strdup(path);
   if (p == NULL)
     return CDO__ERR(ENOMEM);
   n = strlen(p);
