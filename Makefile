@@ -23,7 +23,7 @@ ifdef SANITIZE
 STATIC = 0
 endif
 STATIC ?= 1
-TEST_BACKENDS ?= sqlite
+TEST_BACKENDS ?= sqlite dir mem
 
 WARNINGS = -Wall -Wextra -Wshadow -Wmissing-prototypes -Wstrict-prototypes \
            -Wvla -Wformat=2

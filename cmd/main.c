@@ -8,6 +8,7 @@
 #define _GNU_SOURCE
 #endif
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -704,6 +705,27 @@ static void exit_like(const struct cdo_result *res)
   exit(res->exit_status);
 }
 
+/*
+ * Opens /dev/null on any of fds 0, 1 and 2 that are closed, so that none of
+ * cachedo's own files (a database, a spool, an event loop) can land there
+ * and receive the command's output.
+ */
+static void sanitize_stdfds(void)
+{
+  int fd;
+
+  for (fd = 0; fd <= 2; fd++) {
+    if (fcntl(fd, F_GETFD) < 0 && errno == EBADF) {
+      int n = open("/dev/null", fd == 0 ? O_RDONLY : O_WRONLY);
+
+      if (n >= 0 && n != fd) { /* a lower fd was free: cannot happen */
+        dup2(n, fd);
+        close(n);
+      }
+    }
+  }
+}
+
 int main(int argc, char **argv)
 {
   struct cli cli = {0};
@@ -714,6 +736,7 @@ int main(int argc, char **argv)
   char err[800];
   int r;
 
+  sanitize_stdfds();
   signal(SIGPIPE, on_sigpipe);
   cdo_config_init(&cfg);
   if (parse_args(&cli, argc, argv) < 0)

@@ -95,7 +95,8 @@ int cdo_config_set(struct cdo_config *c, const char *name, const char *value,
                    char *err, size_t errlen);
 
 /*
- * Applies the CACHEDO_* variables of envp. On a bad value returns
+ * Applies the CACHEDO_* variables of envp (NULL: the environment). On a
+ * bad value returns
  * CDO_EBADVALUE with err holding the whole message, naming the variable.
  */
 int cdo_config_load_env(struct cdo_config *c, char *const envp[], char *err,

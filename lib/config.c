@@ -62,8 +62,8 @@ static const char *const expected[] = {
     [T_DURATION] = "a duration like 0, 30s, 500ms, 5m (units ms s m h d w)",
     [T_SIZE] = "a size like 1048576, 64K, 256M, 2G",
     [T_STRING] = "a non-empty name",
-    [T_URL] = "a cache URL such as sqlite:PATH, dir:PATH, mem:, "
-              "redis://HOST or exec:PROGRAM",
+    [T_URL] = ("a cache URL such as sqlite:PATH, dir:PATH, mem:, "
+               "redis://HOST or exec:PROGRAM"),
     [T_LIST] = "a non-empty value",
     [T_BOOL] = "one of 1, 0, true, false, yes, no, on, off",
     [T_NOFAIL] = "one of 1, 0, true, false, yes, no, on, off",
@@ -264,16 +264,28 @@ int cdo_config_set(struct cdo_config *c, const char *name, const char *value,
   return apply(c, st, value, 0, err, errlen);
 }
 
+/* The value of variable name in envp (NULL: this process's environment). */
+static const char *env_get(char *const envp[], const char *name)
+{
+  size_t n = strlen(name);
+
+  if (envp == NULL)
+    return getenv(name);
+  for (; *envp != NULL; envp++)
+    if (strncmp(*envp, name, n) == 0 && (*envp)[n] == '=')
+      return *envp + n + 1;
+  return NULL;
+}
+
 int cdo_config_load_env(struct cdo_config *c, char *const envp[], char *err,
                         size_t errlen)
 {
   char why[300];
   size_t i;
 
-  (void)envp;
   for (i = 0; i < CDO__ARRAY_SIZE(settings); i++) {
     const struct setting *st = &settings[i];
-    const char *v = st->env ? getenv(st->env) : NULL;
+    const char *v = st->env ? env_get(envp, st->env) : NULL;
     int r;
 
     if (v == NULL || (*v == 0 && st->type != T_STRING))

@@ -406,6 +406,8 @@ static int replay_fd(struct cdo__blob *b, uint64_t off, uint64_t end)
       return r;
     fd = hdr[0];
     left = cdo__get32(hdr + 1);
+    if ((fd != CDO__STDOUT && fd != CDO__STDERR) || left + 5 > end - off)
+      return CDO_ECORRUPT; /* the file changed since it was verified */
     off += 5;
     pos = (off_t)(b->off + off);
     off += left;

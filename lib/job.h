@@ -22,6 +22,8 @@ struct cdo_job {
   int exe_status;               /* 0, or 126 / 127 when it cannot run */
   char *exe_err;                /* why, with exe_status */
   char *cwd;                    /* NULL with --no-cwd */
+  char *uncacheable;            /* why this job cannot use the cache, or
+                                   NULL (e.g. an unreadable working dir) */
   char **env;                   /* hashed "NAME=VALUE", sorted, NULL-ended */
   size_t n_env;
   struct cdo__file_digest *files;

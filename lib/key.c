@@ -203,13 +203,26 @@ static size_t name_len(const char *kv)
   return strcspn(kv, "=");
 }
 
-static int cmp_env(const void *a, const void *b)
+static int cmp_name_kv(const char *x, const char *y)
 {
-  const char *x = *(char *const *)a, *y = *(char *const *)b;
   size_t nx = name_len(x), ny = name_len(y);
   int c = memcmp(x, y, nx < ny ? nx : ny);
 
   return c ? c : (nx > ny) - (nx < ny);
+}
+
+/* A variable and its place in the environment, to sort by name, then place. */
+struct env_item {
+  char *kv;
+  size_t at;
+};
+
+static int cmp_env(const void *a, const void *b)
+{
+  const struct env_item *x = a, *y = b;
+  int c = cmp_name_kv(x->kv, y->kv);
+
+  return c ? c : (x->at > y->at) - (x->at < y->at);
 }
 
 static int matches_any(const struct cdo_strv *v, const char *name)
@@ -226,6 +239,7 @@ static int matches_any(const struct cdo_strv *v, const char *name)
 static int select_env(struct cdo_job *j, char *const envp[])
 {
   const struct cdo_config *c = j->cfg;
+  struct env_item *items;
   size_t n = 0, i, k;
   char name[256];
 
@@ -254,11 +268,19 @@ static int select_env(struct cdo_job *j, char *const envp[])
     if (!skip)
       j->env[j->n_env++] = envp[i];
   }
-  /* A stable sort keeps the first of duplicate names, as getenv() does. */
-  qsort(j->env, j->n_env, sizeof(char *), cmp_env);
+  /* Sorted by name; of duplicate names the first is kept, as getenv() does. */
+  items = malloc((j->n_env + 1) * sizeof(*items));
+  if (items == NULL)
+    return CDO__ERR(ENOMEM);
+  for (i = 0; i < j->n_env; i++) {
+    items[i].kv = j->env[i];
+    items[i].at = i;
+  }
+  qsort(items, j->n_env, sizeof(*items), cmp_env);
   for (i = k = 0; i < j->n_env; i++)
-    if (k == 0 || cmp_env(&j->env[k - 1], &j->env[i]) != 0)
-      j->env[k++] = j->env[i];
+    if (k == 0 || cmp_name_kv(j->env[k - 1], items[i].kv) != 0)
+      j->env[k++] = items[i].kv;
+  free(items);
   j->n_env = k;
   j->env[k] = NULL;
   return 0;
@@ -403,9 +425,14 @@ int cdo_job_new(struct cdo_job **out, const struct cdo_config *cfg,
   if (r == 0 && !cfg->no_cwd) {
     j->cwd = getcwd(NULL, 0);
     if (j->cwd == NULL) {
-      cdo__fmt(err, errlen, "cannot read the working directory: %s "
-               "(use --no-cwd to leave it out of the key)", strerror(errno));
-      r = CDO__ERR(errno);
+      /* The command can still run (it may not care), just not cached. */
+      char why[300];
+
+      cdo__fmt(why, sizeof(why), "cannot read the working directory: %s "
+               "(--no-cwd leaves it out of the key)", strerror(errno));
+      j->uncacheable = strdup(why);
+      if (j->uncacheable == NULL)
+        r = CDO__ERR(ENOMEM);
     }
   }
   if (r == 0)
@@ -434,6 +461,7 @@ void cdo_job_free(struct cdo_job *j)
   free(j->exe_real);
   free(j->exe_err);
   free(j->cwd);
+  free(j->uncacheable);
   free(j->env);
   free(j->files);
   if (j->stdin_fd >= 0)
@@ -486,7 +514,9 @@ void cdo_job_explain(const struct cdo_job *j, cdo_explain_fn fn, void *ud)
   else
     cdo__fmt(buf, sizeof(buf), "'%s' (not found)", j->argv[0]);
   fn(ud, "exe", buf);
-  fn(ud, "cwd", j->cwd ? j->cwd : "(not hashed: --no-cwd)");
+  fn(ud, "cwd", j->cwd ? j->cwd
+                       : j->uncacheable ? "(unreadable: not cacheable)"
+                                        : "(not hashed: --no-cwd)");
   if (j->cfg->no_env)
     fn(ud, "env", "(not hashed: --no-env)");
   for (i = 0; i < j->n_env; i++) {

@@ -627,6 +627,10 @@ int cdo_job_run(struct cdo_job *j, struct cdo_store *s, struct cdo_result *res)
     cdo__fmt(res->error, sizeof(res->error), "%s", j->exe_err);
     return 0;
   }
+  if (s != NULL && j->uncacheable != NULL) {
+    cdo__job_msg(j, 0, "warning: %s; running uncached", j->uncacheable);
+    s = NULL;
+  }
   if (s != NULL && !j->cfg->refresh) {
     r = cdo__store_lookup(s, &j->key, &b, &m, &joff);
     if (r == CDO__FRESH || r == CDO__STALE) {

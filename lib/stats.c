@@ -227,6 +227,8 @@ static void atimes_normalize(struct summary *sm)
 {
   size_t i, k = 0;
 
+  if (sm->n_at == 0)
+    return;
   qsort(sm->at, sm->n_at, sizeof(*sm->at), cmp_atime);
   for (i = 0; i < sm->n_at; i++)
     if (k == 0 || sm->at[k - 1].prefix != sm->at[i].prefix)
@@ -681,7 +683,8 @@ static void prune_atimes(struct summary *sm, const struct victims *vs,
     return;
   for (i = from; i < vs->n; i++)
     live[i - from] = cdo__get64(vs->v[i].key.hash);
-  qsort(live, vs->n - from, sizeof(*live), cmp_prefix);
+  if (vs->n > from)
+    qsort(live, vs->n - from, sizeof(*live), cmp_prefix);
   for (i = 0; i < sm->n_at; i++)
     if (bsearch(&sm->at[i].prefix, live, vs->n - from, sizeof(*live),
                 cmp_prefix) != NULL)
@@ -715,7 +718,8 @@ static int evict_locked(struct cdo_store *s, struct usage *u,
   if (r == 0) {
     for (i = 0; i < vs.n; i++)
       total += vs.v[i].size;
-    qsort(vs.v, vs.n, sizeof(*vs.v), cmp_victim);
+    if (vs.n > 0)
+      qsort(vs.v, vs.n, sizeof(*vs.v), cmp_victim);
     for (i = 0; i < vs.n && total > max_bytes && r == 0; i++) {
       r = s->ops->del(s, &vs.v[i].key);
       if (r == 0) {

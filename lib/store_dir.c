@@ -127,7 +127,21 @@ static int open_root(struct dir_store *d, const char *root)
     r = cdo__mkdir_private(root, s->errmsg, sizeof(s->errmsg));
   if (r < 0)
     return r;
-  d->fd = open(root, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+  /*
+   * Started with fd 0, 1 or 2 closed, the root must not take its number:
+   * output is replayed there, and the lock and spool files opened next
+   * would land on the others. As SQLite does, such a slot gets /dev/null.
+   */
+  while ((d->fd = open(root, O_PATH | O_DIRECTORY | O_NOFOLLOW |
+                                 O_CLOEXEC)) >= 0 &&
+         d->fd <= 2) {
+    int slot = d->fd;
+
+    close(slot);
+    d->fd = -1;
+    if (open("/dev/null", O_RDWR) != slot)
+      return cdo__store_fail(s, CDO__ERR(EBADF), "cannot open /dev/null");
+  }
   if (d->fd < 0)
     return cdo__store_fail(s, CDO__ERR(errno), "'%s': %s", root,
                            strerror(errno));

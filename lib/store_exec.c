@@ -3,16 +3,21 @@
  * The exec: backend: any program that speaks the helper protocol below is a
  * store. cachedo runs it once per operation, with pipes for the entry bytes.
  *
- *   PROGRAM [ARG]... get KEY          entry on stdout; exit 0 hit, 1 miss
- *   PROGRAM [ARG]... put KEY TTL      entry on stdin; TTL in whole seconds
- *   PROGRAM [ARG]... delete KEY       exit 0 (a missing entry too)
- *   PROGRAM [ARG]... clear            exit 0
- *   PROGRAM [ARG]... list             optional; lines "KEY [EXPIRES]"
- *   PROGRAM [ARG]... stats            optional; lines "entries N", "bytes N"
+ *   PROGRAM [ARG]... get KEY        entry on stdout; exit 0 hit, 1 miss
+ *   PROGRAM [ARG]... put KEY TTL    entry on stdin; TTL in whole seconds;
+ *                                   env CACHEDO_ENTRY_SIZE (bytes) and
+ *                                   CACHEDO_ENTRY_EXPIRES (Unix time)
+ *   PROGRAM [ARG]... delete KEY     exit 0 (a missing entry too)
+ *   PROGRAM [ARG]... clear          exit 0
+ *   PROGRAM [ARG]... clear-scope S  optional; the entries put with scope S
+ *                                   (env CACHEDO_ENTRY_SCOPE at put time)
+ *   PROGRAM [ARG]... list           optional; lines "KEY [EXPIRES]"
+ *   PROGRAM [ARG]... stats          optional; lines "entries N", "bytes N"
  *
- * KEY is 64 lower-case hex digits; EXPIRES is a Unix time in seconds. Exit
- * status 2 means "not supported"; any other status, a signal, or no
- * progress within the timeout is an error, and the caller runs uncached.
+ * KEY is 64 lower-case hex digits; EXPIRES a Unix time in seconds, with an
+ * optional fraction. Exit status 2 means "not supported"; any other status,
+ * a signal, or no progress within the timeout is an error, and the caller
+ * runs the command uncached.
  */
 #include "store_int.h"
 
@@ -210,6 +215,7 @@ struct call {
   const struct cdo__src *src; /* stdin; NULL: /dev/null */
   int out;                    /* stdout goes to this file; -1: /dev/null */
   uint64_t out_len;           /* bytes written to out */
+  char *env[4];               /* extra "NAME=VALUE"s for the helper, NULL-ended */
   int status;                 /* exit status; -1 when killed by a signal */
 };
 
@@ -260,23 +266,25 @@ static int pid_fd(pid_t pid)
 extern char **environ;
 
 /*
- * The environment plus assign ("NAME=VALUE", replacing any NAME there);
- * the caller frees the array only. NULL on ENOMEM.
+ * The environment without any CACHEDO_ENTRY_* variable, plus the n
+ * "NAME=VALUE" strings of add; the caller frees the array only. NULL on
+ * ENOMEM.
  */
-static char **env_with(const char *assign)
+static char **env_with(char *const add[], size_t n)
 {
-  size_t n = 0, i, j = 0, len = strcspn(assign, "=") + 1;
+  size_t size = 0, i, j = 0;
   char **env;
 
-  while (environ[n] != NULL)
-    n++;
-  env = malloc((n + 2) * sizeof(*env));
+  while (environ[size] != NULL)
+    size++;
+  env = malloc((size + n + 1) * sizeof(*env));
   if (env == NULL)
     return NULL;
-  for (i = 0; i < n; i++)
-    if (strncmp(environ[i], assign, len) != 0)
+  for (i = 0; i < size; i++)
+    if (strncmp(environ[i], "CACHEDO_ENTRY_", 14) != 0)
       env[j++] = environ[i];
-  env[j++] = (char *)assign;
+  for (i = 0; i < n; i++)
+    env[j++] = add[i];
   env[j] = NULL;
   return env;
 }
@@ -404,12 +412,14 @@ static int call_fail(struct exec_store *x, const struct call *c, int code,
 }
 
 /*
- * Moves the bytes: src into the helper's stdin (in), its stdout (out) into
- * c->out. Gives up when nothing moves for the timeout. 0, -ETIMEDOUT, or
- * -errno of the spool.
+ * Moves the bytes: src into the helper's stdin (io[0]), its stdout (io[1])
+ * into c->out, closing each when done. Gives up when nothing moves for the
+ * timeout. 0, -ETIMEDOUT, or an error of the spool; io keeps what is still
+ * open, for the caller to close once the helper is dead.
  */
-static int pump(struct exec_store *x, struct call *c, int in, int out)
+static int pump(struct exec_store *x, struct call *c, int io[2])
 {
+  int in = io[0], out = io[1];
   unsigned char *buf = malloc(2 * IO_BLOCK), *ibuf = buf + IO_BLOCK;
   uint64_t in_off = 0, in_size = c->src ? cdo__src_size(c->src) : 0;
   size_t ilen = 0, ipos = 0;
@@ -486,10 +496,8 @@ static int pump(struct exec_store *x, struct call *c, int in, int out)
     if (moved)
       deadline = cdo__mono_ms() + x->timeout_ms;
   }
-  if (in >= 0)
-    close(in);
-  if (out >= 0)
-    close(out);
+  io[0] = in;
+  io[1] = out;
   free(buf);
   return r;
 }
@@ -502,8 +510,8 @@ static int pump(struct exec_store *x, struct call *c, int in, int out)
 static int call_helper(struct exec_store *x, struct call *c, const char *key,
                        const char *arg)
 {
-  int inp[2] = {-1, -1}, outp[2] = {-1, -1}, pfd = -1, st, r;
-  char size[48], **envp = environ;
+  int inp[2] = {-1, -1}, outp[2] = {-1, -1}, io[2], pfd = -1, st, r;
+  char **envp = environ;
   sigset_t pipe_set, old;
   pid_t pid = -1;
   size_t i = x->argc;
@@ -514,14 +522,16 @@ static int call_helper(struct exec_store *x, struct call *c, const char *key,
   if (arg != NULL)
     x->argv[i++] = (char *)arg;
   x->argv[i] = NULL;
+  x->base.errmsg[0] = 0;
   c->status = -1;
   c->out_len = 0;
   r = c->src ? pipe_cloexec(inp) : 0;
-  if (r == 0 && c->src) {
-    /* So the helper can tell a whole entry from one cut short. */
-    cdo__fmt(size, sizeof(size), "CACHEDO_ENTRY_SIZE=%llu",
-             (unsigned long long)cdo__src_size(c->src));
-    envp = env_with(size);
+  if (r == 0 && c->env[0] != NULL) {
+    size_t n = 0;
+
+    while (c->env[n] != NULL)
+      n++;
+    envp = env_with(c->env, n);
     if (envp == NULL) {
       envp = environ;
       r = CDO__ERR(ENOMEM);
@@ -559,8 +569,20 @@ static int call_helper(struct exec_store *x, struct call *c, const char *key,
     goto fail;
   }
   pfd = pid_fd(pid);
-  r = pump(x, c, inp[1], outp[0]);
-  inp[1] = outp[0] = -1; /* pump closed them */
+  io[0] = inp[1];
+  io[1] = outp[0];
+  inp[1] = outp[0] = -1;
+  r = pump(x, c, io);
+  if (r == 0)
+    r = wait_helper(pid, pfd, cdo__mono_ms() + x->timeout_ms, &st);
+  /* Dead before its stdin closes: it cannot take a cut entry as whole. */
+  if (r < 0)
+    kill_helper(pid);
+  for (i = 0; i < 2; i++)
+    if (io[i] >= 0)
+      close(io[i]);
+  if (pfd >= 0)
+    close(pfd);
   if (!sigismember(&old, SIGPIPE)) {
     struct timespec zero = {0, 0};
 
@@ -568,19 +590,13 @@ static int call_helper(struct exec_store *x, struct call *c, const char *key,
       ; /* a SIGPIPE of ours, not meant for anyone */
   }
   sigprocmask(SIG_SETMASK, &old, NULL);
-  if (r == 0)
-    r = wait_helper(pid, pfd, cdo__mono_ms() + x->timeout_ms, &st);
-  if (pfd >= 0)
-    close(pfd);
   if (r == CDO__ERR(ETIMEDOUT)) {
     char t[32];
 
-    kill_helper(pid);
     cdo_format_duration(x->timeout_ms, t, sizeof(t));
     return call_fail(x, c, CDO_EBACKEND, "no progress for %s; killed it", t);
   }
   if (r < 0) {
-    kill_helper(pid);
     if (x->base.errmsg[0] == 0)
       call_fail(x, c, r, "%s", cdo_strerror(r));
     return r;
@@ -636,35 +652,14 @@ static int fetch(struct exec_store *x, const char *hex, struct cdo__blob **out)
   return bad_status(x, &c, "0 for a hit, 1 for a miss");
 }
 
-static int exec_del(struct cdo_store *s, const struct cdo__key *k);
-
+/*
+ * The answer is checked by the front end like any backend's: bytes that
+ * are not a whole entry are a miss, and are deleted through the helper.
+ */
 static int exec_get(struct cdo_store *s, const struct cdo__key *k,
                     struct cdo__blob **out)
 {
-  struct exec_store *x = xs(s);
-  struct cdo__meta m;
-  uint64_t joff;
-  int r = fetch(x, k->hex, out);
-
-  if (r < 0 || *out == NULL)
-    return r;
-  /*
-   * A helper that answers with bytes that are not an entry is broken, not
-   * merely holding a stale entry: say so rather than miss in silence.
-   */
-  r = cdo__entry_peek(*out, &m, NULL, &joff);
-  if (r == 0)
-    r = cdo__entry_verify(*out, &m, joff);
-  if (r < 0) {
-    cdo__blob_free(*out);
-    *out = NULL;
-    if (r != CDO_ECORRUPT)
-      return r;
-    exec_del(s, k); /* so the next run can store a good one */
-    return cdo__store_fail(s, r, "helper '%s' get: the answer is not a "
-                           "valid cache entry (removed it)", x->argv[0]);
-  }
-  return 0;
+  return fetch(xs(s), k->hex, out);
 }
 
 static int exec_put(struct cdo_store *s, const struct cdo__key *k,
@@ -674,12 +669,33 @@ static int exec_put(struct cdo_store *s, const struct cdo__key *k,
   struct exec_store *x = xs(s);
   struct call c = {.verb = "put", .src = src, .out = -1};
   int64_t ms = info->expires_ms - info->created_ms;
-  char ttl[24];
+  char ttl[24], size[48], expires[64], *scope = NULL;
   int r;
 
   cdo__fmt(ttl, sizeof(ttl), "%lld",
            ms > 0 ? (long long)((ms + 999) / 1000) : 1LL);
+  /*
+   * The exact size lets the helper tell a whole entry from one cut short
+   * (cachedo died mid-put); the exact expiry feeds `list` and --gc.
+   */
+  cdo__fmt(size, sizeof(size), "CACHEDO_ENTRY_SIZE=%llu",
+           (unsigned long long)cdo__src_size(src));
+  cdo__fmt(expires, sizeof(expires), "CACHEDO_ENTRY_EXPIRES=%lld.%03d",
+           (long long)(info->expires_ms / 1000),
+           (int)(info->expires_ms % 1000));
+  c.env[0] = size;
+  c.env[1] = expires;
+  if (info->scope != NULL) {
+    size_t n = strlen(info->scope) + sizeof("CACHEDO_ENTRY_SCOPE=");
+
+    scope = malloc(n);
+    if (scope == NULL)
+      return CDO__ERR(ENOMEM);
+    cdo__fmt(scope, n, "CACHEDO_ENTRY_SCOPE=%s", info->scope);
+    c.env[2] = scope;
+  }
   r = call_helper(x, &c, k->hex, ttl);
+  free(scope);
   if (r < 0 || c.status == 0)
     return r;
   return bad_status(x, &c, "0");
@@ -699,15 +715,11 @@ static int exec_del(struct cdo_store *s, const struct cdo__key *k)
 static int exec_clear(struct cdo_store *s, const char *scope)
 {
   struct exec_store *x = xs(s);
-  struct call c = {.verb = "clear", .out = -1};
+  struct call c = {.verb = scope ? "clear-scope" : "clear", .out = -1};
   int r;
 
-  if (scope != NULL)
-    return cdo__store_fail(s, CDO_EUNSUPP,
-                           "the exec backend cannot clear only scope '%s' "
-                           "(the helper protocol has no scopes)",
-                           scope);
-  r = call_helper(x, &c, NULL, NULL);
+  /* Not `clear SCOPE`: a helper unaware of scopes would clear them all. */
+  r = call_helper(x, &c, scope, NULL);
   if (r < 0 || c.status == 0)
     return r;
   return bad_status(x, &c, "0");
@@ -742,7 +754,7 @@ static int call_text(struct exec_store *x, const char *verb, FILE **f)
 /* One line of `list`: "KEY [EXPIRES]". */
 struct listed {
   char key[65];
-  int64_t expires_s; /* -1: not given */
+  int64_t expires_ms; /* -1: not given */
 };
 
 /* Parses a line of `list`; CDO_EBADVALUE when it is not one. */
@@ -759,19 +771,24 @@ static int parse_listed(const char *line, struct listed *e)
     e->key[i] = *p;
   }
   e->key[64] = 0;
-  e->expires_s = -1;
+  e->expires_ms = -1;
   if (*p != 0 && *p != ' ' && *p != '\t' && *p != '\n')
     return CDO_EBADVALUE;
   while (*p == ' ' || *p == '\t')
     p++;
   if (isdigit((unsigned char)*p)) {
+    int64_t scale = 100;
     char *end;
 
     errno = 0;
-    e->expires_s = (int64_t)strtoll(p, &end, 10);
-    if (errno != 0)
+    e->expires_ms = (int64_t)strtoll(p, &end, 10);
+    if (errno != 0 || e->expires_ms > INT64_MAX / 1000)
       return CDO_EBADVALUE;
+    e->expires_ms *= 1000;
     p = end;
+    if (*p == '.') /* a fraction: its first three digits count */
+      for (p++; isdigit((unsigned char)*p); p++, scale /= 10)
+        e->expires_ms += (*p - '0') * scale;
   }
   return *p == 0 || *p == '\n' || *p == ' ' || *p == '\t' ? 0 : CDO_EBADVALUE;
 }
@@ -856,8 +873,8 @@ static int collect_row(struct exec_store *x, const struct listed *e, void *ud)
   row->size = b->size;
   row->command = command;
   /* No expiry from the helper: the reader's TTL decides anyway. */
-  row->expires_ms = e->expires_s >= 0
-                        ? e->expires_s * 1000
+  row->expires_ms = e->expires_ms >= 0
+                        ? e->expires_ms
                         : m.created_ms + (m.exit_status && c->fail_ttl_ms >= 0
                                               ? c->fail_ttl_ms
                                               : c->ttl_ms);
@@ -869,7 +886,7 @@ static int newest_first(const void *a, const void *b)
 {
   const struct cdo_entry_info *x = a, *y = b;
 
-  return x->created_ms < y->created_ms ? 1 : x->created_ms > y->created_ms;
+  return (x->created_ms < y->created_ms) - (x->created_ms > y->created_ms);
 }
 
 static int exec_list(struct cdo_store *s, cdo_list_fn fn, void *ud)
@@ -878,7 +895,7 @@ static int exec_list(struct cdo_store *s, cdo_list_fn fn, void *ud)
   size_t i;
   int r = each_listed(xs(s), collect_row, &rows);
 
-  if (r == 0)
+  if (r == 0 && rows.n > 1)
     qsort(rows.v, rows.n, sizeof(*rows.v), newest_first);
   for (i = 0; i < rows.n; i++) {
     if (r == 0 && fn(ud, &rows.v[i]) != 0)
@@ -915,7 +932,7 @@ static int exec_stats(struct cdo_store *s, struct cdo_stats *st)
 }
 
 struct gc_state {
-  int64_t now_s;
+  int64_t now_ms;
   uint64_t removed;
 };
 
@@ -925,7 +942,7 @@ static int gc_one(struct exec_store *x, const struct listed *e, void *ud)
   struct cdo__key k;
   int r;
 
-  if (e->expires_s < 0 || e->expires_s > g->now_s)
+  if (e->expires_ms < 0 || e->expires_ms > g->now_ms)
     return 0;
   memcpy(k.hex, e->key, sizeof(k.hex));
   r = exec_del(&x->base, &k);
@@ -937,7 +954,7 @@ static int gc_one(struct exec_store *x, const struct listed *e, void *ud)
 /* Removes the entries whose EXPIRES, as the helper lists it, has passed. */
 static int exec_gc(struct cdo_store *s, int64_t now_ms, uint64_t *removed)
 {
-  struct gc_state g = {now_ms / 1000, 0};
+  struct gc_state g = {now_ms, 0};
   int r = each_listed(xs(s), gc_one, &g);
 
   *removed += g.removed;

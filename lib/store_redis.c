@@ -821,6 +821,8 @@ static int put_large(struct redis_store *r, const char *name,
   return rc;
 }
 
+static int redis_del(struct cdo_store *s, const struct cdo__key *k);
+
 static int redis_put(struct cdo_store *s, const struct cdo__key *k,
                      const struct cdo__src *src,
                      const struct cdo__put_info *info)
@@ -835,8 +837,8 @@ static int redis_put(struct cdo_store *s, const struct cdo__key *k,
     return cdo__store_fail(s, CDO_ETOOBIG, "%s", cdo_strerror(CDO_ETOOBIG));
   if (r->failed)
     return no_reply(r);
-  if (px < 1)
-    px = 1;
+  if (px < 1) /* already expired: what is stored instead is nothing */
+    return redis_del(s, k);
   name = key_name(r, k, "");
   if (name == NULL)
     return CDO__ERR(ENOMEM);

@@ -107,7 +107,7 @@ setup_backend () {
 
 # store_files: every file that holds the backend's data, one per line.
 store_files () {
-	test -z "$STORE_PATH" || find "$STORE_PATH"* -type f 2>/dev/null
+	test -z "$STORE_PATH" || find "$STORE_PATH"* -type f 2>/dev/null || :
 }
 
 # Prerequisites, as in git: test_expect_success PREREQ 'desc' 'code'.

@@ -13,7 +13,8 @@ expect_usage_error () {
 	expect_grep -F -e "$test_needle" err &&
 	expect_grep '^cachedo: ' err &&
 	expect_lines 0 out &&
-	test -z "$(store_files)"
+	store_files >stored &&
+	expect_lines 0 stored
 }
 
 test_expect_success '--help prints usage and exits 0' '
@@ -57,9 +58,12 @@ test_expect_success 'a bad --max-output is refused' '
 	expect_count maxout 0
 '
 
-test_expect_success 'a bad --fail-ttl is refused' '
-	expect_usage_error "abc" --fail-ttl abc counted failttl &&
-	expect_count failttl 0
+test_expect_success 'bad durations for the other options are refused' '
+	for opt in --fail-ttl --stale --lock-timeout; do
+		expect_usage_error "'\''abc'\''" $opt abc counted durations &&
+		expect_usage_error "$opt" $opt 5x counted durations || exit 1
+	done &&
+	expect_count durations 0
 '
 
 test_expect_success 'an unknown cache URL scheme is refused' '

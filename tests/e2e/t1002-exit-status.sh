@@ -2,7 +2,7 @@
 # Exit statuses: replayed on a hit; 126, 127 and signal deaths never stored.
 . "$(dirname "$0")/lib.sh"
 
-for n in 0 1 7; do
+for n in 0 1 7 200; do
 	test_expect_success "exit status $n is replayed on a hit" '
 		expect_status $n cachedo counted exit$n sh -c "echo out$n; exit $n" >out1 &&
 		expect_status $n cachedo counted exit$n sh -c "echo out$n; exit $n" >out2 &&
@@ -60,6 +60,12 @@ for opt in "--fail-ttl 0" "--fail-ttl=0" --no-cache-failures; do
 		expect_count s$name 1
 	'
 done
+
+test_expect_success 'a stored failure is not served to --no-cache-failures' '
+	expect_status 5 cachedo counted failold sh -c "exit 5" &&
+	expect_status 5 cachedo --no-cache-failures counted failold sh -c "exit 5" &&
+	expect_count failold 2
+'
 
 test_expect_success 'a failure stored by default is replayed with --fail-ttl unset' '
 	expect_status 2 cachedo counted failstored sh -c "echo e >&2; exit 2" 2>err1 &&

@@ -16,6 +16,13 @@ test_expect_success 'binary stdout (NUL, invalid UTF-8, no final newline) replay
 	expect_eq "e n d" "$(tail -c 3 out2 | od -An -c | xargs)"
 '
 
+test_expect_success 'an empty output replays as empty' '
+	cachedo counted empty true >out1 2>err1 &&
+	cachedo counted empty true >out2 2>err2 &&
+	expect_count empty 1 &&
+	expect_eq 0 $(cat out1 err1 out2 err2 | wc -c) "byte count"
+'
+
 test_expect_success 'binary stderr replays exactly' '
 	printf "$bytes" >expected &&
 	cachedo counted binerr sh -c "cat expected >&2" >out1 2>err1 &&
@@ -26,22 +33,26 @@ test_expect_success 'binary stderr replays exactly' '
 	expect_lines 0 out2
 '
 
-# Sleeps order the writes in time: the command itself does not flush.
-abcd='printf a; sleep 0.1; printf b >&2; sleep 0.1; printf c; sleep 0.1; printf d >&2'
+# Writes a, b, c, d to stdout, stderr, stdout, stderr, each only once
+# cachedo has passed the one before on to the file $0: the order is certain,
+# and a cachedo that does not stream live never gets past "a".
+abcd='w () { until [ "$(cat "$0")" = "$1" ]; do sleep 0.01; done; }
+printf a; w a; printf b >&2; w ab; printf c; w abc; printf d >&2'
 
 test_expect_success 'stdout and stderr keep their interleaving on one file' '
-	cachedo counted inter sh -c "$abcd" >both1 2>&1 &&
-	expect_eq abcd "$(cat both1)" "output of the miss" &&
-	cachedo counted inter sh -c "$abcd" >both2 2>&1 &&
+	timeout 20 cachedo counted inter sh -c "$abcd" "$PWD/both" >both 2>&1 &&
+	expect_eq abcd "$(cat both)" "output of the miss" &&
+	cachedo counted inter sh -c "$abcd" "$PWD/both" >both 2>&1 &&
 	expect_count inter 1 &&
-	expect_cmp both1 both2
+	expect_eq abcd "$(cat both)" "output of the hit"
 '
 
 test_expect_success 'a hit replays each stream exactly when they are apart' '
-	cachedo counted apart sh -c "$abcd" >out1 2>err1 &&
-	cachedo counted apart sh -c "$abcd" >out2 2>err2 &&
-	cachedo counted apart sh -c "$abcd" >out3 2>/dev/null &&
-	cachedo counted apart sh -c "$abcd" >/dev/null 2>err4 &&
+	ab="printf a; printf b >&2; printf c; printf d >&2" &&
+	cachedo counted apart sh -c "$ab" >out1 2>err1 &&
+	cachedo counted apart sh -c "$ab" >out2 2>err2 &&
+	cachedo counted apart sh -c "$ab" >out3 2>/dev/null &&
+	cachedo counted apart sh -c "$ab" >/dev/null 2>err4 &&
 	expect_count apart 1 &&
 	printf ac >ac &&
 	printf bd >bd &&
@@ -67,21 +78,30 @@ test_expect_success 'a large interleaved output replays in the recorded order' '
 	expect_eq 0 $(tr -d e <err | wc -c) "bytes other than e on stderr"
 '
 
+test_expect_success 'started with fds 0, 1 and 2 closed, a run still stores' '
+	expect_status 0 cachedo counted closed sh -c "echo out; echo err >&2" <&- >&- 2>&- &&
+	expect_status 0 cachedo counted closed sh -c "echo out; echo err >&2" >out 2>err &&
+	expect_count closed 1 &&
+	expect_eq out "$(cat out)" &&
+	expect_eq err "$(cat err)"
+'
+
 test_expect_success '5 MiB on each stream: no deadlock, exact replay' '
 	head -c 5242880 /dev/urandom >r1 &&
 	head -c 5242880 /dev/urandom >r2 &&
 	sha256sum <r1 >r1.sum &&
 	sha256sum <r2 >r2.sum &&
+	n=0 &&
 	for order in "cat r1 >&2; cat r2" "cat r2; cat r1 >&2"; do
-		name=big$((${name#big} + 1)) &&
+		n=$((n + 1)) &&
 		for run in miss hit; do
-			expect_status 0 timeout 60 cachedo counted $name sh -c "$order" >out 2>err &&
+			expect_status 0 timeout 60 cachedo counted big$n sh -c "$order" >out 2>err &&
 			sha256sum <err >err.sum &&
 			sha256sum <out >out.sum &&
 			expect_cmp r1.sum err.sum &&
 			expect_cmp r2.sum out.sum || exit 1
 		done &&
-		expect_count $name 1 || exit 1
+		expect_count big$n 1 || exit 1
 	done
 '
 

@@ -2,12 +2,14 @@
 # Freshness: TTL units, expiry, and the reader's TTL deciding.
 . "$(dirname "$0")/lib.sh"
 
+# A TTL that must not expire between two runs is 1 s, not less: a loaded CI
+# machine can take a few hundred ms to start a process.
 test_expect_success 'an entry is fresh within --ttl and stale after it' '
-	cachedo --ttl 300ms counted short &&
-	cachedo --ttl 300ms counted short &&
+	cachedo --ttl 1s counted short &&
+	cachedo --ttl 1s counted short &&
 	expect_count short 1 &&
-	sleep 0.5 &&
-	cachedo --ttl 300ms counted short >out &&
+	sleep 1.2 &&
+	cachedo --ttl 1s counted short >out &&
 	expect_count short 2 &&
 	expect_eq "short run 2" "$(cat out)"
 '
@@ -38,13 +40,13 @@ test_expect_success 'the default TTL (60s) keeps an entry for a while' '
 '
 
 test_expect_success '--fail-ttl sets the TTL of failures only' '
-	expect_status 4 cachedo --ttl 1h --fail-ttl 200ms counted failttl sh -c "exit 4" &&
-	expect_status 4 cachedo --ttl 1h --fail-ttl 200ms counted failttl sh -c "exit 4" &&
-	expect_status 0 cachedo --ttl 1h --fail-ttl 200ms counted okttl &&
+	expect_status 4 cachedo --ttl 1h --fail-ttl 1s counted failttl sh -c "exit 4" &&
+	expect_status 4 cachedo --ttl 1h --fail-ttl 1s counted failttl sh -c "exit 4" &&
+	expect_status 0 cachedo --ttl 1h --fail-ttl 1s counted okttl &&
 	expect_count failttl 1 &&
-	sleep 0.3 &&
-	expect_status 4 cachedo --ttl 1h --fail-ttl 200ms counted failttl sh -c "exit 4" &&
-	expect_status 0 cachedo --ttl 1h --fail-ttl 200ms counted okttl &&
+	sleep 1.2 &&
+	expect_status 4 cachedo --ttl 1h --fail-ttl 1s counted failttl sh -c "exit 4" &&
+	expect_status 0 cachedo --ttl 1h --fail-ttl 1s counted okttl &&
 	expect_count failttl 2 &&
 	expect_count okttl 1
 '

@@ -22,6 +22,17 @@ test_expect_success 'an unset variable differs from an empty one' '
 	expect_count unset 2
 '
 
+test_expect_success 'a value cannot pass for another variable' '
+	nl="
+" &&
+	env A=1 B=2 cachedo --key counted forge >k1 &&
+	env "A=1${nl}B=2" cachedo --key counted forge >k2 &&
+	env "A=1 B=2" cachedo --key counted forge >k3 &&
+	! cmp -s k1 k2 &&
+	! cmp -s k1 k3 &&
+	! cmp -s k2 k3
+'
+
 test_expect_success 'volatile variables do not change the key' '
 	env -u _ -u SHLVL -u OLDPWD -u PWD -u COLUMNS -u LINES -u CACHEDO_FOO \
 		cachedo --key counted volatile >base &&
@@ -114,6 +125,32 @@ test_expect_success '--pure with an unlisted variable changed still hits' '
 	expect_count pure 1
 '
 
+test_expect_success 'a changed executable (mtime or size) misses' '
+	cp "$TMP/bin/counted" tool &&
+	cachedo ./tool exe &&
+	cachedo ./tool exe &&
+	expect_count exe 1 &&
+	touch -d "2001-01-01 00:00" tool &&
+	cachedo ./tool exe &&
+	expect_count exe 2 &&
+	echo "# one line longer" >>tool &&
+	touch -d "2001-01-01 00:00" tool &&
+	cachedo ./tool exe &&
+	expect_count exe 3
+'
+
+test_expect_success 'the key has the executable found in PATH, not its name' '
+	mkdir a b &&
+	cp "$TMP/bin/counted" a/tool &&
+	cp "$TMP/bin/counted" b/tool &&
+	touch -r a/tool b/tool &&
+	PATH=$PWD/a:$PATH cachedo --env NONE tool which &&
+	PATH=$PWD/a:$PATH cachedo --env NONE tool which &&
+	expect_count which 1 &&
+	PATH=$PWD/b:$PATH cachedo --env NONE tool which &&
+	expect_count which 2
+'
+
 test_expect_success 'the working directory is part of the key, unless --no-cwd' '
 	mkdir -p d1 d2 &&
 	(cd d1 && cachedo counted cwd) &&
@@ -147,6 +184,8 @@ test_expect_success '--file is repeatable' '
 	echo a >fa &&
 	echo b >fb &&
 	cachedo --file fa --file fb counted files &&
+	cachedo --file fa --file fb counted files &&
+	expect_count files 1 &&
 	echo c >fb &&
 	cachedo --file fa --file fb counted files &&
 	expect_count files 2
@@ -165,6 +204,23 @@ test_expect_success '--stdin hashes stdin and still feeds it to the command' '
 	cachedo --stdin counted stdin cat <bin >out &&
 	expect_cmp bin out &&
 	expect_count stdin 3
+'
+
+test_expect_success 'without --stdin, stdin reaches the command but not the key' '
+	echo one | cachedo counted nostdin cat >out &&
+	expect_eq one "$(cat out)" &&
+	echo two | cachedo counted nostdin cat >out &&
+	expect_eq one "$(cat out)" &&
+	expect_count nostdin 1
+'
+
+test_expect_success '--stdin passes a large input through whole' '
+	head -c 3000000 /dev/urandom >big &&
+	cachedo --stdin counted bigin cat <big >out &&
+	expect_cmp big out &&
+	cachedo --stdin counted bigin cat <big >out &&
+	expect_cmp big out &&
+	expect_count bigin 1
 '
 
 test_expect_success '--scope names a separate namespace' '

@@ -40,4 +40,16 @@ test_expect_success '--forget takes the same key options as a run' '
 	expect_count forget3 3
 '
 
+test_expect_success 'admin modes: 1 when the cache fails, 125 on bad usage' '
+	expect_status 1 cachedo --cache sqlite:/proc/nope/cache.db --clear 2>err &&
+	expect_lines 1 err &&
+	expect_status 1 cachedo --cache sqlite:/proc/nope/cache.db --forget counted f 2>err &&
+	expect_lines 1 err &&
+	expect_status 125 cachedo --clear counted f 2>err &&
+	expect_lines 1 err &&
+	expect_status 125 cachedo --forget 2>err &&
+	expect_lines 1 err &&
+	expect_count f 0
+'
+
 test_done

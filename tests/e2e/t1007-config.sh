@@ -50,6 +50,8 @@ test_expect_success 'the TTL: config file beats the default' '
 	cachedo counted ttl1 &&
 	sleep 0.3 &&
 	cachedo counted ttl1 &&
+	expect_count ttl1 2 &&
+	cachedo --ttl 1h counted ttl1 &&
 	expect_count ttl1 2
 '
 

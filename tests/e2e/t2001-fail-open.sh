@@ -53,6 +53,20 @@ expect_modes () {
 	test -n "$(find "$1" -type f)"
 }
 
+test_expect_success 'a deleted working directory: the command still runs' '
+	mkdir gone &&
+	cd gone &&
+	rmdir ../gone &&
+	expect_status 3 cachedo counted gone sh -c "echo out; exit 3" >"$TMP/out" 2>"$TMP/err" &&
+	expect_eq out "$(cat "$TMP/out")" &&
+	grep "^cachedo:" "$TMP/err" >"$TMP/ours" || : &&
+	expect_lines 1 "$TMP/ours" &&
+	expect_grep "^cachedo: warning: " "$TMP/ours" &&
+	expect_status 3 cachedo -q counted gone sh -c "echo out; exit 3" >"$TMP/out" 2>"$TMP/err" &&
+	expect_no_grep "^cachedo:" "$TMP/err" &&
+	expect_count gone 2
+'
+
 test_expect_success 'the default cache directory is created 0700, files 0600' '
 	unset CACHEDO_CACHE &&
 	umask 000 &&
@@ -81,6 +95,15 @@ for mode in 777 770 707 1777; do
 		expect_eq "" "$(ls -A unsafe$mode)" "contents of the unsafe dir"
 	'
 done
+
+test "$(id -u)" = 0 && test_set_prereq ROOT
+
+test_expect_success ROOT 'a cache directory owned by another user is refused' '
+	mkdir -m 700 theirs &&
+	chown 65534 theirs &&
+	expect_fail_open theirs --cache "sqlite:$PWD/theirs/cache.db" &&
+	expect_eq "" "$(ls -A theirs)" "contents of the other user dir"
+'
 
 test_expect_success 'a cache directory that is a symlink is refused' '
 	mkdir real &&

@@ -30,6 +30,15 @@ test_expect_success RSS '300 MiB passes through in full but is not stored' '
 	expect_count big300 2
 '
 
+test_expect_success RSS '200 MiB on --stdin is hashed and fed through in < 64 MiB RSS' '
+	for run in miss hit; do
+		sh -c "$gen200" | peak_rss_kb cachedo --stdin counted stdin200 wc -c >size &&
+		expect_rss_below $limit_kb &&
+		expect_eq $((200 * MiB)) $(cat size) "byte count" || exit 1
+	done &&
+	expect_count stdin200 1
+'
+
 test_expect_success '--max-output 1K: 2 KiB pass through, not stored, -v says so' '
 	cachedo -v --max-output 1K counted maxout head -c 2048 /dev/zero >out 2>err &&
 	expect_eq 2048 $(wc -c <out) "byte count" &&

@@ -11,7 +11,10 @@ test_expect_success 'after | head -1 closes, the full output is still stored' '
 	expect_count seq 1 &&
 	expect_eq 1000000 $(wc -l <all) "line count" &&
 	cksum <all >sum &&
-	expect_cmp expect sum
+	expect_cmp expect sum &&
+	timeout 20 cachedo counted seq seq 1 1000000 | head -n 1 >out &&
+	expect_eq 1 "$(cat out)" &&
+	expect_count seq 1
 '
 
 test_expect_success 'endless output behind | head -1 ends under --max-output 1M' '

@@ -12,9 +12,9 @@ esac
 
 # Tests that mount a tmpfs (a full disk, a read-only root) need root and a
 # kernel that lets us mount; mounts left by a failed test go at exit.
-mounts=
 umount_all () {
-	for m in $mounts; do umount "$m" 2>/dev/null; done
+	test -f "$TMP/mounts" || return 0
+	while read -r m; do umount "$m" 2>/dev/null; done <"$TMP/mounts"
 }
 trap 'umount_all; test_cleanup' EXIT
 mkdir "$TMP/probe"
@@ -50,7 +50,7 @@ entry_file () {
 # mount_tmpfs DIR OPTIONS: a private tmpfs at DIR, unmounted at exit.
 mount_tmpfs () {
 	mkdir -p "$1" && mount -t tmpfs -o "$2,mode=700" tmpfs "$1" || return 1
-	mounts="$1 $mounts"
+	echo "$1" >>"$TMP/mounts"
 }
 
 # expect_fail_open NAME: the command runs (with and without -q) with its own
@@ -115,13 +115,17 @@ if [ "$test_backend" = mem ]; then
 		shm=/dev/shm/cachedo-$(id -u) &&
 		existed=$(test -e "$shm" && echo 1 || :) &&
 		scope=t4001-$$ &&
-		env -u XDG_RUNTIME_DIR cachedo -c mem: --scope $scope counted shm &&
-		k=$(env -u XDG_RUNTIME_DIR cachedo --scope $scope --key counted shm) &&
-		test -f "$shm/v1/$(echo "$k" | cut -c 1-2)/$k" &&
-		expect_eq 700 "$(stat -c %a "$shm")" &&
-		env -u XDG_RUNTIME_DIR cachedo -c mem: --scope $scope --forget counted shm &&
-		test ! -e "$shm/v1/$(echo "$k" | cut -c 1-2)/$k" &&
+		rc=0 &&
+		(
+			env -u XDG_RUNTIME_DIR cachedo -c mem: --scope $scope counted shm &&
+			k=$(env -u XDG_RUNTIME_DIR cachedo --scope $scope --key counted shm) &&
+			test -f "$shm/v1/$(echo "$k" | cut -c 1-2)/$k" &&
+			expect_eq 700 "$(stat -c %a "$shm")" &&
+			env -u XDG_RUNTIME_DIR cachedo -c mem: --scope $scope --forget counted shm &&
+			test ! -e "$shm/v1/$(echo "$k" | cut -c 1-2)/$k"
+		) || rc=1
 		if [ -z "$existed" ]; then rm -rf "$shm"; fi
+		exit $rc
 	'
 fi
 

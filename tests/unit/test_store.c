@@ -212,19 +212,12 @@ static const char *mem_url(const char *dir, char *buf, size_t len)
   return NULL;
 }
 
-/* Edits k's file in place: the entry is its first bytes (store_dir.c). */
-static int dir_damage(const char *url, const struct cdo__key *k,
-                      enum damage how, uint64_t off)
+/* Edits the file at path in place, where the entry is its first bytes. */
+static int damage_file(const char *path, enum damage how, uint64_t off)
 {
-  char path[4400];
   unsigned char c;
   int fd, r = -1;
 
-  if (strncmp(url, "dir:", 4) == 0)
-    cdo__fmt(path, sizeof(path), "%s/v1/%.2s/%s", url + 4, k->hex, k->hex);
-  else
-    cdo__fmt(path, sizeof(path), "%s/cachedo/v1/%.2s/%s",
-             getenv("XDG_RUNTIME_DIR"), k->hex, k->hex);
   fd = open(path, O_RDWR);
   if (fd >= 0 && how == TRUNCATE)
     r = ftruncate(fd, (off_t)off);
@@ -239,11 +232,62 @@ static int dir_damage(const char *url, const struct cdo__key *k,
   return r;
 }
 
+/* Edits k's file (store_dir.c). */
+static int dir_damage(const char *url, const struct cdo__key *k,
+                      enum damage how, uint64_t off)
+{
+  char path[4400];
+
+  if (strncmp(url, "dir:", 4) == 0)
+    cdo__fmt(path, sizeof(path), "%s/v1/%.2s/%s", url + 4, k->hex, k->hex);
+  else
+    cdo__fmt(path, sizeof(path), "%s/cachedo/v1/%.2s/%s",
+             getenv("XDG_RUNTIME_DIR"), k->hex, k->hex);
+  return damage_file(path, how, off);
+}
+
+/*
+ * CACHEDO_TEST_EXEC_URL, else the shipped examples/cachedo-files (the
+ * suite runs from the top of the tree, as make does) on a directory in dir.
+ */
+static char exec_files_dir[4200];
+
+static const char *exec_url(const char *dir, char *buf, size_t len)
+{
+  const char *env = getenv("CACHEDO_TEST_EXEC_URL");
+  char cwd[4096];
+
+  if (env != NULL && *env) {
+    cdo__fmt(buf, len, "%s", env);
+    return NULL;
+  }
+  if (getcwd(cwd, sizeof(cwd)) == NULL)
+    return "cannot find the current directory";
+  cdo__fmt(exec_files_dir, sizeof(exec_files_dir), "%s/files", dir);
+  cdo__fmt(buf, len, "exec:'%s/examples/cachedo-files' '%s'", cwd,
+           exec_files_dir);
+  return NULL;
+}
+
+/* Edits k's file of examples/cachedo-files: DIR/ab/KEY. */
+static int exec_damage(const char *url, const struct cdo__key *k,
+                       enum damage how, uint64_t off)
+{
+  char path[4400];
+
+  (void)url;
+  if (exec_files_dir[0] == 0)
+    skip(); /* a helper of CACHEDO_TEST_EXEC_URL: its layout is unknown */
+  cdo__fmt(path, sizeof(path), "%s/%.2s/%s", exec_files_dir, k->hex, k->hex);
+  return damage_file(path, how, off);
+}
+
 static const struct backend backends[] = {
     {"sqlite", sqlite_url, sqlite_damage},
     {"dir", dir_url, dir_damage},
     {"mem", mem_url, dir_damage},
     {"redis", redis_url, redis_damage},
+    {"exec", exec_url, exec_damage},
 };
 
 /* ---- fixtures ----------------------------------------------------------------- */
@@ -854,13 +898,13 @@ static void gc_removes_expired(void **state)
   put_ok(su, &ky, &young, 3600 * SEC);
   /*
    * Past the writer's expiry an entry is garbage: a backend may drop it by
-   * itself (a Redis TTL); one that kept it serves a long-TTL reader until
-   * gc removes it.
+   * itself at any moment (a Redis TTL); one that keeps it serves a long-TTL
+   * reader until gc removes it, and then never again.
    */
   su->cfg.ttl_ms = 3600 * SEC;
   kept = lookup(su, &ko) == CDO__FRESH;
   unit_ok(cdo_store_gc(su->store, &removed));
-  assert_int_equal(removed, kept ? 1 : 0);
+  assert_true(removed <= (uint64_t)kept);
   assert_miss(su, &ko);
   assert_fresh(su, &ky, &young);
   unit_ok(cdo_store_gc(su->store, &removed));
@@ -875,7 +919,7 @@ static void list_reports_entries(void **state)
   struct listing l = {0};
   struct unit_entry e[3];
   struct cdo__key k[3];
-  int64_t t0 = cdo__now_ms() - 100 * SEC;
+  int64_t t0 = cdo__now_ms() - 100 * SEC, expires;
   struct cdo_stats st;
   uint64_t bytes = 0;
   size_t i;
@@ -896,8 +940,9 @@ static void list_reports_entries(void **state)
 
     assert_string_equal(row->key, k[i].hex);
     assert_int_equal(row->created_ms, e[i].meta.created_ms);
-    assert_int_equal(row->expires_ms,
-                     e[i].meta.created_ms + (int64_t)(i + 1) * 3600 * SEC);
+    /* A relative expiry (Redis PX) comes back to within a few ms. */
+    expires = e[i].meta.created_ms + (int64_t)(i + 1) * 3600 * SEC;
+    assert_in_range(row->expires_ms, expires - SEC, expires + SEC);
     assert_int_equal(row->duration_ms, e[i].meta.duration_ms);
     assert_int_equal(row->size, unit_entry_size(&e[i]));
     assert_int_equal(row->exit_status, (int)i);
