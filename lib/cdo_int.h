@@ -81,7 +81,7 @@ int64_t cdo__mono_ms(void); /* monotonic, ms */
 struct cdo__sum {
   uint64_t v[4];
   uint64_t total;
-  unsigned char tail[32];
+  unsigned char tail[64];
   size_t tail_n;
 };
 void cdo__sum_init(struct cdo__sum *s);

@@ -18,7 +18,6 @@
 #include "cdo_int.h"
 
 #include <poll.h>
-#include <sys/mman.h>
 #include <sys/sendfile.h>
 #include <unistd.h>
 
@@ -310,17 +309,16 @@ static int walk_done(const struct walk *w)
 
 /*
  * Feeds [off, off + len) of b through walker w, and through sum s when s is
- * non-NULL. Files are mapped a window at a time (mapped pages count in the
- * resident set, which stays bounded whatever the entry's size); other blobs
- * are read in pieces.
+ * non-NULL. Blobs not in memory are read a piece at a time into a buffer
+ * that stays in the CPU cache: faster than mapping a file (no page faults),
+ * and memory stays flat whatever the entry's size.
  */
-#define WINDOW ((uint64_t)32 << 20)
+#define PIECE ((size_t)256 << 10)
 
 static int walk_blob(struct cdo__blob *b, uint64_t off, uint64_t len,
                      struct walk *w, struct cdo__sum *s)
 {
-  uint64_t page = (uint64_t)sysconf(_SC_PAGESIZE);
-  unsigned char *buf = NULL;
+  unsigned char *buf;
   int r = 0;
 
   if (b->mem != NULL) {
@@ -328,34 +326,17 @@ static int walk_blob(struct cdo__blob *b, uint64_t off, uint64_t len,
       cdo__sum_update(s, b->mem + off, (size_t)len);
     return walk_feed(w, b->mem + off, (size_t)len);
   }
+  buf = malloc(PIECE);
+  if (buf == NULL)
+    return CDO__ERR(ENOMEM);
   while (r == 0 && len > 0) {
-    uint64_t n = len < WINDOW ? len : WINDOW;
-    const unsigned char *p = NULL;
-    void *map = MAP_FAILED;
-    uint64_t start = 0;
+    size_t n = len < PIECE ? (size_t)len : PIECE;
 
-    if (b->fd >= 0 && n >= 65536) {
-      start = (b->off + off) & ~(page - 1);
-      map = mmap(NULL, (size_t)(b->off + off - start + n), PROT_READ,
-                 MAP_PRIVATE, b->fd, (off_t)start);
-      if (map != MAP_FAILED) {
-        madvise(map, (size_t)(b->off + off - start + n), MADV_SEQUENTIAL);
-        p = (const unsigned char *)map + (b->off + off - start);
-      }
-    }
-    if (p == NULL) {
-      if (buf == NULL && (buf = malloc(1 << 20)) == NULL)
-        return CDO__ERR(ENOMEM);
-      n = n < (1 << 20) ? n : (1 << 20);
-      r = cdo__blob_read(b, buf, (size_t)n, off);
-      p = buf;
-    }
+    r = cdo__blob_read(b, buf, n, off);
     if (r == 0 && s)
-      cdo__sum_update(s, p, (size_t)n);
+      cdo__sum_update(s, buf, n);
     if (r == 0)
-      r = walk_feed(w, p, (size_t)n);
-    if (map != MAP_FAILED)
-      munmap(map, (size_t)(b->off + off - start + n));
+      r = walk_feed(w, buf, n);
     off += n;
     len -= n;
   }
