@@ -23,7 +23,7 @@ ifdef SANITIZE
 STATIC = 0
 endif
 STATIC ?= 1
-TEST_BACKENDS ?= sqlite dir mem
+TEST_BACKENDS ?= sqlite dir mem exec redis
 
 WARNINGS = -Wall -Wextra -Wshadow -Wmissing-prototypes -Wstrict-prototypes \
            -Wvla -Wformat=2

@@ -488,8 +488,8 @@ static int usage_open(struct cdo_store *s, struct usage *u, int how)
                                  cdo_strerror(r));
   }
   r = summary_read(u->stats, &u->sm);
-  if (r == 0 && u->sm.since_ms == 0 && u->sm.offset == 0 && u->sm.n_at == 0)
-    u->sm.since_ms = cdo__now_ms();
+  if (r == 0 && excl && u->sm.since_ms == 0)
+    u->sm.since_ms = cdo__now_ms(); /* the first fold starts the count */
   if (r == 0 && fstat(u->fd, &st) < 0)
     r = CDO__ERR(errno);
   if (r == 0)

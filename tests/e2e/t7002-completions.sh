@@ -4,6 +4,9 @@
 # Each shell is a prerequisite; under CI a missing one is a failure.
 . "$(dirname "$0")/lib.sh"
 
+# Nothing here depends on the cache backend: run once, with the default.
+test "$test_backend" = sqlite || skip_all "independent of the backend (runs with sqlite)"
+
 COMP=$ROOT/completions
 BASH_COMPLETION=/usr/share/bash-completion/bash_completion
 

@@ -4,6 +4,9 @@
 # is: documentation that names an option cachedo lacks fails too.
 . "$(dirname "$0")/lib.sh"
 
+# Nothing here depends on the cache backend: run once, with the default.
+test "$test_backend" = sqlite || skip_all "independent of the backend (runs with sqlite)"
+
 # The options table: {"name", ...} entries between "options[] = {" and "};".
 sed -n '/^} options\[\] = {/,/^};/p' "$ROOT/cmd/main.c" |
 	grep -o '{"[a-z][a-z-]*"' | sed 's/{"//; s/"//' | sort -u >"$TMP/table"

@@ -4,6 +4,9 @@
 # fish look for them; the page renders without a warning.
 . "$(dirname "$0")/lib.sh"
 
+# Nothing here depends on the cache backend: run once, with the default.
+test "$test_backend" = sqlite || skip_all "independent of the backend (runs with sqlite)"
+
 # Install the binary under test: its build directory is make's O, and
 # "-o all" keeps make from rebuilding it.
 bindir=$(dirname "$CACHEDO")
