@@ -361,19 +361,20 @@ static int store_result(struct runner *rn, struct cdo_store *s,
  * Runs the command (recording when s is non-NULL) and fills res; lk, the
  * run lock held (or NULL), is renewed while it runs. With keep_good, a
  * failing run does not replace a stored successful one (stale-if-error).
+ * Returns 0, or the code of the store's failure to keep the result.
  */
-static void run_command(struct cdo_job *j, struct cdo_store *s, void *lk,
-                        struct cdo_result *res, int keep_good)
+static int run_command(struct cdo_job *j, struct cdo_store *s, void *lk,
+                       struct cdo_result *res, int keep_good)
 {
   const struct cdo_config *c = j->cfg;
   struct runner *rn = calloc(1, sizeof(*rn));
   int64_t start = cdo__mono_ms();
-  int r;
+  int r, failure = 0;
 
   if (rn == NULL) {
     res->exit_status = 125;
     cdo__fmt(res->error, sizeof(res->error), "out of memory");
-    return;
+    return 0;
   }
   rn->job = j;
   rn->spool = -1;
@@ -428,12 +429,14 @@ static void run_command(struct cdo_job *j, struct cdo_store *s, void *lk,
                  cdo_store_url(s), cdo_store_errmsg(s)[0] ? cdo_store_errmsg(s)
                                                           : cdo_strerror(r));
     cdo__fmt(res->reason, sizeof(res->reason), "%s", cdo_strerror(r));
+    failure = r;
   } else
     res->outcome = CDO_MISS_STORED;
 out:
   if (rn->spool >= 0)
     close(rn->spool);
   free(rn);
+  return failure;
 }
 
 /*
@@ -659,9 +662,9 @@ int cdo_job_run(struct cdo_job *j, struct cdo_store *s, struct cdo_result *res)
   }
   if (s != NULL && j->cfg->verbose)
     explain_miss(j, s, res);
-  run_command(j, s, lk, res, 0);
+  r = run_command(j, s, lk, res, 0);
   if (s != NULL) {
-    cdo__store_record(s, &j->key, res->outcome, 0, 0);
+    cdo__store_record(s, &j->key, res->outcome, 0, r);
     if (res->outcome == CDO_MISS_STORED)
       cdo__explain_save(j, s);
   }
