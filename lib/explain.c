@@ -300,6 +300,12 @@ void cdo__explain_save(struct cdo_job *j, struct cdo_store *s)
   if (job_set(j, &now) < 0)
     return;
   side_read(path, &sd);
+  if (sd.n > 0 && diff(&now, &sd.sets[0], NULL, NULL) == 0) {
+    /* The newest set already is this one (a refresh, an expiry): keep it. */
+    side_release(&sd);
+    free(now.items);
+    return;
+  }
   r |= cdo__buf_add(&b, EXPL_MAGIC, 8);
   r |= cdo__buf_u32(&b, 0); /* the count, patched below */
   put_set(&b, &now, &r);

@@ -105,9 +105,10 @@ int cdo__store_lock(struct cdo_store *s, const struct cdo__key *k,
     return r < 0 ? r : CDO__ERR(ENOMEM);
   }
   f->fd = fd;
-  cdo__fmt(pid, sizeof(pid), "%ld\n", (long)getpid());
-  if (ftruncate(fd, 0) == 0 && pwrite(fd, pid, strlen(pid), 0) < 0) {
-    /* the pid is only for messages */
+  /* Fixed width, so no truncation is needed: the pid is only for messages. */
+  cdo__fmt(pid, sizeof(pid), "%-20ld\n", (long)getpid());
+  if (pwrite(fd, pid, strlen(pid), 0) < 0) {
+    /* a waiter then shows no pid */
   }
   *lk = f;
   return 0;
