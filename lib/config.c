@@ -264,28 +264,44 @@ int cdo_config_set(struct cdo_config *c, const char *name, const char *value,
   return apply(c, st, value, 0, err, errlen);
 }
 
-/* The value of variable name in envp (NULL: this process's environment). */
-static const char *env_get(char *const envp[], const char *name)
-{
-  size_t n = strlen(name);
+/*
+ * Fills vals[i] with the value of settings[i]'s variable in envp (NULL:
+ * this process's environment), in one pass over the environment.
+ */
+extern char **environ;
 
-  if (envp == NULL)
-    return getenv(name);
-  for (; *envp != NULL; envp++)
-    if (strncmp(*envp, name, n) == 0 && (*envp)[n] == '=')
-      return *envp + n + 1;
-  return NULL;
+static void env_values(char *const envp[], const char *vals[])
+{
+  size_t i;
+
+  memset(vals, 0, CDO__ARRAY_SIZE(settings) * sizeof(*vals));
+  for (envp = envp ? envp : environ; envp && *envp; envp++) {
+    size_t n;
+
+    if (strncmp(*envp, "CACHEDO_", 8) != 0)
+      continue;
+    n = strcspn(*envp, "=");
+    for (i = 0; i < CDO__ARRAY_SIZE(settings); i++) {
+      const char *e = settings[i].env;
+
+      if (e && vals[i] == NULL && strncmp(e, *envp, n) == 0 && e[n] == 0 &&
+          (*envp)[n] == '=')
+        vals[i] = *envp + n + 1; /* the first of duplicates, as getenv */
+    }
+  }
 }
 
 int cdo_config_load_env(struct cdo_config *c, char *const envp[], char *err,
                         size_t errlen)
 {
+  const char *vals[CDO__ARRAY_SIZE(settings)];
   char why[300];
   size_t i;
 
+  env_values(envp, vals);
   for (i = 0; i < CDO__ARRAY_SIZE(settings); i++) {
     const struct setting *st = &settings[i];
-    const char *v = st->env ? env_get(envp, st->env) : NULL;
+    const char *v = vals[i];
     int r;
 
     if (v == NULL || (*v == 0 && st->type != T_STRING))

@@ -214,14 +214,17 @@ static int cmp_name_kv(const char *x, const char *y)
 /* A variable and its place in the environment, to sort by name, then place. */
 struct env_item {
   char *kv;
+  size_t nl; /* length of its name */
   size_t at;
 };
 
 static int cmp_env(const void *a, const void *b)
 {
   const struct env_item *x = a, *y = b;
-  int c = cmp_name_kv(x->kv, y->kv);
+  int c = memcmp(x->kv, y->kv, x->nl < y->nl ? x->nl : y->nl);
 
+  if (c == 0)
+    c = (x->nl > y->nl) - (x->nl < y->nl);
   return c ? c : (x->at > y->at) - (x->at < y->at);
 }
 
@@ -274,6 +277,7 @@ static int select_env(struct cdo_job *j, char *const envp[])
     return CDO__ERR(ENOMEM);
   for (i = 0; i < j->n_env; i++) {
     items[i].kv = j->env[i];
+    items[i].nl = name_len(j->env[i]);
     items[i].at = i;
   }
   qsort(items, j->n_env, sizeof(*items), cmp_env);
