@@ -416,8 +416,10 @@ static int replay_fd(struct cdo__blob *b, uint64_t off, uint64_t end)
         poll(&pfd, 1, -1);
         continue;
       }
-      if (w <= 0) {
-        closed[fd] = 1;
+      if (w == 0)
+        return CDO_ECORRUPT; /* the file shrank since it was verified */
+      if (w < 0) {
+        closed[fd] = 1; /* EPIPE, EBADF: that reader is gone */
         break;
       }
       left -= (uint64_t)w;

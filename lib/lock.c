@@ -6,11 +6,15 @@
  */
 #include "store_int.h"
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/file.h>
+#include <sys/stat.h>
 #include <sys/time.h>
 #include <unistd.h>
+
+#define LOCK_MAX_AGE_MS 3600000
 
 struct flock_lk {
   int fd;
@@ -59,6 +63,8 @@ static int flock_wait(int fd, int64_t wait_ms)
   sigaction(SIGALRM, &sa, &old);
   it.it_value.tv_sec = (time_t)(wait_ms / 1000);
   it.it_value.tv_usec = (suseconds_t)(wait_ms % 1000 * 1000);
+  /* Repeats, in case the first alarm came before flock() began to wait. */
+  it.it_interval.tv_usec = 10000;
   setitimer(ITIMER_REAL, &it, NULL);
   r = flock(fd, LOCK_EX);
   e = errno;
@@ -154,4 +160,49 @@ int cdo__store_lock_renew(struct cdo_store *s, const struct cdo__key *k,
   if (lk == NULL || s->ops->renew == NULL)
     return 0;
   return s->ops->renew(s, k, lk);
+}
+
+/* Is name in dir still the file open as fd (not replaced meanwhile)? */
+static int same_file(int dir, const char *name, const struct stat *st)
+{
+  struct stat now;
+
+  return fstatat(dir, name, &now, AT_SYMLINK_NOFOLLOW) == 0 &&
+         now.st_dev == st->st_dev && now.st_ino == st->st_ino;
+}
+
+void cdo__store_locks_gc(struct cdo_store *s, int64_t now_ms)
+{
+  char dir[4096];
+  struct dirent *e;
+  DIR *d;
+  int dfd;
+
+  if (s->ops->lock != NULL || lock_dir(s, dir, sizeof(dir)) < 0)
+    return;
+  dfd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+  d = dfd >= 0 ? fdopendir(dfd) : NULL;
+  if (d == NULL) {
+    if (dfd >= 0)
+      close(dfd);
+    return;
+  }
+  while ((e = readdir(d)) != NULL) {
+    struct stat st;
+    int fd;
+
+    if (strlen(e->d_name) != 64 || strspn(e->d_name, "0123456789abcdef") != 64)
+      continue;
+    fd = openat(dfd, e->d_name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0)
+      continue;
+    /* Unused for an hour and not held: a waiter that opened it just now
+     * could lose single-flight for one run, never correctness. */
+    if (flock(fd, LOCK_EX | LOCK_NB) == 0 && fstat(fd, &st) == 0 &&
+        (int64_t)st.st_mtime * 1000 < now_ms - LOCK_MAX_AGE_MS &&
+        same_file(dfd, e->d_name, &st))
+      unlinkat(dfd, e->d_name, 0);
+    close(fd);
+  }
+  closedir(d);
 }

@@ -42,19 +42,35 @@ struct runner {
 
 static volatile sig_atomic_t child_pid;
 static volatile sig_atomic_t got_signal;
+static volatile sig_atomic_t own_group; /* the command has its own session */
 static const int forwarded[] = {SIGINT, SIGTERM, SIGHUP, SIGQUIT};
 
 /*
- * A signal from the terminal (SI_KERNEL) went to the whole foreground
- * process group, the command included: forwarding it would deliver it
- * twice. Anything sent to cachedo alone (kill, timeout) is passed on.
+ * In the terminal's foreground job, the command shares our process group so
+ * that it can use the terminal; a signal from the terminal (SI_KERNEL) then
+ * reaches it directly and is not sent again. Anything sent to cachedo alone
+ * (kill, timeout) is passed on. Elsewhere (scripts, CI, background jobs)
+ * the command runs in its own session, as with timeout(1), so that a signal
+ * sent to our process group reaches it once, through us.
  */
 static void on_signal(int sig, siginfo_t *info, void *uc)
 {
   (void)uc;
   got_signal = sig;
-  if (info != NULL && info->si_code != SI_KERNEL && child_pid > 0)
+  if (child_pid > 0 &&
+      (own_group || (info != NULL && info->si_code != SI_KERNEL)))
     kill((pid_t)child_pid, sig);
+}
+
+/* Is cachedo in the foreground job of the terminal it talks to? */
+static int in_foreground(void)
+{
+  int fd;
+
+  for (fd = 0; fd <= 2; fd++)
+    if (isatty(fd))
+      return tcgetpgrp(fd) == getpgrp();
+  return 0;
 }
 
 static void signals_install(int on)
@@ -257,6 +273,9 @@ static int spawn_and_wait(struct runner *rn)
   o.stdio = io;
   o.stdio_count = 3;
   o.exit_cb = on_exit_cb;
+  own_group = !in_foreground();
+  if (own_group)
+    o.flags |= UV_PROCESS_DETACHED;
   rn->proc.data = rn;
   got_signal = 0;
   signals_install(1);
@@ -394,6 +413,16 @@ static int run_command(struct cdo_job *j, struct cdo_store *s, void *lk,
   }
   rn->piped = s != NULL;
   r = spawn_and_wait(rn);
+  if (r < 0 && rn->piped && r != UV_ENOENT && r != UV_EACCES) {
+    /* Recording failed to set up (no fds left, say): run it uncached. */
+    cdo__job_msg(j, 0, "warning: cannot record the output: %s; running "
+                 "uncached", uv_strerror(r));
+    close(rn->spool);
+    rn->spool = -1;
+    rn->piped = 0;
+    s = NULL;
+    r = spawn_and_wait(rn);
+  }
   if (r < 0) {
     res->exit_status = r == UV_ENOENT ? 127 : 126;
     cdo__fmt(res->error, sizeof(res->error), "cannot run '%s': %s",
@@ -572,16 +601,16 @@ static void start_refresh(struct cdo_job *j)
   if (cdo_store_open(&s, j->cfg, err, sizeof(err)) < 0)
     _exit(0);
   r = cdo__store_lock(s, &j->key, 0, &lk);
-  if (r == 0 && !replay_if_fresh(j, s, &res)) {
+  if (r == 0) {
     struct cdo__blob *b = NULL;
     struct cdo__meta m;
     uint64_t joff;
-    int good = 0;
+    int fresh = cdo__store_lookup(s, &j->key, &b, &m, &joff);
 
-    if (cdo__store_lookup(s, &j->key, &b, &m, &joff) == CDO__STALE)
-      good = m.exit_status == 0;
     cdo__blob_free(b);
-    run_command(j, s, lk, &res, good);
+    /* Fresh again: another refresh finished first, nothing to do. */
+    if (fresh != CDO__FRESH)
+      run_command(j, s, lk, &res, fresh == CDO__STALE && m.exit_status == 0);
   }
   cdo__store_unlock(s, &j->key, lk);
   cdo_store_close(s);

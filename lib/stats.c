@@ -803,8 +803,10 @@ void cdo__store_maintain(struct cdo_store *s)
   if (usage_save(s, &u) == 0 && !fold_only) {
     if (s->ops->gc != NULL)
       s->ops->gc(s, cdo__now_ms(), &removed);
-    if (evict_locked(s, &u, c->max_size ? c->max_size : UINT64_MAX,
-                     &removed, &freed) == 0)
+    cdo__store_locks_gc(s, cdo__now_ms());
+    /* Eviction lists every entry: only when a size limit asks for it. */
+    if (c->max_size != 0 &&
+        evict_locked(s, &u, c->max_size, &removed, &freed) == 0)
       usage_save(s, &u);
     cdo__explain_prune(s, cdo__now_ms() - 30 * 86400000LL);
   }

@@ -175,10 +175,13 @@ int cdo_store_clear(struct cdo_store *s)
 
 int cdo_store_gc(struct cdo_store *s, uint64_t *removed)
 {
+  int64_t now = cdo__now_ms();
+
   *removed = 0;
   if (s->ops->gc == NULL)
     return unsupported(s, "collect garbage");
-  return s->ops->gc(s, cdo__now_ms(), removed);
+  cdo__store_locks_gc(s, now);
+  return s->ops->gc(s, now, removed);
 }
 
 int cdo_store_list(struct cdo_store *s, cdo_list_fn fn, void *ud)

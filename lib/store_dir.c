@@ -691,42 +691,11 @@ static int gc_one(struct dir_store *d, int at, const char *name,
  * but not yet locked would let a second run start; the hour makes that a
  * first miss in an hour racing --gc, and the cost one extra run.
  */
-static void gc_locks(struct dir_store *d, int64_t now_s)
-{
-  int lfd = openat(d->fd, "v1/locks", O_RDONLY | O_DIRECTORY | O_NOFOLLOW |
-                                          O_CLOEXEC);
-  DIR *dir = lfd >= 0 ? fdopendir(lfd) : NULL;
-  struct dirent *e;
-
-  if (dir == NULL) {
-    if (lfd >= 0)
-      close(lfd);
-    return;
-  }
-  while ((e = readdir(dir)) != NULL) {
-    struct stat st;
-    int fd;
-
-    if (!is_hex(e->d_name, 64))
-      continue;
-    fd = openat(lfd, e->d_name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
-    if (fd < 0)
-      continue;
-    if (flock(fd, LOCK_EX | LOCK_NB) == 0 && fstat(fd, &st) == 0 &&
-        st.st_mtime < now_s - TEMP_MAX_AGE_S &&
-        names_file(lfd, e->d_name, &st))
-      unlinkat(lfd, e->d_name, 0);
-    close(fd);
-  }
-  closedir(dir);
-}
-
 static int dir_gc(struct cdo_store *s, int64_t now_ms, uint64_t *removed)
 {
   struct gc_state g = {now_ms, 0};
   int r = walk(ds(s), 0, gc_one, &g);
 
-  gc_locks(ds(s), now_ms / 1000);
   *removed = g.removed;
   return r;
 }

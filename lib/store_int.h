@@ -176,6 +176,8 @@ int cdo__store_lock(struct cdo_store *s, const struct cdo__key *k,
 void cdo__store_unlock(struct cdo_store *s, const struct cdo__key *k,
                        void *lk);
 long cdo__store_lock_holder(struct cdo_store *s, const struct cdo__key *k);
+/* Removes flock(2) lock files unused for an hour (for --gc and upkeep). */
+void cdo__store_locks_gc(struct cdo_store *s, int64_t now_ms);
 /* Extends a lease lock (ops->renew); 0 for locks that need no renewal. */
 int cdo__store_lock_renew(struct cdo_store *s, const struct cdo__key *k,
                           void *lk);

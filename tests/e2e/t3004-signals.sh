@@ -43,6 +43,20 @@ command -v script >/dev/null && test_set_prereq SCRIPT
 
 # Ctrl-C on a terminal signals the whole foreground process group: the
 # command gets it from the terminal, and cachedo must not send a second one.
+test_expect_success 'a signal to the whole process group reaches the command once' '
+	: >armed.TERM &&
+	rm -f got.TERM ready.TERM pgid &&
+	{ setsid sh -c "echo \$\$ >pgid; exec cachedo counted sigpg trapper TERM" \
+		>out 2>err & } &&
+	wait_for ready.TERM &&
+	wait_for pgid &&
+	pgid=$(cat pgid) &&
+	kill -TERM "-$pgid" &&
+	wait &&
+	expect_lines 1 got.TERM &&
+	rm armed.TERM
+'
+
 test_expect_success SCRIPT 'Ctrl-C on a terminal reaches the command once; nothing stored' '
 	mkdir tty &&
 	cd tty &&
