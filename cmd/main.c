@@ -142,9 +142,12 @@ struct cli {
   enum mode mode;
   int json;
   char **command; /* the wrapped command, in argv */
-  const char *set_name[64];
-  const char *set_value[64];
-  const char *set_spelling[64];
+  struct cli_set {
+    const char *name;     /* the setting */
+    const char *value;    /* NULL for a flag */
+    const char *spelling; /* a long option as given, or NULL */
+    char short_name;      /* a short option as given, or 0 */
+  } *sets;                /* as many as there are arguments */
   int nset;
 };
 
@@ -183,13 +186,12 @@ static int take(struct cli *cli, const struct option *o, const char *value,
     if (cli->mode != M_HELP && cli->mode != M_VERSION)
       cli->mode = (enum mode)o->mode;
   } else {
-    if (cli->nset == 64) {
-      say("too many options");
-      return -1;
-    }
-    cli->set_name[cli->nset] = o->name;
-    cli->set_value[cli->nset] = value;
-    cli->set_spelling[cli->nset++] = spelling;
+    struct cli_set *st = &cli->sets[cli->nset++];
+
+    st->name = o->name;
+    st->value = value;
+    st->spelling = spelling[1] == '-' ? spelling : NULL;
+    st->short_name = spelling[1] == '-' ? 0 : spelling[1];
   }
   return 0;
 }
@@ -200,8 +202,13 @@ static int take(struct cli *cli, const struct option *o, const char *value,
  */
 static int parse_args(struct cli *cli, int argc, char **argv)
 {
-  static char spellings[64][4];
-  int i, ns = 0;
+  int i;
+
+  cli->sets = calloc((size_t)argc, sizeof(*cli->sets));
+  if (cli->sets == NULL) {
+    say("out of memory");
+    return -1;
+  }
 
   for (i = 1; i < argc; i++) {
     const char *a = argv[i];
@@ -241,13 +248,12 @@ static int parse_args(struct cli *cli, int argc, char **argv)
     for (a++; *a; a++) {
       const struct option *o = find_short(*a);
       const char *value = NULL;
-      char *sp = spellings[ns < 63 ? ns++ : 63];
+      char sp[3] = {'-', *a, 0};
 
       if (o == NULL) {
         say("unknown option '-%c' (try 'cachedo --help')", *a);
         return -1;
       }
-      sp[0] = '-', sp[1] = *a, sp[2] = 0;
       if (o->has_arg) {
         if (a[1])
           value = a + 1;
@@ -286,12 +292,14 @@ static int load_config(struct cdo_config *cfg, const struct cli *cli)
   }
   cdo_config_layer(cfg);
   for (i = 0; i < cli->nset; i++) {
-    if (cdo_config_set(cfg, cli->set_name[i], cli->set_value[i], err,
-                       sizeof(err)) < 0) {
-      const char *sp = cli->set_spelling[i];
-      size_t n = strcspn(sp, "=");
+    const struct cli_set *st = &cli->sets[i];
 
-      say("invalid %.*s %s", (int)n, sp, err);
+    if (cdo_config_set(cfg, st->name, st->value, err, sizeof(err)) < 0) {
+      if (st->short_name)
+        say("invalid -%c %s", st->short_name, err);
+      else
+        say("invalid %.*s %s", (int)strcspn(st->spelling, "="),
+            st->spelling, err);
       return -1;
     }
   }
@@ -739,17 +747,17 @@ int main(int argc, char **argv)
   sanitize_stdfds();
   signal(SIGPIPE, on_sigpipe);
   cdo_config_init(&cfg);
-  if (parse_args(&cli, argc, argv) < 0)
-    return 125;
-  if (cli.mode == M_HELP) {
-    fputs(usage, stdout);
-    return 0;
-  }
-  if (cli.mode == M_VERSION) {
-    printf("cachedo %s\nbackends: %s\n", CDO_VERSION, cdo_backends());
-    return 0;
-  }
   r = 125;
+  if (parse_args(&cli, argc, argv) < 0)
+    goto out;
+  if (cli.mode == M_HELP || cli.mode == M_VERSION) {
+    if (cli.mode == M_HELP)
+      fputs(usage, stdout);
+    else
+      printf("cachedo %s\nbackends: %s\n", CDO_VERSION, cdo_backends());
+    r = 0;
+    goto out;
+  }
   if (load_config(&cfg, &cli) < 0)
     goto out;
   quiet = cfg.quiet;
@@ -800,8 +808,11 @@ int main(int argc, char **argv)
   }
   cdo_job_run(job, s, &res);
   cdo_store_close(s);
+  if (res.outcome == CDO_STALE)
+    cdo_job_refresh(job);
   cdo_job_free(job);
   cdo_config_release(&cfg);
+  free(cli.sets);
   if (res.error[0])
     say("%s", res.error);
   if (verbose)
@@ -812,5 +823,6 @@ out:
   cdo_store_close(s);
   cdo_job_free(job);
   cdo_config_release(&cfg);
+  free(cli.sets);
   return r;
 }

@@ -288,6 +288,14 @@ struct cdo_result {
  */
 int cdo_job_run(struct cdo_job *j, struct cdo_store *s, struct cdo_result *res);
 
+/*
+ * After a CDO_STALE answer: starts the one background refresh, in a child
+ * fully detached from the caller (own session, stdio on /dev/null) that
+ * opens its own store. Call it after closing every store handle of this
+ * process: an open database connection must not cross fork().
+ */
+void cdo_job_refresh(struct cdo_job *j);
+
 /* Removes the job's entry from s. */
 int cdo_job_forget(struct cdo_job *j, struct cdo_store *s);
 

@@ -218,8 +218,12 @@ static int apply(struct cdo_config *c, const struct setting *st,
       char why[200];
 
       if (cdo_url_check(val, why, sizeof(why)) < 0) {
-        cdo__fmt(err, errlen, "'%s': %s", val, why);
-        cdo__url_mask(err + 1); /* never echo a password */
+        char *shown = strdup(val);
+
+        if (shown != NULL)
+          cdo__url_mask(shown); /* never echo a password */
+        cdo__fmt(err, errlen, "'%s': %s", shown ? shown : "", why);
+        free(shown);
         return CDO_EBADVALUE;
       }
     }

@@ -326,9 +326,12 @@ static int spool_stdin(struct cdo_job *j, char *err, size_t errlen)
 
   j->stdin_fd = cdo__tmpfile(NULL);
   if (j->stdin_fd < 0) {
+    /* Nothing read yet: the command can still have stdin, uncached. */
     cdo__fmt(err, errlen, "cannot spool standard input: %s",
              cdo_strerror(j->stdin_fd));
-    return j->stdin_fd;
+    j->stdin_fd = -1;
+    j->uncacheable = strdup(err);
+    return j->uncacheable ? 0 : CDO__ERR(ENOMEM);
   }
   r = digest_fd(0, j->stdin_fd, j->stdin_digest);
   if (r == CDO__ERR(EBADF)) /* stdin closed: hash it as empty */
@@ -443,7 +446,7 @@ int cdo_job_new(struct cdo_job **out, const struct cdo_config *cfg,
     r = select_env(j, envp);
   if (r == 0)
     r = digest_files(j, err, errlen);
-  if (r == 0 && cfg->use_stdin)
+  if (r == 0 && cfg->use_stdin && !cfg->no_cache && j->uncacheable == NULL)
     r = spool_stdin(j, err, errlen);
   if (r < 0)
     goto fail;

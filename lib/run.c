@@ -572,10 +572,9 @@ static int single_flight(struct cdo_job *j, struct cdo_store *s, void **lk,
  * Stale-while-revalidate: a detached child (own session, stdio on
  * /dev/null, so `x=$(cachedo ...)` does not wait for it) refreshes the
  * entry under the run lock; identical stale hits meanwhile find the lock
- * taken and leave it be. It opens its own store: a connection must not be
- * shared across fork().
+ * taken and leave it be. It opens its own store.
  */
-static void start_refresh(struct cdo_job *j)
+void cdo_job_refresh(struct cdo_job *j)
 {
   struct cdo_store *s = NULL;
   struct cdo_result res;
@@ -667,9 +666,7 @@ int cdo_job_run(struct cdo_job *j, struct cdo_store *s, struct cdo_result *res)
     r = cdo__store_lookup(s, &j->key, &b, &m, &joff);
     if (r == CDO__FRESH || r == CDO__STALE) {
       replay(j, s, b, &m, joff, r == CDO__FRESH ? CDO_HIT : CDO_STALE, res);
-      if (r == CDO__STALE)
-        start_refresh(j);
-      return 0;
+      return 0; /* on CDO_STALE the caller starts cdo_job_refresh() */
     }
     if (r < 0) {
       cdo__job_msg(j, 0, "warning: cannot read cache '%s': %s; running "

@@ -132,13 +132,12 @@ static const char unix_form[] = "unix:///PATH.sock[?db=N]";
 static int parse_tcp(const char *rest, struct redis_url *u, char *err,
                      size_t errlen)
 {
-  size_t alen = strcspn(rest, "/"), hlen;
-  const char *at = NULL, *h, *p, *end = rest + alen;
+  /* The last '@' ends the user info: a password may hold '/', ':', '@'. */
+  const char *at = strrchr(rest, '@'), *h, *p, *end;
+  size_t hlen;
   long v;
 
-  for (p = rest; p < end; p++)
-    if (*p == '@')
-      at = p;
+  end = (at ? at + 1 : rest) + strcspn(at ? at + 1 : rest, "/");
   if (at != NULL) {
     const char *colon = memchr(rest, ':', (size_t)(at - rest));
 
@@ -699,11 +698,9 @@ static int redis_get(struct cdo_store *s, const struct cdo__key *k,
 
     if (p != NULL)
       memcpy(p, rep->str, rep->len);
-    *out = p ? cdo__blob_from_mem(p, rep->len) : NULL;
-    if (*out == NULL) {
-      free(p);
+    *out = p ? cdo__blob_from_mem(p, rep->len) : NULL; /* owns p */
+    if (*out == NULL)
       rc = CDO__ERR(ENOMEM);
-    }
     freeReplyObject(rep);
   } else {
     freeReplyObject(rep);
@@ -711,7 +708,10 @@ static int redis_get(struct cdo_store *s, const struct cdo__key *k,
     if (rep == NULL)
       rc = no_reply(r);
     else if (rep->type == REDIS_REPLY_INTEGER &&
-             rep->integer >= CDO__TRAILER_LEN)
+             rep->integer >= CDO__TRAILER_LEN &&
+             /* no larger than any entry we write: a bad value is a miss */
+             (uint64_t)rep->integer <=
+                 s->cfg->max_output + ((uint64_t)16 << 20))
       rc = get_large(r, name, (uint64_t)rep->integer, out);
     freeReplyObject(rep);
   }
@@ -1494,14 +1494,15 @@ static int redis_renew(struct cdo_store *s, const struct cdo__key *k,
     return CDO__ERR(ENOMEM);
   rep = command(r, "EVAL %s 1 %s %s %d", renew_lua, name, l->token,
                 LOCK_LEASE_MS);
-  if (rep == NULL)
+  if (rep == NULL) {
     rc = no_reply(r);
-  else if (rep->type == REDIS_REPLY_ERROR)
-    rc = reply_fail(r, rep, "cannot renew a lock");
-  else if (rep->type != REDIS_REPLY_INTEGER || rep->integer != 1)
-    rc = cdo__store_fail(s, CDO__ERR(ENOLCK), "the lock was lost");
-  if (rep != NULL && rep->type != REDIS_REPLY_ERROR)
+  } else if (rep->type == REDIS_REPLY_ERROR) {
+    rc = reply_fail(r, rep, "cannot renew a lock"); /* frees rep */
+  } else {
+    if (rep->type != REDIS_REPLY_INTEGER || rep->integer != 1)
+      rc = cdo__store_fail(s, CDO__ERR(ENOLCK), "the lock was lost");
     freeReplyObject(rep);
+  }
   free(name);
   return rc;
 }

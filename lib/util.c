@@ -119,7 +119,8 @@ int cdo_parse_duration(const char *s, int64_t *out_ms)
     return CDO_EBADVALUE;
   for (i = 0; i < CDO__ARRAY_SIZE(units); i++) {
     if (strcmp(end, units[i].unit) == 0) {
-      if (v > (uint64_t)INT64_MAX / units[i].ms)
+      /* At most 100 years, so that sums of times never overflow. */
+      if (v > (uint64_t)100 * 365 * 86400000 / units[i].ms)
         return CDO_EBADVALUE;
       *out_ms = (int64_t)(v * units[i].ms);
       return 0;
@@ -204,16 +205,13 @@ void cdo_format_size(uint64_t n, char *buf, size_t len)
 
 void cdo__url_mask(char *url)
 {
-  char *a = strstr(url, "://"), *end, *at = NULL, *colon, *p;
+  char *a = strstr(url, "://"), *at, *colon;
   size_t n, stars;
 
   if (a == NULL)
     return;
   a += 3;
-  end = a + strcspn(a, "/");
-  for (p = a; p < end; p++)
-    if (*p == '@')
-      at = p;
+  at = strrchr(a, '@'); /* a password may hold '/', ':' and '@' */
   if (at == NULL || (colon = memchr(a, ':', (size_t)(at - a))) == NULL)
     return;
   n = (size_t)(at - colon - 1);
