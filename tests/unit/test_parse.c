@@ -26,9 +26,11 @@ static const struct {
     {"2h", 7200000},
     {"1d", 86400000},
     {"1w", 604800000},
-    {"9223372036854775807ms", INT64_MAX},
-    {"9223372036854775s", INT64_C(9223372036854775000)},
-    {"15250284452w", INT64_C(9223372036569600000)},
+    /* The limit is 100 years (of 365 days), so sums of times never overflow. */
+    {"3153600000000ms", INT64_C(3153600000000)},
+    {"3153600000s", INT64_C(3153600000000)},
+    {"36500d", INT64_C(3153600000000)},
+    {"5214w", INT64_C(3153427200000)},
 };
 
 static const char *const bad_durations[] = {
@@ -45,6 +47,10 @@ static const char *const bad_durations[] = {
     "ms",
     "5ms5",
     "5sm",
+    "3153600000001ms",       /* just over 100 years */
+    "36501d",
+    "5215w",
+    "9223372036854775807ms", /* INT64_MAX */
     "9223372036854775808ms", /* INT64_MAX + 1 */
     "9223372036854776s",     /* overflows in the multiplication */
     "15250284453w",
