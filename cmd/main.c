@@ -24,8 +24,17 @@
 extern char **environ;
 
 enum mode {
-  M_RUN, M_FORGET, M_KEY, M_EXPLAIN, M_CLEAR, M_STATS, M_LIST, M_GC,
-  M_ZERO_STATS, M_HELP, M_VERSION
+  M_RUN,
+  M_FORGET,
+  M_KEY,
+  M_EXPLAIN,
+  M_CLEAR,
+  M_STATS,
+  M_LIST,
+  M_GC,
+  M_ZERO_STATS,
+  M_HELP,
+  M_VERSION
 };
 
 /* Every option: settings go to cdo_config_set(), the rest pick a mode. */
@@ -35,28 +44,44 @@ static const struct option {
   int has_arg;
   int mode; /* -1: a setting; -2: --json */
 } options[] = {
-    {"ttl", 't', 1, -1},          {"fail-ttl", 0, 1, -1},
-    {"no-cache-failures", 0, 0, -1}, {"stale", 0, 1, -1},
-    {"refresh", 0, 0, -1},        {"no-cache", 0, 0, -1},
-    {"cache", 'c', 1, -1},        {"env", 0, 1, -1},
-    {"ignore-env", 0, 1, -1},     {"no-env", 0, 0, -1},
-    {"pure", 0, 0, -1},           {"no-cwd", 0, 0, -1},
-    {"file", 0, 1, -1},           {"stdin", 0, 0, -1},
-    {"scope", 0, 1, -1},          {"max-output", 0, 1, -1},
-    {"lock-timeout", 0, 1, -1},   {"max-size", 0, 1, -1},
-    {"verbose", 'v', 0, -1},      {"quiet", 'q', 0, -1},
-    {"forget", 0, 0, M_FORGET},   {"key", 0, 0, M_KEY},
-    {"explain", 0, 0, M_EXPLAIN}, {"clear", 0, 0, M_CLEAR},
-    {"stats", 0, 0, M_STATS},     {"list", 0, 0, M_LIST},
-    {"gc", 0, 0, M_GC},           {"zero-stats", 0, 0, M_ZERO_STATS},
+    {"ttl", 't', 1, -1},
+    {"fail-ttl", 0, 1, -1},
+    {"no-cache-failures", 0, 0, -1},
+    {"stale", 0, 1, -1},
+    {"refresh", 0, 0, -1},
+    {"no-cache", 0, 0, -1},
+    {"cache", 'c', 1, -1},
+    {"env", 0, 1, -1},
+    {"ignore-env", 0, 1, -1},
+    {"no-env", 0, 0, -1},
+    {"pure", 0, 0, -1},
+    {"no-cwd", 0, 0, -1},
+    {"file", 0, 1, -1},
+    {"stdin", 0, 0, -1},
+    {"scope", 0, 1, -1},
+    {"max-output", 0, 1, -1},
+    {"lock-timeout", 0, 1, -1},
+    {"max-size", 0, 1, -1},
+    {"verbose", 'v', 0, -1},
+    {"quiet", 'q', 0, -1},
+    {"forget", 0, 0, M_FORGET},
+    {"key", 0, 0, M_KEY},
+    {"explain", 0, 0, M_EXPLAIN},
+    {"clear", 0, 0, M_CLEAR},
+    {"stats", 0, 0, M_STATS},
+    {"list", 0, 0, M_LIST},
+    {"gc", 0, 0, M_GC},
+    {"zero-stats", 0, 0, M_ZERO_STATS},
     {"json", 0, 0, -2},
-    {"help", 'h', 0, M_HELP},     {"version", 'V', 0, M_VERSION},
+    {"help", 'h', 0, M_HELP},
+    {"version", 'V', 0, M_VERSION},
 };
 
 static const char usage[] =
     "Usage: cachedo [OPTION]... [--] COMMAND [ARG]...\n"
     "       cachedo [OPTION]... --forget|--key|--explain [--] COMMAND...\n"
-    "       cachedo [OPTION]... --clear | --stats | --list | --gc | --zero-stats\n"
+    "       cachedo [OPTION]... --clear | --stats | --list | --gc | "
+    "--zero-stats\n"
     "Run COMMAND, or replay its stored stdout, stderr and exit status when a\n"
     "fresh result is cached.\n"
     "\n"
@@ -79,10 +104,12 @@ static const char usage[] =
     "      --scope NAME           keep a separate namespace of entries\n"
     "Storage:\n"
     "  -c, --cache URL            sqlite:PATH (default), dir:PATH, mem:,\n"
-    "                             redis://HOST[:PORT][/DB], unix:///PATH.sock,\n"
+    "                             redis://HOST[:PORT][/DB], "
+    "unix:///PATH.sock,\n"
     "                             exec:PROGRAM\n"
     "      --max-output SIZE      store no output larger than SIZE (256M)\n"
-    "      --max-size SIZE        keep the cache under SIZE: --gc and the hourly\n"
+    "      --max-size SIZE        keep the cache under SIZE: --gc and the "
+    "hourly\n"
     "                             cleanup evict least-recently-used entries\n"
     "      --lock-timeout DURATION  wait this long for an identical run (10m)\n"
     "Modes:\n"
@@ -130,8 +157,7 @@ static void on_msg(void *ud, int level, const char *msg)
   if (level >= 2) {
     /* One status line on a terminal, rewritten in place, then erased. */
     if (!quiet && isatty(2))
-      fprintf(stderr, level == 2 ? "\rcachedo: %s\033[K" : "\r\033[K%s",
-              msg);
+      fprintf(stderr, level == 2 ? "\rcachedo: %s\033[K" : "\r\033[K%s", msg);
     return;
   }
   if ((level == 0 && !quiet) || (level == 1 && verbose))
@@ -147,7 +173,7 @@ struct cli {
     const char *value;    /* NULL for a flag */
     const char *spelling; /* a long option as given, or NULL */
     char short_name;      /* a short option as given, or 0 */
-  } *sets;                /* as many as there are arguments */
+  } * sets;               /* as many as there are arguments */
   int nset;
 };
 
@@ -298,8 +324,8 @@ static int load_config(struct cdo_config *cfg, const struct cli *cli)
       if (st->short_name)
         say("invalid -%c %s", st->short_name, err);
       else
-        say("invalid %.*s %s", (int)strcspn(st->spelling, "="),
-            st->spelling, err);
+        say("invalid %.*s %s", (int)strcspn(st->spelling, "="), st->spelling,
+            err);
       return -1;
     }
   }
@@ -639,7 +665,8 @@ static int admin(const struct cli *cli, const struct cdo_config *cfg)
       cdo_format_size(freed, fb, sizeof(fb));
       cdo_format_size(cfg->max_size, mb, sizeof(mb));
       printf("evicted %" PRIu64 " least recently used entries (%s) to stay "
-             "under %s\n", evicted, fb, mb);
+             "under %s\n",
+             evicted, fb, mb);
     }
   } else if (cli->mode == M_STATS) {
     struct cdo_stats st;
@@ -765,7 +792,8 @@ int main(int argc, char **argv)
   if (cli.mode >= M_CLEAR) {
     if (cli.command[0] != NULL)
       say("unexpected argument '%s' (--clear, --stats, --list, --gc and "
-          "--zero-stats take no command)", cli.command[0]);
+          "--zero-stats take no command)",
+          cli.command[0]);
     else
       r = admin(&cli, &cfg);
     goto out;

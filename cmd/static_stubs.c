@@ -1,11 +1,10 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Linked only into the fully static binary (with -Wl,--wrap for dlopen, getaddrinfo and
- * freeaddrinfo).
- * SQLite's extension loader and libuv's password lookup reference dlopen()
- * and getpwuid_r(), which a static glibc can only serve with the shared
- * libraries present at run time (the linker warns). cachedo calls neither:
- * these stand-ins fail cleanly.
+ * Linked only into the fully static binary (with -Wl,--wrap for dlopen,
+ * getaddrinfo and freeaddrinfo). SQLite's extension loader and libuv's password
+ * lookup reference dlopen() and getpwuid_r(), which a static glibc can only
+ * serve with the shared libraries present at run time (the linker warns).
+ * cachedo calls neither: these stand-ins fail cleanly.
  */
 #include <errno.h>
 #include <pwd.h>
@@ -68,8 +67,8 @@ static int add_addr(struct addrinfo ***tail, int family, const void *addr,
   if (n == NULL)
     return EAI_MEMORY;
   n->ai.ai_family = family;
-  n->ai.ai_socktype = hints && hints->ai_socktype ? hints->ai_socktype
-                                                  : SOCK_STREAM;
+  n->ai.ai_socktype =
+      hints && hints->ai_socktype ? hints->ai_socktype : SOCK_STREAM;
   n->ai.ai_protocol = hints ? hints->ai_protocol : 0;
   n->ai.ai_addr = (struct sockaddr *)&n->sa;
   if (family == AF_INET) {
@@ -170,7 +169,8 @@ int __wrap_getaddrinfo(const char *node, const char *service,
   }
   if (!add_text(&tail, want, node, (unsigned)port, hints)) {
     from_hosts(&tail, want, node, (unsigned)port, hints);
-    if (head == NULL && (hints == NULL || !(hints->ai_flags & AI_NUMERICHOST))) {
+    if (head == NULL &&
+        (hints == NULL || !(hints->ai_flags & AI_NUMERICHOST))) {
       if (want == AF_UNSPEC || want == AF_INET)
         from_dns(&tail, ns_t_a, node, (unsigned)port, hints);
       if (want == AF_UNSPEC || want == AF_INET6)

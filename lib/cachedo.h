@@ -66,10 +66,10 @@ struct cdo_config {
   int64_t redis_timeout_ms;         /* > 0: each read or write */
   int64_t redis_breaker_ms;         /* skip a failed server this long */
   int64_t exec_timeout_ms;          /* exec: helper idle limit; 0: 5 s */
-  char *scope;             /* NULL: none */
-  struct cdo_strv env;     /* allowlist patterns; empty: default policy */
+  char *scope;                      /* NULL: none */
+  struct cdo_strv env;        /* allowlist patterns; empty: default policy */
   struct cdo_strv ignore_env; /* patterns dropped from the hashed set */
-  struct cdo_strv files;   /* --file paths */
+  struct cdo_strv files;      /* --file paths */
   int no_env, no_cwd, pure, use_stdin, refresh, no_cache;
   int verbose, quiet;
   unsigned layer; /* current layer, see cdo_config_layer() */
@@ -183,7 +183,7 @@ enum cdo_errkind {
 #define CDO__XX(name, label) CDO_ERRKIND_##name,
   CDO_ERRKIND_MAP(CDO__XX)
 #undef CDO__XX
-  CDO_ERRKIND_COUNT
+      CDO_ERRKIND_COUNT
 };
 /* The label of kind, e.g. "timeout"; static. */
 const char *cdo_errkind_name(int kind);
@@ -193,12 +193,12 @@ int cdo_errkind_of(int code);
 struct cdo_stats {
   uint64_t entries, bytes;
   uint64_t hits, misses, stale, errors;
-  int64_t saved_ms; /* sum of the original run time of every hit */
+  int64_t saved_ms;  /* sum of the original run time of every hit */
   uint64_t uncached; /* ran without the cache after a cache failure */
   uint64_t error_kinds[CDO_ERRKIND_COUNT]; /* errors, by cdo_errkind */
-  int64_t since_ms;  /* counting since (creation or --zero-stats); 0: unknown */
-  int counted;       /* the counters are kept (hits ... since_ms are real) */
-  int listed;        /* the backend reported entries and bytes */
+  int64_t since_ms; /* counting since (creation or --zero-stats); 0: unknown */
+  int counted;      /* the counters are kept (hits ... since_ms are real) */
+  int listed;       /* the backend reported entries and bytes */
 };
 /* Fills *st; counters a backend does not keep stay 0. */
 int cdo_store_stats(struct cdo_store *s, struct cdo_stats *st);
@@ -214,8 +214,8 @@ int cdo_store_zero_stats(struct cdo_store *s);
  * Evicts least-recently-used entries until the entries take at most
  * max_bytes; *removed and *freed say how many and how many bytes.
  */
-int cdo_store_evict(struct cdo_store *s, uint64_t max_bytes,
-                    uint64_t *removed, uint64_t *freed);
+int cdo_store_evict(struct cdo_store *s, uint64_t max_bytes, uint64_t *removed,
+                    uint64_t *freed);
 
 /* ---- jobs: one memoized command ----------------------------------------- */
 
@@ -270,13 +270,13 @@ enum cdo_outcome {
 
 struct cdo_result {
   enum cdo_outcome outcome;
-  int exit_status;   /* the command's status, or 125/126/127 */
-  int term_signal;   /* > 0: the command died of this signal */
-  int64_t age_ms;    /* CDO_HIT / CDO_STALE: age of the entry */
-  char reason[200];  /* CDO_MISS_NOT_STORED / CDO_UNCACHED: why */
+  int exit_status;    /* the command's status, or 125/126/127 */
+  int term_signal;    /* > 0: the command died of this signal */
+  int64_t age_ms;     /* CDO_HIT / CDO_STALE: age of the entry */
+  char reason[200];   /* CDO_MISS_NOT_STORED / CDO_UNCACHED: why */
   char miss_why[300]; /* a miss with cfg->verbose: what differs from the
                          nearest stored entry of the command, or "" */
-  char error[300];   /* exit 125/126/127 from cachedo itself: message */
+  char error[300];    /* exit 125/126/127 from cachedo itself: message */
 };
 
 /*

@@ -21,7 +21,7 @@
 
 #include "cachedo.h"
 
-#define CDO__ERR(e) (-(e))
+#define CDO__ERR(e)        (-(e))
 #define CDO__ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
 
 /* snprintf into a fixed buffer; never overflows, always terminates. */
@@ -111,10 +111,10 @@ int cdo__tmpfile(const char *dir);
 /* $XDG_<what>_HOME, else $HOME/<fallback>; malloc'd, NULL if neither. */
 char *cdo__xdg_dir(const char *var, const char *fallback);
 
-/* ---- entries (entry.c) ----------------------------------------------------- */
+/* ---- entries (entry.c) --------------------------------------------------- */
 
-#define CDO__STDOUT 1
-#define CDO__STDERR 2
+#define CDO__STDOUT      1
+#define CDO__STDERR      2
 #define CDO__TRAILER_LEN 52
 
 /* What the trailer of an entry says. */
@@ -193,7 +193,7 @@ int cdo__entry_verify(struct cdo__blob *b, const struct cdo__meta *m,
 int cdo__entry_replay(struct cdo__blob *b, const struct cdo__meta *m,
                       uint64_t journal_off);
 
-/* ---- keys (key.c) ---------------------------------------------------------- */
+/* ---- keys (key.c) -------------------------------------------------------- */
 
 struct cdo__key {
   unsigned char hash[32];

@@ -58,7 +58,8 @@ static const struct setting {
 };
 
 static const char *const expected[] = {
-    [T_DURATION_POS] = "a duration > 0 like 30s, 500ms, 5m (units ms s m h d w)",
+    [T_DURATION_POS] =
+        "a duration > 0 like 30s, 500ms, 5m (units ms s m h d w)",
     [T_DURATION] = "a duration like 0, 30s, 500ms, 5m (units ms s m h d w)",
     [T_SIZE] = "a size like 1048576, 64K, 256M, 2G",
     [T_STRING] = "a non-empty name",

@@ -21,9 +21,9 @@
 #include <sys/sendfile.h>
 #include <unistd.h>
 
-#define VERSION 1
-#define HEAD_FIXED 16
-#define HEAD_MAX (8u << 20)
+#define VERSION         1
+#define HEAD_FIXED      16
+#define HEAD_MAX        (8u << 20)
 #define CHECKED_TRAILER 40
 
 ssize_t cdo__src_read(const struct cdo__src *s, uint64_t off, void *buf,

@@ -27,8 +27,8 @@
 #include <unistd.h>
 
 #define EXPL_MAGIC "cdoexpl1"
-#define SETS_MAX 8
-#define FILE_MAX (1 << 20)
+#define SETS_MAX   8
+#define FILE_MAX   (1 << 20)
 
 struct item {
   unsigned char type;
@@ -43,8 +43,8 @@ struct set {
   size_t n;
 };
 
-static void digest(unsigned char type, const void *a, size_t an,
-                   const void *b, size_t bn, unsigned char out[8])
+static void digest(unsigned char type, const void *a, size_t an, const void *b,
+                   size_t bn, unsigned char out[8])
 {
   crypto_hash_sha256_state h;
   unsigned char full[32];
@@ -91,8 +91,7 @@ static int job_set(const struct cdo_job *j, struct set *st)
            add_item(st, 'x', NULL, 0)->d);
   }
   if (j->cwd != NULL)
-    digest('c', j->cwd, strlen(j->cwd), NULL, 0,
-           add_item(st, 'c', NULL, 0)->d);
+    digest('c', j->cwd, strlen(j->cwd), NULL, 0, add_item(st, 'c', NULL, 0)->d);
   for (i = 0; i < j->n_env; i++) {
     size_t nl = strcspn(j->env[i], "=");
     const char *v = j->env[i] + nl + 1;
@@ -139,12 +138,11 @@ static int side_path(const struct cdo_job *j, struct cdo_store *s, char *buf,
                               strlen(j->argv[i]));
   }
   crypto_hash_sha256_final(&h, d);
-  cdo__fmt(buf, len, "%s/%016llx", dir,
-           (unsigned long long)cdo__get64(d));
+  cdo__fmt(buf, len, "%s/%016llx", dir, (unsigned long long)cdo__get64(d));
   return 0;
 }
 
-/* ---- the side file --------------------------------------------------------- */
+/* ---- the side file ------------------------------------------------------- */
 
 struct side {
   unsigned char *bytes; /* the file; names point into it */
@@ -348,14 +346,22 @@ struct teller {
 static const char *component_name(unsigned char type)
 {
   switch (type) {
-  case 'x': return "exe";
-  case 'c': return "cwd";
-  case 'e': return "env";
-  case 'p': return "pure";
-  case 'f': return "file";
-  case 's': return "stdin";
-  case 'o': return "scope";
-  default: return "other";
+  case 'x':
+    return "exe";
+  case 'c':
+    return "cwd";
+  case 'e':
+    return "env";
+  case 'p':
+    return "pure";
+  case 'f':
+    return "file";
+  case 's':
+    return "stdin";
+  case 'o':
+    return "scope";
+  default:
+    return "other";
   }
 }
 
@@ -440,11 +446,13 @@ int cdo_job_explain_miss(struct cdo_job *j, struct cdo_store *s,
     cdo_format_duration(now.stored_ms - sd.sets[best].stored_ms, age,
                         sizeof(age));
     if (best_n == 0)
-      cdo__fmt(buf, sizeof(buf), "stored %s ago with the same inputs "
-               "(expired or removed since)", age);
+      cdo__fmt(buf, sizeof(buf),
+               "stored %s ago with the same inputs "
+               "(expired or removed since)",
+               age);
     else
-      cdo__fmt(buf, sizeof(buf), "stored %s ago; %zu component%s differ%s",
-               age, best_n, best_n == 1 ? "" : "s", best_n == 1 ? "s" : "");
+      cdo__fmt(buf, sizeof(buf), "stored %s ago; %zu component%s differ%s", age,
+               best_n, best_n == 1 ? "" : "s", best_n == 1 ? "s" : "");
     fn(ud, "nearest", buf);
     diff(&now, &sd.sets[best], tell, &t);
   }

@@ -70,8 +70,8 @@ int cdo__dir_check(const char *path, char *err, size_t errlen)
     return CDO__ERR(ENOTDIR);
   }
   if (st.st_uid != geteuid()) {
-    cdo__fmt(err, errlen, "'%s' is owned by uid %u, not by you (uid %u)",
-             path, (unsigned)st.st_uid, (unsigned)geteuid());
+    cdo__fmt(err, errlen, "'%s' is owned by uid %u, not by you (uid %u)", path,
+             (unsigned)st.st_uid, (unsigned)geteuid());
     return CDO_EUNSAFE;
   }
   if (st.st_mode & (S_IWGRP | S_IWOTH)) {
@@ -102,8 +102,7 @@ int cdo__mkdir_private(const char *path, char *err, size_t errlen)
     if (mkdir(p, 0700) < 0 && errno != EEXIST) {
       int e = errno;
 
-      cdo__fmt(err, errlen, "cannot create directory '%s': %s", p,
-               strerror(e));
+      cdo__fmt(err, errlen, "cannot create directory '%s': %s", p, strerror(e));
       free(p);
       return CDO__ERR(e);
     }

@@ -8,7 +8,7 @@
 #include <sys/stat.h>
 
 struct cdo__file_digest {
-  const char *path;          /* borrowed from the config */
+  const char *path; /* borrowed from the config */
   int absent;
   unsigned char digest[32];
 };
@@ -19,16 +19,16 @@ struct cdo_job {
   char *exe;                    /* path to execute; NULL when not found */
   char *exe_real;               /* its realpath, for the key */
   struct stat exe_st;
-  int exe_status;               /* 0, or 126 / 127 when it cannot run */
-  char *exe_err;                /* why, with exe_status */
-  char *cwd;                    /* NULL with --no-cwd */
-  char *uncacheable;            /* why this job cannot use the cache, or
-                                   NULL (e.g. an unreadable working dir) */
-  char **env;                   /* hashed "NAME=VALUE", sorted, NULL-ended */
+  int exe_status;    /* 0, or 126 / 127 when it cannot run */
+  char *exe_err;     /* why, with exe_status */
+  char *cwd;         /* NULL with --no-cwd */
+  char *uncacheable; /* why this job cannot use the cache, or
+                        NULL (e.g. an unreadable working dir) */
+  char **env;        /* hashed "NAME=VALUE", sorted, NULL-ended */
   size_t n_env;
   struct cdo__file_digest *files;
   size_t n_files;
-  int stdin_fd;                 /* spooled stdin with --stdin, else -1 */
+  int stdin_fd; /* spooled stdin with --stdin, else -1 */
   unsigned char stdin_digest[32];
   struct cdo__key key;
   cdo_msg_fn msg;

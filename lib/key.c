@@ -33,14 +33,36 @@
  * Variables that change between two shells of one user without changing
  * what a command prints, sorted for bsearch(); plus every CACHEDO_*.
  */
-static const char *const volatile_vars[] = {
-    "ALACRITTY_WINDOW_ID", "COLUMNS", "GPG_TTY", "ITERM_SESSION_ID",
-    "KITTY_PID", "KITTY_WINDOW_ID", "KONSOLE_DBUS_SESSION",
-    "KONSOLE_DBUS_WINDOW", "LINES", "OLDPWD", "PWD", "SECURITYSESSIONID",
-    "SHELL_SESSION_ID", "SHLVL", "SSH_AGENT_PID", "SSH_AUTH_SOCK",
-    "SSH_CLIENT", "SSH_CONNECTION", "SSH_TTY", "STY", "TERM_SESSION_ID",
-    "TMUX", "TMUX_PANE", "WEZTERM_PANE", "WINDOW", "WINDOWID", "WT_SESSION",
-    "XDG_SESSION_ID", "XDG_VTNR", "_"};
+static const char *const volatile_vars[] = {"ALACRITTY_WINDOW_ID",
+                                            "COLUMNS",
+                                            "GPG_TTY",
+                                            "ITERM_SESSION_ID",
+                                            "KITTY_PID",
+                                            "KITTY_WINDOW_ID",
+                                            "KONSOLE_DBUS_SESSION",
+                                            "KONSOLE_DBUS_WINDOW",
+                                            "LINES",
+                                            "OLDPWD",
+                                            "PWD",
+                                            "SECURITYSESSIONID",
+                                            "SHELL_SESSION_ID",
+                                            "SHLVL",
+                                            "SSH_AGENT_PID",
+                                            "SSH_AUTH_SOCK",
+                                            "SSH_CLIENT",
+                                            "SSH_CONNECTION",
+                                            "SSH_TTY",
+                                            "STY",
+                                            "TERM_SESSION_ID",
+                                            "TMUX",
+                                            "TMUX_PANE",
+                                            "WEZTERM_PANE",
+                                            "WINDOW",
+                                            "WINDOWID",
+                                            "WT_SESSION",
+                                            "XDG_SESSION_ID",
+                                            "XDG_VTNR",
+                                            "_"};
 
 int cdo__glob(const char *pattern, const char *name)
 {
@@ -178,7 +200,7 @@ static int resolve_exe(struct cdo_job *j, const char *argv0)
   }
   j->exe_status = denied ? 126 : 127;
   errno = denied ? EACCES : ENOENT;
-fail: {
+fail : {
   char msg[600];
 
   if (j->exe_status == 127 && strchr(argv0, '/') == NULL)
@@ -311,9 +333,10 @@ static int digest_files(struct cdo_job *j, char *err, size_t errlen)
     if (fd >= 0)
       close(fd);
     if (r < 0) {
-      cdo__fmt(err, errlen, "cannot read --file '%s': %s (expected a "
-               "readable file, or one that does not exist)", f->v[i],
-               cdo_strerror(r));
+      cdo__fmt(err, errlen,
+               "cannot read --file '%s': %s (expected a "
+               "readable file, or one that does not exist)",
+               f->v[i], cdo_strerror(r));
       return CDO_EBADVALUE;
     }
   }
@@ -435,8 +458,10 @@ int cdo_job_new(struct cdo_job **out, const struct cdo_config *cfg,
       /* The command can still run (it may not care), just not cached. */
       char why[300];
 
-      cdo__fmt(why, sizeof(why), "cannot read the working directory: %s "
-               "(--no-cwd leaves it out of the key)", strerror(errno));
+      cdo__fmt(why, sizeof(why),
+               "cannot read the working directory: %s "
+               "(--no-cwd leaves it out of the key)",
+               strerror(errno));
       j->uncacheable = strdup(why);
       if (j->uncacheable == NULL)
         r = CDO__ERR(ENOMEM);
@@ -521,9 +546,10 @@ void cdo_job_explain(const struct cdo_job *j, cdo_explain_fn fn, void *ud)
   else
     cdo__fmt(buf, sizeof(buf), "'%s' (not found)", j->argv[0]);
   fn(ud, "exe", buf);
-  fn(ud, "cwd", j->cwd ? j->cwd
-                       : j->uncacheable ? "(unreadable: not cacheable)"
-                                        : "(not hashed: --no-cwd)");
+  fn(ud, "cwd",
+     j->cwd           ? j->cwd
+     : j->uncacheable ? "(unreadable: not cacheable)"
+                      : "(not hashed: --no-cwd)");
   if (j->cfg->no_env)
     fn(ud, "env", "(not hashed: --no-env)");
   for (i = 0; i < j->n_env; i++) {

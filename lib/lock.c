@@ -120,8 +120,7 @@ int cdo__store_lock(struct cdo_store *s, const struct cdo__key *k,
   return 0;
 }
 
-void cdo__store_unlock(struct cdo_store *s, const struct cdo__key *k,
-                       void *lk)
+void cdo__store_unlock(struct cdo_store *s, const struct cdo__key *k, void *lk)
 {
   struct flock_lk *f = lk;
 

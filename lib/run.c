@@ -18,23 +18,23 @@ struct runner {
   struct cdo_job *job;
   uv_loop_t loop;
   uv_process_t proc;
-  uv_pipe_t pipes[3]; /* [1] stdout, [2] stderr */
-  uv_timer_t renew;   /* keeps a lease lock alive while the command runs */
+  uv_pipe_t pipes[3];      /* [1] stdout, [2] stderr */
+  uv_timer_t renew;        /* keeps a lease lock alive while the command runs */
   struct cdo_store *store; /* with lock: the store and lock to renew */
   void *lock;
-  int piped;          /* stdout/stderr are pipes we read */
+  int piped; /* stdout/stderr are pipes we read */
   int exited;
   int64_t exit_status;
   int term_signal;
-  int closed[3];      /* our fd 1 / 2 lost its reader */
+  int closed[3]; /* our fd 1 / 2 lost its reader */
   /* the journal */
-  int spool;          /* -1: not recording */
+  int spool; /* -1: not recording */
   uint64_t out_bytes, journal_len, max_output;
   struct cdo__sum sum;
   unsigned char jbuf[JBUF + 5];
   size_t jlen;
   int jstream;
-  char reason[160];   /* why the result cannot be stored */
+  char reason[160]; /* why the result cannot be stored */
   char readbuf[JBUF];
 };
 
@@ -116,8 +116,10 @@ static void spool_write(struct runner *rn, const void *p, size_t n)
   int r = cdo__write_all(rn->spool, p, n);
 
   if (r < 0) {
-    cdo__job_msg(rn->job, 0, "warning: cannot write the spool: %s; the "
-                 "result will not be stored", cdo_strerror(r));
+    cdo__job_msg(rn->job, 0,
+                 "warning: cannot write the spool: %s; the "
+                 "result will not be stored",
+                 cdo_strerror(r));
     stop_recording(rn, "cannot write the spool: %s", cdo_strerror(r));
     return;
   }
@@ -137,8 +139,7 @@ static void journal_flush(struct runner *rn)
 }
 
 /* Appends output of stream to the journal, merging runs of one stream. */
-static void journal_add(struct runner *rn, int stream, const char *p,
-                        size_t n)
+static void journal_add(struct runner *rn, int stream, const char *p, size_t n)
 {
   if (rn->spool < 0)
     return;
@@ -157,7 +158,7 @@ static void journal_add(struct runner *rn, int stream, const char *p,
   rn->jlen += n;
 }
 
-/* ---- libuv callbacks ------------------------------------------------------- */
+/* ---- libuv callbacks ----------------------------------------------------- */
 
 static void on_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf)
 {
@@ -312,7 +313,7 @@ out:
   return r;
 }
 
-/* ---- the job ----------------------------------------------------------------- */
+/* ---- the job ------------------------------------------------------------- */
 
 static char *join_argv(char *const argv[])
 {
@@ -340,8 +341,8 @@ static int store_result(struct runner *rn, struct cdo_store *s,
   struct cdo__meta m;
   struct cdo__put_info info;
   struct cdo__src src;
-  int64_t ttl = rn->exit_status && c->fail_ttl_ms >= 0 ? c->fail_ttl_ms
-                                                        : c->ttl_ms;
+  int64_t ttl =
+      rn->exit_status && c->fail_ttl_ms >= 0 ? c->fail_ttl_ms : c->ttl_ms;
   char *command;
   int r;
 
@@ -404,8 +405,10 @@ static int run_command(struct cdo_job *j, struct cdo_store *s, void *lk,
   if (s != NULL) {
     rn->spool = cdo__tmpfile(cdo__store_spool_dir(s));
     if (rn->spool < 0) {
-      cdo__job_msg(j, 0, "warning: cannot create a spool file: %s; running "
-                   "uncached", cdo_strerror(rn->spool));
+      cdo__job_msg(j, 0,
+                   "warning: cannot create a spool file: %s; running "
+                   "uncached",
+                   cdo_strerror(rn->spool));
       cdo__fmt(rn->reason, sizeof(rn->reason), "no spool file");
       rn->spool = -1;
       s = NULL;
@@ -415,8 +418,10 @@ static int run_command(struct cdo_job *j, struct cdo_store *s, void *lk,
   r = spawn_and_wait(rn);
   if (r < 0 && rn->piped && r != UV_ENOENT && r != UV_EACCES) {
     /* Recording failed to set up (no fds left, say): run it uncached. */
-    cdo__job_msg(j, 0, "warning: cannot record the output: %s; running "
-                 "uncached", uv_strerror(r));
+    cdo__job_msg(j, 0,
+                 "warning: cannot record the output: %s; running "
+                 "uncached",
+                 uv_strerror(r));
     close(rn->spool);
     rn->spool = -1;
     rn->piped = 0;
@@ -425,8 +430,8 @@ static int run_command(struct cdo_job *j, struct cdo_store *s, void *lk,
   }
   if (r < 0) {
     res->exit_status = r == UV_ENOENT ? 127 : 126;
-    cdo__fmt(res->error, sizeof(res->error), "cannot run '%s': %s",
-             j->argv[0], uv_strerror(r));
+    cdo__fmt(res->error, sizeof(res->error), "cannot run '%s': %s", j->argv[0],
+             uv_strerror(r));
     res->outcome = CDO_UNCACHED;
     goto out;
   }
@@ -454,9 +459,9 @@ static int run_command(struct cdo_job *j, struct cdo_store *s, void *lk,
              "exit status %d; the stored successful result is kept",
              (int)rn->exit_status);
   else if ((r = store_result(rn, s, start)) < 0) {
-    cdo__job_msg(j, 0, "warning: cannot store the result in '%s': %s",
-                 cdo_store_url(s), cdo_store_errmsg(s)[0] ? cdo_store_errmsg(s)
-                                                          : cdo_strerror(r));
+    cdo__job_msg(
+        j, 0, "warning: cannot store the result in '%s': %s", cdo_store_url(s),
+        cdo_store_errmsg(s)[0] ? cdo_store_errmsg(s) : cdo_strerror(r));
     cdo__fmt(res->reason, sizeof(res->reason), "%s", cdo_strerror(r));
     failure = r;
   } else
@@ -472,10 +477,9 @@ out:
  * Replays a verified entry, fills res as a hit (or a stale answer) and
  * counts it, with the time the original run took as the time saved.
  */
-static void replay(struct cdo_job *j, struct cdo_store *s,
-                   struct cdo__blob *b, const struct cdo__meta *m,
-                   uint64_t joff, enum cdo_outcome outcome,
-                   struct cdo_result *res)
+static void replay(struct cdo_job *j, struct cdo_store *s, struct cdo__blob *b,
+                   const struct cdo__meta *m, uint64_t joff,
+                   enum cdo_outcome outcome, struct cdo_result *res)
 {
   cdo__entry_replay(b, m, joff);
   cdo__blob_free(b);
@@ -519,14 +523,16 @@ static int single_flight(struct cdo_job *j, struct cdo_store *s, void **lk,
   for (;;) {
     int64_t left = c->lock_timeout_ms - waited;
 
-    r = cdo__store_lock(s, &j->key,
-                        contended ? (left < 1000 ? left : 1000) : 0, lk);
+    r = cdo__store_lock(s, &j->key, contended ? (left < 1000 ? left : 1000) : 0,
+                        lk);
     waited = cdo__mono_ms() - start;
     if (r == 0)
       break;
     if (r != CDO__ERR(EAGAIN)) {
-      cdo__job_msg(j, 1, "cannot lock '%s': %s; running without waiting for "
-                   "identical runs", cdo_store_url(s),
+      cdo__job_msg(j, 1,
+                   "cannot lock '%s': %s; running without waiting for "
+                   "identical runs",
+                   cdo_store_url(s),
                    cdo_store_errmsg(s)[0] ? cdo_store_errmsg(s)
                                           : cdo_strerror(r));
       *lk = NULL;
@@ -537,8 +543,10 @@ static int single_flight(struct cdo_job *j, struct cdo_store *s, void **lk,
       if (status_shown)
         cdo__job_msg(j, 3, "%s", "");
       cdo_format_duration(waited, elapsed, sizeof(elapsed));
-      cdo__job_msg(j, 0, "warning: gave up waiting for an identical run "
-                   "after %s; running uncached", elapsed);
+      cdo__job_msg(j, 0,
+                   "warning: gave up waiting for an identical run "
+                   "after %s; running uncached",
+                   elapsed);
       return -1;
     }
     if (waited >= 1000) {
@@ -669,8 +677,10 @@ int cdo_job_run(struct cdo_job *j, struct cdo_store *s, struct cdo_result *res)
       return 0; /* on CDO_STALE the caller starts cdo_job_refresh() */
     }
     if (r < 0) {
-      cdo__job_msg(j, 0, "warning: cannot read cache '%s': %s; running "
-                   "uncached", cdo_store_url(s),
+      cdo__job_msg(j, 0,
+                   "warning: cannot read cache '%s': %s; running "
+                   "uncached",
+                   cdo_store_url(s),
                    cdo_store_errmsg(s)[0] ? cdo_store_errmsg(s)
                                           : cdo_strerror(r));
       cdo__store_record(s, &j->key, CDO_UNCACHED, 0, r);

@@ -33,13 +33,13 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#define REC_LEN 32
-#define REC_MAGIC 0xc5
-#define N_OUTCOMES 5
-#define SUM_MAGIC "cdostat1"
-#define ROTATE_BYTES (1 << 20)
-#define SUMMARY_MAX (64 << 20)
-#define ATIMES_MAX (1 << 20)
+#define REC_LEN           32
+#define REC_MAGIC         0xc5
+#define N_OUTCOMES        5
+#define SUM_MAGIC         "cdostat1"
+#define ROTATE_BYTES      (1 << 20)
+#define SUMMARY_MAX       (64 << 20)
+#define ATIMES_MAX        (1 << 20)
 #define MAINTAIN_EVERY_MS 3600000
 
 static const char *const errkind_names[] = {
@@ -115,7 +115,7 @@ static int open_file(const char *path, int flags)
   return open(path, flags | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY, 0600);
 }
 
-/* ---- records --------------------------------------------------------------- */
+/* ---- records ------------------------------------------------------------- */
 
 static uint32_t rec_check(const unsigned char *rec)
 {
@@ -164,7 +164,7 @@ void cdo__store_record(struct cdo_store *s, const struct cdo__key *k,
   close(fd);
 }
 
-/* ---- the summary ----------------------------------------------------------- */
+/* ---- the summary --------------------------------------------------------- */
 
 struct summary {
   uint64_t offset; /* bytes of the usage file folded in */
@@ -353,8 +353,7 @@ static int summary_read(const char *path, struct summary *sm)
   fd = open_file(path, O_RDONLY);
   if (fd < 0)
     return errno == ENOENT ? 0 : CDO__ERR(errno);
-  if (fstat(fd, &st) < 0 || st.st_size < 16 + 8 ||
-      st.st_size > SUMMARY_MAX)
+  if (fstat(fd, &st) < 0 || st.st_size < 16 + 8 || st.st_size > SUMMARY_MAX)
     goto out;
   buf = malloc((size_t)st.st_size);
   if (buf == NULL) {
@@ -444,7 +443,7 @@ static int summary_write(const char *path, const struct summary *sm)
   return r;
 }
 
-/* ---- folding under the lock ----------------------------------------------- */
+/* ---- folding under the lock ---------------------------------------------- */
 
 struct usage {
   char usage[PATH_MAX], stats[PATH_MAX];
@@ -526,7 +525,7 @@ static void usage_close(struct usage *u)
   summary_release(&u->sm);
 }
 
-/* ---- the public side --------------------------------------------------------- */
+/* ---- the public side ----------------------------------------------------- */
 
 int cdo_store_summary(struct cdo_store *s, struct cdo_stats *st)
 {
@@ -695,8 +694,7 @@ static void prune_atimes(struct summary *sm, const struct victims *vs,
 
 /* Evicts under u's exclusive lock; max_bytes UINT64_MAX only prunes. */
 static int evict_locked(struct cdo_store *s, struct usage *u,
-                        uint64_t max_bytes, uint64_t *removed,
-                        uint64_t *freed)
+                        uint64_t max_bytes, uint64_t *removed, uint64_t *freed)
 {
   struct cdo__evict ev = {max_bytes, u->sm.at, u->sm.n_at};
   struct victims vs = {NULL, 0, 0, &ev, 0};
@@ -735,8 +733,8 @@ static int evict_locked(struct cdo_store *s, struct usage *u,
   return r;
 }
 
-int cdo_store_evict(struct cdo_store *s, uint64_t max_bytes,
-                    uint64_t *removed, uint64_t *freed)
+int cdo_store_evict(struct cdo_store *s, uint64_t max_bytes, uint64_t *removed,
+                    uint64_t *freed)
 {
   struct usage u;
   int r;
@@ -774,9 +772,9 @@ static int upkeep_due(struct cdo_store *s, int *fold_only)
   *fold_only = 0;
   if (cdo__store_local_file(s, "-stats", path, sizeof(path), 0) < 0)
     return 0;
-  if (stat(path, &st) < 0 ||
-      now - ((int64_t)st.st_mtim.tv_sec * 1000 +
-             st.st_mtim.tv_nsec / 1000000) >= MAINTAIN_EVERY_MS)
+  if (stat(path, &st) < 0 || now - ((int64_t)st.st_mtim.tv_sec * 1000 +
+                                    st.st_mtim.tv_nsec / 1000000) >=
+                                 MAINTAIN_EVERY_MS)
     return 1;
   if (cdo__store_local_file(s, "-usage", path, sizeof(path), 0) == 0 &&
       stat(path, &st) == 0 && st.st_size >= ROTATE_BYTES) {

@@ -9,12 +9,8 @@
 #include <stdarg.h>
 
 static const struct cdo__store_ops *const backends[] = {
-    &cdo__store_sqlite,
-    &cdo__store_dir,
-    &cdo__store_mem,
-    &cdo__store_redis_tcp,
-    &cdo__store_redis_unix,
-    &cdo__store_exec,
+    &cdo__store_sqlite,    &cdo__store_dir,        &cdo__store_mem,
+    &cdo__store_redis_tcp, &cdo__store_redis_unix, &cdo__store_exec,
 };
 
 static const char expected_urls[] =
@@ -42,8 +38,8 @@ const char *cdo_backends(void)
 
       if (i > 0 && strcmp(name, backends[i - 1]->name) == 0)
         continue;
-      n += (size_t)snprintf(names + n, sizeof(names) - n, "%s%s",
-                            n ? " " : "", name);
+      n += (size_t)snprintf(names + n, sizeof(names) - n, "%s%s", n ? " " : "",
+                            name);
     }
   }
   return names;
@@ -112,7 +108,8 @@ int cdo_store_open(struct cdo_store **out, const struct cdo_config *cfg,
   *out = NULL;
   url = cfg->cache ? strdup(cfg->cache) : default_url();
   if (url == NULL) {
-    cdo__fmt(err, errlen, "cannot find a cache location: set HOME, "
+    cdo__fmt(err, errlen,
+             "cannot find a cache location: set HOME, "
              "XDG_CACHE_HOME or --cache");
     return CDO_EBADURL;
   }
@@ -214,8 +211,8 @@ int cdo__store_lookup(struct cdo_store *s, const struct cdo__key *k,
     return r < 0 ? r : CDO__MISS;
   r = cdo__entry_peek(b, m, NULL, journal_off);
   if (r == 0) {
-    ttl = m->exit_status != 0 && c->fail_ttl_ms >= 0 ? c->fail_ttl_ms
-                                                      : c->ttl_ms;
+    ttl =
+        m->exit_status != 0 && c->fail_ttl_ms >= 0 ? c->fail_ttl_ms : c->ttl_ms;
     age = cdo__now_ms() - m->created_ms;
     if (age < 0)
       age = 0;
@@ -237,8 +234,7 @@ int cdo__store_lookup(struct cdo_store *s, const struct cdo__key *k,
 }
 
 int cdo__store_put(struct cdo_store *s, const struct cdo__key *k,
-                   const struct cdo__src *src,
-                   const struct cdo__put_info *info)
+                   const struct cdo__src *src, const struct cdo__put_info *info)
 {
   return s->ops->put(s, k, src, info);
 }

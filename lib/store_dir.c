@@ -30,13 +30,13 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#define FOOTER_LEN 16
-#define SCOPE_MAX 65535
-#define SMALL_MAX (64 * 1024) /* entries read into memory in one read(2) */
-#define COPY_BUF (256 * 1024)
+#define FOOTER_LEN     16
+#define SCOPE_MAX      65535
+#define SMALL_MAX      (64 * 1024) /* entries read into memory in one read(2) */
+#define COPY_BUF       (256 * 1024)
 #define TEMP_MAX_AGE_S 3600 /* --gc: older temp and lock files are dead */
-#define TEMP_PREFIX ".tmp-"
-#define TEMP_HEX 16
+#define TEMP_PREFIX    ".tmp-"
+#define TEMP_HEX       16
 
 struct dir_store {
   struct cdo_store base;
@@ -132,8 +132,8 @@ static int open_root(struct dir_store *d, const char *root)
    * output is replayed there, and the lock and spool files opened next
    * would land on the others. As SQLite does, such a slot gets /dev/null.
    */
-  while ((d->fd = open(root, O_PATH | O_DIRECTORY | O_NOFOLLOW |
-                                 O_CLOEXEC)) >= 0 &&
+  while ((d->fd = open(root, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)) >=
+             0 &&
          d->fd <= 2) {
     int slot = d->fd;
 
@@ -247,8 +247,7 @@ static int read_footer(int fd, const struct stat *st, struct footer *f)
 
   if (!S_ISREG(st->st_mode) || st->st_size < FOOTER_LEN)
     return CDO_ECORRUPT;
-  r = cdo__pread_all(fd, foot, FOOTER_LEN,
-                     (uint64_t)st->st_size - FOOTER_LEN);
+  r = cdo__pread_all(fd, foot, FOOTER_LEN, (uint64_t)st->st_size - FOOTER_LEN);
   return r < 0 ? r : parse_footer(foot, (uint64_t)st->st_size, f);
 }
 
@@ -330,8 +329,7 @@ static int dir_get(struct cdo_store *s, const struct cdo__key *k,
   if (fstat(fd, &st) < 0) {
     r = CDO__ERR(errno);
     close(fd);
-    return cdo__store_fail(s, r, "'%s/%s': %s", d->root, rp.p,
-                           cdo_strerror(r));
+    return cdo__store_fail(s, r, "'%s/%s': %s", d->root, rp.p, cdo_strerror(r));
   }
   if (S_ISREG(st.st_mode) && st.st_size >= FOOTER_LEN &&
       st.st_size <= SMALL_MAX) {
@@ -395,8 +393,7 @@ static int create_temp(struct dir_store *d, const struct cdo__key *k,
       name[2 * i + 1] = hex[rnd[i] & 15];
     }
     name[TEMP_HEX] = 0;
-    cdo__fmt(rp->p, sizeof(rp->p), "v1/%.2s/" TEMP_PREFIX "%s", k->hex,
-             name);
+    cdo__fmt(rp->p, sizeof(rp->p), "v1/%.2s/" TEMP_PREFIX "%s", k->hex, name);
     fd = openat(d->fd, rp->p,
                 O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
     if (fd >= 0)
@@ -492,8 +489,7 @@ static int write_file(int fd, const struct cdo__src *src,
 }
 
 static int dir_put(struct cdo_store *s, const struct cdo__key *k,
-                   const struct cdo__src *src,
-                   const struct cdo__put_info *info)
+                   const struct cdo__src *src, const struct cdo__put_info *info)
 {
   struct dir_store *d = ds(s);
   struct relpath tmp, name;
@@ -531,7 +527,7 @@ static int dir_del(struct cdo_store *s, const struct cdo__key *k)
   return 0;
 }
 
-/* ---- walking the tree: --clear, --gc, --list, --stats --------------------- */
+/* ---- walking the tree: --clear, --gc, --list, --stats -------------------- */
 
 enum kind { ENTRY, TEMP };
 
@@ -545,8 +541,8 @@ static int walk(struct dir_store *d, int prune,
                           enum kind kind, void *ud),
                 void *ud)
 {
-  int v1fd = openat(d->fd, "v1", O_RDONLY | O_DIRECTORY | O_NOFOLLOW |
-                                      O_CLOEXEC);
+  int v1fd =
+      openat(d->fd, "v1", O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
   DIR *v1;
   struct dirent *de;
   int r = 0;
@@ -554,8 +550,8 @@ static int walk(struct dir_store *d, int prune,
   if (v1fd < 0)
     return errno == ENOENT ? 0
                            : cdo__store_fail(&d->base, CDO__ERR(errno),
-                                             "cannot read '%s/v1': %s",
-                                             d->root, strerror(errno));
+                                             "cannot read '%s/v1': %s", d->root,
+                                             strerror(errno));
   v1 = fdopendir(v1fd);
   if (v1 == NULL) {
     close(v1fd);
@@ -616,9 +612,9 @@ static int scope_is(int fd, const struct stat *st, const struct footer *f,
     return 0;
   if (n > sizeof(buf) && (p = malloc(n)) == NULL)
     return 0;
-  same = cdo__pread_all(fd, p, n, (uint64_t)st->st_size - FOOTER_LEN - n) ==
-             0 &&
-         memcmp(p, scope, n) == 0;
+  same =
+      cdo__pread_all(fd, p, n, (uint64_t)st->st_size - FOOTER_LEN - n) == 0 &&
+      memcmp(p, scope, n) == 0;
   if (p != buf)
     free(p);
   return same;
@@ -654,8 +650,8 @@ struct gc_state {
   uint64_t removed;
 };
 
-static int gc_one(struct dir_store *d, int at, const char *name,
-                  enum kind kind, void *ud)
+static int gc_one(struct dir_store *d, int at, const char *name, enum kind kind,
+                  void *ud)
 {
   struct gc_state *g = ud;
   struct stat st;

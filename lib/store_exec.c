@@ -33,8 +33,8 @@
 #include <unistd.h>
 
 #define DEFAULT_TIMEOUT_MS 5000
-#define IO_BLOCK 65536
-#define EXIT_UNSUPPORTED 2
+#define IO_BLOCK           65536
+#define EXIT_UNSUPPORTED   2
 
 struct exec_store {
   struct cdo_store base;
@@ -159,8 +159,7 @@ static int resolve_program(struct exec_store *x)
 
     if (cand == NULL)
       return CDO__ERR(ENOMEM);
-    cdo__fmt(cand, dlen + plen + 3, "%.*s/%s", (int)dlen,
-             dlen ? p : ".", prog);
+    cdo__fmt(cand, dlen + plen + 3, "%.*s/%s", (int)dlen, dlen ? p : ".", prog);
     cr = check_program(cand);
     if (cr == 0) {
       x->path = cand;
@@ -215,8 +214,8 @@ struct call {
   const struct cdo__src *src; /* stdin; NULL: /dev/null */
   int out;                    /* stdout goes to this file; -1: /dev/null */
   uint64_t out_len;           /* bytes written to out */
-  char *env[4];               /* extra "NAME=VALUE"s for the helper, NULL-ended */
-  int status;                 /* exit status; -1 when killed by a signal */
+  char *env[4]; /* extra "NAME=VALUE"s for the helper, NULL-ended */
+  int status;   /* exit status; -1 when killed by a signal */
 };
 
 /* A pipe whose ends are close-on-exec and above stderr. */
@@ -396,7 +395,8 @@ static int wait_helper(pid_t pid, int pfd, int64_t deadline, int *status)
 
 /* Fills s->errmsg for a failed call and returns code. */
 static int call_fail(struct exec_store *x, const struct call *c, int code,
-                     const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+                     const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
 
 static int call_fail(struct exec_store *x, const struct call *c, int code,
                      const char *fmt, ...)

@@ -11,7 +11,7 @@
 /* What a backend records next to an entry's bytes, for --list and --gc. */
 struct cdo__put_info {
   int64_t created_ms;
-  int64_t expires_ms;  /* created + the writer's TTL + stale window */
+  int64_t expires_ms; /* created + the writer's TTL + stale window */
   int64_t duration_ms;
   int exit_status;
   const char *command; /* argv joined by spaces; borrowed */
@@ -20,11 +20,11 @@ struct cdo__put_info {
 
 /* One run, as cdo__store_record() hands it to a backend's count member. */
 struct cdo__usage {
-  int64_t time_ms;             /* wall clock at the end of the run */
-  int64_t saved_ms;            /* hits and stale answers: the entry's run time */
+  int64_t time_ms;  /* wall clock at the end of the run */
+  int64_t saved_ms; /* hits and stale answers: the entry's run time */
   enum cdo_outcome outcome;
-  int error_kind;              /* -1, or the CDO_ERRKIND_* of a cache failure */
-  const struct cdo__key *key;  /* NULL when unknown */
+  int error_kind;             /* -1, or the CDO_ERRKIND_* of a cache failure */
+  const struct cdo__key *key; /* NULL when unknown */
 };
 
 /* When entries were last read, folded from the usage records. */
@@ -143,7 +143,6 @@ extern const struct cdo__store_ops cdo__store_redis_tcp;
 extern const struct cdo__store_ops cdo__store_redis_unix;
 extern const struct cdo__store_ops cdo__store_exec;
 
-
 /* ---- the front end's internal API, for run.c ---------------------------- */
 
 enum cdo__fresh { CDO__MISS = 0, CDO__FRESH = 1, CDO__STALE = 2 };
@@ -173,8 +172,7 @@ const char *cdo__store_spool_dir(struct cdo_store *s);
  */
 int cdo__store_lock(struct cdo_store *s, const struct cdo__key *k,
                     int64_t wait_ms, void **lk);
-void cdo__store_unlock(struct cdo_store *s, const struct cdo__key *k,
-                       void *lk);
+void cdo__store_unlock(struct cdo_store *s, const struct cdo__key *k, void *lk);
 long cdo__store_lock_holder(struct cdo_store *s, const struct cdo__key *k);
 /* Removes flock(2) lock files unused for an hour (for --gc and upkeep). */
 void cdo__store_locks_gc(struct cdo_store *s, int64_t now_ms);

@@ -25,14 +25,14 @@
 #include <time.h>
 #include <unistd.h>
 
-#define PREFIX "cachedo:v1:"
-#define PIECE (1 << 20)      /* bytes per SETRANGE/APPEND or GETRANGE */
-#define TMP_LEASE_MS 60000   /* a writer's temp key outlives it this long */
-#define LOCK_LEASE_MS 30000  /* a lock holder's death costs at most this */
-#define HOLDER_CHECK_MS 500  /* how often a waiter checks the holder lives */
-#define SCAN_COUNT "1000"
-#define HEX_KEY 64
-#define STATS_KEY PREFIX "stats" /* a hash: the fleet's usage counters */
+#define PREFIX          "cachedo:v1:"
+#define PIECE           (1 << 20) /* bytes per SETRANGE/APPEND or GETRANGE */
+#define TMP_LEASE_MS    60000 /* a writer's temp key outlives it this long */
+#define LOCK_LEASE_MS   30000 /* a lock holder's death costs at most this */
+#define HOLDER_CHECK_MS 500   /* how often a waiter checks the holder lives */
+#define SCAN_COUNT      "1000"
+#define HEX_KEY         64
+#define STATS_KEY       PREFIX "stats" /* a hash: the fleet's usage counters */
 
 struct redis_store {
   struct cdo_store base;
@@ -42,11 +42,11 @@ struct redis_store {
   char *path;        /* unix socket, or NULL */
   int port, db;
   char *user, *pass;
-  char where[320];   /* host:port or the socket path, for messages */
-  char *breaker;     /* the breaker file; NULL when there is none */
-  int failed;        /* a connection error or timeout: no more tries */
-  char *channel;     /* the lock channel sub listens on */
-  int pending;       /* replies to counting commands not read yet */
+  char where[320];     /* host:port or the socket path, for messages */
+  char *breaker;       /* the breaker file; NULL when there is none */
+  int failed;          /* a connection error or timeout: no more tries */
+  char *channel;       /* the lock channel sub listens on */
+  int pending;         /* replies to counting commands not read yet */
   long long client_id; /* CLIENT ID of c; 0: not known */
 };
 
@@ -55,7 +55,7 @@ static struct redis_store *rs(struct cdo_store *s)
   return (struct redis_store *)s;
 }
 
-/* ---- URLs ------------------------------------------------------------------ */
+/* ---- URLs ---------------------------------------------------------------- */
 
 struct redis_url {
   char *host, *path, *user, *pass;
@@ -169,8 +169,7 @@ static int parse_tcp(const char *rest, struct redis_url *u, char *err,
     const char *close = memchr(h, ']', (size_t)(end - h));
 
     if (close == NULL) {
-      cdo__fmt(err, errlen, "unclosed '[' in the host (expected %s)",
-               tcp_form);
+      cdo__fmt(err, errlen, "unclosed '[' in the host (expected %s)", tcp_form);
       return CDO_EBADURL;
     }
     u->host = strndup(h + 1, (size_t)(close - h - 1));
@@ -192,8 +191,8 @@ static int parse_tcp(const char *rest, struct redis_url *u, char *err,
   if (p < end && *p == ':') {
     v = parse_num(p + 1, (size_t)(end - p - 1), 65535);
     if (v <= 0) {
-      cdo__fmt(err, errlen, "bad port '%.*s' (expected %s)",
-               (int)(end - p - 1), p + 1, tcp_form);
+      cdo__fmt(err, errlen, "bad port '%.*s' (expected %s)", (int)(end - p - 1),
+               p + 1, tcp_form);
       return CDO_EBADURL;
     }
     u->port = (int)v;
@@ -259,7 +258,7 @@ static int check_unix(const char *rest, char *err, size_t errlen)
   return r;
 }
 
-/* ---- connections, failures and the breaker --------------------------------- */
+/* ---- connections, failures and the breaker ------------------------------- */
 
 static struct timeval ms_tv(int64_t ms)
 {
@@ -354,8 +353,7 @@ static int conn_fail(struct redis_store *r, redisContext *c, int saved_errno,
   } else if (c != NULL && c->err == REDIS_ERR_EOF) {
     cdo__fmt(why, sizeof(why), "connection closed by the server");
   } else {
-    cdo__fmt(why, sizeof(why), "%s",
-             c != NULL ? c->errstr : "out of memory");
+    cdo__fmt(why, sizeof(why), "%s", c != NULL ? c->errstr : "out of memory");
   }
   r->failed = 1;
   breaker_trip(r, why);
@@ -364,8 +362,7 @@ static int conn_fail(struct redis_store *r, redisContext *c, int saved_errno,
 }
 
 /* A reply that is an error: fails with the server's message. */
-static int reply_fail(struct redis_store *r, redisReply *rep,
-                      const char *what)
+static int reply_fail(struct redis_store *r, redisReply *rep, const char *what)
 {
   cdo__store_fail(&r->base, CDO_EBACKEND, "%s: %.*s", what,
                   (int)(rep->len < 300 ? rep->len : 300), rep->str);
@@ -549,7 +546,7 @@ static void redis_close(struct cdo_store *s)
   free(r->channel);
 }
 
-/* ---- entries ----------------------------------------------------------------- */
+/* ---- entries ------------------------------------------------------------- */
 
 /* The entry's key name, plus suffix; malloc'd. */
 static char *key_name(struct redis_store *r, const struct cdo__key *k,
@@ -584,9 +581,9 @@ static int is_entry(const char *name, size_t n)
 static int get_range(struct redis_store *r, const char *name, uint64_t off,
                      size_t n, void *buf, size_t *got)
 {
-  redisReply *rep = command(r, "GETRANGE %s %llu %llu", name,
-                            (unsigned long long)off,
-                            (unsigned long long)(off + n - 1));
+  redisReply *rep =
+      command(r, "GETRANGE %s %llu %llu", name, (unsigned long long)off,
+              (unsigned long long)(off + n - 1));
 
   *got = 0;
   if (rep == NULL)
@@ -886,7 +883,7 @@ static int redis_del(struct cdo_store *s, const struct cdo__key *k)
   return rc;
 }
 
-/* ---- walking the keys: --clear, --list, --stats ------------------------------ */
+/* ---- walking the keys: --clear, --list, --stats -------------------------- */
 
 /* Called with each batch of matching key names; non-zero stops the walk. */
 typedef int (*scan_fn)(struct redis_store *r, redisReply **keys, size_t n,
@@ -899,8 +896,8 @@ static int scan(struct redis_store *r, const char *pattern, scan_fn fn,
   int rc = 0;
 
   do {
-    redisReply *rep = command(r, "SCAN %s MATCH %s COUNT " SCAN_COUNT, cursor,
-                              pattern);
+    redisReply *rep =
+        command(r, "SCAN %s MATCH %s COUNT " SCAN_COUNT, cursor, pattern);
 
     if (rep == NULL)
       return no_reply(r);
@@ -970,17 +967,18 @@ static int unlink_batch(struct redis_store *r, redisReply **keys, size_t n,
         (len == sizeof(STATS_KEY) - 1 && memcmp(k, STATS_KEY, len) == 0))
       continue;
     /* With a scope, only its entries and temp keys, not a longer scope's. */
-    if (cs->skip && (len < cs->skip + HEX_KEY ||
-                     !is_entry(k, cs->skip + HEX_KEY) ||
-                     (len > cs->skip + HEX_KEY &&
-                      strncmp(k + cs->skip + HEX_KEY, ":tmp:", 5) != 0)))
+    if (cs->skip &&
+        (len < cs->skip + HEX_KEY || !is_entry(k, cs->skip + HEX_KEY) ||
+         (len > cs->skip + HEX_KEY &&
+          strncmp(k + cs->skip + HEX_KEY, ":tmp:", 5) != 0)))
       continue;
     argv[m] = k;
     lens[m++] = len;
   }
   if (m > 1) {
-    rep = r->failed || drain(r) < 0 ? NULL
-                    : redisCommandArgv(r->c, (int)m, argv, lens);
+    rep = r->failed || drain(r) < 0
+              ? NULL
+              : redisCommandArgv(r->c, (int)m, argv, lens);
     if (rep == NULL)
       rc = r->failed ? no_reply(r)
                      : conn_fail(r, r->c, errno, "lost the connection to");
@@ -1077,11 +1075,10 @@ static int redis_count(struct cdo_store *s, const struct cdo__usage *u)
     return 0;
   if (u->error_kind >= 0)
     cdo__fmt(kind, sizeof(kind), "err_%s", cdo_errkind_name(u->error_kind));
-  if (redisAppendCommand(r->c, "EVAL %s 1 %s %lld %s %lld %s", count_lua,
-                         STATS_KEY, (long long)u->time_ms,
-                         outcome_field[u->outcome],
-                         (long long)(u->saved_ms > 0 ? u->saved_ms : 0),
-                         kind) != REDIS_OK)
+  if (redisAppendCommand(
+          r->c, "EVAL %s 1 %s %lld %s %lld %s", count_lua, STATS_KEY,
+          (long long)u->time_ms, outcome_field[u->outcome],
+          (long long)(u->saved_ms > 0 ? u->saved_ms : 0), kind) != REDIS_OK)
     return CDO__ERR(ENOMEM);
   r->pending++;
   while (!done)
@@ -1118,8 +1115,7 @@ static int read_counters(struct redis_store *r, struct cdo_stats *st)
     return no_reply(r);
   if (rep->type == REDIS_REPLY_ERROR)
     return reply_fail(r, rep, "cannot read the counters");
-  for (i = 0; rep->type == REDIS_REPLY_ARRAY && i + 1 < rep->elements;
-       i += 2) {
+  for (i = 0; rep->type == REDIS_REPLY_ARRAY && i + 1 < rep->elements; i += 2) {
     const char *f = rep->element[i]->str, *v = rep->element[i + 1]->str;
     long long n;
 
@@ -1254,7 +1250,7 @@ static int newest_first(const void *a, const void *b)
 {
   const struct cdo_entry_info *x = a, *y = b;
 
-  return x->created_ms < y->created_ms ? 1
+  return x->created_ms < y->created_ms   ? 1
          : x->created_ms > y->created_ms ? -1
                                          : 0;
 }
@@ -1288,7 +1284,7 @@ static int redis_gc(struct cdo_store *s, int64_t now_ms, uint64_t *removed)
   return 0;
 }
 
-/* ---- single-flight ------------------------------------------------------------- */
+/* ---- single-flight ------------------------------------------------------- */
 
 /* A lock's value: a random token, ":", the holder's CLIENT ID (or 0). */
 struct redis_lock {
@@ -1374,8 +1370,8 @@ static int break_if_dead(struct redis_store *r, const char *name)
   }
   cl = command(r, "CLIENT LIST ID %lld", id);
   if (cl != NULL && cl->type == REDIS_REPLY_STRING && cl->len == 0)
-    freeReplyObject(command(r, "EVAL %s 1 %s %b", unlock_lua, name, val->str,
-                            val->len));
+    freeReplyObject(
+        command(r, "EVAL %s 1 %s %b", unlock_lua, name, val->str, val->len));
   freeReplyObject(cl);
   freeReplyObject(val);
   return r->failed ? no_reply(r) : 0;
@@ -1408,8 +1404,8 @@ static int redis_lock(struct cdo_store *s, const struct cdo__key *k,
   sodium_bin2hex(l->token, 33, token, sizeof(token));
   cdo__fmt(l->token + 32, sizeof(l->token) - 32, ":%lld", r->client_id);
   for (;;) {
-    redisReply *rep = command(r, "SET %s %s NX PX %d", name, l->token,
-                              LOCK_LEASE_MS);
+    redisReply *rep =
+        command(r, "SET %s %s NX PX %d", name, l->token, LOCK_LEASE_MS);
     int64_t left = deadline - cdo__mono_ms(), pttl = -1;
 
     if (rep == NULL) {
@@ -1475,14 +1471,12 @@ static void redis_unlock(struct cdo_store *s, const struct cdo__key *k,
     return;
   name = key_name(r, k, ":lock");
   if (name != NULL)
-    freeReplyObject(command(r, "EVAL %s 1 %s %s", unlock_lua, name,
-                            l->token));
+    freeReplyObject(command(r, "EVAL %s 1 %s %s", unlock_lua, name, l->token));
   free(name);
   free(l);
 }
 
-static int redis_renew(struct cdo_store *s, const struct cdo__key *k,
-                       void *lk)
+static int redis_renew(struct cdo_store *s, const struct cdo__key *k, void *lk)
 {
   struct redis_store *r = rs(s);
   struct redis_lock *l = lk;
@@ -1507,15 +1501,15 @@ static int redis_renew(struct cdo_store *s, const struct cdo__key *k,
   return rc;
 }
 
-#define REDIS_OPS(scheme_, check_)                                            \
+#define REDIS_OPS(scheme_, check_)                                             \
   {                                                                            \
     .scheme = scheme_, .name = "redis", .size = sizeof(struct redis_store),    \
     .check = check_, .open = redis_open, .close = redis_close,                 \
     .get = redis_get, .put = redis_put, .del = redis_del,                      \
     .clear = redis_clear, .list = redis_list, .stats = redis_stats,            \
     .gc = redis_gc, .lock = redis_lock, .unlock = redis_unlock,                \
-    .renew = redis_renew,                                                      \
-    .count = redis_count, .zero_stats = redis_zero_stats,                      \
+    .renew = redis_renew, .count = redis_count,                                \
+    .zero_stats = redis_zero_stats,                                            \
   }
 
 const struct cdo__store_ops cdo__store_redis_tcp =

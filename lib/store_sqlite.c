@@ -18,10 +18,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#define SCHEMA_VERSION 1
-#define CHUNK (1 << 20)
-#define CHUNKS_PER_TX 16
-#define BUSY_MS 60000
+#define SCHEMA_VERSION     1
+#define CHUNK              (1 << 20)
+#define CHUNKS_PER_TX      16
+#define BUSY_MS            60000
 #define PENDING_MAX_AGE_MS 3600000
 
 struct sqlite_store {
@@ -50,8 +50,8 @@ static int db_fail(struct sqlite_store *q, const char *what)
 {
   int rc = sqlite3_extended_errcode(q->db);
 
-  cdo__store_fail(&q->base, (rc & 0xff) == SQLITE_BUSY ? CDO__ERR(EBUSY)
-                                                       : CDO_EBACKEND,
+  cdo__store_fail(&q->base,
+                  (rc & 0xff) == SQLITE_BUSY ? CDO__ERR(EBUSY) : CDO_EBACKEND,
                   "%s: %s", what, sqlite3_errmsg(q->db));
   return (rc & 0xff) == SQLITE_BUSY ? CDO__ERR(EBUSY) : CDO_EBACKEND;
 }
@@ -63,8 +63,7 @@ static int exec(struct sqlite_store *q, const char *sql)
   return 0;
 }
 
-static int prepare(struct sqlite_store *q, const char *sql,
-                   sqlite3_stmt **st)
+static int prepare(struct sqlite_store *q, const char *sql, sqlite3_stmt **st)
 {
   if (sqlite3_prepare_v2(q->db, sql, -1, st, NULL) != SQLITE_OK)
     return db_fail(q, "cannot prepare statement");
@@ -155,15 +154,13 @@ static int sqlite_open(struct cdo_store *s, const char *rest)
   sqlite3_config(SQLITE_CONFIG_SINGLETHREAD);
   sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
   old = umask(077); /* the database and its -wal and -shm: mode 0600 */
-  rc = sqlite3_open_v2(q->path, &q->db,
-                       SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |
-                           SQLITE_OPEN_NOFOLLOW,
-                       NULL);
+  rc = sqlite3_open_v2(
+      q->path, &q->db,
+      SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOFOLLOW, NULL);
   umask(old);
   if (rc != SQLITE_OK)
     return cdo__store_fail(s, CDO_EBACKEND, "%s",
-                           q->db ? sqlite3_errmsg(q->db)
-                                 : sqlite3_errstr(rc));
+                           q->db ? sqlite3_errmsg(q->db) : sqlite3_errstr(rc));
   sqlite3_busy_timeout(q->db, BUSY_MS);
   /*
    * Each invocation opens and closes the database: keep the -wal file
@@ -193,8 +190,8 @@ static int ensure_schema(struct sqlite_store *q)
 {
   sqlite3_stmt *st = NULL;
 
-  if (sqlite3_prepare_v2(q->db, "SELECT 1 FROM entry, chunk, pending", -1,
-                         &st, NULL) == SQLITE_OK) {
+  if (sqlite3_prepare_v2(q->db, "SELECT 1 FROM entry, chunk, pending", -1, &st,
+                         NULL) == SQLITE_OK) {
     sqlite3_finalize(st);
     return 0;
   }
@@ -322,8 +319,7 @@ static int tune_for_writing(struct sqlite_store *q)
   return exec(q, "PRAGMA synchronous = NORMAL");
 }
 
-static int step_done(struct sqlite_store *q, sqlite3_stmt *st,
-                     const char *what)
+static int step_done(struct sqlite_store *q, sqlite3_stmt *st, const char *what)
 {
   int rc = sqlite3_step(st);
 
@@ -497,8 +493,9 @@ static int delete_where(struct sqlite_store *q, const char *where,
            where);
   r = prepare(q, sql, &sel);
   if (r == 0)
-    r = prepare(q, "DELETE FROM chunk WHERE id BETWEEN ?1 * 65536 AND "
-                   "?1 * 65536 + 65535",
+    r = prepare(q,
+                "DELETE FROM chunk WHERE id BETWEEN ?1 * 65536 AND "
+                "?1 * 65536 + 65535",
                 &del);
   if (r == 0 && arg != NULL) {
     if (arglen < 0)
@@ -516,8 +513,8 @@ static int delete_where(struct sqlite_store *q, const char *where,
 
     while ((rc = sqlite3_step(sel)) == SQLITE_ROW) {
       if (nb == cap) {
-        sqlite3_int64 *nbl = realloc(blobs, (cap = cap ? cap * 2 : 16) *
-                                                sizeof(*blobs));
+        sqlite3_int64 *nbl =
+            realloc(blobs, (cap = cap ? cap * 2 : 16) * sizeof(*blobs));
         if (nbl == NULL) {
           r = CDO__ERR(ENOMEM);
           break;
@@ -612,9 +609,9 @@ static int sqlite_list(struct cdo_store *s, cdo_list_fn fn, void *ud)
   r = ensure_schema(q);
   if (r == 0)
     r = prepare(q,
-                     "SELECT key, created, expires, duration, size, status, "
-                     "command FROM entry ORDER BY created DESC",
-                     &st);
+                "SELECT key, created, expires, duration, size, status, "
+                "command FROM entry ORDER BY created DESC",
+                &st);
   while (r == 0 && (rc = sqlite3_step(st)) == SQLITE_ROW) {
     struct cdo_entry_info e;
     const unsigned char *key = sqlite3_column_blob(st, 0);

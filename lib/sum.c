@@ -9,10 +9,10 @@
 
 #include <endian.h>
 
-static const uint64_t K[8] = {
-    0xa0761d6478bd642fULL, 0xe7037ed1a0b428dbULL, 0x8ebc6af09c88c6e3ULL,
-    0x589965cc75374cc3ULL, 0x1d8e4e27c47d124fULL, 0x9e3779b97f4a7c15ULL,
-    0xbf58476d1ce4e5b9ULL, 0x94d049bb133111ebULL};
+static const uint64_t K[8] = {0xa0761d6478bd642fULL, 0xe7037ed1a0b428dbULL,
+                              0x8ebc6af09c88c6e3ULL, 0x589965cc75374cc3ULL,
+                              0x1d8e4e27c47d124fULL, 0x9e3779b97f4a7c15ULL,
+                              0xbf58476d1ce4e5b9ULL, 0x94d049bb133111ebULL};
 
 static inline uint64_t rotl(uint64_t x, int r)
 {
@@ -65,8 +65,8 @@ void cdo__sum_update(struct cdo__sum *s, const void *data, size_t n)
 
   s->total += n;
   if (s->tail_n) {
-    size_t take = sizeof(s->tail) - s->tail_n < n ? sizeof(s->tail) - s->tail_n
-                                                  : n;
+    size_t take =
+        sizeof(s->tail) - s->tail_n < n ? sizeof(s->tail) - s->tail_n : n;
 
     memcpy(s->tail + s->tail_n, p, take);
     s->tail_n += take;
@@ -86,8 +86,8 @@ void cdo__sum_update(struct cdo__sum *s, const void *data, size_t n)
 
 uint64_t cdo__sum_final(const struct cdo__sum *s)
 {
-  uint64_t h = mum(s->v[0] ^ K[0], s->v[1] ^ K[2]) ^
-               mum(s->v[2] ^ K[4], s->v[3] ^ K[6]);
+  uint64_t h =
+      mum(s->v[0] ^ K[0], s->v[1] ^ K[2]) ^ mum(s->v[2] ^ K[4], s->v[3] ^ K[6]);
   unsigned char last[8];
   size_t i;
 

@@ -108,9 +108,8 @@ int cdo_parse_duration(const char *s, int64_t *out_ms)
   static const struct {
     const char *unit;
     uint64_t ms;
-  } units[] = {{"", 1000},          {"ms", 1},           {"s", 1000},
-               {"m", 60000},        {"h", 3600000},      {"d", 86400000},
-               {"w", 604800000}};
+  } units[] = {{"", 1000},     {"ms", 1},       {"s", 1000},     {"m", 60000},
+               {"h", 3600000}, {"d", 86400000}, {"w", 604800000}};
   const char *end;
   uint64_t v;
   size_t i;

@@ -21,22 +21,31 @@ static const struct vector {
   int exit_status;
   struct chunk chunks[5]; /* ends at stream 0 */
 } vectors[] = {
-    {"plain", (char *const[]){"echo", "hello world", NULL}, "echo hello world",
-     0, {{CDO__STDOUT, "hello world\n", 0}}},
+    {"plain",
+     (char *const[]){"echo", "hello world", NULL},
+     "echo hello world",
+     0,
+     {{CDO__STDOUT, "hello world\n", 0}}},
     {"interleaved, empty args",
-     (char *const[]){"sh", "-c", "", "x y", "", NULL}, "sh -c  x y ", 1,
+     (char *const[]){"sh", "-c", "", "x y", "", NULL},
+     "sh -c  x y ",
+     1,
      {{CDO__STDOUT, "a", 0},
       {CDO__STDERR, "b\n", 0},
       {CDO__STDOUT, "c", 0},
       {CDO__STDERR, "d", 0}}},
     {"binary bytes",
      (char *const[]){"\x01\xff\x7f", "tab\there", "\xc3\x28", NULL},
-     "\x01\xff\x7f tab\there \xc3\x28", 7,
+     "\x01\xff\x7f tab\there \xc3\x28",
+     7,
      {{CDO__STDOUT, "\0\0x\0", 4},
       {CDO__STDERR, "\0", 1},
       {CDO__STDOUT, "no newline\xff", 0}}},
     {"empty journal", (char *const[]){"true", NULL}, "true", 0, {{0}}},
-    {"only stderr, status 255", (char *const[]){"false", NULL}, "false", 255,
+    {"only stderr, status 255",
+     (char *const[]){"false", NULL},
+     "false",
+     255,
      {{CDO__STDERR, "oops\n", 0}}},
 };
 
@@ -276,8 +285,7 @@ static void test_large_blobs_agree(void **state)
     unit_random(data, sizes[i], i);
     data[0] = 0; /* NULs are data like any other byte */
     unit_entry_chunk(&e, stream, data, sizes[i]);
-    unit_ok(cdo__buf_add(stream == CDO__STDOUT ? &out : &err, data,
-                         sizes[i]));
+    unit_ok(cdo__buf_add(stream == CDO__STDOUT ? &out : &err, data, sizes[i]));
   }
   unit_entry_end(&e, 3, 42);
   bytes = unit_entry_bytes(&e);
@@ -334,8 +342,8 @@ static void test_replay_closed_reader(void **state)
   size = (size_t)unit_entry_size(&e);
 
   for (kind = 0; kind < 2; kind++) {
-    struct cdo__blob *b = kind ? unit_blob_fd(bytes, size, 0)
-                               : unit_blob_mem(bytes, size);
+    struct cdo__blob *b =
+        kind ? unit_blob_fd(bytes, size, 0) : unit_blob_mem(bytes, size);
     struct unit_capture cap;
     struct cdo__meta m;
     uint64_t joff;
@@ -431,8 +439,7 @@ static void test_src_read(void **state)
   assert_int_equal(cdo__src_read(&e.src, size, buf, sizeof(buf)), 0);
   /* A spool that shrank under the reader is an error, not a short entry. */
   assert_int_equal(ftruncate(e.fd, 3), 0);
-  assert_int_equal(cdo__src_read(&e.src, e.head.len + 3, buf, 1),
-                   CDO_ECORRUPT);
+  assert_int_equal(cdo__src_read(&e.src, e.head.len + 3, buf, 1), CDO_ECORRUPT);
   free(whole);
   unit_entry_release(&e);
 }

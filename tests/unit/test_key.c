@@ -93,12 +93,18 @@ static void test_key_format(void **state)
 static void test_argument_boundaries(void **state)
 {
   char *const *const argvs[] = {
-      ARGV("echo", "a", "b c"), ARGV("echo", "a b", "c"),
-      ARGV("echo", "a b c"),    ARGV("echo", "a", "b", "c"),
-      ARGV("echo", "ab", ""),   ARGV("echo", "", "ab"),
-      ARGV("echo", "ab"),       ARGV("echo", "a", "b"),
-      ARGV("echo"),             ARGV("echo", ""),
-      ARGV("echo", "", ""),     ARGV("echo", "a\nb"),
+      ARGV("echo", "a", "b c"),
+      ARGV("echo", "a b", "c"),
+      ARGV("echo", "a b c"),
+      ARGV("echo", "a", "b", "c"),
+      ARGV("echo", "ab", ""),
+      ARGV("echo", "", "ab"),
+      ARGV("echo", "ab"),
+      ARGV("echo", "a", "b"),
+      ARGV("echo"),
+      ARGV("echo", ""),
+      ARGV("echo", "", ""),
+      ARGV("echo", "a\nb"),
   };
   struct fixture *f = *state;
   char keys[CDO__ARRAY_SIZE(argvs)][65];
@@ -158,9 +164,10 @@ static void test_env_duplicates(void **state)
 static void test_env_volatile_ignored(void **state)
 {
   static const char *const volatiles[] = {
-      "_=/usr/bin/env", "SHLVL=3",      "PWD=/somewhere", "OLDPWD=/else",
-      "COLUMNS=132",    "LINES=50",     "CACHEDO_FOO=1",  "CACHEDO_TTL=5s",
-      "TMUX_PANE=%3",   "SSH_TTY=/dev/pts/9",
+      "_=/usr/bin/env",     "SHLVL=3",        "PWD=/somewhere",
+      "OLDPWD=/else",       "COLUMNS=132",    "LINES=50",
+      "CACHEDO_FOO=1",      "CACHEDO_TTL=5s", "TMUX_PANE=%3",
+      "SSH_TTY=/dev/pts/9",
   };
   struct fixture *f = *state;
   char *const *a = ARGV("env");

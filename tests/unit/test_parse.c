@@ -9,14 +9,14 @@
 
 extern char **environ;
 
-/* ---- durations and sizes ------------------------------------------------------ */
+/* ---- durations and sizes ------------------------------------------------- */
 
 static const struct {
   const char *in;
   int64_t ms;
 } good_durations[] = {
-    {"0", 0},          /* accepted here; > 0 is the config's rule */
-    {"1", 1000},       /* bare number: seconds */
+    {"0", 0},    /* accepted here; > 0 is the config's rule */
+    {"1", 1000}, /* bare number: seconds */
     {"30", 30000},
     {"007", 7000},
     {"500ms", 500},
@@ -47,14 +47,14 @@ static const char *const bad_durations[] = {
     "ms",
     "5ms5",
     "5sm",
-    "3153600000001ms",       /* just over 100 years */
+    "3153600000001ms", /* just over 100 years */
     "36501d",
     "5215w",
     "9223372036854775807ms", /* INT64_MAX */
     "9223372036854775808ms", /* INT64_MAX + 1 */
     "9223372036854776s",     /* overflows in the multiplication */
     "15250284453w",
-    "99999999999999999999",  /* overflows the digits themselves */
+    "99999999999999999999", /* overflows the digits themselves */
 };
 
 static void test_duration_good(void **state)
@@ -160,14 +160,11 @@ static void test_format_duration(void **state)
     int64_t ms;
     const char *out;
   } v[] = {
-      {0, "0ms"},         {-5, "0ms"},
-      {999, "999ms"},     {1000, "1s"},
-      {1999, "1s"},       {12000, "12s"},
-      {60000, "1m"},      {184000, "3m 4s"},
-      {3599999, "59m 59s"}, {3600000, "1h"},
-      {7500000, "2h 5m"}, {86400000, "1d"},
-      {97200000, "1d 3h"}, {90061000, "1d 1h"},
-      {864000000, "10d"},
+      {0, "0ms"},          {-5, "0ms"},         {999, "999ms"},
+      {1000, "1s"},        {1999, "1s"},        {12000, "12s"},
+      {60000, "1m"},       {184000, "3m 4s"},   {3599999, "59m 59s"},
+      {3600000, "1h"},     {7500000, "2h 5m"},  {86400000, "1d"},
+      {97200000, "1d 3h"}, {90061000, "1d 1h"}, {864000000, "10d"},
   };
   char buf[64];
   size_t i;
@@ -206,12 +203,11 @@ static void test_format_size(void **state)
   for (i = 0; i < CDO__ARRAY_SIZE(v); i++) {
     cdo_format_size(v[i].n, buf, sizeof(buf));
     if (strcmp(buf, v[i].out) != 0)
-      fail_msg("%" PRIu64 " bytes: '%s', expected '%s'", v[i].n, buf,
-               v[i].out);
+      fail_msg("%" PRIu64 " bytes: '%s', expected '%s'", v[i].n, buf, v[i].out);
   }
 }
 
-/* ---- cdo_config_set ------------------------------------------------------------ */
+/* ---- cdo_config_set ------------------------------------------------------ */
 
 static int setup_config(void **state)
 {
@@ -293,9 +289,8 @@ static void test_set_bad(void **state)
 static void test_set_missing_value_and_unknown(void **state)
 {
   static const char *const valued[] = {
-      "ttl",      "fail-ttl", "stale", "lock-timeout", "cache",
-      "max-output", "max-size", "scope", "env",        "ignore-env",
-      "file",
+      "ttl",      "fail-ttl", "stale", "lock-timeout", "cache", "max-output",
+      "max-size", "scope",    "env",   "ignore-env",   "file",
   };
   struct cdo_config *c = *state;
   char err[400];
@@ -318,7 +313,8 @@ static void test_set_good(void **state)
   struct cdo_config *c = *state;
   char err[400];
 
-#define SET(name, value) unit_ok(cdo_config_set(c, name, value, err, sizeof(err)))
+#define SET(name, value)                                                       \
+  unit_ok(cdo_config_set(c, name, value, err, sizeof(err)))
   SET("ttl", "30s");
   assert_int_equal(c->ttl_ms, 30000);
   SET("ttl", "1");
@@ -417,7 +413,7 @@ static void test_release_resets(void **state)
   assert_int_equal(c->ttl_ms, 60000);
 }
 
-/* ---- config files --------------------------------------------------------------- */
+/* ---- config files -------------------------------------------------------- */
 
 /* Writes text to a config file in a fresh temp dir and loads it into c. */
 static int load_text(struct cdo_config *c, const char *text, char **dir,
@@ -536,7 +532,7 @@ static void test_file_default_location(void **state)
   unit_rmtree(dir);
 }
 
-/* ---- CACHEDO_* variables ------------------------------------------------------ */
+/* ---- CACHEDO_* variables ------------------------------------------------- */
 
 static void test_env_ttl(void **state)
 {

@@ -10,7 +10,7 @@
 #include <sqlite3.h>
 #include <hiredis.h>
 
-/* ---- the backends under test ----------------------------------------------- */
+/* ---- the backends under test --------------------------------------------- */
 
 /*
  * One row per backend. url() writes the URL of a store inside dir (the
@@ -179,8 +179,8 @@ static int redis_damage(const char *url, const struct cdo__key *k,
 
     if (how == FLIP) {
       rep->str[0] ^= 1;
-      w = redisCommand(c, "SETRANGE %s %llu %b", name,
-                       (unsigned long long)off, rep->str, (size_t)1);
+      w = redisCommand(c, "SETRANGE %s %llu %b", name, (unsigned long long)off,
+                       rep->str, (size_t)1);
     } else {
       w = redisCommand(c, "SET %s %b KEEPTTL", name, rep->str, rep->len);
     }
@@ -283,21 +283,19 @@ static int exec_damage(const char *url, const struct cdo__key *k,
 }
 
 static const struct backend backends[] = {
-    {"sqlite", sqlite_url, sqlite_damage},
-    {"dir", dir_url, dir_damage},
-    {"mem", mem_url, dir_damage},
-    {"redis", redis_url, redis_damage},
+    {"sqlite", sqlite_url, sqlite_damage}, {"dir", dir_url, dir_damage},
+    {"mem", mem_url, dir_damage},          {"redis", redis_url, redis_damage},
     {"exec", exec_url, exec_damage},
 };
 
-/* ---- fixtures ----------------------------------------------------------------- */
+/* ---- fixtures ------------------------------------------------------------ */
 
 /* The group state of one backend; each test gets a fresh cfg and store. */
 struct suite {
   const struct backend *be;
   char *dir;
   char url[4200];
-  const char *skip; /* non-NULL: why this backend cannot run here */
+  const char *skip;      /* non-NULL: why this backend cannot run here */
   struct cdo_config cfg; /* outlives store */
   struct cdo_store *store;
 };
@@ -374,7 +372,7 @@ static struct suite *begin(void **state)
   return su;
 }
 
-/* ---- helpers -------------------------------------------------------------------- */
+/* ---- helpers ------------------------------------------------------------- */
 
 #define SEC 1000
 
@@ -503,8 +501,8 @@ static void assert_holds(struct suite *su, const struct cdo__key *k,
   assert_int_equal(m.journal_len, e->meta.journal_len);
   assert_true(m.journal_sum == e->meta.journal_sum);
   for (off = 0; off < b->size; off += sizeof(got)) {
-    size_t n = b->size - off < sizeof(got) ? (size_t)(b->size - off)
-                                           : sizeof(got);
+    size_t n =
+        b->size - off < sizeof(got) ? (size_t)(b->size - off) : sizeof(got);
 
     unit_ok(cdo__blob_read(b, got, n, off));
     unit_entry_read(e, off, exp, n);
@@ -556,7 +554,7 @@ static size_t count_entries(struct suite *su)
   return l.n;
 }
 
-/* ---- the contract ---------------------------------------------------------------- */
+/* ---- the contract -------------------------------------------------------- */
 
 static void miss_on_empty(void **state)
 {
@@ -576,8 +574,7 @@ static void miss_on_empty(void **state)
 static void put_then_lookup(void **state)
 {
   static const uint64_t sizes[] = {
-      0, 100, 65536 + 200, (1 << 20) - 1, 1 << 20, (1 << 20) + 1,
-      (2 << 20) + 5,
+      0, 100, 65536 + 200, (1 << 20) - 1, 1 << 20, (1 << 20) + 1, (2 << 20) + 5,
   };
   struct suite *su = begin(state);
   struct cdo__key k, other;
@@ -838,16 +835,16 @@ static void corrupt_is_a_miss(void **state)
     uint64_t size;
     int64_t off; /* < 0: from the end */
   } cases[] = {
-      {FLIP, 2000, 0},          /* header magic */
-      {FLIP, 2000, 9},          /* header length */
-      {FLIP, 2000, 20},         /* argv */
-      {FLIP, 2000, 1000},       /* journal */
-      {FLIP, 2000, -30},        /* trailer: journal length */
-      {FLIP, 2000, -1},         /* trailer magic */
+      {FLIP, 2000, 0},    /* header magic */
+      {FLIP, 2000, 9},    /* header length */
+      {FLIP, 2000, 20},   /* argv */
+      {FLIP, 2000, 1000}, /* journal */
+      {FLIP, 2000, -30},  /* trailer: journal length */
+      {FLIP, 2000, -1},   /* trailer magic */
       {TRUNCATE, 2000, -1},
       {TRUNCATE, 2000, 1000},
       {TRUNCATE, 2000, 0},
-      {FLIP, 3 << 20, (5 << 20) / 2},  /* inside a later chunk */
+      {FLIP, 3 << 20, (5 << 20) / 2}, /* inside a later chunk */
       {TRUNCATE, 3 << 20, -1000},
   };
   struct suite *su = begin(state);
@@ -962,13 +959,16 @@ static void list_reports_entries(void **state)
     unit_entry_release(&e[i]);
 }
 
-/* ---- running the suite once per backend -------------------------------------------- */
+/* ---- running the suite once per backend ---------------------------------- */
 
 static const struct {
   const char *name;
   CMUnitTestFunction fn;
 } contract[] = {
-#define C(f) {#f, f}
+#define C(f)                                                                   \
+  {                                                                            \
+#f, f                                                                      \
+  }
     C(miss_on_empty),
     C(put_then_lookup),
     C(overwrite_replaces),

@@ -49,8 +49,8 @@ static inline char *unit_tmpdir(void)
   return dir;
 }
 
-static inline int unit_rm_one(const char *path, const struct stat *st,
-                              int type, struct FTW *ftw)
+static inline int unit_rm_one(const char *path, const struct stat *st, int type,
+                              struct FTW *ftw)
 {
   (void)st;
   (void)ftw;
@@ -78,8 +78,8 @@ static inline char *unit_path(const char *dir, const char *name)
 }
 
 /* Creates (or replaces) file path holding n bytes of data, with mode. */
-static inline void unit_write_file(const char *path, const void *data,
-                                   size_t n, mode_t mode)
+static inline void unit_write_file(const char *path, const void *data, size_t n,
+                                   mode_t mode)
 {
   int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
 
@@ -120,7 +120,7 @@ static inline void unit_random(void *p, size_t n, uint64_t seed)
   }
 }
 
-/* ---- entries -------------------------------------------------------------- */
+/* ---- entries ------------------------------------------------------------- */
 
 /*
  * An entry being built the way the runner builds one: the header in memory,
@@ -160,8 +160,7 @@ static inline void unit_entry_begin(struct unit_entry *e, char *const argv[])
 }
 
 /* Appends raw journal bytes, framed or not. */
-static inline void unit_entry_raw(struct unit_entry *e, const void *p,
-                                  size_t n)
+static inline void unit_entry_raw(struct unit_entry *e, const void *p, size_t n)
 {
   unit_ok(cdo__write_all(e->fd, p, n));
   cdo__sum_update(&e->sum, n ? p : "", n);
@@ -247,7 +246,7 @@ static inline unsigned char *unit_entry_bytes(const struct unit_entry *e)
   return p;
 }
 
-/* ---- blobs ---------------------------------------------------------------- */
+/* ---- blobs --------------------------------------------------------------- */
 
 /* A memory blob holding a copy of p[0..n). */
 static inline struct cdo__blob *unit_blob_mem(const void *p, size_t n)
@@ -319,7 +318,7 @@ static inline struct cdo__blob *unit_blob_fd(const void *p, size_t n,
   return b;
 }
 
-/* ---- capturing fds 1 and 2 -------------------------------------------------- */
+/* ---- capturing fds 1 and 2 ----------------------------------------------- */
 
 /*
  * Redirects fds 1 and 2 to temp files between begin and end. No assertion
