@@ -798,40 +798,17 @@ static int dir_stats(struct cdo_store *s, struct cdo_stats *st)
   return walk(ds(s), 0, stats_one, st);
 }
 
-const struct cdo__store_ops cdo__store_dir = {
-    .scheme = "dir:",
-    .name = "dir",
-    .size = sizeof(struct dir_store),
-    .check = dir_check_url,
-    .open = dir_open,
-    .close = dir_close,
-    .get = dir_get,
-    .put = dir_put,
-    .del = dir_del,
-    .clear = dir_clear,
-    .list = dir_list,
-    .stats = dir_stats,
-    .gc = dir_gc,
-    .spool_dir = dir_spool_dir,
-    .lock_dir = dir_lock_dir,
-    .local_path = dir_local_path,
-};
+/* dir: and mem: share everything but how they find their root. */
+#define DIR_OPS(scheme_, name_, check_, open_)                                 \
+  {                                                                            \
+    .scheme = scheme_, .name = name_, .size = sizeof(struct dir_store),        \
+    .check = check_, .open = open_, .close = dir_close, .get = dir_get,        \
+    .put = dir_put, .del = dir_del, .clear = dir_clear, .list = dir_list,      \
+    .stats = dir_stats, .gc = dir_gc, .spool_dir = dir_spool_dir,              \
+    .lock_dir = dir_lock_dir, .local_path = dir_local_path,                    \
+  }
 
-const struct cdo__store_ops cdo__store_mem = {
-    .scheme = "mem:",
-    .name = "mem",
-    .size = sizeof(struct dir_store),
-    .check = mem_check_url,
-    .open = mem_open,
-    .close = dir_close,
-    .get = dir_get,
-    .put = dir_put,
-    .del = dir_del,
-    .clear = dir_clear,
-    .list = dir_list,
-    .stats = dir_stats,
-    .gc = dir_gc,
-    .spool_dir = dir_spool_dir,
-    .lock_dir = dir_lock_dir,
-    .local_path = dir_local_path,
-};
+const struct cdo__store_ops cdo__store_dir =
+    DIR_OPS("dir:", "dir", dir_check_url, dir_open);
+const struct cdo__store_ops cdo__store_mem =
+    DIR_OPS("mem:", "mem", mem_check_url, mem_open);

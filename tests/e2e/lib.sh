@@ -255,3 +255,23 @@ write_config () {
 }
 
 setup_backend "$test_backend"
+
+# expect_fail_open NAME CACHEDO-OPTION...: with these options the command
+# runs (twice), exits 3 with its own output, and one warning line appears.
+expect_fail_open () {
+	test_name=$1
+	shift
+	for test_q in "" -q; do
+		expect_status 3 cachedo $test_q "$@" counted "$test_name" \
+			sh -c "echo out; echo err >&2; exit 3" >out 2>err &&
+		expect_eq out "$(cat out)" &&
+		expect_grep -x err err || return 1
+		if [ -z "$test_q" ]; then
+			expect_lines 2 err &&
+			expect_grep "^cachedo: warning: " err || return 1
+		else
+			expect_lines 1 err || return 1
+		fi
+	done
+	expect_count "$test_name" 2
+}

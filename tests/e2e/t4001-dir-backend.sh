@@ -53,23 +53,6 @@ mount_tmpfs () {
 	echo "$1" >>"$TMP/mounts"
 }
 
-# expect_fail_open NAME: the command runs (with and without -q) with its own
-# output and status 3, and cachedo says one warning line (none with -q).
-expect_fail_open () {
-	for test_q in "" -q; do
-		expect_status 3 cachedo $test_q counted "$1" \
-			sh -c "echo out; echo err >&2; exit 3" >out 2>err &&
-		expect_eq out "$(cat out)" &&
-		expect_grep -x err err || return 1
-		if [ -z "$test_q" ]; then
-			expect_lines 2 err &&
-			expect_grep "^cachedo: warning: " err || return 1
-		else
-			expect_lines 1 err || return 1
-		fi
-	done
-	expect_count "$1" 2
-}
 
 # no_entries: nothing but folders (and lock files) under $root.
 no_entries () {
