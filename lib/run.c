@@ -12,7 +12,12 @@
 #include <unistd.h>
 #include <uv.h>
 
-#define JBUF (64 * 1024)
+#define READBUF (64 * 1024) /* one read from the command's pipes */
+/*
+ * Output of one stream is merged into journal chunks of up to JBUF bytes:
+ * large chunks make a large replay a few big sendfile() calls.
+ */
+#define JBUF (1024 * 1024)
 
 struct runner {
   struct cdo_job *job;
@@ -35,7 +40,7 @@ struct runner {
   size_t jlen;
   int jstream;
   char reason[160]; /* why the result cannot be stored */
-  char readbuf[JBUF];
+  char readbuf[READBUF];
 };
 
 /* ---- signals: forwarded to the command once ----------------------------- */
