@@ -275,3 +275,17 @@ expect_fail_open () {
 	done
 	expect_count "$test_name" 2
 }
+
+# expect_fallback NAME CACHEDO-OPTION...: `counted NAME` runs through cachedo
+# with the options and gives back its output and status 3; stderr holds
+# "err" and exactly one warning that it ran uncached (left in ./err).
+expect_fallback () {
+	test_name=$1
+	shift
+	expect_status 3 cachedo "$@" counted "$test_name" \
+		sh -c "echo out; echo err >&2; exit 3" >out 2>err &&
+	expect_eq out "$(cat out)" &&
+	expect_grep -x err err &&
+	expect_lines 2 err &&
+	expect_grep "^cachedo: warning: .*running uncached" err
+}

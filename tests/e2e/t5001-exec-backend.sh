@@ -24,18 +24,6 @@ helper () {
 	chmod 755 "$TMP/bin/$1"
 }
 
-# expect_fallback NAME CACHEDO-OPTION...: `counted NAME` runs through cachedo
-# with the options and gives back its output and status 3; stderr holds
-# "err" and exactly one warning (left in $TMP/work/err).
-expect_fallback () {
-	test_name=$1
-	shift
-	expect_status 3 cachedo "$@" counted "$test_name" sh -c "$job" >out 2>err &&
-	expect_eq out "$(cat out)" &&
-	expect_grep -x err err &&
-	expect_lines 2 err &&
-	expect_grep "^cachedo: warning: .*running uncached" err
-}
 
 test_expect_success 'the files helper: miss, then hit, with arguments in the URL' '
 	mkdir "$TMP/with space" &&

@@ -10,18 +10,6 @@ test "$test_backend" = redis || skip_all "redis only (CACHEDO_TEST_CACHE=redis)"
 # The command of every case: output on both streams, status 3.
 job='echo out; echo err >&2; exit 3'
 
-# expect_fallback NAME CACHEDO-OPTION...: runs `counted NAME` through
-# cachedo with the options; its output and status 3 come back, and stderr
-# holds "err" and exactly one warning (left in $TMP/work/err).
-expect_fallback () {
-	test_name=$1
-	shift
-	expect_status 3 cachedo "$@" counted "$test_name" sh -c "$job" >out 2>err &&
-	expect_eq out "$(cat out)" &&
-	expect_grep -x err err &&
-	expect_lines 2 err &&
-	expect_grep "^cachedo: warning: .*running uncached" err
-}
 
 test_expect_success 'setup: a server to stop, one to freeze, one with a password' '
 	redis_start "$TMP/stopped" && echo "$REDIS_PORT $REDIS_SOCK" >"$TMP/stopped.addr" &&
