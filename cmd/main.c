@@ -818,7 +818,8 @@ int main(int argc, char **argv)
     r = 0;
     goto out;
   }
-  if (!cfg.no_cache && cdo_store_open(&s, &cfg, err, sizeof(err)) < 0) {
+  if ((!cfg.no_cache || cli.mode == M_FORGET) &&
+      cdo_store_open(&s, &cfg, err, sizeof(err)) < 0) {
     if (cli.mode == M_FORGET) {
       say("%s", err);
       r = 1;

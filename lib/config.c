@@ -309,7 +309,7 @@ int cdo_config_load_env(struct cdo_config *c, char *const envp[], char *err,
     const char *v = vals[i];
     int r;
 
-    if (v == NULL || (*v == 0 && st->type != T_STRING))
+    if (v == NULL || *v == 0) /* set but empty: as if unset */
       continue;
     r = apply(c, st, v, 1, why, sizeof(why));
     if (r < 0) {

@@ -52,4 +52,11 @@ test_expect_success 'admin modes: 1 when the cache fails, 125 on bad usage' '
 	expect_count f 0
 '
 
+test_expect_success '--forget forgets even with --no-cache' '
+	cachedo counted nocacheforget &&
+	expect_status 0 cachedo --no-cache --forget counted nocacheforget &&
+	cachedo counted nocacheforget &&
+	expect_count nocacheforget 2
+'
+
 test_done

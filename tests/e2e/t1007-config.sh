@@ -108,4 +108,13 @@ test_expect_success 'a bad value in the config file is an error naming the file'
 	expect_count badvalue 0
 '
 
+test_expect_success 'a CACHEDO_* variable set but empty counts as unset' '
+	CACHEDO_SCOPE= CACHEDO_TTL= cachedo counted emptyvar >out 2>err &&
+	expect_lines 0 err &&
+	expect_eq "$(cachedo --key counted emptyvar)" \
+		"$(CACHEDO_SCOPE= cachedo --key counted emptyvar)" &&
+	CACHEDO_SCOPE= cachedo counted emptyvar &&
+	expect_count emptyvar 1
+'
+
 test_done
