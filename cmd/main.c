@@ -204,7 +204,8 @@ static int take(struct cli *cli, const struct option *o, const char *value,
     cli->json = 1;
   } else if (o->mode >= 0) {
     if (cli->mode != M_RUN && cli->mode != (enum mode)o->mode &&
-        o->mode != M_HELP && o->mode != M_VERSION) {
+        o->mode != M_HELP && o->mode != M_VERSION && cli->mode != M_HELP &&
+        cli->mode != M_VERSION) {
       say("%s cannot be combined with another mode (try 'cachedo --help')",
           spelling);
       return -1;

@@ -214,7 +214,9 @@ int cdo__store_lookup(struct cdo_store *s, const struct cdo__key *k,
     ttl =
         m->exit_status != 0 && c->fail_ttl_ms >= 0 ? c->fail_ttl_ms : c->ttl_ms;
     age = cdo__now_ms() - m->created_ms;
-    if (age < 0)
+    if (age < -5000)
+      age = INT64_MAX / 2; /* from the future: the clock went back; stale */
+    else if (age < 0)
       age = 0;
     if (age >= ttl + c->stale_ms) {
       cdo__blob_free(b);

@@ -692,24 +692,30 @@ static void clear_scope_keeps_others(void **state)
 static void ttl_is_the_readers(void **state)
 {
   struct suite *su = begin(state);
-  struct unit_entry e, future;
-  struct cdo__key k, kf;
+  struct unit_entry e, future, skew;
+  struct cdo__key k, kf, ks;
 
   make_key(&k, "aged");
   make_key(&kf, "future");
+  make_key(&ks, "skew");
   make_entry(&e, "x", 800, 0, cdo__now_ms() - 10 * SEC);
   make_entry(&future, "y", 800, 0, cdo__now_ms() + 3600 * SEC);
+  make_entry(&skew, "z", 800, 0, cdo__now_ms() + 2 * SEC);
   put_ok(su, &k, &e, 3600 * SEC);
-  put_ok(su, &kf, &future, 3600 * SEC);
+  put_ok(su, &kf, &future, 7200 * SEC);
+  put_ok(su, &ks, &skew, 3600 * SEC);
   su->cfg.ttl_ms = 60 * SEC;
   assert_fresh(su, &k, &e);
   su->cfg.ttl_ms = 5 * SEC;
   assert_miss(su, &k);
-  assert_fresh(su, &kf, &future); /* a clock step back is age 0 */
+  /* Made an hour from now: the clock went back; not fresh for an hour. */
+  assert_miss(su, &kf);
+  assert_fresh(su, &ks, &skew); /* a little clock skew is age 0 */
   su->cfg.ttl_ms = 60 * SEC;
   assert_fresh(su, &k, &e); /* still there for a reader with a longer TTL */
   unit_entry_release(&e);
   unit_entry_release(&future);
+  unit_entry_release(&skew);
 }
 
 static void fail_ttl_for_failures(void **state)
