@@ -926,13 +926,14 @@ static char *scope_pattern(const char *scope)
 
   if (p == NULL)
     return NULL;
-  o = p + sprintf(p, PREFIX);
+  memcpy(p, PREFIX, sizeof(PREFIX) - 1);
+  o = p + sizeof(PREFIX) - 1;
   for (; *scope; scope++) {
     if (strchr("*?[]\\", *scope))
       *o++ = '\\';
     *o++ = *scope;
   }
-  strcpy(o, ":*");
+  memcpy(o, ":*", 3);
   return p;
 }
 

@@ -145,7 +145,7 @@ static int sqlite_open(struct cdo_store *s, const char *rest)
   else if (slash != NULL)
     *slash = 0;
   else
-    strcpy(dir, ".");
+    memcpy(dir, ".", 2); /* dir holds at least the path, so 2 bytes */
   r = cdo__mkdir_private(dir, s->errmsg, sizeof(s->errmsg));
   free(dir);
   if (r < 0)
