@@ -55,6 +55,9 @@ redis_start () {
 				REDIS_URL=unix://$REDIS_SOCK
 				REDIS_TCP_URL=redis://127.0.0.1:$REDIS_PORT
 				redis_dirs="$redis_dirs $redis_dir"
+				# Also on file: a server started in a test's subshell is
+				# stopped by the script's redis_stop_all too.
+				test -z "${TMP-}" || echo "$redis_dir" >>"$TMP/redis-dirs"
 				export REDIS_SOCK REDIS_PORT REDIS_PID REDIS_URL REDIS_TCP_URL
 				return 0
 			fi
@@ -90,7 +93,7 @@ redis_stop () {
 }
 
 redis_stop_all () {
-	for redis_d in $redis_dirs; do
+	for redis_d in $redis_dirs $(cat "${TMP:-/nonexistent}/redis-dirs" 2>/dev/null); do
 		redis_stop "$redis_d"
 	done
 	redis_dirs=
