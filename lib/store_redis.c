@@ -129,6 +129,26 @@ static const char tcp_form[] = "redis://[[USER]:PASSWORD@]HOST[:PORT][/DB]";
 static const char unix_form[] = "unix:///PATH.sock[?db=N]";
 
 /* rest follows "redis://". Never puts the password in err. */
+/*
+ * %-decodes [p, end) into *out (NULL when empty); what names the part in
+ * the error. 0 or CDO_EBADURL.
+ */
+static int url_part(const char *p, const char *end, const char *what,
+                    char **out, char *err, size_t errlen)
+{
+  *out = pct_decode(p, (size_t)(end - p));
+  if (*out == NULL) {
+    cdo__fmt(err, errlen, "bad %%-escape in the %s (expected %s)", what,
+             tcp_form);
+    return CDO_EBADURL;
+  }
+  if (**out == 0) {
+    free(*out);
+    *out = NULL;
+  }
+  return 0;
+}
+
 static int parse_tcp(const char *rest, struct redis_url *u, char *err,
                      size_t errlen)
 {
@@ -141,28 +161,12 @@ static int parse_tcp(const char *rest, struct redis_url *u, char *err,
   if (at != NULL) {
     const char *colon = memchr(rest, ':', (size_t)(at - rest));
 
-    if (colon != NULL) {
-      u->pass = pct_decode(colon + 1, (size_t)(at - colon - 1));
-      if (u->pass == NULL) {
-        cdo__fmt(err, errlen, "bad %%-escape in the password (expected %s)",
-                 tcp_form);
-        return CDO_EBADURL;
-      }
-      if (*u->pass == 0) {
-        free(u->pass);
-        u->pass = NULL;
-      }
-    }
-    u->user = pct_decode(rest, (size_t)((colon ? colon : at) - rest));
-    if (u->user == NULL) {
-      cdo__fmt(err, errlen, "bad %%-escape in the user name (expected %s)",
-               tcp_form);
+    if (colon != NULL &&
+        url_part(colon + 1, at, "password", &u->pass, err, errlen) < 0)
       return CDO_EBADURL;
-    }
-    if (*u->user == 0) {
-      free(u->user);
-      u->user = NULL;
-    }
+    if (url_part(rest, colon ? colon : at, "user name", &u->user, err, errlen) <
+        0)
+      return CDO_EBADURL;
   }
   h = at ? at + 1 : rest;
   if (*h == '[') {
