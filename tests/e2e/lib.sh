@@ -239,14 +239,19 @@ spawn () {
 	(exec env --default-signal=INT,QUIT "$@") &
 }
 
-# wait_for FILE: wait up to 10 s for FILE to exist.
-wait_for () {
+# wait_until COMMAND [ARG]...: polls (up to 10 s) until COMMAND succeeds.
+wait_until () {
 	test_i=0
-	while ! [ -e "$1" ]; do
+	while ! "$@"; do
 		test_i=$((test_i + 1))
-		test "$test_i" -le 200 || { echo "timed out waiting for $1" >&7; return 1; }
+		test "$test_i" -le 200 || { echo "timed out waiting for: $*" >&7; return 1; }
 		sleep 0.05
 	done
+}
+
+# wait_for FILE: wait up to 10 s for FILE to exist.
+wait_for () {
+	wait_until test -e "$1"
 }
 
 # write_config: stdin becomes $XDG_CONFIG_HOME/cachedo/config.

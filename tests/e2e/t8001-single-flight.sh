@@ -39,25 +39,11 @@ exit \${LATER_STATUS:-0}
 EOF
 chmod 755 "$TMP/bin/slow" "$TMP/bin/first-slow" "$TMP/bin/versions"
 
-# wait_for TEST-ARGS...: polls (up to 10 s) until `test ARGS` holds.
-wait_for () {
-	i=0
-	while ! test "$@"; do
-		i=$((i + 1))
-		test $i -lt 200 || { echo "timed out waiting for: test $*" >&7; return 1; }
-		sleep 0.05
-	done
-}
+# at_least NAME N: NAME ran N times or more.
+at_least () { [ "$(count "$1")" -ge "$2" ]; }
 
 # wait_count NAME N: polls (up to 10 s) until NAME ran N times.
-wait_count () {
-	i=0
-	while [ "$(count "$1")" -lt "$2" ]; do
-		i=$((i + 1))
-		test $i -lt 200 || { echo "timed out waiting for $2 runs of $1" >&7; return 1; }
-		sleep 0.05
-	done
-}
+wait_count () { wait_until at_least "$1" "$2"; }
 
 # expect_all PREFIX N CONTENT: files PREFIX.1 .. PREFIX.N all hold CONTENT.
 expect_all () {
@@ -104,7 +90,7 @@ test_expect_success 'hits take no lock: a hit is answered while a run holds it' 
 test_expect_success 'waiters take over within 2 s when the holder is killed' '
 	{ cachedo first-slow killed >/dev/null 2>&1 & } &&
 	holder=$! &&
-	wait_for -s "$TMP/first.killed" &&
+	wait_until test -s "$TMP/first.killed" &&
 	i=0 &&
 	while [ $i -lt 5 ]; do
 		i=$((i + 1))
@@ -200,7 +186,7 @@ test_expect_success '20 stale hits at once start one refresh' '
 	done &&
 	wait &&
 	expect_all out 20 v1 &&
-	wait_for -e "$TMP/done.stale20" &&
+	wait_for "$TMP/done.stale20" &&
 	sleep 0.5 &&
 	expect_count stale20 2 &&
 	cachedo --ttl 1h versions stale20 >out &&
@@ -214,7 +200,7 @@ test_expect_success 'a stale answer does not wait for its refresh' '
 	expect_eq v1 "$x" &&
 	test ! -e "$TMP/done.detached" &&
 	expect_grep "stale, refreshing" err &&
-	wait_for -e "$TMP/done.detached" &&
+	wait_for "$TMP/done.detached" &&
 	sleep 0.2 &&
 	expect_eq v2 "$(cachedo --ttl 1h versions detached)"
 '
@@ -226,7 +212,7 @@ test_expect_success 'a failing refresh keeps the stored good result' '
 	export LATER_STATUS &&
 	cachedo --ttl 100ms --stale 1h --ignore-env LATER_STATUS versions flaky >out &&
 	expect_eq v1 "$(cat out)" &&
-	wait_for -e "$TMP/done.flaky" &&
+	wait_for "$TMP/done.flaky" &&
 	sleep 0.2 &&
 	expect_status 0 cachedo --ttl 100ms --stale 1h --ignore-env LATER_STATUS versions flaky >out &&
 	expect_eq v1 "$(cat out)"
