@@ -6,6 +6,8 @@
 #include "store_int.h"
 #include "unit.h"
 
+#include <signal.h>
+
 #include <inttypes.h>
 #include <sqlite3.h>
 #include <hiredis.h>
@@ -111,21 +113,21 @@ static int sqlite_damage(const char *url, const struct cdo__key *k,
  * started by tests/e2e/redis.sh (run from the top of the tree, as make does)
  * and stopped at exit.
  */
-static char redis_dir[4200];
+static pid_t redis_pid;
 
+/* By pid: the temp dir, pid file included, may be gone by then. */
 static void redis_stop_own(void)
 {
-  char cmd[4300];
-
-  cdo__fmt(cmd, sizeof(cmd), "sh tests/e2e/redis.sh stop '%s'", redis_dir);
-  if (system(cmd) != 0)
-    print_error("cannot stop the redis-server in %s\n", redis_dir);
+  if (redis_pid > 0) {
+    kill(redis_pid, SIGCONT); /* a frozen server cannot exit */
+    kill(redis_pid, SIGTERM);
+  }
 }
 
 static const char *redis_url(const char *dir, char *buf, size_t len)
 {
   const char *env = getenv("CACHEDO_TEST_REDIS_URL");
-  char cmd[4300], line[4300], *u;
+  char cmd[4300], line[4300], redis_dir[4200], *u;
   FILE *f;
 
   if (env != NULL && *env) {
@@ -144,6 +146,8 @@ static const char *redis_url(const char *dir, char *buf, size_t len)
     return "cannot start redis-server (tests/e2e/redis.sh)";
   }
   pclose(f);
+  if (strstr(line, "REDIS_PID=") != NULL)
+    redis_pid = (pid_t)strtol(strstr(line, "REDIS_PID=") + 10, NULL, 10);
   atexit(redis_stop_own);
   u += strlen("REDIS_URL=");
   cdo__fmt(buf, len, "%.*s", (int)strcspn(u, " \n"), u);
