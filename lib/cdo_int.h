@@ -96,6 +96,12 @@ int cdo__write_all(int fd, const void *buf, size_t n);
 /* pread(2) exactly n bytes; 0, -errno, or CDO_ECORRUPT on early EOF. */
 int cdo__pread_all(int fd, void *buf, size_t n, uint64_t off);
 /*
+ * A buffer of n bytes for reading files into, placed half a page past a
+ * page boundary (see fs.c); NULL on ENOMEM. Free with cdo__piece_free.
+ */
+void *cdo__piece_alloc(size_t n);
+void cdo__piece_free(void *p);
+/*
  * Creates directory path and missing parents; the directories it creates
  * get mode 0700. Then checks path is safe (see cdo__dir_check).
  */
@@ -159,6 +165,13 @@ struct cdo__blob {
   int fd;
   uint64_t off;
   int (*read)(struct cdo__blob *b, void *buf, size_t n, uint64_t off);
+  /*
+   * Optional, for reading without a copy: points *p at the bytes at off and
+   * sets *n to how many follow there (1 <= *n <= want). The bytes stay valid
+   * until the next call or free. 0, -errno or CDO_ECORRUPT.
+   */
+  int (*view)(struct cdo__blob *b, uint64_t off, size_t want,
+              const unsigned char **p, size_t *n);
   void (*free)(struct cdo__blob *b);
   void *ctx; /* backend's own */
 };

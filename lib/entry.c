@@ -309,11 +309,19 @@ static int walk_done(const struct walk *w)
 
 /*
  * Feeds [off, off + len) of b through walker w, and through sum s when s is
- * non-NULL. Blobs not in memory are read a piece at a time into a buffer
- * that stays in the CPU cache: faster than mapping a file (no page faults),
- * and memory stays flat whatever the entry's size.
+ * non-NULL. A blob that can show its bytes in place (mem, view) is walked
+ * without copying; others are read a piece at a time into a buffer that
+ * stays in the CPU cache, so memory stays flat whatever the entry's size.
  */
 #define PIECE ((size_t)256 << 10)
+
+static int walk_piece(struct walk *w, struct cdo__sum *s,
+                      const unsigned char *p, size_t n)
+{
+  if (s)
+    cdo__sum_update(s, p, n);
+  return walk_feed(w, p, n);
+}
 
 static int walk_blob(struct cdo__blob *b, uint64_t off, uint64_t len,
                      struct walk *w, struct cdo__sum *s)
@@ -321,26 +329,38 @@ static int walk_blob(struct cdo__blob *b, uint64_t off, uint64_t len,
   unsigned char *buf;
   int r = 0;
 
-  if (b->mem != NULL) {
-    if (s)
-      cdo__sum_update(s, b->mem + off, (size_t)len);
-    return walk_feed(w, b->mem + off, (size_t)len);
+  if (b->mem != NULL)
+    return walk_piece(w, s, b->mem + off, (size_t)len);
+  if (b->view != NULL) {
+    while (len > 0) {
+      const unsigned char *p = NULL;
+      size_t n = 0;
+
+      r = b->view(b, off, len < SIZE_MAX ? (size_t)len : SIZE_MAX, &p, &n);
+      if (r == 0 && (n == 0 || n > len))
+        r = CDO_ECORRUPT;
+      if (r == 0)
+        r = walk_piece(w, s, p, n);
+      if (r < 0)
+        return r;
+      off += n;
+      len -= n;
+    }
+    return 0;
   }
-  buf = malloc(PIECE);
+  buf = cdo__piece_alloc(PIECE);
   if (buf == NULL)
     return CDO__ERR(ENOMEM);
   while (r == 0 && len > 0) {
     size_t n = len < PIECE ? (size_t)len : PIECE;
 
     r = cdo__blob_read(b, buf, n, off);
-    if (r == 0 && s)
-      cdo__sum_update(s, buf, n);
     if (r == 0)
-      r = walk_feed(w, buf, n);
+      r = walk_piece(w, s, buf, n);
     off += n;
     len -= n;
   }
-  free(buf);
+  cdo__piece_free(buf);
   return r;
 }
 

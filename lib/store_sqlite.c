@@ -1,15 +1,32 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * The default backend: one SQLite database in WAL mode, safe for many
- * processes at once.
+ * The default backend: SQLite in WAL mode, safe for many processes at once.
  *
- * An entry's bytes are split into chunks of CHUNK bytes, rows of table chunk
- * whose rowid is blob << 16 | seq. A put first writes the chunks under a new
- * random blob id (listed in pending while it runs, in transactions of a few
- * chunks so no writer holds the lock for long), then publishes it in one
- * short transaction that points entry.key at the new blob and deletes the
- * old one. A reader therefore sees a whole old or a whole new entry; a
- * writer that dies leaves only a pending blob, which --gc removes.
+ * Two database files. PATH, with small pages, holds every entry's row and
+ * the bytes of entries up to SMALL_MAX: a hit touches a few 4 KiB pages,
+ * and each page a process touches costs it a page fault or two. PATH-big,
+ * with 64 KiB pages, holds the bytes of larger entries in rows of ROW bytes
+ * (16 overflow pages each rather than 256), and is opened only when such an
+ * entry is read or written.
+ *
+ *   PATH      entry(key, blob, size, created, expires, duration, status,
+ *                   scope, command)
+ *             data(id = blob, bytes)       the entry when size <= SMALL_MAX
+ *             pending(blob, started)       big blobs being written, or
+ *                                          doomed (started = 0)
+ *   PATH-big  chunk(id = blob << ROW_BITS | seq, bytes)
+ *
+ * A small entry is written in one transaction. A big one first goes into
+ * PATH-big under a new random blob id listed in pending (in transactions of
+ * a few MiB, so no writer holds the lock for long), then is published in one
+ * transaction of PATH that points entry.key at it. A reader sees a whole old
+ * or a whole new entry. A replaced or deleted big blob is marked doomed in
+ * the same transaction and its rows are deleted right after; a writer that
+ * dies leaves a pending blob, which --gc removes.
+ *
+ * PATH's WAL is not checkpointed when a connection closes, which would cost
+ * two fsyncs on every miss: a writer truncates it once it holds WAL_FRAMES
+ * frames, so a process opening PATH has at most that many frames to scan.
  */
 #include "store_int.h"
 
@@ -18,17 +35,24 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#define SCHEMA_VERSION     1
-#define CHUNK              (1 << 20)
-#define CHUNKS_PER_TX      16
+#define SCHEMA_VERSION     2
+#define SMALL_MAX          ((uint64_t)256 << 10)
+#define ROW                (1 << 20)
+#define ROW_BITS           16
+#define ROWS_PER_TX        16
+#define WAL_FRAMES         32
 #define BUSY_MS            60000
+#define CHECKPOINT_BUSY_MS 50
 #define PENDING_MAX_AGE_MS 3600000
 
 struct sqlite_store {
   struct cdo_store base;
-  sqlite3 *db;
+  sqlite3 *db;  /* PATH */
+  sqlite3 *big; /* PATH-big, once needed */
   char *path;
-  int tuned; /* write pragmas applied */
+  char *big_path;
+  int tuned;      /* writer pragmas applied to db */
+  int wal_frames; /* frames in db's WAL after our last commit */
 };
 
 static const char schema[] =
@@ -37,43 +61,62 @@ static const char schema[] =
     " created INTEGER NOT NULL, expires INTEGER NOT NULL,"
     " duration INTEGER NOT NULL, status INTEGER NOT NULL, scope TEXT,"
     " command TEXT NOT NULL) WITHOUT ROWID;"
-    "CREATE TABLE IF NOT EXISTS chunk(id INTEGER PRIMARY KEY, data BLOB);"
+    "CREATE TABLE IF NOT EXISTS data(id INTEGER PRIMARY KEY, bytes BLOB);"
     "CREATE TABLE IF NOT EXISTS pending(blob INTEGER PRIMARY KEY,"
     " started INTEGER NOT NULL);";
+
+static const char big_schema[] =
+    "CREATE TABLE IF NOT EXISTS chunk(id INTEGER PRIMARY KEY, bytes BLOB);";
 
 static struct sqlite_store *sq(struct cdo_store *s)
 {
   return (struct sqlite_store *)s;
 }
 
-static int db_fail(struct sqlite_store *q, const char *what)
+static int db_fail(struct sqlite_store *q, sqlite3 *db, const char *what)
 {
-  int rc = sqlite3_extended_errcode(q->db);
+  int rc = sqlite3_extended_errcode(db);
 
   cdo__store_fail(&q->base,
                   (rc & 0xff) == SQLITE_BUSY ? CDO__ERR(EBUSY) : CDO_EBACKEND,
-                  "%s: %s", what, sqlite3_errmsg(q->db));
+                  "%s: %s", what, sqlite3_errmsg(db));
   return (rc & 0xff) == SQLITE_BUSY ? CDO__ERR(EBUSY) : CDO_EBACKEND;
 }
 
-static int exec(struct sqlite_store *q, const char *sql)
+static int exec(struct sqlite_store *q, sqlite3 *db, const char *sql)
 {
-  if (sqlite3_exec(q->db, sql, NULL, NULL, NULL) != SQLITE_OK)
-    return db_fail(q, sql);
+  if (sqlite3_exec(db, sql, NULL, NULL, NULL) != SQLITE_OK)
+    return db_fail(q, db, sql);
   return 0;
 }
 
-static int prepare(struct sqlite_store *q, const char *sql, sqlite3_stmt **st)
+static int prepare(struct sqlite_store *q, sqlite3 *db, const char *sql,
+                   sqlite3_stmt **st)
 {
-  if (sqlite3_prepare_v2(q->db, sql, -1, st, NULL) != SQLITE_OK)
-    return db_fail(q, "cannot prepare statement");
+  if (sqlite3_prepare_v2(db, sql, -1, st, NULL) != SQLITE_OK)
+    return db_fail(q, db, "cannot prepare statement");
   return 0;
 }
 
-static void rollback(struct sqlite_store *q)
+static int step_done(struct sqlite_store *q, sqlite3 *db, sqlite3_stmt *st,
+                     const char *what)
 {
-  if (!sqlite3_get_autocommit(q->db))
-    sqlite3_exec(q->db, "ROLLBACK", NULL, NULL, NULL);
+  int rc = sqlite3_step(st);
+
+  sqlite3_reset(st);
+  return rc == SQLITE_DONE || rc == SQLITE_ROW ? 0 : db_fail(q, db, what);
+}
+
+static void rollback(sqlite3 *db)
+{
+  if (db != NULL && !sqlite3_get_autocommit(db))
+    sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+}
+
+static int no_such_table(sqlite3 *db)
+{
+  return sqlite3_errcode(db) == SQLITE_ERROR &&
+         strstr(sqlite3_errmsg(db), "no such table") != NULL;
 }
 
 static int sqlite_check(const char *rest, char *err, size_t errlen)
@@ -85,60 +128,53 @@ static int sqlite_check(const char *rest, char *err, size_t errlen)
   return 0;
 }
 
-/* Creates the schema, once, under the write lock. */
-static int init_schema(struct sqlite_store *q)
-{
-  sqlite3_stmt *st = NULL;
-  int version = -1, r;
+/* ---- opening ------------------------------------------------------------- */
 
-  /*
-   * Large pages: a 1 MiB chunk is then 16 overflow pages rather than 256,
-   * which makes reading a large entry several times faster. Only takes
-   * effect while the database is still empty.
-   */
-  r = exec(q, "PRAGMA page_size = 65536");
-  if (r == 0)
-    r = exec(q, "BEGIN IMMEDIATE");
-  if (r < 0)
-    return r;
-  r = prepare(q, "PRAGMA user_version", &st);
-  if (r == 0 && sqlite3_step(st) == SQLITE_ROW)
-    version = sqlite3_column_int(st, 0);
-  sqlite3_finalize(st);
-  if (r == 0 && version > SCHEMA_VERSION)
-    r = cdo__store_fail(&q->base, CDO_EBACKEND,
-                        "'%s' has schema version %d, newer than this "
-                        "cachedo's (%d)",
-                        q->path, version, SCHEMA_VERSION);
-  if (r == 0 && version < 0)
-    r = db_fail(q, "cannot read the schema version");
-  if (r == 0 && version == 0)
-    r = exec(q, schema);
-  if (r == 0 && version == 0)
-    r = exec(q, "PRAGMA user_version = 1");
-  if (r == 0)
-    r = exec(q, "COMMIT");
-  if (r < 0) {
-    rollback(q);
-    return r;
-  }
-  /* WAL is a property of the file: set it once, outside a transaction. */
-  return version == 0 ? exec(q, "PRAGMA journal_mode = WAL") : 0;
+/* Counts the frames of PATH's WAL after each commit (see maybe_checkpoint). */
+static int on_wal(void *ud, sqlite3 *db, const char *name, int frames)
+{
+  (void)db;
+  (void)name;
+  ((struct sqlite_store *)ud)->wal_frames = frames;
+  return SQLITE_OK;
+}
+
+/* Opens path into *db with the settings both files share. */
+static int open_file(struct sqlite_store *q, const char *path, sqlite3 **db)
+{
+  int one = 1, rc;
+  mode_t old = umask(077); /* the database and its -wal and -shm: 0600 */
+
+  rc = sqlite3_open_v2(
+      path, db,
+      SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOFOLLOW, NULL);
+  umask(old);
+  if (rc != SQLITE_OK)
+    return cdo__store_fail(&q->base, CDO_EBACKEND, "%s",
+                           *db ? sqlite3_errmsg(*db) : sqlite3_errstr(rc));
+  sqlite3_busy_timeout(*db, BUSY_MS);
+  /* Each invocation opens and closes the database: keep the -wal file
+   * between them rather than deleting and recreating it every time. */
+  sqlite3_file_control(*db, "main", SQLITE_FCNTL_PERSIST_WAL, &one);
+  return 0;
 }
 
 static int sqlite_open(struct cdo_store *s, const char *rest)
 {
   struct sqlite_store *q = sq(s);
+  size_t n = strlen(rest);
   char *dir, *slash;
-  mode_t old;
-  int rc, r;
+  int r;
 
   q->path = strdup(rest);
+  q->big_path = malloc(n + sizeof("-big"));
   dir = strdup(rest);
-  if (q->path == NULL || dir == NULL) {
+  if (q->path == NULL || q->big_path == NULL || dir == NULL) {
     free(dir);
     return CDO__ERR(ENOMEM);
   }
+  memcpy(q->big_path, rest, n);
+  memcpy(q->big_path + n, "-big", sizeof("-big"));
   slash = strrchr(dir, '/');
   if (slash == dir)
     slash[1] = 0;
@@ -150,30 +186,14 @@ static int sqlite_open(struct cdo_store *s, const char *rest)
   free(dir);
   if (r < 0)
     return r;
-  /* One thread, one connection: no mutexes, no memory accounting. */
+  /* One thread, one connection at a time: no mutexes, no accounting. */
   sqlite3_config(SQLITE_CONFIG_SINGLETHREAD);
   sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
-  old = umask(077); /* the database and its -wal and -shm: mode 0600 */
-  rc = sqlite3_open_v2(
-      q->path, &q->db,
-      SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOFOLLOW, NULL);
-  umask(old);
-  if (rc != SQLITE_OK)
-    return cdo__store_fail(s, CDO_EBACKEND, "%s",
-                           q->db ? sqlite3_errmsg(q->db) : sqlite3_errstr(rc));
-  sqlite3_busy_timeout(q->db, BUSY_MS);
-  /*
-   * Each invocation opens and closes the database: keep the -wal file
-   * between them rather than deleting and recreating it on every close.
-   */
-  {
-    int one = 1;
-
-    sqlite3_file_control(q->db, "main", SQLITE_FCNTL_PERSIST_WAL, &one);
-  }
-  /* With a size limit, the last connection to close truncates the WAL, so
-   * the next one to open has no old frames to scan. */
-  sqlite3_exec(q->db, "PRAGMA journal_size_limit = 0", NULL, NULL, NULL);
+  r = open_file(q, q->path, &q->db);
+  if (r < 0)
+    return r;
+  sqlite3_db_config(q->db, SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 1, (int *)NULL);
+  sqlite3_wal_hook(q->db, on_wal, q);
   return 0;
 }
 
@@ -181,132 +201,97 @@ static void sqlite_close(struct cdo_store *s)
 {
   struct sqlite_store *q = sq(s);
 
+  sqlite3_close_v2(q->big);
   sqlite3_close_v2(q->db);
   free(q->path);
+  free(q->big_path);
 }
 
-/* Creates the schema when the database is new; call outside transactions. */
+/*
+ * Creates or upgrades db's tables under the write lock. page_size only
+ * takes effect while the file is still empty; WAL is a property of the file,
+ * set once, outside a transaction. Version 1 kept every entry's bytes in
+ * 1 MiB chunks in one file: its tables are dropped (it is a cache).
+ */
+static int init_schema(struct sqlite_store *q, sqlite3 *db, const char *sql,
+                       const char *page_size)
+{
+  sqlite3_stmt *st = NULL;
+  int version = -1, r;
+
+  r = exec(q, db, page_size);
+  if (r == 0)
+    r = exec(q, db, "BEGIN IMMEDIATE");
+  if (r < 0)
+    return r;
+  r = prepare(q, db, "PRAGMA user_version", &st);
+  if (r == 0 && sqlite3_step(st) == SQLITE_ROW)
+    version = sqlite3_column_int(st, 0);
+  sqlite3_finalize(st);
+  if (r == 0 && version > SCHEMA_VERSION)
+    r = cdo__store_fail(&q->base, CDO_EBACKEND,
+                        "'%s' has schema version %d, newer than this "
+                        "cachedo's (%d)",
+                        sqlite3_db_filename(db, "main"), version,
+                        SCHEMA_VERSION);
+  if (r == 0 && version < 0)
+    r = db_fail(q, db, "cannot read the schema version");
+  if (r == 0 && version == 1)
+    r = exec(q, db,
+             "DROP TABLE IF EXISTS entry; DROP TABLE IF EXISTS chunk;"
+             "DROP TABLE IF EXISTS pending");
+  if (r == 0 && version < SCHEMA_VERSION)
+    r = exec(q, db, sql);
+  if (r == 0 && version < SCHEMA_VERSION)
+    r = exec(q, db, "PRAGMA user_version = 2");
+  if (r == 0)
+    r = exec(q, db, "COMMIT");
+  if (r < 0) {
+    rollback(db);
+    return r;
+  }
+  return version == 0 ? exec(q, db, "PRAGMA journal_mode = WAL") : 0;
+}
+
+/* Creates PATH's tables when they are missing; call outside transactions. */
 static int ensure_schema(struct sqlite_store *q)
 {
   sqlite3_stmt *st = NULL;
 
-  if (sqlite3_prepare_v2(q->db, "SELECT 1 FROM entry, chunk, pending", -1, &st,
+  if (sqlite3_prepare_v2(q->db, "SELECT 1 FROM entry, data, pending", -1, &st,
                          NULL) == SQLITE_OK) {
     sqlite3_finalize(st);
     return 0;
   }
-  if (sqlite3_errcode(q->db) != SQLITE_ERROR ||
-      strstr(sqlite3_errmsg(q->db), "no such table") == NULL)
-    return db_fail(q, "cannot read the cache");
-  return init_schema(q);
+  if (!no_such_table(q->db))
+    return db_fail(q, q->db, "cannot read the cache");
+  return init_schema(q, q->db, schema, "PRAGMA page_size = 4096");
 }
 
-/* A large entry read chunk by chunk, inside the read transaction of get. */
-struct chunk_reader {
-  struct sqlite_store *q;
-  sqlite3_stmt *st; /* kept stepped: holds the read transaction open */
-  sqlite3_blob *blob;
-  sqlite3_int64 base; /* rowid of chunk 0 */
-  sqlite3_int64 row;  /* rowid the blob handle is on */
-};
-
-static int chunk_read(struct cdo__blob *b, void *buf, size_t n, uint64_t off)
+/* Opens PATH-big, once, creating it when needed. */
+static int open_big(struct sqlite_store *q)
 {
-  struct chunk_reader *cr = b->ctx;
-  unsigned char *p = buf;
-
-  while (n > 0) {
-    sqlite3_int64 row = cr->base + (sqlite3_int64)(off / CHUNK);
-    int in = (int)(off % CHUNK), rc;
-    size_t take = CHUNK - (size_t)in < n ? CHUNK - (size_t)in : n;
-
-    if (cr->blob == NULL)
-      rc = sqlite3_blob_open(cr->q->db, "main", "chunk", "data", row, 0,
-                             &cr->blob);
-    else if (row != cr->row)
-      rc = sqlite3_blob_reopen(cr->blob, row);
-    else
-      rc = SQLITE_OK;
-    if (rc != SQLITE_OK)
-      return CDO_ECORRUPT;
-    cr->row = row;
-    if (sqlite3_blob_read(cr->blob, p, (int)take, in) != SQLITE_OK)
-      return CDO_ECORRUPT;
-    p += take;
-    off += take;
-    n -= take;
-  }
-  return 0;
-}
-
-static void chunk_free(struct cdo__blob *b)
-{
-  struct chunk_reader *cr = b->ctx;
-
-  sqlite3_blob_close(cr->blob);
-  sqlite3_finalize(cr->st);
-  free(cr);
-  free(b);
-}
-
-static int sqlite_get(struct cdo_store *s, const struct cdo__key *k,
-                      struct cdo__blob **out)
-{
-  struct sqlite_store *q = sq(s);
   sqlite3_stmt *st = NULL;
-  sqlite3_int64 size, blob;
-  int r = 0, rc, n;
+  int r;
 
-  if (sqlite3_prepare_v2(q->db,
-                         "SELECT e.size, e.blob, c.data FROM entry e, chunk c "
-                         "WHERE e.key = ?1 AND c.id = e.blob * 65536",
-                         -1, &st, NULL) != SQLITE_OK) {
-    if (sqlite3_errcode(q->db) == SQLITE_ERROR &&
-        strstr(sqlite3_errmsg(q->db), "no such table") != NULL)
-      return 0; /* a new database: nothing stored yet */
-    return db_fail(q, "cannot read the cache");
+  if (q->big != NULL)
+    return 0;
+  r = open_file(q, q->big_path, &q->big);
+  if (r == 0) {
+    /* The last connection to close checkpoints and truncates the WAL. */
+    sqlite3_exec(q->big, "PRAGMA journal_size_limit = 0", NULL, NULL, NULL);
+    if (sqlite3_prepare_v2(q->big, "SELECT 1 FROM chunk", -1, &st, NULL) ==
+        SQLITE_OK)
+      sqlite3_finalize(st);
+    else if (!no_such_table(q->big))
+      r = db_fail(q, q->big, "cannot read the cache");
+    else
+      r = init_schema(q, q->big, big_schema, "PRAGMA page_size = 65536");
   }
-  sqlite3_bind_blob(st, 1, k->hash, 32, SQLITE_STATIC);
-  rc = sqlite3_step(st);
-  if (rc == SQLITE_DONE)
-    goto out;
-  if (rc != SQLITE_ROW) {
-    r = db_fail(q, "cannot read the cache");
-    goto out;
+  if (r < 0) {
+    sqlite3_close_v2(q->big);
+    q->big = NULL;
   }
-  size = sqlite3_column_int64(st, 0);
-  blob = sqlite3_column_int64(st, 1);
-  n = sqlite3_column_bytes(st, 2);
-  if (size <= n) {
-    unsigned char *p = malloc((size_t)n + 1);
-
-    if (p != NULL)
-      memcpy(p, sqlite3_column_blob(st, 2), (size_t)n);
-    *out = p ? cdo__blob_from_mem(p, (size_t)n) : NULL;
-    r = *out ? 0 : CDO__ERR(ENOMEM);
-  } else {
-    struct chunk_reader *cr = calloc(1, sizeof(*cr));
-    struct cdo__blob *b = calloc(1, sizeof(*b));
-
-    if (cr == NULL || b == NULL) {
-      free(cr);
-      free(b);
-      r = CDO__ERR(ENOMEM);
-      goto out;
-    }
-    cr->q = q;
-    cr->st = st;
-    cr->base = blob * 65536;
-    b->size = (uint64_t)size;
-    b->fd = -1;
-    b->read = chunk_read;
-    b->free = chunk_free;
-    b->ctx = cr;
-    *out = b;
-    return 0; /* the statement, and its snapshot, live as long as b */
-  }
-out:
-  sqlite3_finalize(st);
   return r;
 }
 
@@ -316,82 +301,343 @@ static int tune_for_writing(struct sqlite_store *q)
   if (q->tuned)
     return 0;
   q->tuned = 1;
-  return exec(q, "PRAGMA synchronous = NORMAL");
+  return exec(q, q->db, "PRAGMA synchronous = NORMAL");
 }
 
-static int step_done(struct sqlite_store *q, sqlite3_stmt *st, const char *what)
+/*
+ * Empties PATH's WAL into the database once it holds WAL_FRAMES frames.
+ * Readers are short, so a checkpoint that would wait long is skipped: the
+ * next writer tries again.
+ */
+static void maybe_checkpoint(struct sqlite_store *q)
 {
-  int rc = sqlite3_step(st);
-
-  sqlite3_reset(st);
-  return rc == SQLITE_DONE || rc == SQLITE_ROW ? 0 : db_fail(q, what);
+  if (q->wal_frames < WAL_FRAMES)
+    return;
+  sqlite3_busy_timeout(q->db, CHECKPOINT_BUSY_MS);
+  if (sqlite3_wal_checkpoint_v2(q->db, NULL, SQLITE_CHECKPOINT_TRUNCATE, NULL,
+                                NULL) == SQLITE_OK)
+    q->wal_frames = 0;
+  sqlite3_busy_timeout(q->db, BUSY_MS);
 }
 
-/* Writes src's chunks under blob, a few per transaction. */
-static int write_chunks(struct sqlite_store *q, sqlite3_int64 blob,
-                        const struct cdo__src *src, int publish_in_last_tx)
+/* ---- reading ------------------------------------------------------------- */
+
+/*
+ * A big entry, read a whole row at a time (a row's pages are then read
+ * straight through, with no partial page read twice) inside one read
+ * transaction of PATH-big that lasts as long as the blob, so that checking
+ * and replaying see the same rows.
+ */
+struct big_reader {
+  struct sqlite_store *q;
+  sqlite3_blob *h;    /* on row cur */
+  sqlite3_int64 base; /* id of row 0 */
+  uint64_t rows;      /* rows the entry has */
+  uint64_t cur;       /* row held in buf, or UINT64_MAX */
+  unsigned char *buf; /* ROW bytes */
+  size_t len;         /* of row cur */
+  int in_tx;          /* the read transaction is ours */
+};
+
+/* Reads row i into br->buf, checking that it is there and whole. */
+static int big_load(struct big_reader *br, uint64_t i, uint64_t size)
+{
+  sqlite3 *db = br->q->big;
+  sqlite3_int64 id = br->base + (sqlite3_int64)i;
+  uint64_t want = i + 1 < br->rows ? ROW : size - i * ROW;
+  int rc;
+
+  br->cur = UINT64_MAX;
+  if (!br->in_tx && sqlite3_get_autocommit(db)) {
+    if (sqlite3_exec(db, "BEGIN", NULL, NULL, NULL) != SQLITE_OK)
+      return db_fail(br->q, db, "cannot read the cache");
+    br->in_tx = 1;
+  }
+  if (br->h == NULL)
+    rc = sqlite3_blob_open(db, "main", "chunk", "bytes", id, 0, &br->h);
+  else
+    rc = sqlite3_blob_reopen(br->h, id);
+  if (rc == SQLITE_ERROR)
+    return CDO_ECORRUPT; /* no such row */
+  if (rc != SQLITE_OK)
+    return db_fail(br->q, db, "cannot read the cache");
+  if ((uint64_t)sqlite3_blob_bytes(br->h) != want)
+    return CDO_ECORRUPT;
+  if (sqlite3_blob_read(br->h, br->buf, (int)want, 0) != SQLITE_OK)
+    return db_fail(br->q, db, "cannot read the cache");
+  br->len = (size_t)want;
+  br->cur = i;
+  return 0;
+}
+
+static int big_view(struct cdo__blob *b, uint64_t off, size_t want,
+                    const unsigned char **p, size_t *n)
+{
+  struct big_reader *br = b->ctx;
+  uint64_t i = off / ROW;
+  size_t in = (size_t)(off % ROW);
+
+  if (off >= b->size)
+    return CDO_ECORRUPT;
+  if (i != br->cur) {
+    int r = big_load(br, i, b->size);
+
+    if (r < 0)
+      return r;
+  }
+  *p = br->buf + in;
+  *n = br->len - in < want ? br->len - in : want;
+  return 0;
+}
+
+static int big_read(struct cdo__blob *b, void *buf, size_t n, uint64_t off)
+{
+  unsigned char *out = buf;
+
+  while (n > 0) {
+    const unsigned char *p;
+    size_t got;
+    int r = big_view(b, off, n, &p, &got);
+
+    if (r < 0)
+      return r;
+    memcpy(out, p, got);
+    out += got;
+    off += got;
+    n -= got;
+  }
+  return 0;
+}
+
+static void big_free(struct cdo__blob *b)
+{
+  struct big_reader *br = b->ctx;
+
+  sqlite3_blob_close(br->h);
+  if (br->in_tx)
+    sqlite3_exec(br->q->big, "COMMIT", NULL, NULL, NULL);
+  cdo__piece_free(br->buf);
+  free(br);
+  free(b);
+}
+
+/* A blob over the big entry of blob id blob and size bytes; 0 or error. */
+static int big_blob(struct sqlite_store *q, sqlite3_int64 blob, uint64_t size,
+                    struct cdo__blob **out)
+{
+  struct big_reader *br;
+  struct cdo__blob *b;
+  int r = open_big(q);
+
+  if (r < 0)
+    return r;
+  br = calloc(1, sizeof(*br));
+  b = calloc(1, sizeof(*b));
+  if (br != NULL)
+    br->buf = cdo__piece_alloc(ROW);
+  if (br == NULL || b == NULL || br->buf == NULL) {
+    if (br != NULL)
+      cdo__piece_free(br->buf);
+    free(br);
+    free(b);
+    return CDO__ERR(ENOMEM);
+  }
+  br->q = q;
+  br->base = blob << ROW_BITS;
+  br->rows = (size + ROW - 1) / ROW;
+  br->cur = UINT64_MAX;
+  b->size = size;
+  b->fd = -1;
+  b->read = big_read;
+  b->view = big_view;
+  b->free = big_free;
+  b->ctx = br;
+  *out = b;
+  return 0;
+}
+
+static int sqlite_get(struct cdo_store *s, const struct cdo__key *k,
+                      struct cdo__blob **out)
+{
+  struct sqlite_store *q = sq(s);
+  sqlite3_stmt *st = NULL;
+  sqlite3_int64 size, blob;
+  int rc;
+
+  if (sqlite3_prepare_v2(q->db,
+                         "SELECT e.size, e.blob, d.bytes FROM entry e "
+                         "LEFT JOIN data d ON d.id = e.blob WHERE e.key = ?1",
+                         -1, &st, NULL) != SQLITE_OK) {
+    if (no_such_table(q->db))
+      return 0; /* a new (or older) database: nothing stored yet */
+    return db_fail(q, q->db, "cannot read the cache");
+  }
+  sqlite3_bind_blob(st, 1, k->hash, 32, SQLITE_STATIC);
+  rc = sqlite3_step(st);
+  if (rc != SQLITE_ROW) {
+    sqlite3_finalize(st);
+    return rc == SQLITE_DONE ? 0 : db_fail(q, q->db, "cannot read the cache");
+  }
+  size = sqlite3_column_int64(st, 0);
+  blob = sqlite3_column_int64(st, 1);
+  if (size >= 0 && (uint64_t)size <= SMALL_MAX) {
+    /* Whatever bytes are there: the codec tells a damaged entry. */
+    int n = sqlite3_column_bytes(st, 2);
+    unsigned char *p = malloc((size_t)n + 1);
+
+    if (p != NULL && n > 0)
+      memcpy(p, sqlite3_column_blob(st, 2), (size_t)n);
+    sqlite3_finalize(st);
+    *out = p ? cdo__blob_from_mem(p, (size_t)n) : NULL;
+    return *out ? 0 : CDO__ERR(ENOMEM);
+  }
+  sqlite3_finalize(st);
+  if (size < 0 || blob < 0 || blob >= (sqlite3_int64)1 << (63 - ROW_BITS)) {
+    unsigned char *p = malloc(1); /* an empty entry: damaged */
+
+    *out = p ? cdo__blob_from_mem(p, 0) : NULL;
+    return *out ? 0 : CDO__ERR(ENOMEM);
+  }
+  return big_blob(q, blob, (uint64_t)size, out);
+}
+
+/* ---- writing ------------------------------------------------------------- */
+
+/* Reads [off, off + n) of src into buf. */
+static int src_fill(struct sqlite_store *q, const struct cdo__src *src,
+                    unsigned char *buf, size_t n, uint64_t off)
+{
+  size_t got = 0;
+
+  while (got < n) {
+    ssize_t m = cdo__src_read(src, off + got, buf + got, n - got);
+
+    if (m <= 0) {
+      int r = m < 0 ? (int)m : CDO_ECORRUPT;
+
+      return cdo__store_fail(&q->base, r, "cannot read the spool: %s",
+                             cdo_strerror(r));
+    }
+    got += (size_t)m;
+  }
+  return 0;
+}
+
+/* Deletes blob's rows from PATH-big. */
+static int big_delete(struct sqlite_store *q, sqlite3_int64 blob)
+{
+  sqlite3_stmt *st = NULL;
+  int r = open_big(q);
+
+  if (r == 0)
+    r = prepare(q, q->big, "DELETE FROM chunk WHERE id >= ?1 AND id < ?2", &st);
+  if (r == 0) {
+    sqlite3_bind_int64(st, 1, blob << ROW_BITS);
+    sqlite3_bind_int64(st, 2, (blob + 1) << ROW_BITS);
+    r = step_done(q, q->big, st, "cannot delete an entry's bytes");
+  }
+  sqlite3_finalize(st);
+  return r;
+}
+
+/*
+ * Deletes the big blobs listed in pending that started before cutoff
+ * (doomed ones have started = 0), then their pending rows. *n counts them.
+ */
+static int purge(struct sqlite_store *q, sqlite3_int64 cutoff, uint64_t *n)
+{
+  sqlite3_stmt *sel = NULL, *del = NULL;
+  int r, rc = SQLITE_DONE;
+
+  r = prepare(q, q->db, "SELECT blob FROM pending WHERE started < ?1", &sel);
+  if (r == 0)
+    r = prepare(q, q->db, "DELETE FROM pending WHERE blob = ?1", &del);
+  if (r == 0)
+    sqlite3_bind_int64(sel, 1, cutoff);
+  while (r == 0 && (rc = sqlite3_step(sel)) == SQLITE_ROW) {
+    sqlite3_int64 blob = sqlite3_column_int64(sel, 0);
+
+    /* One at a time, with no transaction of PATH open meanwhile. */
+    sqlite3_reset(sel);
+    r = big_delete(q, blob);
+    if (r == 0) {
+      sqlite3_bind_int64(del, 1, blob);
+      r = step_done(q, q->db, del, "cannot remove a pending blob");
+    }
+    if (r == 0 && n != NULL)
+      (*n)++;
+  }
+  if (r == 0 && rc != SQLITE_DONE)
+    r = db_fail(q, q->db, "cannot read pending blobs");
+  sqlite3_finalize(sel);
+  sqlite3_finalize(del);
+  return r;
+}
+
+/* Writes src's bytes into PATH-big under blob, ROWS_PER_TX rows at a time. */
+static int write_big(struct sqlite_store *q, sqlite3_int64 blob,
+                     const struct cdo__src *src)
 {
   uint64_t size = cdo__src_size(src), off = 0;
-  unsigned char *buf = malloc(size < CHUNK ? (size_t)size + 1 : CHUNK);
+  unsigned char *buf = malloc(ROW);
   sqlite3_stmt *ins = NULL;
   sqlite3_int64 seq = 0;
   int r;
 
   if (buf == NULL)
     return CDO__ERR(ENOMEM);
-  r = prepare(q, "INSERT INTO chunk(id, data) VALUES(?1, ?2)", &ins);
+  r = open_big(q);
+  if (r == 0)
+    r = exec(q, q->big, "PRAGMA synchronous = NORMAL");
+  if (r == 0)
+    r = prepare(q, q->big, "INSERT INTO chunk(id, bytes) VALUES(?1, ?2)", &ins);
   while (r == 0 && off < size) {
     int in_tx = 0;
 
-    r = exec(q, "BEGIN IMMEDIATE");
-    while (r == 0 && off < size && in_tx++ < CHUNKS_PER_TX) {
-      size_t n = size - off < CHUNK ? (size_t)(size - off) : CHUNK, got = 0;
+    r = exec(q, q->big, "BEGIN IMMEDIATE");
+    while (r == 0 && off < size && in_tx++ < ROWS_PER_TX) {
+      size_t n = size - off < ROW ? (size_t)(size - off) : ROW;
 
-      while (r == 0 && got < n) {
-        ssize_t m = cdo__src_read(src, off + got, buf + got, n - got);
-
-        if (m <= 0)
-          r = m < 0 ? (int)m : CDO_ECORRUPT;
-        else
-          got += (size_t)m;
-      }
-      if (r < 0) {
-        cdo__store_fail(&q->base, r, "cannot read the spool: %s",
-                        cdo_strerror(r));
+      r = src_fill(q, src, buf, n, off);
+      if (r < 0)
         break;
-      }
-      sqlite3_bind_int64(ins, 1, blob * 65536 + seq++);
+      sqlite3_bind_int64(ins, 1, (blob << ROW_BITS) + seq++);
       sqlite3_bind_blob(ins, 2, buf, (int)n, SQLITE_STATIC);
-      r = step_done(q, ins, "cannot store a chunk");
+      r = step_done(q, q->big, ins, "cannot store a chunk");
       off += n;
     }
-    if (r == 0 && off >= size && publish_in_last_tx)
-      break; /* the caller publishes in this same transaction */
     if (r == 0)
-      r = exec(q, "COMMIT");
+      r = exec(q, q->big, "COMMIT");
   }
   if (r < 0)
-    rollback(q);
+    rollback(q->big);
   sqlite3_finalize(ins);
   free(buf);
   return r;
 }
 
+/*
+ * Points k at blob in the open transaction of PATH, and lets the entry it
+ * replaces go: its small bytes are deleted, its big blob is doomed. Sets
+ * *doomed when there is a big blob to purge after the commit.
+ */
 static int publish(struct sqlite_store *q, const struct cdo__key *k,
                    sqlite3_int64 blob, uint64_t size,
-                   const struct cdo__put_info *info)
+                   const struct cdo__put_info *info, int *doomed)
 {
   sqlite3_stmt *st = NULL;
-  sqlite3_int64 old = -1;
+  sqlite3_int64 old = -1, old_size = 0;
   int r;
 
-  r = prepare(q, "SELECT blob FROM entry WHERE key = ?1", &st);
+  r = prepare(q, q->db, "SELECT blob, size FROM entry WHERE key = ?1", &st);
   if (r == 0) {
     sqlite3_bind_blob(st, 1, k->hash, 32, SQLITE_STATIC);
-    if (sqlite3_step(st) == SQLITE_ROW)
+    if (sqlite3_step(st) == SQLITE_ROW) {
       old = sqlite3_column_int64(st, 0);
+      old_size = sqlite3_column_int64(st, 1);
+    }
     sqlite3_finalize(st);
-    r = prepare(q,
+    r = prepare(q, q->db,
                 "INSERT OR REPLACE INTO entry(key, blob, size, created, "
                 "expires, duration, status, scope, command) "
                 "VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
@@ -408,23 +654,30 @@ static int publish(struct sqlite_store *q, const struct cdo__key *k,
     if (info->scope)
       sqlite3_bind_text(st, 8, info->scope, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 9, info->command, -1, SQLITE_STATIC);
-    r = step_done(q, st, "cannot store the entry");
+    r = step_done(q, q->db, st, "cannot store the entry");
     sqlite3_finalize(st);
   }
-  if (r == 0 && old >= 0) {
-    char sql[128];
-
-    cdo__fmt(sql, sizeof(sql),
-             "DELETE FROM chunk WHERE id BETWEEN %lld AND %lld",
-             (long long)old * 65536, (long long)old * 65536 + 65535);
-    r = exec(q, sql);
+  if (r == 0 && old >= 0 && old != blob) {
+    r = prepare(q, q->db,
+                (uint64_t)old_size <= SMALL_MAX
+                    ? "DELETE FROM data WHERE id = ?1"
+                    : "INSERT OR REPLACE INTO pending(blob, started) "
+                      "VALUES(?1, 0)",
+                &st);
+    if (r == 0) {
+      sqlite3_bind_int64(st, 1, old);
+      r = step_done(q, q->db, st, "cannot replace the entry");
+      sqlite3_finalize(st);
+    }
+    *doomed |= (uint64_t)old_size > SMALL_MAX;
   }
-  if (r == 0) {
-    char sql[96];
-
-    cdo__fmt(sql, sizeof(sql), "DELETE FROM pending WHERE blob = %lld",
-             (long long)blob);
-    r = exec(q, sql);
+  if (r == 0 && size > SMALL_MAX) {
+    r = prepare(q, q->db, "DELETE FROM pending WHERE blob = ?1", &st);
+    if (r == 0) {
+      sqlite3_bind_int64(st, 1, blob);
+      r = step_done(q, q->db, st, "cannot publish the entry");
+      sqlite3_finalize(st);
+    }
   }
   return r;
 }
@@ -435,11 +688,12 @@ static int sqlite_put(struct cdo_store *s, const struct cdo__key *k,
 {
   struct sqlite_store *q = sq(s);
   uint64_t size = cdo__src_size(src);
-  int small = size <= (uint64_t)CHUNK * CHUNKS_PER_TX, r;
+  int big = size > SMALL_MAX, doomed = 0, r;
+  unsigned char *buf = NULL;
+  sqlite3_stmt *st = NULL;
   sqlite3_int64 blob;
-  char sql[128];
 
-  if (size >= (uint64_t)CHUNK * 65536)
+  if (size / ROW >= (uint64_t)1 << ROW_BITS)
     return cdo__store_fail(s, CDO_ETOOBIG, "entry too large for SQLite");
   r = tune_for_writing(q);
   if (r == 0)
@@ -447,56 +701,76 @@ static int sqlite_put(struct cdo_store *s, const struct cdo__key *k,
   if (r < 0)
     return r;
   randombytes_buf(&blob, sizeof(blob));
-  blob &= ((sqlite3_int64)1 << 46) - 1;
-  if (!small) {
+  blob &= ((sqlite3_int64)1 << (63 - ROW_BITS)) - 1;
+  if (big) {
     /* Announce the blob so --gc can tell a dead writer from a live one. */
-    cdo__fmt(sql, sizeof(sql),
-             "INSERT INTO pending(blob, started) VALUES(%lld, %lld)",
-             (long long)blob, (long long)cdo__now_ms());
-    r = exec(q, sql);
-    if (r < 0)
-      return r;
-  }
-  r = write_chunks(q, blob, src, 1);
-  if (r == 0)
-    r = publish(q, k, blob, size, info);
-  if (r == 0)
-    r = exec(q, "COMMIT");
-  if (r < 0) {
-    rollback(q);
-    if (!small) {
-      cdo__fmt(sql, sizeof(sql),
-               "DELETE FROM chunk WHERE id BETWEEN %lld AND %lld;"
-               "DELETE FROM pending WHERE blob = %lld",
-               (long long)blob * 65536, (long long)blob * 65536 + 65535,
-               (long long)blob);
-      sqlite3_exec(q->db, sql, NULL, NULL, NULL);
+    r = prepare(q, q->db, "INSERT INTO pending(blob, started) VALUES(?1, ?2)",
+                &st);
+    if (r == 0) {
+      sqlite3_bind_int64(st, 1, blob);
+      sqlite3_bind_int64(st, 2, cdo__now_ms());
+      r = step_done(q, q->db, st, "cannot store the entry");
+      sqlite3_finalize(st);
     }
+    if (r == 0)
+      r = write_big(q, blob, src);
+  } else {
+    buf = malloc((size_t)size + 1);
+    r = buf ? src_fill(q, src, buf, (size_t)size, 0) : CDO__ERR(ENOMEM);
   }
-  return r;
+  if (r == 0)
+    r = exec(q, q->db, "BEGIN IMMEDIATE");
+  if (r == 0 && !big)
+    r = prepare(q, q->db, "INSERT INTO data(id, bytes) VALUES(?1, ?2)", &st);
+  if (r == 0 && !big) {
+    sqlite3_bind_int64(st, 1, blob);
+    sqlite3_bind_blob(st, 2, buf, (int)size, SQLITE_STATIC);
+    r = step_done(q, q->db, st, "cannot store the entry");
+    sqlite3_finalize(st);
+  }
+  if (r == 0)
+    r = publish(q, k, blob, size, info, &doomed);
+  if (r == 0)
+    r = exec(q, q->db, "COMMIT");
+  free(buf);
+  if (r < 0) {
+    rollback(q->db);
+    if (big && big_delete(q, blob) == 0 &&
+        prepare(q, q->db, "DELETE FROM pending WHERE blob = ?1", &st) == 0) {
+      sqlite3_bind_int64(st, 1, blob);
+      sqlite3_step(st);
+      sqlite3_finalize(st);
+    }
+    return r;
+  }
+  if (doomed)
+    purge(q, 1, NULL); /* failing here leaves the work to --gc */
+  maybe_checkpoint(q);
+  return 0;
 }
 
 /* Deletes the entries selected by where (binding ?1 to arg if given). */
 static int delete_where(struct sqlite_store *q, const char *where,
                         const void *arg, int arglen, uint64_t *removed)
 {
-  sqlite3_stmt *sel = NULL, *del = NULL;
+  sqlite3_stmt *sel = NULL, *small = NULL, *doom = NULL;
+  int r, n = 0, doomed = 0, rc = SQLITE_DONE;
   char sql[256];
-  int r, n = 0;
 
   r = ensure_schema(q);
   if (r == 0)
-    r = exec(q, "BEGIN IMMEDIATE");
+    r = exec(q, q->db, "BEGIN IMMEDIATE");
   if (r < 0)
     return r;
-  cdo__fmt(sql, sizeof(sql), "DELETE FROM entry WHERE %s RETURNING blob",
+  cdo__fmt(sql, sizeof(sql), "DELETE FROM entry WHERE %s RETURNING blob, size",
            where);
-  r = prepare(q, sql, &sel);
+  r = prepare(q, q->db, sql, &sel);
   if (r == 0)
-    r = prepare(q,
-                "DELETE FROM chunk WHERE id BETWEEN ?1 * 65536 AND "
-                "?1 * 65536 + 65535",
-                &del);
+    r = prepare(q, q->db, "DELETE FROM data WHERE id = ?1", &small);
+  if (r == 0)
+    r = prepare(q, q->db,
+                "INSERT OR REPLACE INTO pending(blob, started) VALUES(?1, 0)",
+                &doom);
   if (r == 0 && arg != NULL) {
     if (arglen < 0)
       sqlite3_bind_text(sel, 1, arg, -1, SQLITE_STATIC);
@@ -505,43 +779,32 @@ static int delete_where(struct sqlite_store *q, const char *where,
     else
       sqlite3_bind_blob(sel, 1, arg, arglen, SQLITE_STATIC);
   }
-  /* Collect the blobs first: RETURNING rows are all produced up front. */
-  if (r == 0) {
-    sqlite3_int64 *blobs = NULL;
-    size_t nb = 0, cap = 0, i;
-    int rc;
+  /* RETURNING rows are all produced up front: the table may change now. */
+  while (r == 0 && (rc = sqlite3_step(sel)) == SQLITE_ROW) {
+    int is_big = (uint64_t)sqlite3_column_int64(sel, 1) > SMALL_MAX;
+    sqlite3_stmt *st = is_big ? doom : small;
 
-    while ((rc = sqlite3_step(sel)) == SQLITE_ROW) {
-      if (nb == cap) {
-        sqlite3_int64 *nbl =
-            realloc(blobs, (cap = cap ? cap * 2 : 16) * sizeof(*blobs));
-        if (nbl == NULL) {
-          r = CDO__ERR(ENOMEM);
-          break;
-        }
-        blobs = nbl;
-      }
-      blobs[nb++] = sqlite3_column_int64(sel, 0);
-    }
-    if (r == 0 && rc != SQLITE_DONE)
-      r = db_fail(q, "cannot delete entries");
-    sqlite3_finalize(sel);
-    sel = NULL;
-    for (i = 0; r == 0 && i < nb; i++) {
-      sqlite3_bind_int64(del, 1, blobs[i]);
-      r = step_done(q, del, "cannot delete entries");
-      n++;
-    }
-    free(blobs);
+    sqlite3_bind_int64(st, 1, sqlite3_column_int64(sel, 0));
+    r = step_done(q, q->db, st, "cannot delete entries");
+    doomed |= is_big;
+    n++;
   }
+  if (r == 0 && rc != SQLITE_DONE)
+    r = db_fail(q, q->db, "cannot delete entries");
   sqlite3_finalize(sel);
-  sqlite3_finalize(del);
+  sqlite3_finalize(small);
+  sqlite3_finalize(doom);
   if (r == 0)
-    r = exec(q, "COMMIT");
-  if (r < 0)
-    rollback(q);
+    r = exec(q, q->db, "COMMIT");
+  if (r < 0) {
+    rollback(q->db);
+    return r;
+  }
   if (removed)
     *removed += (uint64_t)n;
+  if (doomed)
+    r = purge(q, 1, NULL);
+  maybe_checkpoint(q);
   return r;
 }
 
@@ -553,62 +816,48 @@ static int sqlite_del(struct cdo_store *s, const struct cdo__key *k)
 static int sqlite_clear(struct cdo_store *s, const char *scope)
 {
   struct sqlite_store *q = sq(s);
+  struct stat st;
   int r;
 
   if (scope != NULL)
     return delete_where(q, "scope = ?1", scope, -1, NULL);
   r = delete_where(q, "1", NULL, 0, NULL);
   if (r == 0)
-    r = exec(q, "DELETE FROM chunk; DELETE FROM pending");
+    r = exec(q, q->db, "DELETE FROM data; DELETE FROM pending");
+  /* Bytes of writers still at work go too, as their entries would. */
+  if (r == 0 && lstat(q->big_path, &st) == 0) {
+    r = open_big(q);
+    if (r == 0)
+      r = exec(q, q->big, "DELETE FROM chunk");
+  }
   return r;
 }
 
 static int sqlite_gc(struct cdo_store *s, int64_t now_ms, uint64_t *removed)
 {
   struct sqlite_store *q = sq(s);
-  sqlite3_int64 now = now_ms, cutoff = now_ms - PENDING_MAX_AGE_MS;
-  sqlite3_stmt *st = NULL;
+  sqlite3_int64 now = now_ms;
   int r;
 
   r = delete_where(q, "expires <= ?1", &now, 8, removed);
-  if (r < 0)
-    return r;
-  /* Chunks of writers that died: pending for over an hour. */
-  r = exec(q, "BEGIN IMMEDIATE");
+  /* Doomed blobs, and those of writers that died (pending for an hour). */
   if (r == 0)
-    r = prepare(q,
-                "DELETE FROM chunk WHERE id / 65536 IN (SELECT blob FROM "
-                "pending WHERE started < ?1)",
-                &st);
-  if (r == 0) {
-    sqlite3_bind_int64(st, 1, cutoff);
-    r = step_done(q, st, "cannot remove abandoned chunks");
-    sqlite3_finalize(st);
-  }
-  if (r == 0)
-    r = prepare(q, "DELETE FROM pending WHERE started < ?1", &st);
-  if (r == 0) {
-    sqlite3_bind_int64(st, 1, cutoff);
-    r = step_done(q, st, "cannot remove abandoned chunks");
-    sqlite3_finalize(st);
-  }
-  if (r == 0)
-    r = exec(q, "COMMIT");
-  if (r < 0)
-    rollback(q);
+    r = purge(q, now_ms - PENDING_MAX_AGE_MS, NULL);
   return r;
 }
+
+/* ---- inspection ---------------------------------------------------------- */
 
 static int sqlite_list(struct cdo_store *s, cdo_list_fn fn, void *ud)
 {
   static const char hex[] = "0123456789abcdef";
   struct sqlite_store *q = sq(s);
   sqlite3_stmt *st = NULL;
-  int r, rc;
+  int r, rc = SQLITE_DONE;
 
   r = ensure_schema(q);
   if (r == 0)
-    r = prepare(q,
+    r = prepare(q, q->db,
                 "SELECT key, created, expires, duration, size, status, "
                 "command FROM entry ORDER BY created DESC",
                 &st);
@@ -634,7 +883,7 @@ static int sqlite_list(struct cdo_store *s, cdo_list_fn fn, void *ud)
       break;
   }
   if (r == 0 && rc != SQLITE_ROW && rc != SQLITE_DONE)
-    r = db_fail(q, "cannot list entries");
+    r = db_fail(q, q->db, "cannot list entries");
   sqlite3_finalize(st);
   return r;
 }
@@ -647,7 +896,7 @@ static int sqlite_stats(struct cdo_store *s, struct cdo_stats *stats)
 
   r = ensure_schema(q);
   if (r == 0)
-    r = prepare(q, "SELECT count(*), total(size) FROM entry", &st);
+    r = prepare(q, q->db, "SELECT count(*), total(size) FROM entry", &st);
   if (r == 0 && sqlite3_step(st) == SQLITE_ROW) {
     stats->entries = (uint64_t)sqlite3_column_int64(st, 0);
     stats->bytes = (uint64_t)sqlite3_column_double(st, 1);

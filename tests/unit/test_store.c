@@ -7,6 +7,8 @@
 #include "unit.h"
 
 #include <signal.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <inttypes.h>
 #include <sqlite3.h>
@@ -45,58 +47,82 @@ static const char *sqlite_url(const char *dir, char *buf, size_t len)
   return NULL;
 }
 
-/* Edits the chunk rows of store_sqlite.c directly (1 MiB chunks). */
+/*
+ * Edits the rows of store_sqlite.c directly: an entry of up to 256 KiB is
+ * one row of data in PATH; a larger one is rows of 1 MiB in chunk in
+ * PATH-big, with ids blob << 16 | seq.
+ */
 static int sqlite_damage(const char *url, const struct cdo__key *k,
                          enum damage how, uint64_t off)
 {
-  const sqlite3_int64 chunk = 1 << 20;
+  const sqlite3_int64 row_size = 1 << 20;
+  const char *path = url + strlen("sqlite:");
+  char big_path[4200];
   sqlite3 *db = NULL;
   sqlite3_stmt *st = NULL;
   sqlite3_blob *b = NULL;
-  sqlite3_int64 row = -1;
+  sqlite3_int64 blob = -1, size = 0, row, in;
+  const char *table;
   unsigned char c = 0;
   int rc;
 
-  rc = sqlite3_open_v2(url + strlen("sqlite:"), &db, SQLITE_OPEN_READWRITE,
-                       NULL);
+  rc = sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE, NULL);
   if (rc == SQLITE_OK)
     sqlite3_busy_timeout(db, 10000);
   if (rc == SQLITE_OK)
-    rc = sqlite3_prepare_v2(db, "SELECT blob FROM entry WHERE key = ?1", -1,
-                            &st, NULL);
+    rc = sqlite3_prepare_v2(db, "SELECT blob, size FROM entry WHERE key = ?1",
+                            -1, &st, NULL);
   if (rc == SQLITE_OK) {
     sqlite3_bind_blob(st, 1, k->hash, 32, SQLITE_STATIC);
-    if (sqlite3_step(st) == SQLITE_ROW)
-      row = sqlite3_column_int64(st, 0) * 65536 + (sqlite3_int64)off / chunk;
+    if (sqlite3_step(st) == SQLITE_ROW) {
+      blob = sqlite3_column_int64(st, 0);
+      size = sqlite3_column_int64(st, 1);
+    }
     sqlite3_finalize(st);
-    rc = row >= 0 ? SQLITE_OK : SQLITE_NOTFOUND;
+    rc = blob >= 0 ? SQLITE_OK : SQLITE_NOTFOUND;
+  }
+  if (rc == SQLITE_OK && size > (256 << 10)) {
+    sqlite3_close(db);
+    db = NULL;
+    cdo__fmt(big_path, sizeof(big_path), "%s-big", path);
+    rc = sqlite3_open_v2(big_path, &db, SQLITE_OPEN_READWRITE, NULL);
+    if (rc == SQLITE_OK)
+      sqlite3_busy_timeout(db, 10000);
+    table = "chunk";
+    row = (blob << 16) + (sqlite3_int64)off / row_size;
+    in = (sqlite3_int64)off % row_size;
+  } else {
+    table = "data";
+    row = blob;
+    in = (sqlite3_int64)off;
   }
   if (rc == SQLITE_OK && how == FLIP) {
-    rc = sqlite3_blob_open(db, "main", "chunk", "data", row, 1, &b);
+    rc = sqlite3_blob_open(db, "main", table, "bytes", row, 1, &b);
     if (rc == SQLITE_OK)
-      rc = sqlite3_blob_read(b, &c, 1, (int)(off % chunk));
+      rc = sqlite3_blob_read(b, &c, 1, (int)in);
     c ^= 1;
     if (rc == SQLITE_OK)
-      rc = sqlite3_blob_write(b, &c, 1, (int)(off % chunk));
+      rc = sqlite3_blob_write(b, &c, 1, (int)in);
     sqlite3_blob_close(b);
   } else if (rc == SQLITE_OK) {
-    /* The entry's last chunk is cut; any later chunks are dropped. */
-    rc = sqlite3_prepare_v2(db,
-                            "UPDATE chunk SET data = substr(data, 1, ?2) "
-                            "WHERE id = ?1",
-                            -1, &st, NULL);
+    char sql[128];
+
+    /* The row holding off is cut there; any later rows are dropped. */
+    cdo__fmt(sql, sizeof(sql),
+             "UPDATE %s SET bytes = substr(bytes, 1, ?2) WHERE id = ?1", table);
+    rc = sqlite3_prepare_v2(db, sql, -1, &st, NULL);
     if (rc == SQLITE_OK) {
       sqlite3_bind_int64(st, 1, row);
-      sqlite3_bind_int64(st, 2, (sqlite3_int64)off % chunk);
+      sqlite3_bind_int64(st, 2, in);
       rc = sqlite3_step(st) == SQLITE_DONE ? SQLITE_OK : SQLITE_ERROR;
       sqlite3_finalize(st);
     }
-    if (rc == SQLITE_OK)
+    if (rc == SQLITE_OK && table[0] == 'c')
       rc = sqlite3_prepare_v2(db,
                               "DELETE FROM chunk WHERE id > ?1 AND "
                               "id < (?1 / 65536 + 1) * 65536",
                               -1, &st, NULL);
-    if (rc == SQLITE_OK) {
+    if (rc == SQLITE_OK && table[0] == 'c') {
       sqlite3_bind_int64(st, 1, row);
       rc = sqlite3_step(st) == SQLITE_DONE ? SQLITE_OK : SQLITE_ERROR;
       sqlite3_finalize(st);
@@ -969,6 +995,223 @@ static void list_reports_entries(void **state)
     unit_entry_release(&e[i]);
 }
 
+/* ---- the SQLite backend's own layout ------------------------------------- */
+
+/* The value of the first column of sql's first row in file path; -1 if none. */
+static sqlite3_int64 sql_int(const char *path, const char *sql)
+{
+  sqlite3 *db = NULL;
+  sqlite3_stmt *st = NULL;
+  sqlite3_int64 v = -1;
+
+  if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE, NULL) == SQLITE_OK &&
+      sqlite3_prepare_v2(db, sql, -1, &st, NULL) == SQLITE_OK &&
+      sqlite3_step(st) == SQLITE_ROW)
+    v = sqlite3_column_int64(st, 0);
+  sqlite3_finalize(st);
+  sqlite3_close(db);
+  return v;
+}
+
+/* Runs sql in file path, which must succeed. */
+static void sql_exec(const char *path, const char *sql)
+{
+  sqlite3 *db = NULL;
+  int rc = sqlite3_open_v2(path, &db,
+                           SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL);
+
+  if (rc == SQLITE_OK)
+    rc = sqlite3_exec(db, sql, NULL, NULL, NULL);
+  if (rc != SQLITE_OK)
+    fail_msg("%s: %s: %s", path, sql, sqlite3_errmsg(db));
+  sqlite3_close(db);
+}
+
+static const char *db_path(struct suite *su)
+{
+  return su->url + strlen("sqlite:");
+}
+
+static void big_path(struct suite *su, char *buf, size_t len)
+{
+  cdo__fmt(buf, len, "%s-big", db_path(su));
+}
+
+/* Rows of 1 MiB that e takes in PATH-big. */
+static sqlite3_int64 rows_of(const struct unit_entry *e)
+{
+  return (sqlite3_int64)((cdo__src_size(&e->src) + (1 << 20) - 1) >> 20);
+}
+
+/* Small entries stay in PATH; PATH-big appears with the first big one. */
+static void sqlite_big_entries_have_their_own_file(void **state)
+{
+  struct suite *su = begin(state);
+  struct unit_entry small, big;
+  struct cdo__key ks, kb;
+  struct stat st;
+  char big_db[4300];
+
+  big_path(su, big_db, sizeof(big_db));
+  make_key(&ks, "small");
+  make_key(&kb, "big");
+  make_entry(&small, "s", 1000, 0, cdo__now_ms());
+  make_entry(&big, "b", (3 << 20) + 5000, 0, cdo__now_ms());
+  put_ok(su, &ks, &small, 3600 * SEC);
+  assert_int_equal(lstat(big_db, &st), -1);
+  assert_int_equal(sql_int(db_path(su), "SELECT count(*) FROM data"), 1);
+  assert_int_equal(sql_int(db_path(su), "PRAGMA page_size"), 4096);
+  put_ok(su, &kb, &big, 3600 * SEC);
+  assert_int_equal(sql_int(big_db, "PRAGMA page_size"), 65536);
+  assert_int_equal(sql_int(big_db, "SELECT count(*) FROM chunk"),
+                   rows_of(&big));
+  assert_int_equal(sql_int(db_path(su), "SELECT count(*) FROM data"), 1);
+  assert_fresh(su, &ks, &small);
+  assert_fresh(su, &kb, &big);
+  unit_entry_release(&small);
+  unit_entry_release(&big);
+}
+
+/* Replacing or deleting a big entry deletes its rows at once. */
+static void sqlite_big_rows_go_with_their_entry(void **state)
+{
+  struct suite *su = begin(state);
+  struct unit_entry a, b, c;
+  struct cdo__key k;
+  char big_db[4300];
+
+  big_path(su, big_db, sizeof(big_db));
+  make_key(&k, "big");
+  make_entry(&a, "a", 3 << 20, 0, cdo__now_ms());
+  make_entry(&b, "b", 2 << 20, 0, cdo__now_ms());
+  make_entry(&c, "c", 1000, 0, cdo__now_ms());
+  put_ok(su, &k, &a, 3600 * SEC);
+  put_ok(su, &k, &b, 3600 * SEC);
+  assert_int_equal(sql_int(big_db, "SELECT count(*) FROM chunk"), rows_of(&b));
+  put_ok(su, &k, &c, 3600 * SEC); /* big replaced by small */
+  assert_int_equal(sql_int(big_db, "SELECT count(*) FROM chunk"), 0);
+  assert_fresh(su, &k, &c);
+  put_ok(su, &k, &a, 3600 * SEC); /* small replaced by big */
+  assert_int_equal(sql_int(db_path(su), "SELECT count(*) FROM data"), 0);
+  unit_ok(cdo__store_del(su->store, &k));
+  assert_int_equal(sql_int(big_db, "SELECT count(*) FROM chunk"), 0);
+  assert_int_equal(sql_int(db_path(su), "SELECT count(*) FROM pending"), 0);
+  unit_entry_release(&a);
+  unit_entry_release(&b);
+  unit_entry_release(&c);
+}
+
+/* --gc removes the rows of a writer that died an hour ago, not a live one's. */
+static void sqlite_gc_removes_abandoned_rows(void **state)
+{
+  struct suite *su = begin(state);
+  struct unit_entry e;
+  struct cdo__key k;
+  char big_db[4300], sql[256];
+  uint64_t removed = 0;
+  int64_t now = cdo__now_ms();
+
+  big_path(su, big_db, sizeof(big_db));
+  make_key(&k, "big");
+  make_entry(&e, "e", 2 << 20, 0, now);
+  put_ok(su, &k, &e, 3600 * SEC); /* creates PATH-big */
+  sql_exec(big_db, "INSERT INTO chunk VALUES(7 * 65536, x'00'),"
+                   "(7 * 65536 + 1, x'00'), (8 * 65536, x'00')");
+  cdo__fmt(sql, sizeof(sql), "INSERT INTO pending VALUES(7, %lld), (8, %lld)",
+           (long long)(now - 7200 * SEC), (long long)(now - 60 * SEC));
+  sql_exec(db_path(su), sql);
+  unit_ok(cdo_store_gc(su->store, &removed));
+  assert_int_equal(
+      sql_int(big_db, "SELECT count(*) FROM chunk WHERE id / 65536 = 7"), 0);
+  assert_int_equal(
+      sql_int(big_db, "SELECT count(*) FROM chunk WHERE id / 65536 = 8"), 1);
+  assert_int_equal(sql_int(db_path(su), "SELECT blob FROM pending"), 8);
+  assert_fresh(su, &k, &e);
+  unit_entry_release(&e);
+}
+
+/* Misses do not checkpoint, but the WAL is emptied before it grows long. */
+static void sqlite_wal_stays_short(void **state)
+{
+  struct suite *su = begin(state);
+  char wal[4300];
+  struct stat st;
+  int i;
+
+  cdo__fmt(wal, sizeof(wal), "%s-wal", db_path(su));
+  for (i = 0; i < 300; i++) {
+    struct unit_entry e;
+    struct cdo__key k;
+    char name[32];
+
+    cdo__fmt(name, sizeof(name), "k%d", i);
+    make_key(&k, name);
+    make_entry(&e, name, 500, 0, cdo__now_ms());
+    put_ok(su, &k, &e, 3600 * SEC);
+    unit_entry_release(&e);
+    assert_int_equal(stat(wal, &st), 0);
+    /* 32 frames of 4 KiB, plus one commit's worth */
+    if (st.st_size > 48 * (4096 + 24) + 32)
+      fail_msg("after %d puts the WAL holds %lld bytes", i + 1,
+               (long long)st.st_size);
+  }
+  assert_int_equal(count_entries(su), 300);
+}
+
+/* A database of the first layout is emptied and upgraded, not an error. */
+static void sqlite_upgrades_version_1(void **state)
+{
+  struct suite *su = begin(state);
+  struct unit_entry e;
+  struct cdo__key k;
+
+  cdo_store_close(su->store);
+  su->store = NULL;
+  unlink(db_path(su));
+  sql_exec(db_path(su),
+           "PRAGMA page_size = 65536; PRAGMA journal_mode = WAL;"
+           "CREATE TABLE entry(key BLOB PRIMARY KEY, blob INTEGER NOT NULL,"
+           " size INTEGER NOT NULL, created INTEGER NOT NULL,"
+           " expires INTEGER NOT NULL, duration INTEGER NOT NULL,"
+           " status INTEGER NOT NULL, scope TEXT, command TEXT NOT NULL)"
+           " WITHOUT ROWID;"
+           "CREATE TABLE chunk(id INTEGER PRIMARY KEY, data BLOB);"
+           "CREATE TABLE pending(blob INTEGER PRIMARY KEY,"
+           " started INTEGER NOT NULL);"
+           "INSERT INTO entry VALUES(x'00', 1, 10, 0, 9e15, 0, 0, NULL, 'x');"
+           "PRAGMA user_version = 1");
+  {
+    char err[600];
+
+    if (cdo_store_open(&su->store, &su->cfg, err, sizeof(err)) < 0)
+      fail_msg("%s", err);
+  }
+  make_key(&k, "after");
+  assert_int_equal(lookup(su, &k), CDO__MISS);
+  make_entry(&e, "e", 1000, 0, cdo__now_ms());
+  put_ok(su, &k, &e, 3600 * SEC);
+  assert_fresh(su, &k, &e);
+  assert_int_equal(count_entries(su), 1);
+  assert_int_equal(sql_int(db_path(su), "PRAGMA user_version"), 2);
+  unit_entry_release(&e);
+}
+
+static const struct {
+  const char *name;
+  CMUnitTestFunction fn;
+} sqlite_only[] = {
+#define C(f)                                                                   \
+  {                                                                            \
+#f, f                                                                      \
+  }
+    C(sqlite_big_entries_have_their_own_file),
+    C(sqlite_big_rows_go_with_their_entry),
+    C(sqlite_gc_removes_abandoned_rows),
+    C(sqlite_wal_stays_short),
+    C(sqlite_upgrades_version_1),
+#undef C
+};
+
 /* ---- running the suite once per backend ---------------------------------- */
 
 static const struct {
@@ -1000,6 +1243,7 @@ static const struct {
 int main(void)
 {
   struct CMUnitTest tests[CDO__ARRAY_SIZE(contract)];
+  struct CMUnitTest own[CDO__ARRAY_SIZE(sqlite_only)];
   char names[CDO__ARRAY_SIZE(contract)][96];
   int failed = 0;
   size_t b, i;
@@ -1018,5 +1262,13 @@ int main(void)
     failed += cmocka_run_group_tests_name(current->name, tests, group_setup,
                                           group_teardown);
   }
+  current = &backends[0]; /* sqlite */
+  for (i = 0; i < CDO__ARRAY_SIZE(sqlite_only); i++)
+    own[i] = (struct CMUnitTest){.name = sqlite_only[i].name,
+                                 .test_func = sqlite_only[i].fn,
+                                 .setup_func = test_setup,
+                                 .teardown_func = test_teardown};
+  failed += cmocka_run_group_tests_name("sqlite layout", own, group_setup,
+                                        group_teardown);
   return failed;
 }
