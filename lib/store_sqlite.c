@@ -40,7 +40,7 @@
 #define ROW                (1 << 20)
 #define ROW_BITS           16
 #define ROWS_PER_TX        16
-#define WAL_FRAMES         32
+#define WAL_FRAMES         8
 #define BUSY_MS            60000
 #define CHECKPOINT_BUSY_MS 50
 #define PENDING_MAX_AGE_MS 3600000

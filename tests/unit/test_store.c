@@ -1150,8 +1150,8 @@ static void sqlite_wal_stays_short(void **state)
     put_ok(su, &k, &e, 3600 * SEC);
     unit_entry_release(&e);
     assert_int_equal(stat(wal, &st), 0);
-    /* 32 frames of 4 KiB, plus one commit's worth */
-    if (st.st_size > 48 * (4096 + 24) + 32)
+    /* 8 frames of 4 KiB, plus one commit's worth */
+    if (st.st_size > 16 * (4096 + 24) + 32)
       fail_msg("after %d puts the WAL holds %lld bytes", i + 1,
                (long long)st.st_size);
   }
