@@ -133,9 +133,10 @@ struct cdo__meta {
 };
 
 /*
- * The bytes of an entry to store: head (header, in memory), then journal_len
- * bytes of the spool file fd from offset 0, then the trailer (in memory).
- * Borrowed by the backends for the length of one put.
+ * The bytes of an entry to store: head (in memory: the header, and the
+ * whole journal when it is small), then fd_len bytes of the spool file fd
+ * from offset 0 (fd_len 0: no spool, fd may be -1), then the trailer (in
+ * memory). Borrowed by the backends for the length of one put.
  */
 struct cdo__src {
   const unsigned char *head;

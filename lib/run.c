@@ -1,46 +1,57 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Running a job: answer from the store, or spawn the command with libuv,
- * tee its stdout and stderr live to ours while journaling both to a spool
- * file, and store the result.
+ * Running a job: answer from the store, or spawn the command, tee its
+ * stdout and stderr live to ours while journaling both (in memory, in a
+ * spool file once large), and store the result.
  */
 #include "job.h"
 #include "store_int.h"
 
 #include <fcntl.h>
 #include <signal.h>
+#include <spawn.h>
+#include <sys/wait.h>
 #include <unistd.h>
 #include <uv.h>
 
 #define READBUF (64 * 1024) /* one read from the command's pipes */
 /*
  * Output of one stream is merged into journal chunks of up to JBUF bytes:
- * large chunks make a large replay a few big sendfile() calls.
+ * large chunks make a large replay a few big sendfile() calls. The journal
+ * stays in memory up to that size, in a buffer that grows with it, so a
+ * quiet command touches none of it and a small output needs no spool file.
  */
-#define JBUF (1024 * 1024)
+#define JBUF  (1024 * 1024)
+#define JHEAD 5 /* a chunk's stream byte and 32-bit length */
+
+extern char **environ;
 
 struct runner {
   struct cdo_job *job;
   uv_loop_t loop;
-  uv_process_t proc;
+  uv_signal_t chld;        /* SIGCHLD: the command may have ended */
   uv_pipe_t pipes[3];      /* [1] stdout, [2] stderr */
   uv_timer_t renew;        /* keeps a lease lock alive while the command runs */
   struct cdo_store *store; /* with lock: the store and lock to renew */
   void *lock;
+  pid_t pid; /* the command until it is reaped, else 0 */
   int piped; /* stdout/stderr are pipes we read */
-  int exited;
   int64_t exit_status;
   int term_signal;
   int closed[3]; /* our fd 1 / 2 lost its reader */
   /* the journal */
-  int spool; /* -1: not recording */
+  int recording;         /* 0: the result cannot be stored; reason says why */
+  int spool;             /* the spool once the journal outgrew memory, or -1 */
+  const char *spool_dir; /* where to create it; NULL: $TMPDIR */
   uint64_t out_bytes, journal_len, max_output;
   struct cdo__sum sum;
-  unsigned char jbuf[JBUF + 5];
-  size_t jlen;
+  unsigned char *jbuf; /* owned: complete chunks, then the chunk being merged */
+  size_t jcap;
+  size_t jdone; /* bytes of complete chunks in jbuf, not yet in the spool */
+  size_t jlen;  /* bytes of the chunk being merged, after its JHEAD */
   int jstream;
   char reason[160]; /* why the result cannot be stored */
-  char readbuf[READBUF];
+  char *readbuf;    /* owned, READBUF bytes; allocated for a piped run */
 };
 
 /* ---- signals: forwarded to the command once ----------------------------- */
@@ -104,22 +115,40 @@ static void stop_recording(struct runner *rn, const char *fmt, ...)
 {
   va_list ap;
 
-  if (rn->spool < 0)
+  if (!rn->recording)
     return;
+  rn->recording = 0;
   va_start(ap, fmt);
   vsnprintf(rn->reason, sizeof(rn->reason), fmt, ap);
   va_end(ap);
-  if (ftruncate(rn->spool, 0) < 0) {
-    /* nothing to do: the spool is unlinked and goes with its fd */
+  if (rn->spool >= 0) {
+    if (ftruncate(rn->spool, 0) < 0) {
+      /* nothing to do: the spool is unlinked and goes with its fd */
+    }
+    close(rn->spool);
+    rn->spool = -1;
   }
-  close(rn->spool);
-  rn->spool = -1;
+  rn->jdone = rn->jlen = 0;
 }
 
-static void spool_write(struct runner *rn, const void *p, size_t n)
+/* Moves the complete chunks to the spool, which it creates first. */
+static void journal_spill(struct runner *rn)
 {
-  int r = cdo__write_all(rn->spool, p, n);
+  int r;
 
+  if (rn->spool < 0) {
+    r = cdo__tmpfile(rn->spool_dir);
+    if (r < 0) {
+      cdo__job_msg(rn->job, 0,
+                   "warning: cannot create a spool file: %s; the result "
+                   "will not be stored",
+                   cdo_strerror(r));
+      stop_recording(rn, "no spool file");
+      return;
+    }
+    rn->spool = r;
+  }
+  r = cdo__write_all(rn->spool, rn->jbuf, rn->jdone);
   if (r < 0) {
     cdo__job_msg(rn->job, 0,
                  "warning: cannot write the spool: %s; the "
@@ -128,25 +157,54 @@ static void spool_write(struct runner *rn, const void *p, size_t n)
     stop_recording(rn, "cannot write the spool: %s", cdo_strerror(r));
     return;
   }
-  cdo__sum_update(&rn->sum, p, n);
-  rn->journal_len += n;
+  if (rn->jlen > 0)
+    memmove(rn->jbuf, rn->jbuf + rn->jdone, JHEAD + rn->jlen);
+  rn->jdone = 0;
 }
 
-/* Writes the buffered chunk, if any, to the spool. */
-static void journal_flush(struct runner *rn)
+/* Completes the chunk being merged: its header, the checksum, the length. */
+static void journal_close_chunk(struct runner *rn)
 {
-  if (rn->spool < 0 || rn->jlen == 0)
+  unsigned char *c = rn->jbuf + rn->jdone;
+
+  if (rn->jlen == 0)
     return;
-  rn->jbuf[0] = (unsigned char)rn->jstream;
-  cdo__put32(rn->jbuf + 1, (uint32_t)rn->jlen);
-  spool_write(rn, rn->jbuf, rn->jlen + 5);
+  c[0] = (unsigned char)rn->jstream;
+  cdo__put32(c + 1, (uint32_t)rn->jlen);
+  cdo__sum_update(&rn->sum, c, JHEAD + rn->jlen);
+  rn->journal_len += JHEAD + rn->jlen;
+  rn->jdone += JHEAD + rn->jlen;
   rn->jlen = 0;
+}
+
+/* Makes the journal buffer hold need bytes: doubles it, up to one chunk. */
+static int journal_grow(struct runner *rn, size_t need)
+{
+  size_t cap = 2 * rn->jcap;
+  unsigned char *p;
+
+  if (cap < need)
+    cap = need;
+  if (cap > JHEAD + JBUF)
+    cap = JHEAD + JBUF;
+  p = realloc(rn->jbuf, cap);
+  if (p == NULL) {
+    cdo__job_msg(rn->job, 0,
+                 "warning: out of memory; the result will not be stored");
+    stop_recording(rn, "out of memory");
+    return -1;
+  }
+  rn->jbuf = p;
+  rn->jcap = cap;
+  return 0;
 }
 
 /* Appends output of stream to the journal, merging runs of one stream. */
 static void journal_add(struct runner *rn, int stream, const char *p, size_t n)
 {
-  if (rn->spool < 0)
+  size_t need;
+
+  if (!rn->recording)
     return;
   rn->out_bytes += n;
   if (rn->out_bytes > rn->max_output) {
@@ -157,10 +215,33 @@ static void journal_add(struct runner *rn, int stream, const char *p, size_t n)
     return;
   }
   if (rn->jlen > 0 && (rn->jstream != stream || rn->jlen + n > JBUF))
-    journal_flush(rn);
+    journal_close_chunk(rn);
+  /* At most one chunk's worth in memory: n <= READBUF < JBUF. */
+  need = rn->jdone + JHEAD + rn->jlen + n;
+  if (need > JHEAD + JBUF && rn->jdone > 0) {
+    journal_spill(rn);
+    if (!rn->recording)
+      return;
+    need = JHEAD + rn->jlen + n;
+  }
+  if (need > rn->jcap && journal_grow(rn, need) < 0)
+    return;
   rn->jstream = stream;
-  memcpy(rn->jbuf + 5 + rn->jlen, p, n);
+  memcpy(rn->jbuf + rn->jdone + JHEAD + rn->jlen, p, n);
   rn->jlen += n;
+}
+
+/*
+ * Completes the journal after the run. It is all in jbuf (jdone bytes)
+ * unless it outgrew memory, then all in the spool.
+ */
+static void journal_finish(struct runner *rn)
+{
+  if (!rn->recording)
+    return;
+  journal_close_chunk(rn);
+  if (rn->spool >= 0 && rn->jdone > 0)
+    journal_spill(rn);
 }
 
 /* ---- libuv callbacks ----------------------------------------------------- */
@@ -170,7 +251,7 @@ static void on_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf)
   struct runner *rn = h->data;
 
   (void)hint;
-  *buf = uv_buf_init(rn->readbuf, sizeof(rn->readbuf));
+  *buf = uv_buf_init(rn->readbuf, READBUF);
 }
 
 static void on_read(uv_stream_t *st, ssize_t n, const uv_buf_t *buf)
@@ -191,19 +272,40 @@ static void on_read(uv_stream_t *st, ssize_t n, const uv_buf_t *buf)
    * Nobody reads this stream any more and it cannot be stored either:
    * close the pipe so the command gets EPIPE, as in a plain pipeline.
    */
-  if (rn->closed[fd] && rn->spool < 0 && !uv_is_closing((uv_handle_t *)st))
+  if (rn->closed[fd] && !rn->recording && !uv_is_closing((uv_handle_t *)st))
     uv_close((uv_handle_t *)st, NULL);
 }
 
-static void on_exit_cb(uv_process_t *p, int64_t status, int sig)
+/*
+ * SIGCHLD: reaps the command once it has ended. Other children, and the
+ * command stopping or continuing, raise it too.
+ */
+static void on_sigchld(uv_signal_t *h, int sig)
 {
-  struct runner *rn = p->data;
+  struct runner *rn = h->data;
+  pid_t w;
+  int st;
 
-  rn->exited = 1;
-  rn->exit_status = status;
-  rn->term_signal = sig;
+  (void)sig;
+  if (rn->pid <= 0)
+    return; /* the child of a failed spawn, which posix_spawn reaped */
+  do
+    w = waitpid(rn->pid, &st, WNOHANG);
+  while (w < 0 && errno == EINTR);
+  if (w == 0)
+    return;
+  if (w < 0) {
+    /* Reaped behind our back (ECHILD): its status is unknown. */
+    rn->exit_status = 125;
+    rn->term_signal = 0;
+    stop_recording(rn, "the command's exit status was lost");
+  } else {
+    rn->exit_status = WIFEXITED(st) ? WEXITSTATUS(st) : 0;
+    rn->term_signal = WIFSIGNALED(st) ? WTERMSIG(st) : 0;
+  }
+  rn->pid = 0;
   child_pid = 0;
-  uv_close((uv_handle_t *)p, NULL);
+  uv_close((uv_handle_t *)h, NULL);
 }
 
 static void on_renew(uv_timer_t *t)
@@ -217,83 +319,160 @@ static void on_renew(uv_timer_t *t)
   }
 }
 
-/* Is fd open? (stdin may be closed by whoever started cachedo) */
-static int fd_open(int fd)
+/* ---- spawning ------------------------------------------------------------ */
+
+/*
+ * Makes the command's fd to a copy of src, or when src < 0, ours as it is
+ * (close-on-exec cleared) or /dev/null when ours is closed (stdin may be
+ * closed by whoever started cachedo). Returns 0 or an errno value.
+ */
+static int child_fd(posix_spawn_file_actions_t *fa, int to, int src)
 {
-  return fcntl(fd, F_GETFD) >= 0;
+  if (src < 0) {
+    int fl = fcntl(to, F_GETFD);
+
+    if (fl < 0)
+      return posix_spawn_file_actions_addopen(fa, to, "/dev/null",
+                                              to == 0 ? O_RDONLY : O_RDWR, 0);
+    if (!(fl & FD_CLOEXEC))
+      return 0;
+    src = to; /* a dup2() onto itself clears the flag */
+  }
+  return posix_spawn_file_actions_adddup2(fa, src, to);
+}
+
+/*
+ * argv to run the script j->exe, which has no #! line, with /bin/sh, as
+ * execvp(3) does; NULL on ENOMEM. The caller frees the array only.
+ */
+static char **sh_argv(const struct cdo_job *j)
+{
+  size_t n = 0;
+  char **v;
+
+  while (j->argv[n] != NULL)
+    n++;
+  v = malloc((n + 2) * sizeof(*v));
+  if (v == NULL)
+    return NULL;
+  v[0] = "/bin/sh";
+  v[1] = j->exe;
+  memcpy(v + 2, j->argv + 1, n * sizeof(*v)); /* argv[1..n], NULL */
+  return v;
+}
+
+/*
+ * Starts the command without copying our address space (posix_spawn is
+ * vfork-like): stdin from j->stdin_fd or ours, stdout and stderr to out[1]
+ * and out[2] or ours (-1), with an empty signal mask and the signals this
+ * process handles at their defaults, in its own session with own_group.
+ * Returns 0 with *pid set, or an errno value (of exec(2) when it failed).
+ */
+static int spawn(const struct cdo_job *j, const int out[3], pid_t *pid)
+{
+  posix_spawn_file_actions_t fa;
+  posix_spawnattr_t at;
+  char *const *envp = j->cfg->pure ? j->env : environ;
+  sigset_t set;
+  short flags = POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF;
+  size_t i;
+  int e;
+
+  if (own_group)
+    flags |= POSIX_SPAWN_SETSID;
+  e = posix_spawn_file_actions_init(&fa);
+  if (e != 0)
+    return e;
+  e = posix_spawnattr_init(&at);
+  if (e != 0) {
+    posix_spawn_file_actions_destroy(&fa);
+    return e;
+  }
+  e = child_fd(&fa, 0, j->stdin_fd);
+  for (i = 1; e == 0 && i <= 2; i++)
+    e = child_fd(&fa, (int)i, out[i]);
+  sigemptyset(&set);
+  if (e == 0)
+    e = posix_spawnattr_setsigmask(&at, &set);
+  for (i = 0; i < CDO__ARRAY_SIZE(forwarded); i++)
+    sigaddset(&set, forwarded[i]);
+  sigaddset(&set, SIGCHLD); /* ours, to reap */
+  sigaddset(&set, SIGPIPE); /* cachedo's own; a pipeline wants the default */
+  if (e == 0)
+    e = posix_spawnattr_setsigdefault(&at, &set);
+  if (e == 0)
+    e = posix_spawnattr_setflags(&at, flags);
+  if (e == 0)
+    e = posix_spawn(pid, j->exe, &fa, &at, j->argv, envp);
+  if (e == ENOEXEC) {
+    char **sh = sh_argv(j);
+
+    e = sh ? posix_spawn(pid, sh[0], &fa, &at, sh, envp) : ENOMEM;
+    free(sh);
+  }
+  posix_spawnattr_destroy(&at);
+  posix_spawn_file_actions_destroy(&fa);
+  return e;
 }
 
 /*
  * Spawns the command and runs the loop until it exited and its pipes
  * closed. With rn->piped, stdout and stderr go through us; otherwise the
- * command inherits them. Returns 0, or a uv error from uv_spawn.
+ * command inherits them. Returns 0, or a uv error (-errno) when the
+ * command could not be started.
  */
 static int spawn_and_wait(struct runner *rn)
 {
-  struct cdo_job *j = rn->job;
-  uv_process_options_t o;
-  uv_stdio_container_t io[3];
-  uv_file fds[3][2] = {{-1, -1}, {-1, -1}, {-1, -1}};
-  int r, i;
+  int out[3] = {-1, -1, -1}; /* the command's ends of the pipes */
+  int r, i, npipes = 0;
+  pid_t pid = 0;
 
-  memset(&o, 0, sizeof(o));
-  memset(io, 0, sizeof(io));
   r = uv_loop_init(&rn->loop);
   if (r < 0)
     return r;
-  if (j->stdin_fd >= 0) {
-    io[0].flags = UV_INHERIT_FD;
-    io[0].data.fd = j->stdin_fd;
-  } else {
-    io[0].flags = fd_open(0) ? UV_INHERIT_FD : UV_IGNORE;
-    io[0].data.fd = 0;
+  rn->pid = 0;
+  r = uv_signal_init(&rn->loop, &rn->chld);
+  if (r < 0) {
+    uv_loop_close(&rn->loop);
+    return r;
   }
-  for (i = 1; i <= 2; i++) {
-    if (rn->piped) {
-      /*
-       * Real pipes, not libuv's socketpairs: when we stop reading, the
-       * command's next write fails with EPIPE and SIGPIPE, as in a shell
-       * pipeline, and the command sees a FIFO as its stdout.
-       */
-      r = uv_pipe(fds[i], 0, 0);
-      if (r < 0) {
-        while (--i >= 1) {
-          uv_close((uv_handle_t *)&rn->pipes[i], NULL);
-          close(fds[i][1]);
-        }
-        goto out;
-      }
-      uv_pipe_init(&rn->loop, &rn->pipes[i], 0);
-      rn->pipes[i].data = rn;
-      uv_pipe_open(&rn->pipes[i], fds[i][0]);
-      io[i].flags = UV_INHERIT_FD;
-      io[i].data.fd = fds[i][1];
-    } else {
-      io[i].flags = fd_open(i) ? UV_INHERIT_FD : UV_IGNORE;
-      io[i].data.fd = i;
-    }
+  rn->chld.data = rn;
+  /* Watching before the command starts: its SIGCHLD cannot be missed. */
+  r = uv_signal_start(&rn->chld, on_sigchld, SIGCHLD);
+  if (r == 0 && rn->piped && (rn->readbuf = malloc(READBUF)) == NULL)
+    r = UV_ENOMEM;
+  for (i = 1; r == 0 && rn->piped && i <= 2; i++) {
+    uv_file fds[2];
+
+    /*
+     * Real pipes, not libuv's socketpairs: when we stop reading, the
+     * command's next write fails with EPIPE and SIGPIPE, as in a shell
+     * pipeline, and the command sees a FIFO as its stdout.
+     */
+    r = uv_pipe(fds, 0, 0);
+    if (r < 0)
+      break;
+    uv_pipe_init(&rn->loop, &rn->pipes[i], 0);
+    rn->pipes[i].data = rn;
+    uv_pipe_open(&rn->pipes[i], fds[0]);
+    out[i] = fds[1];
+    npipes = i;
   }
-  o.file = j->exe;
-  o.args = (char **)j->argv;
-  o.env = j->cfg->pure ? j->env : NULL;
-  o.stdio = io;
-  o.stdio_count = 3;
-  o.exit_cb = on_exit_cb;
-  own_group = !in_foreground();
-  if (own_group)
-    o.flags |= UV_PROCESS_DETACHED;
-  rn->proc.data = rn;
-  got_signal = 0;
-  signals_install(1);
-  r = uv_spawn(&rn->loop, &rn->proc, &o);
-  for (i = 1; i <= 2; i++)
-    if (fds[i][1] >= 0)
-      close(fds[i][1]); /* the command's ends */
   if (r == 0) {
-    child_pid = rn->proc.pid;
+    own_group = !in_foreground();
+    got_signal = 0;
+    signals_install(1);
+    r = CDO__ERR(spawn(rn->job, out, &pid));
+  }
+  for (i = 1; i <= 2; i++)
+    if (out[i] >= 0)
+      close(out[i]);
+  if (r == 0) {
+    rn->pid = pid;
+    child_pid = pid;
     if (got_signal) /* arrived while spawning */
-      kill(rn->proc.pid, got_signal);
-    for (i = 1; rn->piped && i <= 2; i++)
+      kill(pid, got_signal);
+    for (i = 1; i <= npipes; i++)
       uv_read_start((uv_stream_t *)&rn->pipes[i], on_alloc, on_read);
     if (rn->lock != NULL) {
       uv_timer_init(&rn->loop, &rn->renew);
@@ -302,11 +481,10 @@ static int spawn_and_wait(struct runner *rn)
       uv_unref((uv_handle_t *)&rn->renew);
     }
   } else {
-    uv_close((uv_handle_t *)&rn->proc, NULL);
-    for (i = 1; rn->piped && i <= 2; i++)
+    uv_close((uv_handle_t *)&rn->chld, NULL);
+    for (i = 1; i <= npipes; i++)
       uv_close((uv_handle_t *)&rn->pipes[i], NULL);
   }
-out:
   uv_run(&rn->loop, UV_RUN_DEFAULT);
   if (r == 0 && rn->lock != NULL) {
     uv_close((uv_handle_t *)&rn->renew, NULL);
@@ -315,6 +493,8 @@ out:
   signals_install(0);
   child_pid = 0;
   uv_loop_close(&rn->loop);
+  free(rn->readbuf);
+  rn->readbuf = NULL;
   return r;
 }
 
@@ -364,10 +544,16 @@ static int store_result(struct runner *rn, struct cdo_store *s,
   m.journal_sum = cdo__sum_final(&rn->sum);
   m.exit_status = (int)rn->exit_status;
   cdo__entry_trailer(tail, head.p, head.len, &m);
+  /* A journal that stayed in memory follows the header there. */
+  if (rn->spool < 0 && (r = cdo__buf_add(&head, rn->jbuf, rn->jdone)) < 0) {
+    cdo__buf_release(&head);
+    free(command);
+    return r;
+  }
   src.head = head.p;
   src.head_len = head.len;
   src.fd = rn->spool;
-  src.fd_len = rn->journal_len;
+  src.fd_len = rn->spool >= 0 ? rn->journal_len : 0;
   src.tail = tail;
   src.tail_len = sizeof(tail);
   info.created_ms = m.created_ms;
@@ -408,16 +594,8 @@ static int run_command(struct cdo_job *j, struct cdo_store *s, void *lk,
   rn->max_output = c->max_output;
   cdo__sum_init(&rn->sum);
   if (s != NULL) {
-    rn->spool = cdo__tmpfile(cdo__store_spool_dir(s));
-    if (rn->spool < 0) {
-      cdo__job_msg(j, 0,
-                   "warning: cannot create a spool file: %s; running "
-                   "uncached",
-                   cdo_strerror(rn->spool));
-      cdo__fmt(rn->reason, sizeof(rn->reason), "no spool file");
-      rn->spool = -1;
-      s = NULL;
-    }
+    rn->recording = 1;
+    rn->spool_dir = cdo__store_spool_dir(s);
   }
   rn->piped = s != NULL;
   r = spawn_and_wait(rn);
@@ -427,8 +605,7 @@ static int run_command(struct cdo_job *j, struct cdo_store *s, void *lk,
                  "warning: cannot record the output: %s; running "
                  "uncached",
                  uv_strerror(r));
-    close(rn->spool);
-    rn->spool = -1;
+    rn->recording = 0;
     rn->piped = 0;
     s = NULL;
     r = spawn_and_wait(rn);
@@ -440,7 +617,7 @@ static int run_command(struct cdo_job *j, struct cdo_store *s, void *lk,
     res->outcome = CDO_UNCACHED;
     goto out;
   }
-  journal_flush(rn);
+  journal_finish(rn);
   res->exit_status = (int)rn->exit_status;
   res->term_signal = rn->term_signal;
   res->outcome = s ? CDO_MISS_NOT_STORED : CDO_UNCACHED;
@@ -453,7 +630,7 @@ static int run_command(struct cdo_job *j, struct cdo_store *s, void *lk,
   else if (got_signal)
     cdo__fmt(res->reason, sizeof(res->reason), "interrupted by signal %d",
              (int)got_signal);
-  else if (rn->spool < 0)
+  else if (!rn->recording)
     cdo__fmt(res->reason, sizeof(res->reason), "%s", rn->reason);
   else if (rn->exit_status != 0 && c->fail_ttl_ms == 0)
     cdo__fmt(res->reason, sizeof(res->reason),
@@ -474,6 +651,7 @@ static int run_command(struct cdo_job *j, struct cdo_store *s, void *lk,
 out:
   if (rn->spool >= 0)
     close(rn->spool);
+  free(rn->jbuf);
   free(rn);
   return failure;
 }

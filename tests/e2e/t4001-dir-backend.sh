@@ -157,7 +157,7 @@ test_expect_success MOUNT 'a read-only root: the command runs' '
 
 test_expect_success MOUNT 'a full disk: output in full, status kept, one warning, nothing left' '
 	use_root "$TMP/full" &&
-	mount_tmpfs "$TMP/full" size=1m &&
+	mount_tmpfs "$TMP/full" size=512k &&
 	for kib in 3072 700; do
 		expect_status 3 cachedo counted full$kib \
 			sh -c "head -c ${kib}k /dev/zero; echo err >&2; exit 3" >out 2>err &&
