@@ -25,6 +25,7 @@ struct cdo_job {
   char *uncacheable; /* why this job cannot use the cache, or
                         NULL (e.g. an unreadable working dir) */
   char **env;        /* hashed "NAME=VALUE", sorted, NULL-ended */
+  size_t *env_nl;    /* the length of each one's NAME */
   size_t n_env;
   struct cdo__file_digest *files;
   size_t n_files;

@@ -69,16 +69,44 @@ int cdo__glob(const char *pattern, const char *name)
   return fnmatch(pattern, name, 0) == 0;
 }
 
-static int cmp_name(const void *a, const void *b)
+/* strcmp() of the n bytes at name, taken as a string, against s. */
+static int cmp_name_str(const char *name, size_t n, const char *s)
 {
-  return strcmp(a, *(const char *const *)b);
+  size_t i;
+
+  for (i = 0; i < n; i++) {
+    int c = (unsigned char)name[i] - (unsigned char)s[i];
+
+    if (c != 0 || s[i] == 0)
+      return c;
+  }
+  return s[n] ? -1 : 0;
+}
+
+/* cdo__env_volatile() of the n bytes at name. */
+static int env_volatile(const char *name, size_t n)
+{
+  size_t lo = 0, hi = CDO__ARRAY_SIZE(volatile_vars);
+
+  if (n >= 8 && memcmp(name, "CACHEDO_", 8) == 0)
+    return 1;
+  while (lo < hi) {
+    size_t mid = lo + (hi - lo) / 2;
+    int c = cmp_name_str(name, n, volatile_vars[mid]);
+
+    if (c == 0)
+      return 1;
+    if (c < 0)
+      hi = mid;
+    else
+      lo = mid + 1;
+  }
+  return 0;
 }
 
 int cdo__env_volatile(const char *name)
 {
-  return strncmp(name, "CACHEDO_", 8) == 0 ||
-         bsearch(name, volatile_vars, CDO__ARRAY_SIZE(volatile_vars),
-                 sizeof(volatile_vars[0]), cmp_name) != NULL;
+  return env_volatile(name, strlen(name));
 }
 
 void cdo__job_msg(struct cdo_job *j, int level, const char *fmt, ...)
@@ -94,37 +122,69 @@ void cdo__job_msg(struct cdo_job *j, int level, const char *fmt, ...)
   j->msg(j->ud, level, buf);
 }
 
-static void h_u32(crypto_hash_sha256_state *h, uint32_t v)
+/*
+ * The key's encoding on its way into SHA-256: gathered into whole blocks
+ * first, since many tiny updates cost more than the hashing itself.
+ */
+struct key_writer {
+  crypto_hash_sha256_state h;
+  size_t n;
+  unsigned char buf[1024]; /* a multiple of SHA-256's 64-byte block */
+};
+
+static void w_add(struct key_writer *w, const void *p, size_t n)
+{
+  const unsigned char *s = p;
+
+  while (n > 0) {
+    size_t k = sizeof(w->buf) - w->n;
+
+    if (k > n)
+      k = n;
+    memcpy(w->buf + w->n, s, k);
+    w->n += k;
+    s += k;
+    n -= k;
+    if (w->n == sizeof(w->buf)) {
+      crypto_hash_sha256_update(&w->h, w->buf, w->n);
+      w->n = 0;
+    }
+  }
+}
+
+static void w_u32(struct key_writer *w, uint32_t v)
 {
   unsigned char p[4];
 
   cdo__put32(p, v);
-  crypto_hash_sha256_update(h, p, 4);
+  w_add(w, p, 4);
 }
 
-static void h_u64(crypto_hash_sha256_state *h, uint64_t v)
+static void w_u64(struct key_writer *w, uint64_t v)
 {
   unsigned char p[8];
 
   cdo__put64(p, v);
-  crypto_hash_sha256_update(h, p, 8);
+  w_add(w, p, 8);
 }
 
-static void h_tag(crypto_hash_sha256_state *h, const char *tag)
+static void w_tag(struct key_writer *w, const char *tag)
 {
-  h_u32(h, (uint32_t)strlen(tag));
-  crypto_hash_sha256_update(h, (const unsigned char *)tag, strlen(tag));
+  size_t n = strlen(tag);
+
+  w_u32(w, (uint32_t)n);
+  w_add(w, tag, n);
 }
 
-static void h_lp(crypto_hash_sha256_state *h, const char *s, size_t n)
+static void w_lp(struct key_writer *w, const char *s, size_t n)
 {
-  h_u64(h, n);
-  crypto_hash_sha256_update(h, (const unsigned char *)s, n);
+  w_u64(w, n);
+  w_add(w, s, n);
 }
 
-static void h_str(crypto_hash_sha256_state *h, const char *s)
+static void w_str(struct key_writer *w, const char *s)
 {
-  h_lp(h, s, strlen(s));
+  w_lp(w, s, strlen(s));
 }
 
 /* SHA-256 of everything fd yields; with copy >= 0 also writes it there. */
@@ -165,7 +225,8 @@ static int regular(const char *path, struct stat *st)
 static int resolve_exe(struct cdo_job *j, const char *argv0)
 {
   const char *path = getenv("PATH"), *p;
-  char buf[4096];
+  size_t alen = strlen(argv0), need;
+  char small[512], *buf = small; /* a PATH entry, '/', argv0 */
   int denied = 0;
 
   if (strchr(argv0, '/') != NULL) {
@@ -183,13 +244,21 @@ static int resolve_exe(struct cdo_job *j, const char *argv0)
   }
   if (path == NULL)
     path = "/usr/local/bin:/usr/bin:/bin";
+  need = strlen(path) + alen + 2;
+  if (need > sizeof(small) && (buf = malloc(need)) == NULL)
+    return CDO__ERR(ENOMEM);
   for (p = path;; p++) {
-    size_t n = strcspn(p, ":");
+    size_t n = strcspn(p, ":"), o = n;
 
-    cdo__fmt(buf, sizeof(buf), "%.*s%s%s", (int)n, p, n ? "/" : "", argv0);
+    memcpy(buf, p, n);
+    if (n > 0)
+      buf[o++] = '/';
+    memcpy(buf + o, argv0, alen + 1);
     if (regular(buf, &j->exe_st)) {
       if (access(buf, X_OK) == 0) {
         j->exe = strdup(buf);
+        if (buf != small)
+          free(buf);
         goto found;
       }
       denied = 1;
@@ -198,6 +267,8 @@ static int resolve_exe(struct cdo_job *j, const char *argv0)
     if (*p == 0)
       break;
   }
+  if (buf != small)
+    free(buf);
   j->exe_status = denied ? 126 : 127;
   errno = denied ? EACCES : ENOENT;
 fail : {
@@ -225,29 +296,50 @@ static size_t name_len(const char *kv)
   return strcspn(kv, "=");
 }
 
-static int cmp_name_kv(const char *x, const char *y)
-{
-  size_t nx = name_len(x), ny = name_len(y);
-  int c = memcmp(x, y, nx < ny ? nx : ny);
-
-  return c ? c : (nx > ny) - (nx < ny);
-}
-
-/* A variable and its place in the environment, to sort by name, then place. */
+/* A hashed variable: "NAME=VALUE" and the length of NAME. */
 struct env_item {
   char *kv;
-  size_t nl; /* length of its name */
-  size_t at;
+  size_t nl;
 };
 
-static int cmp_env(const void *a, const void *b)
+/* Orders by name, byte by byte, a name before the longer names it starts. */
+static int cmp_item(const struct env_item *x, const struct env_item *y)
 {
-  const struct env_item *x = a, *y = b;
-  int c = memcmp(x->kv, y->kv, x->nl < y->nl ? x->nl : y->nl);
+  size_t n = x->nl < y->nl ? x->nl : y->nl;
+  int c = (unsigned char)x->kv[0] - (unsigned char)y->kv[0];
 
   if (c == 0)
-    c = (x->nl > y->nl) - (x->nl < y->nl);
-  return c ? c : (x->at > y->at) - (x->at < y->at);
+    c = memcmp(x->kv, y->kv, n); /* names often share a prefix */
+  return c ? c : (x->nl > y->nl) - (x->nl < y->nl);
+}
+
+/*
+ * Sorts a[0..n) by name, keeping variables of the same name in their order
+ * (a merge sort: it is stable); tmp has room for n / 2 items.
+ */
+static void sort_env(struct env_item *a, size_t n, struct env_item *tmp)
+{
+  size_t mid = n / 2, i, k, o;
+
+  if (n < 8) {
+    for (i = 1; i < n; i++) {
+      struct env_item x = a[i];
+
+      for (k = i; k > 0 && cmp_item(&a[k - 1], &x) > 0; k--)
+        a[k] = a[k - 1];
+      a[k] = x;
+    }
+    return;
+  }
+  sort_env(a, mid, tmp);
+  sort_env(a + mid, n - mid, tmp);
+  if (cmp_item(&a[mid - 1], &a[mid]) <= 0)
+    return;
+  memcpy(tmp, a, mid * sizeof(*a));
+  for (i = 0, k = mid, o = 0; i < mid && k < n;)
+    a[o++] = cmp_item(&a[k], &tmp[i]) < 0 ? a[k++] : tmp[i++];
+  while (i < mid)
+    a[o++] = tmp[i++];
 }
 
 static int matches_any(const struct cdo_strv *v, const char *name)
@@ -260,55 +352,76 @@ static int matches_any(const struct cdo_strv *v, const char *name)
   return 0;
 }
 
+/* Is the variable named by the nl bytes at kv left out of the key? */
+static int env_skipped(const struct cdo_config *c, const char *kv, size_t nl,
+                       int *err)
+{
+  char name[256], *nm;
+  int skip;
+
+  if (c->env.n == 0 && c->ignore_env.n == 0)
+    return env_volatile(kv, nl); /* the default policy: no copy needed */
+  nm = nl < sizeof(name) ? name : malloc(nl + 1);
+  if (nm == NULL) {
+    *err = CDO__ERR(ENOMEM);
+    return 1;
+  }
+  memcpy(nm, kv, nl);
+  nm[nl] = 0;
+  skip = c->env.n ? !matches_any(&c->env, nm) : env_volatile(kv, nl);
+  skip = skip || matches_any(&c->ignore_env, nm);
+  if (nm != name)
+    free(nm);
+  return skip;
+}
+
 /* Picks the hashed variables of envp by the configured policy, sorted. */
 static int select_env(struct cdo_job *j, char *const envp[])
 {
   const struct cdo_config *c = j->cfg;
   struct env_item *items;
-  size_t n = 0, i, k;
-  char name[256];
+  size_t n = 0, m = 0, i, k;
+  int r = 0;
 
   while (envp != NULL && envp[n] != NULL)
     n++;
   j->env = calloc(n + 1, sizeof(char *));
   if (j->env == NULL)
     return CDO__ERR(ENOMEM);
-  if (c->no_env)
+  if (c->no_env || n == 0)
     return 0;
+  /* n items, then room for sort_env's n / 2 */
+  items = malloc((n + n / 2 + 1) * sizeof(*items));
+  j->env_nl = malloc(n * sizeof(*j->env_nl));
+  if (items == NULL || j->env_nl == NULL) {
+    free(items);
+    return CDO__ERR(ENOMEM);
+  }
   for (i = 0; i < n; i++) {
     size_t nl = name_len(envp[i]);
-    char *nm = nl < sizeof(name) ? name : malloc(nl + 1);
-    int skip;
 
     if (envp[i][nl] != '=' || nl == 0)
       continue;
-    if (nm == NULL)
-      return CDO__ERR(ENOMEM);
-    memcpy(nm, envp[i], nl);
-    nm[nl] = 0;
-    skip = c->env.n ? !matches_any(&c->env, nm) : cdo__env_volatile(nm);
-    skip = skip || matches_any(&c->ignore_env, nm);
-    if (nm != name)
-      free(nm);
-    if (!skip)
-      j->env[j->n_env++] = envp[i];
+    if (!env_skipped(c, envp[i], nl, &r)) {
+      items[m].kv = envp[i];
+      items[m++].nl = nl;
+    }
+    if (r < 0) {
+      free(items);
+      return r;
+    }
   }
-  /* Sorted by name; of duplicate names the first is kept, as getenv() does. */
-  items = malloc((j->n_env + 1) * sizeof(*items));
-  if (items == NULL)
-    return CDO__ERR(ENOMEM);
-  for (i = 0; i < j->n_env; i++) {
-    items[i].kv = j->env[i];
-    items[i].nl = name_len(j->env[i]);
-    items[i].at = i;
+  sort_env(items, m, items + n);
+  /* Of duplicate names the first is kept, as getenv() does. */
+  for (i = k = 0; i < m; i++) {
+    if (k > 0 && j->env_nl[k - 1] == items[i].nl &&
+        memcmp(j->env[k - 1], items[i].kv, items[i].nl) == 0)
+      continue;
+    j->env[k] = items[i].kv;
+    j->env_nl[k++] = items[i].nl;
   }
-  qsort(items, j->n_env, sizeof(*items), cmp_env);
-  for (i = k = 0; i < j->n_env; i++)
-    if (k == 0 || cmp_name_kv(j->env[k - 1], items[i].kv) != 0)
-      j->env[k++] = items[i].kv;
   free(items);
   j->n_env = k;
-  j->env[k] = NULL;
   return 0;
 }
 
@@ -371,64 +484,79 @@ static void hash_key(struct cdo_job *j)
 {
   static const char hex[] = "0123456789abcdef";
   const struct cdo_config *c = j->cfg;
-  crypto_hash_sha256_state h;
+  struct key_writer w;
   size_t i, argc = 0;
 
-  crypto_hash_sha256_init(&h);
-  h_tag(&h, "cachedo-key");
-  h_u32(&h, KEY_VERSION);
+  crypto_hash_sha256_init(&w.h);
+  w.n = 0;
+  w_tag(&w, "cachedo-key");
+  w_u32(&w, KEY_VERSION);
   while (j->argv[argc] != NULL)
     argc++;
-  h_tag(&h, "argv");
-  h_u32(&h, (uint32_t)argc);
+  w_tag(&w, "argv");
+  w_u32(&w, (uint32_t)argc);
   for (i = 0; i < argc; i++)
-    h_str(&h, j->argv[i]);
+    w_str(&w, j->argv[i]);
   if (j->exe_real != NULL) {
-    h_tag(&h, "exe");
-    h_str(&h, j->exe_real);
-    h_u64(&h, (uint64_t)j->exe_st.st_size);
-    h_u64(&h, (uint64_t)j->exe_st.st_mtim.tv_sec);
-    h_u32(&h, (uint32_t)j->exe_st.st_mtim.tv_nsec);
+    w_tag(&w, "exe");
+    w_str(&w, j->exe_real);
+    w_u64(&w, (uint64_t)j->exe_st.st_size);
+    w_u64(&w, (uint64_t)j->exe_st.st_mtim.tv_sec);
+    w_u32(&w, (uint32_t)j->exe_st.st_mtim.tv_nsec);
   } else {
-    h_tag(&h, "exe-missing");
-    h_str(&h, j->argv[0]);
+    w_tag(&w, "exe-missing");
+    w_str(&w, j->argv[0]);
   }
   if (j->cwd != NULL) {
-    h_tag(&h, "cwd");
-    h_str(&h, j->cwd);
+    w_tag(&w, "cwd");
+    w_str(&w, j->cwd);
   }
-  h_tag(&h, "env");
-  h_u32(&h, (uint32_t)j->n_env);
+  w_tag(&w, "env");
+  w_u32(&w, (uint32_t)j->n_env);
   for (i = 0; i < j->n_env; i++) {
-    size_t nl = name_len(j->env[i]);
+    size_t nl = j->env_nl[i];
 
-    h_lp(&h, j->env[i], nl);
-    h_str(&h, j->env[i] + nl + 1);
+    w_lp(&w, j->env[i], nl);
+    w_str(&w, j->env[i] + nl + 1);
   }
   if (c->pure)
-    h_tag(&h, "pure");
+    w_tag(&w, "pure");
   for (i = 0; i < j->n_files; i++) {
-    h_tag(&h, "file");
-    h_str(&h, j->files[i].path);
+    w_tag(&w, "file");
+    w_str(&w, j->files[i].path);
     if (j->files[i].absent)
-      crypto_hash_sha256_update(&h, (const unsigned char *)"absent", 6);
+      w_add(&w, "absent", 6);
     else
-      crypto_hash_sha256_update(&h, j->files[i].digest, 32);
+      w_add(&w, j->files[i].digest, 32);
   }
   if (j->stdin_fd >= 0) {
-    h_tag(&h, "stdin");
-    crypto_hash_sha256_update(&h, j->stdin_digest, 32);
+    w_tag(&w, "stdin");
+    w_add(&w, j->stdin_digest, 32);
   }
   if (c->scope != NULL) {
-    h_tag(&h, "scope");
-    h_str(&h, c->scope);
+    w_tag(&w, "scope");
+    w_str(&w, c->scope);
   }
-  crypto_hash_sha256_final(&h, j->key.hash);
+  crypto_hash_sha256_update(&w.h, w.buf, w.n);
+  crypto_hash_sha256_final(&w.h, j->key.hash);
   for (i = 0; i < 32; i++) {
     j->key.hex[2 * i] = hex[j->key.hash[i] >> 4];
     j->key.hex[2 * i + 1] = hex[j->key.hash[i] & 15];
   }
   j->key.hex[64] = 0;
+}
+
+/*
+ * The working directory, malloc'd; NULL with errno set. A short one skips
+ * getcwd(NULL, 0)'s page-sized scratch allocation.
+ */
+static char *read_cwd(void)
+{
+  char buf[512];
+
+  if (getcwd(buf, sizeof(buf)) != NULL)
+    return strdup(buf);
+  return errno == ERANGE ? getcwd(NULL, 0) : NULL;
 }
 
 int cdo_job_new(struct cdo_job **out, const struct cdo_config *cfg,
@@ -453,7 +581,7 @@ int cdo_job_new(struct cdo_job **out, const struct cdo_config *cfg,
   }
   r = resolve_exe(j, argv[0]);
   if (r == 0 && !cfg->no_cwd) {
-    j->cwd = getcwd(NULL, 0);
+    j->cwd = read_cwd();
     if (j->cwd == NULL) {
       /* The command can still run (it may not care), just not cached. */
       char why[300];
@@ -495,6 +623,7 @@ void cdo_job_free(struct cdo_job *j)
   free(j->cwd);
   free(j->uncacheable);
   free(j->env);
+  free(j->env_nl);
   free(j->files);
   if (j->stdin_fd >= 0)
     close(j->stdin_fd);

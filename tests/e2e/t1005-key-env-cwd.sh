@@ -255,4 +255,9 @@ test_expect_success LOCAL_STORE 'no environment value is ever stored' '
 	expect_lines 0 leaks
 '
 
+test_expect_success 'the key of a fixed job is the same in every version' '
+	key=$(env -i FOO=bar PATH=/usr/bin:/bin "$CACHEDO" --no-cwd --key -- no-such-cmd-xyz a b) &&
+	expect_eq 1a896b018343974291f04bbc5af105cac9cee54fff97e531e42dec339bb2cb15 "$key"
+'
+
 test_done
