@@ -23,6 +23,14 @@ for s in "${sections[@]}"; do
 done
 
 bench_init
+FLOOR=$BENCH_ROOT/build/bench/floor
+# floor_build: the minimal spawner (bench/floor.c), static when the
+# toolchain can link one, like cachedo.
+floor_build() {
+	[ -x "$FLOOR" ] && [ ! "$BENCH_DIR/floor.c" -nt "$FLOOR" ] && return 0
+	local cc=(${CC:-cc} -O2 -std=c11 -Wall -Wextra -o "$FLOOR" "$BENCH_DIR/floor.c")
+	"${cc[@]}" -static 2>/dev/null || "${cc[@]}"
+}
 BIG_MIB=${BENCH_BIG_MIB:-100}
 BIG=hit_${BIG_MIB}m # row name part
 big_file() { [ -f big.bin ] || head -c "${BIG_MIB}M" /dev/urandom >big.bin; }
@@ -45,6 +53,11 @@ section_core() {
 	fi
 
 	PAIR_TARGET=1.6 pair core.miss_true "true" "$C --refresh -- true"
+	if floor_build; then
+		pair core.miss_floor "true" "$FLOOR true"
+	else
+		skip core.miss_floor "cannot build bench/floor.c"
+	fi
 
 	big_file
 	if warm --ttl 1h -- cat big.bin; then
