@@ -489,8 +489,8 @@ static int sqlite_get(struct cdo_store *s, const struct cdo__key *k,
    * Whatever bytes are there: the codec tells a damaged entry. No row: the
    * entry was replaced or deleted since the first lookup, a plain miss.
    */
-  if (sqlite3_prepare_v2(q->db, "SELECT bytes FROM data WHERE id = ?1", -1,
-                         &st, NULL) != SQLITE_OK)
+  if (sqlite3_prepare_v2(q->db, "SELECT bytes FROM data WHERE id = ?1", -1, &st,
+                         NULL) != SQLITE_OK)
     return db_fail(q, q->db, "cannot read the cache");
   sqlite3_bind_int64(st, 1, blob);
   rc = sqlite3_step(st);
