@@ -253,18 +253,24 @@ static int init_schema(struct sqlite_store *q, sqlite3 *db, const char *sql,
   return version == 0 ? exec(q, db, "PRAGMA journal_mode = WAL") : 0;
 }
 
-/* Creates PATH's tables when they are missing; call outside transactions. */
+/*
+ * Creates PATH's tables when they are missing; call outside transactions.
+ * The schema version is written in the transaction that creates them, so
+ * it tells cheaply (no schema to parse) whether they are there.
+ */
 static int ensure_schema(struct sqlite_store *q)
 {
   sqlite3_stmt *st = NULL;
+  int version = -1;
 
-  if (sqlite3_prepare_v2(q->db, "SELECT 1 FROM entry, data, pending", -1, &st,
-                         NULL) == SQLITE_OK) {
-    sqlite3_finalize(st);
-    return 0;
-  }
-  if (!no_such_table(q->db))
+  if (sqlite3_prepare_v2(q->db, "PRAGMA user_version", -1, &st, NULL) !=
+      SQLITE_OK)
     return db_fail(q, q->db, "cannot read the cache");
+  if (sqlite3_step(st) == SQLITE_ROW)
+    version = sqlite3_column_int(st, 0);
+  sqlite3_finalize(st);
+  if (version == SCHEMA_VERSION)
+    return 0;
   return init_schema(q, q->db, schema, "PRAGMA page_size = 4096");
 }
 
