@@ -8,13 +8,14 @@
  * One file per argv, P-explain/<16 hex digits of the argv digest>, P being
  * the store's local path prefix (store_int.h), replaced whole by rename:
  *
- *   file  = "cdoexpl1" u32(n) set{n} u64(cdo__sum of everything before)
+ *   file  = "cdoexpl2" u32(n) set{n} u64(cdo__sum of everything before)
  *   set   = i64(stored ms) u32(count) item{count}        newest set first
  *   item  = u8(type) u32(len) name 8-byte digest
  *   type  = 'x' executable | 'c' cwd | 'e' variable (name: its name)
  *         | 'p' --pure | 'f' --file (name: its path) | 's' stdin | 'o' scope
  *
- * A digest is the first 8 bytes of SHA-256 over the type and the value.
+ * A digest is SipHash-2-4 (crypto_shorthash, a fixed key) of the type and
+ * the value: a miss stores one per component, so it has to be cheap.
  */
 #include "job.h"
 #include "store_int.h"
@@ -26,7 +27,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#define EXPL_MAGIC "cdoexpl1"
+#define EXPL_MAGIC "cdoexpl2"
 #define SETS_MAX   8
 #define FILE_MAX   (1 << 20)
 
@@ -46,16 +47,21 @@ struct set {
 static void digest(unsigned char type, const void *a, size_t an, const void *b,
                    size_t bn, unsigned char out[8])
 {
-  crypto_hash_sha256_state h;
-  unsigned char full[32];
+  static const unsigned char key[crypto_shorthash_KEYBYTES] = "cachedo explain";
+  unsigned char buf[512], *m = buf;
+  size_t n = 1 + an + (b ? bn : 0);
 
-  crypto_hash_sha256_init(&h);
-  crypto_hash_sha256_update(&h, &type, 1);
-  crypto_hash_sha256_update(&h, a, an);
+  if (n > sizeof(buf) && (m = malloc(n)) == NULL) {
+    memset(out, 0, 8); /* explanations are best effort */
+    return;
+  }
+  m[0] = type;
+  memcpy(m + 1, a, an);
   if (b != NULL)
-    crypto_hash_sha256_update(&h, b, bn);
-  crypto_hash_sha256_final(&h, full);
-  memcpy(out, full, 8);
+    memcpy(m + 1 + an, b, bn);
+  crypto_shorthash(out, m, n, key);
+  if (m != buf)
+    free(m);
 }
 
 static struct item *add_item(struct set *st, unsigned char type,
