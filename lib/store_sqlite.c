@@ -2,21 +2,22 @@
 /*
  * The default backend: SQLite in WAL mode, safe for many processes at once.
  *
- * Two database files. PATH, with small pages, holds every entry's row and
- * the bytes of entries up to SMALL_MAX: a hit touches a few 4 KiB pages,
- * and each page a process touches costs it a page fault or two. PATH-big,
+ * Two database files. PATH, with small pages, holds every entry's row, with
+ * the bytes of entries up to SMALL_MAX in it: a hit is one lookup that
+ * touches a few 4 KiB pages (each page a process touches costs it a page
+ * fault or two), and a miss usually changes one page. PATH-big,
  * with 64 KiB pages, holds the bytes of larger entries in rows of ROW bytes
  * (16 overflow pages each rather than 256), and is opened only when such an
  * entry is read or written.
  *
  *   PATH      entry(key, blob, size, created, expires, duration, status,
- *                   scope, command)
- *             data(id = blob, bytes)       the entry when size <= SMALL_MAX
+ *                   scope, command, bytes) bytes: the entry when size <=
+ *                                          SMALL_MAX, else NULL and blob
  *             pending(blob, started)       big blobs being written, or
  *                                          doomed (started = 0)
  *   PATH-big  chunk(id = blob << ROW_BITS | seq, bytes)
  *
- * A small entry is written in one transaction. A big one first goes into
+ * A small entry is written in one statement. A big one first goes into
  * PATH-big under a new random blob id listed in pending (in transactions of
  * a few MiB, so no writer holds the lock for long), then is published in one
  * transaction of PATH that points entry.key at it. A reader sees a whole old
@@ -40,7 +41,7 @@
 #define ROW                (1 << 20)
 #define ROW_BITS           16
 #define ROWS_PER_TX        16
-#define WAL_FRAMES         8
+#define WAL_FRAMES         4
 #define BUSY_MS            60000
 #define CHECKPOINT_BUSY_MS 50
 #define PENDING_MAX_AGE_MS 3600000
@@ -60,8 +61,7 @@ static const char schema[] =
     " key BLOB PRIMARY KEY, blob INTEGER NOT NULL, size INTEGER NOT NULL,"
     " created INTEGER NOT NULL, expires INTEGER NOT NULL,"
     " duration INTEGER NOT NULL, status INTEGER NOT NULL, scope TEXT,"
-    " command TEXT NOT NULL) WITHOUT ROWID;"
-    "CREATE TABLE IF NOT EXISTS data(id INTEGER PRIMARY KEY, bytes BLOB);"
+    " command TEXT NOT NULL, bytes BLOB) WITHOUT ROWID;"
     "CREATE TABLE IF NOT EXISTS pending(blob INTEGER PRIMARY KEY,"
     " started INTEGER NOT NULL);";
 
@@ -113,10 +113,12 @@ static void rollback(sqlite3 *db)
     sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
 }
 
+/* Did the last statement fail for want of a table or column? */
 static int no_such_table(sqlite3 *db)
 {
   return sqlite3_errcode(db) == SQLITE_ERROR &&
-         strstr(sqlite3_errmsg(db), "no such table") != NULL;
+         (strstr(sqlite3_errmsg(db), "no such table") != NULL ||
+          strstr(sqlite3_errmsg(db), "no such column") != NULL);
 }
 
 static int sqlite_check(const char *rest, char *err, size_t errlen)
@@ -462,10 +464,6 @@ static int big_blob(struct sqlite_store *q, sqlite3_int64 blob, uint64_t size,
   return 0;
 }
 
-/*
- * Two plain lookups: SQLite plans a join of the two tables in about as many
- * instructions as the rest of a hit takes in the store.
- */
 static int sqlite_get(struct cdo_store *s, const struct cdo__key *k,
                       struct cdo__blob **out)
 {
@@ -475,40 +473,32 @@ static int sqlite_get(struct cdo_store *s, const struct cdo__key *k,
   unsigned char *p;
   int rc, n;
 
-  if (sqlite3_prepare_v2(q->db, "SELECT size, blob FROM entry WHERE key = ?1",
+  if (sqlite3_prepare_v2(q->db,
+                         "SELECT size, blob, bytes FROM entry WHERE key = ?1",
                          -1, &st, NULL) != SQLITE_OK) {
     if (no_such_table(q->db))
-      return 0; /* a new (or older) database: nothing stored yet */
+      return 0; /* a new database, or an older layout: nothing stored yet */
     return db_fail(q, q->db, "cannot read the cache");
   }
   sqlite3_bind_blob(st, 1, k->hash, 32, SQLITE_STATIC);
   rc = sqlite3_step(st);
-  size = sqlite3_column_int64(st, 0);
-  blob = sqlite3_column_int64(st, 1);
-  sqlite3_finalize(st);
-  if (rc != SQLITE_ROW)
-    return rc == SQLITE_DONE ? 0 : db_fail(q, q->db, "cannot read the cache");
-  if (size > 0 && (uint64_t)size > SMALL_MAX && blob >= 0 &&
-      blob < (sqlite3_int64)1 << (63 - ROW_BITS))
-    return big_blob(q, blob, (uint64_t)size, out);
-  /*
-   * Whatever bytes are there: the codec tells a damaged entry. No row: the
-   * entry was replaced or deleted since the first lookup, a plain miss.
-   */
-  if (sqlite3_prepare_v2(q->db, "SELECT bytes FROM data WHERE id = ?1", -1, &st,
-                         NULL) != SQLITE_OK)
-    return db_fail(q, q->db, "cannot read the cache");
-  sqlite3_bind_int64(st, 1, blob);
-  rc = sqlite3_step(st);
-  n = rc == SQLITE_ROW ? sqlite3_column_bytes(st, 0) : 0;
-  p = malloc((size_t)n + 1);
-  if (p != NULL && n > 0)
-    memcpy(p, sqlite3_column_blob(st, 0), (size_t)n);
-  sqlite3_finalize(st);
   if (rc != SQLITE_ROW) {
-    free(p);
+    sqlite3_finalize(st);
     return rc == SQLITE_DONE ? 0 : db_fail(q, q->db, "cannot read the cache");
   }
+  size = sqlite3_column_int64(st, 0);
+  blob = sqlite3_column_int64(st, 1);
+  if (size > 0 && (uint64_t)size > SMALL_MAX && blob >= 0 &&
+      blob < (sqlite3_int64)1 << (63 - ROW_BITS)) {
+    sqlite3_finalize(st);
+    return big_blob(q, blob, (uint64_t)size, out);
+  }
+  /* Whatever bytes are there: the codec tells a damaged entry. */
+  n = sqlite3_column_bytes(st, 2);
+  p = malloc((size_t)n + 1);
+  if (p != NULL && n > 0)
+    memcpy(p, sqlite3_column_blob(st, 2), (size_t)n);
+  sqlite3_finalize(st);
   *out = p ? cdo__blob_from_mem(p, (size_t)n) : NULL;
   return *out ? 0 : CDO__ERR(ENOMEM);
 }
@@ -629,16 +619,16 @@ static int write_big(struct sqlite_store *q, sqlite3_int64 blob,
 }
 
 /*
- * Points k at blob in the open transaction of PATH, and lets the entry it
- * replaces go: its small bytes are deleted, its big blob is doomed. Sets
- * *doomed when there is a big blob to purge after the commit.
+ * Stores k's row in the open transaction of PATH: bytes (size of them) for
+ * a small entry, else NULL and blob. A big blob of the entry it replaces is
+ * doomed, and *doomed set: purge it after the commit.
  */
 static int publish(struct sqlite_store *q, const struct cdo__key *k,
-                   sqlite3_int64 blob, uint64_t size,
-                   const struct cdo__put_info *info, int *doomed)
+                   sqlite3_int64 blob, const unsigned char *bytes,
+                   uint64_t size, const struct cdo__put_info *info, int *doomed)
 {
   sqlite3_stmt *st = NULL;
-  sqlite3_int64 old = -1, old_size = 0;
+  sqlite3_int64 old = 0, old_size = 0;
   int r;
 
   r = prepare(q, q->db, "SELECT blob, size FROM entry WHERE key = ?1", &st);
@@ -651,8 +641,8 @@ static int publish(struct sqlite_store *q, const struct cdo__key *k,
     sqlite3_finalize(st);
     r = prepare(q, q->db,
                 "INSERT OR REPLACE INTO entry(key, blob, size, created, "
-                "expires, duration, status, scope, command) "
-                "VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                "expires, duration, status, scope, command, bytes) "
+                "VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
                 &st);
   }
   if (r == 0) {
@@ -666,22 +656,21 @@ static int publish(struct sqlite_store *q, const struct cdo__key *k,
     if (info->scope)
       sqlite3_bind_text(st, 8, info->scope, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 9, info->command, -1, SQLITE_STATIC);
+    if (bytes != NULL)
+      sqlite3_bind_blob(st, 10, bytes, (int)size, SQLITE_STATIC);
     r = step_done(q, q->db, st, "cannot store the entry");
     sqlite3_finalize(st);
   }
-  if (r == 0 && old >= 0 && old != blob) {
+  if (r == 0 && old_size > 0 && (uint64_t)old_size > SMALL_MAX && old != blob) {
     r = prepare(q, q->db,
-                (uint64_t)old_size <= SMALL_MAX
-                    ? "DELETE FROM data WHERE id = ?1"
-                    : "INSERT OR REPLACE INTO pending(blob, started) "
-                      "VALUES(?1, 0)",
+                "INSERT OR REPLACE INTO pending(blob, started) VALUES(?1, 0)",
                 &st);
     if (r == 0) {
       sqlite3_bind_int64(st, 1, old);
       r = step_done(q, q->db, st, "cannot replace the entry");
       sqlite3_finalize(st);
     }
-    *doomed |= (uint64_t)old_size > SMALL_MAX;
+    *doomed = 1;
   }
   if (r == 0 && size > SMALL_MAX) {
     r = prepare(q, q->db, "DELETE FROM pending WHERE blob = ?1", &st);
@@ -712,9 +701,10 @@ static int sqlite_put(struct cdo_store *s, const struct cdo__key *k,
     r = ensure_schema(q);
   if (r < 0)
     return r;
-  randombytes_buf(&blob, sizeof(blob));
-  blob &= ((sqlite3_int64)1 << (63 - ROW_BITS)) - 1;
+  blob = 0;
   if (big) {
+    randombytes_buf(&blob, sizeof(blob));
+    blob &= ((sqlite3_int64)1 << (63 - ROW_BITS)) - 1;
     /* Announce the blob so --gc can tell a dead writer from a live one. */
     r = prepare(q, q->db, "INSERT INTO pending(blob, started) VALUES(?1, ?2)",
                 &st);
@@ -732,16 +722,8 @@ static int sqlite_put(struct cdo_store *s, const struct cdo__key *k,
   }
   if (r == 0)
     r = exec(q, q->db, "BEGIN IMMEDIATE");
-  if (r == 0 && !big)
-    r = prepare(q, q->db, "INSERT INTO data(id, bytes) VALUES(?1, ?2)", &st);
-  if (r == 0 && !big) {
-    sqlite3_bind_int64(st, 1, blob);
-    sqlite3_bind_blob(st, 2, buf, (int)size, SQLITE_STATIC);
-    r = step_done(q, q->db, st, "cannot store the entry");
-    sqlite3_finalize(st);
-  }
   if (r == 0)
-    r = publish(q, k, blob, size, info, &doomed);
+    r = publish(q, k, blob, buf, size, info, &doomed);
   if (r == 0)
     r = exec(q, q->db, "COMMIT");
   free(buf);
@@ -765,7 +747,7 @@ static int sqlite_put(struct cdo_store *s, const struct cdo__key *k,
 static int delete_where(struct sqlite_store *q, const char *where,
                         const void *arg, int arglen, uint64_t *removed)
 {
-  sqlite3_stmt *sel = NULL, *small = NULL, *doom = NULL;
+  sqlite3_stmt *sel = NULL, *doom = NULL;
   int r, n = 0, doomed = 0, rc = SQLITE_DONE;
   char sql[256];
 
@@ -777,8 +759,6 @@ static int delete_where(struct sqlite_store *q, const char *where,
   cdo__fmt(sql, sizeof(sql), "DELETE FROM entry WHERE %s RETURNING blob, size",
            where);
   r = prepare(q, q->db, sql, &sel);
-  if (r == 0)
-    r = prepare(q, q->db, "DELETE FROM data WHERE id = ?1", &small);
   if (r == 0)
     r = prepare(q, q->db,
                 "INSERT OR REPLACE INTO pending(blob, started) VALUES(?1, 0)",
@@ -793,18 +773,18 @@ static int delete_where(struct sqlite_store *q, const char *where,
   }
   /* RETURNING rows are all produced up front: the table may change now. */
   while (r == 0 && (rc = sqlite3_step(sel)) == SQLITE_ROW) {
-    int is_big = (uint64_t)sqlite3_column_int64(sel, 1) > SMALL_MAX;
-    sqlite3_stmt *st = is_big ? doom : small;
+    sqlite3_int64 size = sqlite3_column_int64(sel, 1);
 
-    sqlite3_bind_int64(st, 1, sqlite3_column_int64(sel, 0));
-    r = step_done(q, q->db, st, "cannot delete entries");
-    doomed |= is_big;
+    if (size > 0 && (uint64_t)size > SMALL_MAX) {
+      sqlite3_bind_int64(doom, 1, sqlite3_column_int64(sel, 0));
+      r = step_done(q, q->db, doom, "cannot delete entries");
+      doomed = 1;
+    }
     n++;
   }
   if (r == 0 && rc != SQLITE_DONE)
     r = db_fail(q, q->db, "cannot delete entries");
   sqlite3_finalize(sel);
-  sqlite3_finalize(small);
   sqlite3_finalize(doom);
   if (r == 0)
     r = exec(q, q->db, "COMMIT");
@@ -835,7 +815,7 @@ static int sqlite_clear(struct cdo_store *s, const char *scope)
     return delete_where(q, "scope = ?1", scope, -1, NULL);
   r = delete_where(q, "1", NULL, 0, NULL);
   if (r == 0)
-    r = exec(q, q->db, "DELETE FROM data; DELETE FROM pending");
+    r = exec(q, q->db, "DELETE FROM pending");
   /* Bytes of writers still at work go too, as their entries would. */
   if (r == 0 && lstat(q->big_path, &st) == 0) {
     r = open_big(q);

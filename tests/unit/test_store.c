@@ -47,10 +47,21 @@ static const char *sqlite_url(const char *dir, char *buf, size_t len)
   return NULL;
 }
 
+/* Damages bytes in memory: flips the bit at off, or cuts them there. */
+static void damage_bytes(unsigned char *p, int *n, enum damage how,
+                         sqlite3_int64 off)
+{
+  if (how == FLIP)
+    p[off] ^= 1;
+  else
+    *n = (int)off;
+}
+
 /*
  * Edits the rows of store_sqlite.c directly: an entry of up to 256 KiB is
- * one row of data in PATH; a larger one is rows of 1 MiB in chunk in
- * PATH-big, with ids blob << 16 | seq.
+ * the bytes column of its entry row in PATH; a larger one is rows of 1 MiB
+ * in chunk in PATH-big, with ids blob << 16 | seq (rows after a cut one
+ * are dropped).
  */
 static int sqlite_damage(const char *url, const struct cdo__key *k,
                          enum damage how, uint64_t off)
@@ -60,76 +71,93 @@ static int sqlite_damage(const char *url, const struct cdo__key *k,
   char big_path[4200];
   sqlite3 *db = NULL;
   sqlite3_stmt *st = NULL;
-  sqlite3_blob *b = NULL;
-  sqlite3_int64 blob = -1, size = 0, row, in;
-  const char *table;
-  unsigned char c = 0;
-  int rc;
+  sqlite3_int64 blob = -1, size = 0, row = 0, in = (sqlite3_int64)off;
+  unsigned char *bytes = NULL;
+  int rc, n = 0, big;
 
   rc = sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE, NULL);
   if (rc == SQLITE_OK)
     sqlite3_busy_timeout(db, 10000);
   if (rc == SQLITE_OK)
-    rc = sqlite3_prepare_v2(db, "SELECT blob, size FROM entry WHERE key = ?1",
-                            -1, &st, NULL);
+    rc = sqlite3_prepare_v2(
+        db, "SELECT blob, size, bytes FROM entry WHERE key = ?1", -1, &st,
+        NULL);
   if (rc == SQLITE_OK) {
     sqlite3_bind_blob(st, 1, k->hash, 32, SQLITE_STATIC);
     if (sqlite3_step(st) == SQLITE_ROW) {
       blob = sqlite3_column_int64(st, 0);
       size = sqlite3_column_int64(st, 1);
+      n = sqlite3_column_bytes(st, 2);
+      bytes = malloc((size_t)n + 1);
+      if (bytes != NULL && n > 0)
+        memcpy(bytes, sqlite3_column_blob(st, 2), (size_t)n);
     }
     sqlite3_finalize(st);
-    rc = blob >= 0 ? SQLITE_OK : SQLITE_NOTFOUND;
+    rc = blob >= 0 && bytes != NULL ? SQLITE_OK : SQLITE_NOTFOUND;
   }
-  if (rc == SQLITE_OK && size > (256 << 10)) {
+  big = size > (256 << 10);
+  if (rc == SQLITE_OK && !big) {
+    damage_bytes(bytes, &n, how, in);
+    rc = sqlite3_prepare_v2(db, "UPDATE entry SET bytes = ?2 WHERE key = ?1",
+                            -1, &st, NULL);
+  }
+  if (rc == SQLITE_OK && big) {
     sqlite3_close(db);
     db = NULL;
     cdo__fmt(big_path, sizeof(big_path), "%s-big", path);
     rc = sqlite3_open_v2(big_path, &db, SQLITE_OPEN_READWRITE, NULL);
     if (rc == SQLITE_OK)
       sqlite3_busy_timeout(db, 10000);
-    table = "chunk";
     row = (blob << 16) + (sqlite3_int64)off / row_size;
     in = (sqlite3_int64)off % row_size;
-  } else {
-    table = "data";
-    row = blob;
-    in = (sqlite3_int64)off;
-  }
-  if (rc == SQLITE_OK && how == FLIP) {
-    rc = sqlite3_blob_open(db, "main", table, "bytes", row, 1, &b);
+    free(bytes);
+    bytes = NULL;
     if (rc == SQLITE_OK)
-      rc = sqlite3_blob_read(b, &c, 1, (int)in);
-    c ^= 1;
-    if (rc == SQLITE_OK)
-      rc = sqlite3_blob_write(b, &c, 1, (int)in);
-    sqlite3_blob_close(b);
-  } else if (rc == SQLITE_OK) {
-    char sql[128];
-
-    /* The row holding off is cut there; any later rows are dropped. */
-    cdo__fmt(sql, sizeof(sql),
-             "UPDATE %s SET bytes = substr(bytes, 1, ?2) WHERE id = ?1", table);
-    rc = sqlite3_prepare_v2(db, sql, -1, &st, NULL);
+      rc = sqlite3_prepare_v2(db, "SELECT bytes FROM chunk WHERE id = ?1", -1,
+                              &st, NULL);
     if (rc == SQLITE_OK) {
       sqlite3_bind_int64(st, 1, row);
-      sqlite3_bind_int64(st, 2, in);
-      rc = sqlite3_step(st) == SQLITE_DONE ? SQLITE_OK : SQLITE_ERROR;
+      if (sqlite3_step(st) == SQLITE_ROW) {
+        n = sqlite3_column_bytes(st, 0);
+        bytes = malloc((size_t)n + 1);
+        if (bytes != NULL && n > 0)
+          memcpy(bytes, sqlite3_column_blob(st, 0), (size_t)n);
+      }
       sqlite3_finalize(st);
+      rc = bytes != NULL ? SQLITE_OK : SQLITE_NOTFOUND;
     }
-    if (rc == SQLITE_OK && table[0] == 'c')
+    if (rc == SQLITE_OK) {
+      damage_bytes(bytes, &n, how, in);
+      rc = sqlite3_exec(db, "BEGIN", NULL, NULL, NULL);
+    }
+    if (rc == SQLITE_OK && how == TRUNCATE)
       rc = sqlite3_prepare_v2(db,
                               "DELETE FROM chunk WHERE id > ?1 AND "
                               "id < (?1 / 65536 + 1) * 65536",
                               -1, &st, NULL);
-    if (rc == SQLITE_OK && table[0] == 'c') {
+    if (rc == SQLITE_OK && how == TRUNCATE) {
       sqlite3_bind_int64(st, 1, row);
       rc = sqlite3_step(st) == SQLITE_DONE ? SQLITE_OK : SQLITE_ERROR;
       sqlite3_finalize(st);
     }
+    if (rc == SQLITE_OK)
+      rc = sqlite3_prepare_v2(db, "UPDATE chunk SET bytes = ?2 WHERE id = ?1",
+                              -1, &st, NULL);
   }
+  if (rc == SQLITE_OK) {
+    if (big)
+      sqlite3_bind_int64(st, 1, row);
+    else
+      sqlite3_bind_blob(st, 1, k->hash, 32, SQLITE_STATIC);
+    sqlite3_bind_blob(st, 2, bytes, n, SQLITE_STATIC);
+    rc = sqlite3_step(st) == SQLITE_DONE ? SQLITE_OK : SQLITE_ERROR;
+    sqlite3_finalize(st);
+  }
+  if (rc == SQLITE_OK && big)
+    rc = sqlite3_exec(db, "COMMIT", NULL, NULL, NULL);
   if (rc != SQLITE_OK)
     print_error("cannot damage the entry: %s\n", sqlite3_errmsg(db));
+  free(bytes);
   sqlite3_close(db);
   return rc == SQLITE_OK ? 0 : -1;
 }
@@ -1059,13 +1087,13 @@ static void sqlite_big_entries_have_their_own_file(void **state)
   make_entry(&big, "b", (3 << 20) + 5000, 0, cdo__now_ms());
   put_ok(su, &ks, &small, 3600 * SEC);
   assert_int_equal(lstat(big_db, &st), -1);
-  assert_int_equal(sql_int(db_path(su), "SELECT count(*) FROM data"), 1);
+  assert_int_equal(sql_int(db_path(su), "SELECT count(bytes) FROM entry"), 1);
   assert_int_equal(sql_int(db_path(su), "PRAGMA page_size"), 4096);
   put_ok(su, &kb, &big, 3600 * SEC);
   assert_int_equal(sql_int(big_db, "PRAGMA page_size"), 65536);
   assert_int_equal(sql_int(big_db, "SELECT count(*) FROM chunk"),
                    rows_of(&big));
-  assert_int_equal(sql_int(db_path(su), "SELECT count(*) FROM data"), 1);
+  assert_int_equal(sql_int(db_path(su), "SELECT count(bytes) FROM entry"), 1);
   assert_fresh(su, &ks, &small);
   assert_fresh(su, &kb, &big);
   unit_entry_release(&small);
@@ -1092,7 +1120,7 @@ static void sqlite_big_rows_go_with_their_entry(void **state)
   assert_int_equal(sql_int(big_db, "SELECT count(*) FROM chunk"), 0);
   assert_fresh(su, &k, &c);
   put_ok(su, &k, &a, 3600 * SEC); /* small replaced by big */
-  assert_int_equal(sql_int(db_path(su), "SELECT count(*) FROM data"), 0);
+  assert_int_equal(sql_int(db_path(su), "SELECT count(bytes) FROM entry"), 0);
   unit_ok(cdo__store_del(su->store, &k));
   assert_int_equal(sql_int(big_db, "SELECT count(*) FROM chunk"), 0);
   assert_int_equal(sql_int(db_path(su), "SELECT count(*) FROM pending"), 0);
@@ -1150,8 +1178,8 @@ static void sqlite_wal_stays_short(void **state)
     put_ok(su, &k, &e, 3600 * SEC);
     unit_entry_release(&e);
     assert_int_equal(stat(wal, &st), 0);
-    /* 8 frames of 4 KiB, plus one commit's worth */
-    if (st.st_size > 16 * (4096 + 24) + 32)
+    /* 4 frames of 4 KiB, plus one commit's worth */
+    if (st.st_size > 8 * (4096 + 24) + 32)
       fail_msg("after %d puts the WAL holds %lld bytes", i + 1,
                (long long)st.st_size);
   }
