@@ -210,9 +210,19 @@ static void sqlite_close(struct cdo_store *s)
 }
 
 /*
+ * Puts db in WAL mode, a property of the file, kept once set. Best effort:
+ * with another process in the middle of a transaction SQLite may refuse at
+ * once rather than wait, and every writer calls this again.
+ */
+static void wal_mode(sqlite3 *db)
+{
+  sqlite3_exec(db, "PRAGMA journal_mode = WAL", NULL, NULL, NULL);
+}
+
+/*
  * Creates or upgrades db's tables under the write lock. page_size only
- * takes effect while the file is still empty; WAL is a property of the file,
- * set once, outside a transaction. Version 1 kept every entry's bytes in
+ * takes effect while the file is still empty, so it comes first, then WAL
+ * mode (outside a transaction). Version 1 kept every entry's bytes in
  * 1 MiB chunks in one file: its tables are dropped (it is a cache).
  */
 static int init_schema(struct sqlite_store *q, sqlite3 *db, const char *sql,
@@ -222,8 +232,10 @@ static int init_schema(struct sqlite_store *q, sqlite3 *db, const char *sql,
   int version = -1, r;
 
   r = exec(q, db, page_size);
-  if (r == 0)
+  if (r == 0) {
+    wal_mode(db);
     r = exec(q, db, "BEGIN IMMEDIATE");
+  }
   if (r < 0)
     return r;
   r = prepare(q, db, "PRAGMA user_version", &st);
@@ -248,11 +260,9 @@ static int init_schema(struct sqlite_store *q, sqlite3 *db, const char *sql,
     r = exec(q, db, "PRAGMA user_version = 2");
   if (r == 0)
     r = exec(q, db, "COMMIT");
-  if (r < 0) {
+  if (r < 0)
     rollback(db);
-    return r;
-  }
-  return version == 0 ? exec(q, db, "PRAGMA journal_mode = WAL") : 0;
+  return r;
 }
 
 /*
@@ -309,6 +319,7 @@ static int tune_for_writing(struct sqlite_store *q)
   if (q->tuned)
     return 0;
   q->tuned = 1;
+  wal_mode(q->db);
   return exec(q, q->db, "PRAGMA synchronous = NORMAL");
 }
 
@@ -589,8 +600,10 @@ static int write_big(struct sqlite_store *q, sqlite3_int64 blob,
   if (buf == NULL)
     return CDO__ERR(ENOMEM);
   r = open_big(q);
-  if (r == 0)
+  if (r == 0) {
+    wal_mode(q->big);
     r = exec(q, q->big, "PRAGMA synchronous = NORMAL");
+  }
   if (r == 0)
     r = prepare(q, q->big, "INSERT INTO chunk(id, bytes) VALUES(?1, ?2)", &ins);
   while (r == 0 && off < size) {

@@ -1071,6 +1071,19 @@ static sqlite3_int64 rows_of(const struct unit_entry *e)
   return (sqlite3_int64)((cdo__src_size(&e->src) + (1 << 20) - 1) >> 20);
 }
 
+/* Is path a database in WAL mode (file format bytes 18 and 19 are 2)? */
+static int is_wal(const char *path)
+{
+  unsigned char h[20];
+  FILE *f = fopen(path, "rb");
+  int ok = f != NULL && fread(h, 1, sizeof(h), f) == sizeof(h) && h[18] == 2 &&
+           h[19] == 2;
+
+  if (f != NULL)
+    fclose(f);
+  return ok;
+}
+
 /* Small entries stay in PATH; PATH-big appears with the first big one. */
 static void sqlite_big_entries_have_their_own_file(void **state)
 {
@@ -1089,8 +1102,10 @@ static void sqlite_big_entries_have_their_own_file(void **state)
   assert_int_equal(lstat(big_db, &st), -1);
   assert_int_equal(sql_int(db_path(su), "SELECT count(bytes) FROM entry"), 1);
   assert_int_equal(sql_int(db_path(su), "PRAGMA page_size"), 4096);
+  assert_true(is_wal(db_path(su)));
   put_ok(su, &kb, &big, 3600 * SEC);
   assert_int_equal(sql_int(big_db, "PRAGMA page_size"), 65536);
+  assert_true(is_wal(big_db));
   assert_int_equal(sql_int(big_db, "SELECT count(*) FROM chunk"),
                    rows_of(&big));
   assert_int_equal(sql_int(db_path(su), "SELECT count(bytes) FROM entry"), 1);
