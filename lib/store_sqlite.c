@@ -19,7 +19,7 @@
  *
  * A small entry is written in one statement. A big one first goes into
  * PATH-big under a new random blob id listed in pending (in transactions of
- * a few MiB, so no writer holds the lock for long), then is published in one
+ * 16 MiB, so no writer holds the lock for long), then is published in one
  * transaction of PATH that points entry.key at it. A reader sees a whole old
  * or a whole new entry. A replaced or deleted big blob is marked doomed in
  * the same transaction and its rows are deleted right after; a writer that
