@@ -114,7 +114,7 @@ static void rollback(sqlite3 *db)
 }
 
 /* Did the last statement fail for want of a table or column? */
-static int no_such_table(sqlite3 *db)
+static int schema_missing(sqlite3 *db)
 {
   return sqlite3_errcode(db) == SQLITE_ERROR &&
          (strstr(sqlite3_errmsg(db), "no such table") != NULL ||
@@ -301,7 +301,7 @@ static int open_big(struct sqlite_store *q)
     if (sqlite3_prepare_v2(q->big, "SELECT 1 FROM chunk", -1, &st, NULL) ==
         SQLITE_OK)
       sqlite3_finalize(st);
-    else if (!no_such_table(q->big))
+    else if (!schema_missing(q->big))
       r = db_fail(q, q->big, "cannot read the cache");
     else
       r = init_schema(q, q->big, big_schema, "PRAGMA page_size = 65536");
@@ -487,7 +487,7 @@ static int sqlite_get(struct cdo_store *s, const struct cdo__key *k,
   if (sqlite3_prepare_v2(q->db,
                          "SELECT size, blob, bytes FROM entry WHERE key = ?1",
                          -1, &st, NULL) != SQLITE_OK) {
-    if (no_such_table(q->db))
+    if (schema_missing(q->db))
       return 0; /* a new database, or an older layout: nothing stored yet */
     return db_fail(q, q->db, "cannot read the cache");
   }
