@@ -697,14 +697,18 @@ static void on_sigpipe(int sig)
 
 static void verbose_line(const struct cdo_result *res)
 {
-  char age[32];
+  char age[32], status[24] = "";
 
   switch (res->outcome) {
   case CDO_HIT:
   case CDO_STALE:
+    /* What was replayed: its age, a failure's status, and what follows. */
     cdo_format_duration(res->age_ms, age, sizeof(age));
-    say("%s (age %s)", res->outcome == CDO_HIT ? "hit" : "stale, refreshing",
-        age);
+    if (res->exit_status != 0)
+      snprintf(status, sizeof(status), ", exit %d", res->exit_status);
+    say("%s (age %s%s%s)", res->outcome == CDO_HIT ? "hit" : "stale", age,
+        status,
+        res->outcome == CDO_HIT ? "" : ", refreshing in the background");
     break;
   case CDO_MISS_STORED:
     if (res->miss_why[0])

@@ -11,6 +11,16 @@ for n in 0 1 7 200; do
 	'
 done
 
+test_expect_success '-v on a hit of a failure names its status' '
+	expect_status 7 cachedo -v counted failhit sh -c "exit 7" 2>err &&
+	expect_status 7 cachedo -v counted failhit sh -c "exit 7" 2>err &&
+	expect_count failhit 1 &&
+	expect_grep -x "cachedo: hit (age [0-9][^,]*, exit 7)" err &&
+	cachedo -v counted okhit true 2>err &&
+	cachedo -v counted okhit true 2>err &&
+	expect_grep -x "cachedo: hit (age [0-9][^,]*)" err
+'
+
 test_expect_success 'a non-executable file gives 126 and is not stored' '
 	printf "#!/bin/sh\necho ran >>\"$TMP/ran126\"\n" >script126 &&
 	chmod 644 script126 &&

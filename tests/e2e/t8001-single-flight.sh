@@ -199,7 +199,7 @@ test_expect_success 'a stale answer does not wait for its refresh' '
 	x=$(cachedo -v --ttl 100ms --stale 1h versions detached 2>err) &&
 	expect_eq v1 "$x" &&
 	test ! -e "$TMP/done.detached" &&
-	expect_grep "stale, refreshing" err &&
+	expect_grep -x "cachedo: stale (age [0-9][^,]*, refreshing in the background)" err &&
 	wait_for "$TMP/done.detached" &&
 	sleep 0.2 &&
 	expect_eq v2 "$(cachedo --ttl 1h versions detached)"
