@@ -157,7 +157,7 @@ const char *cdo_store_url(const struct cdo_store *s)
   return s->url;
 }
 
-static int unsupported(struct cdo_store *s, const char *what)
+int cdo__store_unsupported(struct cdo_store *s, const char *what)
 {
   return cdo__store_fail(s, CDO_EUNSUPP, "the %s backend cannot %s",
                          s->ops->name, what);
@@ -166,25 +166,14 @@ static int unsupported(struct cdo_store *s, const char *what)
 int cdo_store_clear(struct cdo_store *s)
 {
   if (s->ops->clear == NULL)
-    return unsupported(s, "clear");
+    return cdo__store_unsupported(s, "clear");
   return s->ops->clear(s, s->cfg->scope);
-}
-
-int cdo_store_gc(struct cdo_store *s, uint64_t *removed)
-{
-  int64_t now = cdo__now_ms();
-
-  *removed = 0;
-  if (s->ops->gc == NULL)
-    return unsupported(s, "collect garbage");
-  cdo__store_locks_gc(s, now);
-  return s->ops->gc(s, now, removed);
 }
 
 int cdo_store_list(struct cdo_store *s, cdo_list_fn fn, void *ud)
 {
   if (s->ops->list == NULL)
-    return unsupported(s, "list entries");
+    return cdo__store_unsupported(s, "list entries");
   return s->ops->list(s, fn, ud);
 }
 
@@ -192,7 +181,7 @@ int cdo_store_stats(struct cdo_store *s, struct cdo_stats *st)
 {
   memset(st, 0, sizeof(*st));
   if (s->ops->stats == NULL)
-    return unsupported(s, "count entries");
+    return cdo__store_unsupported(s, "count entries");
   return s->ops->stats(s, st);
 }
 
@@ -249,4 +238,27 @@ int cdo__store_del(struct cdo_store *s, const struct cdo__key *k)
 const char *cdo__store_spool_dir(struct cdo_store *s)
 {
   return s->ops->spool_dir ? s->ops->spool_dir(s) : NULL;
+}
+
+int cdo__store_local_file(struct cdo_store *s, const char *suffix, char *buf,
+                          size_t len, int create)
+{
+  const char *p = s->ops->local_path ? s->ops->local_path(s) : NULL;
+  char *dir, err[256];
+  int r = 0;
+
+  if (p != NULL) {
+    cdo__fmt(buf, len, "%s%s", p, suffix);
+    return 0;
+  }
+  dir = cdo__xdg_dir("XDG_CACHE_HOME", ".cache");
+  if (dir == NULL)
+    return CDO__ERR(ENOENT);
+  cdo__fmt(buf, len, "%s/cachedo", dir);
+  free(dir);
+  if (create)
+    r = cdo__mkdir_private(buf, err, sizeof(err));
+  cdo__fmt(buf + strlen(buf), len - strlen(buf), "/remote-%016llx%s",
+           (unsigned long long)cdo__sum(s->url, strlen(s->url)), suffix);
+  return r;
 }

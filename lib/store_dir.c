@@ -9,7 +9,7 @@
  *                            folder named by the key's first two digits
  *   v1/ab/.tmp-0123...       a put in progress (16 random hex digits)
  *   v1/locks/abcdef...       single-flight lock files (lock.c's flock)
- *   cachedo-usage, ...       the front end's usage counters (stats.c)
+ *   cachedo-usage, ...       the front end's usage counters (usage.c)
  *
  *   file   = entry scope footer
  *   footer = expires_ms:u64 scope_len:u32 "CDOD"

@@ -33,15 +33,17 @@ struct cdo__atime {
   int64_t time_ms;
 };
 
-/* What an eviction keeps to; atimes sorted by prefix, borrowed. */
-struct cdo__evict {
-  uint64_t max_bytes;
-  const struct cdo__atime *atimes;
-  size_t n_atimes;
+/* The usage summary (usage.c): counters, and access times for eviction. */
+struct cdo__usage_sum {
+  uint64_t offset; /* bytes of the usage file folded in */
+  int64_t since_ms;
+  uint64_t n[CDO_UNCACHED + 1]; /* by enum cdo_outcome */
+  int64_t saved_ms;
+  uint64_t kinds[CDO_ERRKIND_COUNT];
+  struct cdo__atime *at; /* sorted by prefix, one per prefix */
+  size_t n_at, cap_at;
 };
-/* The last use of the entry with this key: its last read, else created. */
-int64_t cdo__evict_last_use(const struct cdo__evict *ev,
-                            const unsigned char key[32], int64_t created_ms);
+void cdo__usage_sum_release(struct cdo__usage_sum *sm);
 
 /*
  * The base of every open store; each backend's struct embeds it first and
@@ -107,8 +109,8 @@ struct cdo__store_ops {
   /*
    * A path prefix next to the backend's data, in a directory the backend
    * checked at open, under which the front end keeps its own small files
-   * (stats.c adds "-usage", "-stats" and "-explain"): e.g. the database
-   * path. NULL, or a NULL result: the backend keeps nothing local, and
+   * (usage.c adds "-usage" and "-stats", explain.c "-explain"): e.g. the
+   * database path. NULL, or a NULL result: the backend keeps nothing local, and
    * those files go under $XDG_CACHE_HOME/cachedo/ instead.
    */
   const char *(*local_path)(struct cdo_store *s);
@@ -121,20 +123,13 @@ struct cdo__store_ops {
    */
   int (*count)(struct cdo_store *s, const struct cdo__usage *u);
   int (*zero_stats)(struct cdo_store *s);
-  /*
-   * Evicts least-recently-used entries until the entries' bytes are at
-   * most ev->max_bytes, counting them in *removed and their bytes in
-   * *freed. An entry was last used at cdo__evict_last_use(ev, key,
-   * created). NULL: stats.c evicts through list and del, one entry at a
-   * time, which is right for any backend that can list.
-   */
-  int (*evict)(struct cdo_store *s, const struct cdo__evict *ev,
-               uint64_t *removed, uint64_t *freed);
 };
 
 /* Fills s->errmsg (printf-style) and returns code. */
 int cdo__store_fail(struct cdo_store *s, int code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+/* CDO_EUNSUPP, saying "the NAME backend cannot WHAT". */
+int cdo__store_unsupported(struct cdo_store *s, const char *what);
 
 extern const struct cdo__store_ops cdo__store_sqlite;
 extern const struct cdo__store_ops cdo__store_dir;
@@ -181,7 +176,7 @@ int cdo__store_lock_renew(struct cdo_store *s, const struct cdo__key *k,
                           void *lk);
 
 /*
- * Counts one run for --stats (stats.c): outcome; saved_ms, for a hit or a
+ * Counts one run for --stats (usage.c): outcome; saved_ms, for a hit or a
  * stale answer, the stored entry's original run time (else 0); k, the key
  * (a hit's key also dates the entry's last use, for --max-size); error, 0
  * or the code of a cache failure the run met (counted by kind). One
@@ -208,6 +203,24 @@ void cdo__explain_save(struct cdo_job *j, struct cdo_store *s);
 void cdo__explain_miss_notes(struct cdo_job *j, struct cdo_store *s);
 /* Removes the side files of explain_save not written since older_than_ms. */
 void cdo__explain_prune(struct cdo_store *s, int64_t older_than_ms);
+/*
+ * The usage log of a store, open and folded (usage.c; evict.c uses it).
+ * cdo__usage_open locks the usage file (how: LOCK_SH to read, LOCK_EX to
+ * fold, optionally | LOCK_NB; CDO__ERR(EAGAIN) when taken), reads the
+ * summary and adds the records not yet folded. cdo__usage_save writes the
+ * summary back (LOCK_EX only). cdo__usage_close releases both, also after
+ * a failed open. cdo__usage_due says whether the summary is older than
+ * every_ms, or the log so large that it wants folding (*fold_only).
+ */
+struct cdo__usage_log {
+  char usage[4096], stats[4096];
+  int fd; /* the usage file, flock'ed */
+  struct cdo__usage_sum sm;
+};
+int cdo__usage_open(struct cdo_store *s, struct cdo__usage_log *u, int how);
+int cdo__usage_save(struct cdo_store *s, struct cdo__usage_log *u);
+void cdo__usage_close(struct cdo__usage_log *u);
+int cdo__usage_due(struct cdo_store *s, int64_t every_ms, int *fold_only);
 /*
  * Writes into buf the path of this store's own file named suffix (e.g.
  * "-usage"): the backend's local_path plus suffix, else under

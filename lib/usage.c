@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Usage counters, access times and upkeep: every run appends one small
- * record to a file next to the cache; --stats, --gc and the hourly upkeep
- * fold the records into a summary and evict least-recently-used entries.
+ * Usage counters and access times: every run appends one small record to
+ * a file next to the cache; --stats and the upkeep (evict.c) fold the
+ * records into a summary, whose access times order eviction.
  *
  * Files, for a store whose local path prefix is P (see local_path in
  * store_int.h):
@@ -33,83 +33,13 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#define REC_LEN           32
-#define REC_MAGIC         0xc5
-#define N_OUTCOMES        5
-#define SUM_MAGIC         "cdostat1"
-#define ROTATE_BYTES      (1 << 20)
-#define SUMMARY_MAX       (64 << 20)
-#define ATIMES_MAX        (1 << 20)
-#define MAINTAIN_EVERY_MS 3600000
-
-static const char *const errkind_names[] = {
-#define CDO__XX(name, label) label,
-    CDO_ERRKIND_MAP(CDO__XX)
-#undef CDO__XX
-};
-
-const char *cdo_errkind_name(int kind)
-{
-  if (kind < 0 || kind >= CDO_ERRKIND_COUNT)
-    return "other";
-  return errkind_names[kind];
-}
-
-int cdo_errkind_of(int code)
-{
-  switch (code) {
-  case CDO__ERR(ETIMEDOUT):
-  case CDO__ERR(EAGAIN):
-    return CDO_ERRKIND_TIMEOUT;
-  case CDO_EFAILED:
-  case CDO__ERR(ECONNREFUSED):
-  case CDO__ERR(ECONNRESET):
-  case CDO__ERR(EHOSTUNREACH):
-  case CDO__ERR(ENETUNREACH):
-  case CDO__ERR(ENOTCONN):
-  case CDO__ERR(EPIPE):
-    return CDO_ERRKIND_UNREACHABLE;
-  case CDO_ECORRUPT:
-    return CDO_ERRKIND_CORRUPT;
-  case CDO_EUNSAFE:
-  case CDO__ERR(EACCES):
-  case CDO__ERR(EPERM):
-  case CDO__ERR(EROFS):
-    return CDO_ERRKIND_DENIED;
-  case CDO__ERR(ENOSPC):
-  case CDO__ERR(EDQUOT):
-  case CDO__ERR(EFBIG):
-    return CDO_ERRKIND_FULL;
-  default:
-    return CDO_ERRKIND_OTHER;
-  }
-}
-
-/* ---- where the files are ------------------------------------------------- */
-
-int cdo__store_local_file(struct cdo_store *s, const char *suffix, char *buf,
-                          size_t len, int create)
-{
-  const char *p = s->ops->local_path ? s->ops->local_path(s) : NULL;
-  char *dir, err[256];
-  int r = 0;
-
-  if (p != NULL) {
-    cdo__fmt(buf, len, "%s%s", p, suffix);
-    return 0;
-  }
-  dir = cdo__xdg_dir("XDG_CACHE_HOME", ".cache");
-  if (dir == NULL)
-    return CDO__ERR(ENOENT);
-  cdo__fmt(buf, len, "%s/cachedo", dir);
-  free(dir);
-  if (create)
-    r = cdo__mkdir_private(buf, err, sizeof(err));
-  cdo__fmt(buf + strlen(buf), len - strlen(buf), "/remote-%016llx%s",
-           (unsigned long long)cdo__sum(s->url, strlen(s->url)), suffix);
-  return r;
-}
-
+#define REC_LEN      32
+#define REC_MAGIC    0xc5
+#define N_OUTCOMES   5
+#define SUM_MAGIC    "cdostat1"
+#define ROTATE_BYTES (1 << 20)
+#define SUMMARY_MAX  (64 << 20)
+#define ATIMES_MAX   (1 << 20)
 static int open_file(const char *path, int flags)
 {
   return open(path, flags | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY, 0600);
@@ -166,23 +96,13 @@ void cdo__store_record(struct cdo_store *s, const struct cdo__key *k,
 
 /* ---- the summary --------------------------------------------------------- */
 
-struct summary {
-  uint64_t offset; /* bytes of the usage file folded in */
-  int64_t since_ms;
-  uint64_t n[N_OUTCOMES + 1]; /* by enum cdo_outcome */
-  int64_t saved_ms;
-  uint64_t kinds[CDO_ERRKIND_COUNT];
-  struct cdo__atime *at;
-  size_t n_at, cap_at;
-};
-
-static void summary_release(struct summary *sm)
+void cdo__usage_sum_release(struct cdo__usage_sum *sm)
 {
   free(sm->at);
   memset(sm, 0, sizeof(*sm));
 }
 
-static void summary_zero_counters(struct summary *sm, int64_t now)
+static void summary_zero_counters(struct cdo__usage_sum *sm, int64_t now)
 {
   memset(sm->n, 0, sizeof(sm->n));
   memset(sm->kinds, 0, sizeof(sm->kinds));
@@ -190,7 +110,7 @@ static void summary_zero_counters(struct summary *sm, int64_t now)
   sm->since_ms = now;
 }
 
-static int add_atime(struct summary *sm, uint64_t prefix, int64_t t)
+static int add_atime(struct cdo__usage_sum *sm, uint64_t prefix, int64_t t)
 {
   if (sm->n_at == sm->cap_at) {
     size_t cap = sm->cap_at ? sm->cap_at * 2 : 64;
@@ -223,7 +143,7 @@ static int cmp_atime_age(const void *a, const void *b)
 }
 
 /* Sorts by prefix and keeps each prefix's latest time; caps the table. */
-static void atimes_normalize(struct summary *sm)
+static void atimes_normalize(struct cdo__usage_sum *sm)
 {
   size_t i, k = 0;
 
@@ -242,7 +162,7 @@ static void atimes_normalize(struct summary *sm)
 }
 
 /* Adds the valid records of buf[0, n); returns how many bytes were used. */
-static size_t fold_records(struct summary *sm, const unsigned char *buf,
+static size_t fold_records(struct cdo__usage_sum *sm, const unsigned char *buf,
                            size_t n)
 {
   size_t p = 0;
@@ -271,7 +191,7 @@ static size_t fold_records(struct summary *sm, const unsigned char *buf,
 }
 
 /* Folds usage bytes [sm->offset, end) of fd into sm; 0 or -errno. */
-static int fold_file(struct summary *sm, int fd, uint64_t end)
+static int fold_file(struct cdo__usage_sum *sm, int fd, uint64_t end)
 {
   unsigned char *buf;
   size_t cap = REC_LEN * 4096, have = 0;
@@ -341,7 +261,7 @@ static uint32_t take32(struct cursor *c)
 }
 
 /* Reads P-stats; a missing or damaged file leaves sm empty (returns 0). */
-static int summary_read(const char *path, struct summary *sm)
+static int summary_read(const char *path, struct cdo__usage_sum *sm)
 {
   struct cursor c;
   struct stat st;
@@ -390,7 +310,7 @@ static int summary_read(const char *path, struct summary *sm)
     r = add_atime(sm, prefix, (int64_t)take64(&c));
   }
   if (c.bad || r < 0) {
-    summary_release(sm);
+    cdo__usage_sum_release(sm);
     goto out;
   }
 out:
@@ -400,7 +320,7 @@ out:
 }
 
 /* Replaces P-stats with sm, atomically. */
-static int summary_write(const char *path, const struct summary *sm)
+static int summary_write(const char *path, const struct cdo__usage_sum *sm)
 {
   struct cdo__buf b = {0};
   char tmp[PATH_MAX + 16];
@@ -445,18 +365,12 @@ static int summary_write(const char *path, const struct summary *sm)
 
 /* ---- folding under the lock ---------------------------------------------- */
 
-struct usage {
-  char usage[PATH_MAX], stats[PATH_MAX];
-  int fd; /* P-usage, flock'ed */
-  struct summary sm;
-};
-
 /*
  * Opens P-usage and locks it (how: LOCK_SH to read, LOCK_EX to fold,
  * optionally | LOCK_NB), then reads the summary and adds the unfolded
  * records. A store without a usage file yet reads as all zeros.
  */
-static int usage_open(struct cdo_store *s, struct usage *u, int how)
+int cdo__usage_open(struct cdo_store *s, struct cdo__usage_log *u, int how)
 {
   struct stat st;
   int r, excl = (how & LOCK_EX) != 0;
@@ -503,7 +417,7 @@ static int usage_open(struct cdo_store *s, struct usage *u, int how)
  * Writes the folded summary (LOCK_EX only) and, when the usage file has
  * grown large and nobody appended since, truncates it.
  */
-static int usage_save(struct cdo_store *s, struct usage *u)
+int cdo__usage_save(struct cdo_store *s, struct cdo__usage_log *u)
 {
   struct stat st;
   int r;
@@ -518,18 +432,18 @@ static int usage_save(struct cdo_store *s, struct usage *u)
   return 0;
 }
 
-static void usage_close(struct usage *u)
+void cdo__usage_close(struct cdo__usage_log *u)
 {
   if (u->fd >= 0)
     close(u->fd); /* releases the lock */
-  summary_release(&u->sm);
+  cdo__usage_sum_release(&u->sm);
 }
 
 /* ---- the public side ----------------------------------------------------- */
 
 int cdo_store_summary(struct cdo_store *s, struct cdo_stats *st)
 {
-  struct usage u;
+  struct cdo__usage_log u;
   int r, i;
 
   r = cdo_store_stats(s, st);
@@ -543,7 +457,7 @@ int cdo_store_summary(struct cdo_store *s, struct cdo_stats *st)
     st->counted = r == 0;
     return r;
   }
-  r = usage_open(s, &u, LOCK_SH);
+  r = cdo__usage_open(s, &u, LOCK_SH);
   if (r == 0) {
     st->counted = 1;
     st->hits = u.sm.n[CDO_HIT];
@@ -558,13 +472,13 @@ int cdo_store_summary(struct cdo_store *s, struct cdo_stats *st)
       st->errors += u.sm.kinds[i];
     }
   }
-  usage_close(&u);
+  cdo__usage_close(&u);
   return r;
 }
 
 int cdo_store_zero_stats(struct cdo_store *s)
 {
-  struct usage u;
+  struct cdo__usage_log u;
   int r;
 
   if (s->ops->count != NULL)
@@ -573,197 +487,16 @@ int cdo_store_zero_stats(struct cdo_store *s)
                                                 "the %s backend cannot reset "
                                                 "its counters",
                                                 s->ops->name);
-  r = usage_open(s, &u, LOCK_EX);
+  r = cdo__usage_open(s, &u, LOCK_EX);
   if (r == 0) {
     summary_zero_counters(&u.sm, cdo__now_ms());
-    r = usage_save(s, &u);
+    r = cdo__usage_save(s, &u);
   }
-  usage_close(&u);
+  cdo__usage_close(&u);
   return r;
 }
 
-int64_t cdo__evict_last_use(const struct cdo__evict *ev,
-                            const unsigned char key[32], int64_t created_ms)
-{
-  uint64_t prefix = cdo__get64(key);
-  size_t lo = 0, hi = ev->n_atimes;
-
-  while (lo < hi) {
-    size_t mid = lo + (hi - lo) / 2;
-
-    if (ev->atimes[mid].prefix < prefix)
-      lo = mid + 1;
-    else
-      hi = mid;
-  }
-  if (lo < ev->n_atimes && ev->atimes[lo].prefix == prefix &&
-      ev->atimes[lo].time_ms > created_ms)
-    return ev->atimes[lo].time_ms;
-  return created_ms;
-}
-
-/* One entry, as the generic eviction sees it. */
-struct victim {
-  struct cdo__key key;
-  uint64_t size;
-  int64_t last_use;
-};
-
-struct victims {
-  struct victim *v;
-  size_t n, cap;
-  const struct cdo__evict *ev;
-  int err;
-};
-
-static int hex_nibble(char c)
-{
-  if (c >= '0' && c <= '9')
-    return c - '0';
-  if (c >= 'a' && c <= 'f')
-    return c - 'a' + 10;
-  return -1;
-}
-
-static int collect(void *ud, const struct cdo_entry_info *e)
-{
-  struct victims *vs = ud;
-  struct victim *v;
-  int i;
-
-  if (vs->n == vs->cap) {
-    size_t cap = vs->cap ? vs->cap * 2 : 256;
-    struct victim *p = realloc(vs->v, cap * sizeof(*p));
-
-    if (p == NULL) {
-      vs->err = CDO__ERR(ENOMEM);
-      return 1;
-    }
-    vs->v = p;
-    vs->cap = cap;
-  }
-  v = &vs->v[vs->n];
-  for (i = 0; i < 32; i++) {
-    int hi = hex_nibble(e->key[2 * i]), lo = hex_nibble(e->key[2 * i + 1]);
-
-    if (hi < 0 || lo < 0)
-      return 0; /* not a key this front end wrote */
-    v->key.hash[i] = (unsigned char)(hi << 4 | lo);
-  }
-  memcpy(v->key.hex, e->key, 65);
-  v->size = e->size;
-  v->last_use = cdo__evict_last_use(vs->ev, v->key.hash, e->created_ms);
-  vs->n++;
-  return 0;
-}
-
-static int cmp_victim(const void *a, const void *b)
-{
-  const struct victim *x = a, *y = b;
-
-  return (x->last_use > y->last_use) - (x->last_use < y->last_use);
-}
-
-static int cmp_prefix(const void *a, const void *b)
-{
-  uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-
-  return (x > y) - (x < y);
-}
-
-/* Drops the access times of entries that are gone. */
-static void prune_atimes(struct summary *sm, const struct victims *vs,
-                         size_t from)
-{
-  uint64_t *live = malloc((vs->n - from + 1) * sizeof(*live));
-  size_t i, k = 0;
-
-  if (live == NULL)
-    return;
-  for (i = from; i < vs->n; i++)
-    live[i - from] = cdo__get64(vs->v[i].key.hash);
-  if (vs->n > from)
-    qsort(live, vs->n - from, sizeof(*live), cmp_prefix);
-  for (i = 0; i < sm->n_at; i++)
-    if (bsearch(&sm->at[i].prefix, live, vs->n - from, sizeof(*live),
-                cmp_prefix) != NULL)
-      sm->at[k++] = sm->at[i];
-  sm->n_at = k;
-  free(live);
-}
-
-/* Evicts under u's exclusive lock; max_bytes UINT64_MAX only prunes. */
-static int evict_locked(struct cdo_store *s, struct usage *u,
-                        uint64_t max_bytes, uint64_t *removed, uint64_t *freed)
-{
-  struct cdo__evict ev = {max_bytes, u->sm.at, u->sm.n_at};
-  struct victims vs = {NULL, 0, 0, &ev, 0};
-  uint64_t total = 0;
-  size_t i = 0;
-  int r = 0;
-
-  if (s->ops->evict != NULL && max_bytes != UINT64_MAX)
-    return s->ops->evict(s, &ev, removed, freed);
-  if (s->ops->list == NULL)
-    return max_bytes == UINT64_MAX
-               ? 0
-               : cdo__store_fail(s, CDO_EUNSUPP,
-                                 "the %s backend cannot evict entries",
-                                 s->ops->name);
-  r = s->ops->list(s, collect, &vs);
-  if (r == 0)
-    r = vs.err;
-  if (r == 0) {
-    for (i = 0; i < vs.n; i++)
-      total += vs.v[i].size;
-    if (vs.n > 0)
-      qsort(vs.v, vs.n, sizeof(*vs.v), cmp_victim);
-    for (i = 0; i < vs.n && total > max_bytes && r == 0; i++) {
-      r = s->ops->del(s, &vs.v[i].key);
-      if (r == 0) {
-        total -= vs.v[i].size;
-        (*removed)++;
-        *freed += vs.v[i].size;
-      }
-    }
-    if (r == 0)
-      prune_atimes(&u->sm, &vs, i);
-  }
-  free(vs.v);
-  return r;
-}
-
-int cdo_store_evict(struct cdo_store *s, uint64_t max_bytes, uint64_t *removed,
-                    uint64_t *freed)
-{
-  struct usage u;
-  int r;
-
-  *removed = *freed = 0;
-  if (s->ops->count != NULL) {
-    /* No local access times: order by creation alone. */
-    struct cdo__evict ev = {max_bytes, NULL, 0};
-
-    if (max_bytes == UINT64_MAX)
-      return 0;
-    if (s->ops->evict != NULL)
-      return s->ops->evict(s, &ev, removed, freed);
-  }
-  r = usage_open(s, &u, LOCK_EX);
-  if (r == 0) {
-    int w;
-
-    r = evict_locked(s, &u, max_bytes, removed, freed);
-    w = usage_save(s, &u); /* the fold, and pruned access times */
-    if (r == 0)
-      r = w;
-  }
-  usage_close(&u);
-  return r;
-}
-
-/* Has P-stats been written within the last interval? Is P-usage large? */
-static int upkeep_due(struct cdo_store *s, int *fold_only)
+int cdo__usage_due(struct cdo_store *s, int64_t every_ms, int *fold_only)
 {
   char path[PATH_MAX];
   struct stat st;
@@ -774,7 +507,7 @@ static int upkeep_due(struct cdo_store *s, int *fold_only)
     return 0;
   if (stat(path, &st) < 0 || now - ((int64_t)st.st_mtim.tv_sec * 1000 +
                                     st.st_mtim.tv_nsec / 1000000) >=
-                                 MAINTAIN_EVERY_MS)
+                                 every_ms)
     return 1;
   if (cdo__store_local_file(s, "-usage", path, sizeof(path), 0) == 0 &&
       stat(path, &st) == 0 && st.st_size >= ROTATE_BYTES) {
@@ -782,32 +515,4 @@ static int upkeep_due(struct cdo_store *s, int *fold_only)
     return 1;
   }
   return 0;
-}
-
-void cdo__store_maintain(struct cdo_store *s)
-{
-  const struct cdo_config *c = s->cfg;
-  uint64_t removed = 0, freed = 0;
-  struct usage u;
-  int fold_only;
-
-  if (s->ops->count != NULL || !upkeep_due(s, &fold_only))
-    return;
-  if (usage_open(s, &u, LOCK_EX | LOCK_NB) < 0) {
-    usage_close(&u); /* someone else is at it, or no local files */
-    return;
-  }
-  /* Write the summary first: it also stamps the time of this upkeep. */
-  if (usage_save(s, &u) == 0 && !fold_only) {
-    if (s->ops->gc != NULL)
-      s->ops->gc(s, cdo__now_ms(), &removed);
-    cdo__store_locks_gc(s, cdo__now_ms());
-    /* Eviction lists every entry: only when a size limit asks for it. */
-    if (c->max_size != 0 &&
-        evict_locked(s, &u, c->max_size, &removed, &freed) == 0)
-      usage_save(s, &u);
-    cdo__explain_prune(s, cdo__now_ms() - 30 * 86400000LL);
-  }
-  usage_close(&u);
-  s->errmsg[0] = 0; /* upkeep failures are nobody's business */
 }
