@@ -102,7 +102,7 @@ int cdo_store_open(struct cdo_store **out, const struct cdo_config *cfg,
   const struct cdo__store_ops *ops;
   struct cdo_store *s;
   const char *rest;
-  char *url;
+  char *url, where[4200];
   int r;
 
   *out = NULL;
@@ -114,6 +114,10 @@ int cdo_store_open(struct cdo_store **out, const struct cdo_config *cfg,
     return CDO_EBADURL;
   }
   ops = find_backend(url, &rest);
+  if (ops != NULL && ops->locate != NULL &&
+      (ops->locate(rest, where, sizeof(where)) < 0 ||
+       (ops = find_backend(where, &rest)) == NULL))
+    ops = NULL;
   if (ops == NULL) {
     cdo__fmt(err, errlen, "invalid cache URL '%s' (%s)", url, expected_urls);
     free(url);

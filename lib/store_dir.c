@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * The directory backends: dir:PATH keeps one file per entry under PATH, and
- * mem: is the same on tmpfs ($XDG_RUNTIME_DIR/cachedo, else /dev/shm).
+ * The directory backend: dir:PATH keeps one file per entry under PATH
+ * (mem:, in store_mem.c, is a dir: cache on tmpfs).
  *
  * Layout under the root:
  *
@@ -87,16 +87,6 @@ static int dir_check_url(const char *rest, char *err, size_t errlen)
   return 0;
 }
 
-static int mem_check_url(const char *rest, char *err, size_t errlen)
-{
-  if (*rest != 0) {
-    cdo__fmt(err, errlen, "unexpected '%s' after 'mem:' (expected mem: alone)",
-             rest);
-    return CDO_EBADURL;
-  }
-  return 0;
-}
-
 /* root followed by suffix, malloc'd; NULL on ENOMEM. */
 static char *path_join(const char *root, const char *suffix)
 {
@@ -153,23 +143,6 @@ static int dir_open(struct cdo_store *s, const char *rest)
 {
   ds(s)->fd = -1;
   return open_root(ds(s), rest);
-}
-
-/* $XDG_RUNTIME_DIR/cachedo when that is a directory, else /dev/shm. */
-static int mem_open(struct cdo_store *s, const char *rest)
-{
-  const char *run = getenv("XDG_RUNTIME_DIR");
-  char root[4096];
-  struct stat st;
-
-  (void)rest;
-  ds(s)->fd = -1;
-  if (run != NULL && run[0] == '/' && stat(run, &st) == 0 &&
-      S_ISDIR(st.st_mode))
-    cdo__fmt(root, sizeof(root), "%s/cachedo", run);
-  else
-    cdo__fmt(root, sizeof(root), "/dev/shm/cachedo-%u", (unsigned)geteuid());
-  return open_root(ds(s), root);
 }
 
 static void dir_close(struct cdo_store *s)
@@ -798,17 +771,21 @@ static int dir_stats(struct cdo_store *s, struct cdo_stats *st)
   return walk(ds(s), 0, stats_one, st);
 }
 
-/* dir: and mem: share everything but how they find their root. */
-#define DIR_OPS(scheme_, name_, check_, open_)                                 \
-  {                                                                            \
-    .scheme = scheme_, .name = name_, .size = sizeof(struct dir_store),        \
-    .check = check_, .open = open_, .close = dir_close, .get = dir_get,        \
-    .put = dir_put, .del = dir_del, .clear = dir_clear, .list = dir_list,      \
-    .stats = dir_stats, .gc = dir_gc, .spool_dir = dir_spool_dir,              \
-    .lock_dir = dir_lock_dir, .local_path = dir_local_path,                    \
-  }
-
-const struct cdo__store_ops cdo__store_dir =
-    DIR_OPS("dir:", "dir", dir_check_url, dir_open);
-const struct cdo__store_ops cdo__store_mem =
-    DIR_OPS("mem:", "mem", mem_check_url, mem_open);
+const struct cdo__store_ops cdo__store_dir = {
+    .scheme = "dir:",
+    .name = "dir",
+    .size = sizeof(struct dir_store),
+    .check = dir_check_url,
+    .open = dir_open,
+    .close = dir_close,
+    .get = dir_get,
+    .put = dir_put,
+    .del = dir_del,
+    .clear = dir_clear,
+    .list = dir_list,
+    .stats = dir_stats,
+    .gc = dir_gc,
+    .spool_dir = dir_spool_dir,
+    .lock_dir = dir_lock_dir,
+    .local_path = dir_local_path,
+};

@@ -67,6 +67,12 @@ struct cdo__store_ops {
   size_t size;        /* bytes of the backend's struct */
   /* Checks the rest of the URL (after the scheme); may be NULL. */
   int (*check)(const char *rest, char *err, size_t errlen);
+  /*
+   * For a backend that is another one at a place it works out (mem: is
+   * dir: on tmpfs): writes into url the URL to open instead, and is the
+   * only member set besides scheme, name and check. 0 or a negative code.
+   */
+  int (*locate)(const char *rest, char *url, size_t len);
   /* Opens the store at rest; on failure close is still called. */
   int (*open)(struct cdo_store *s, const char *rest);
   /* Releases what open acquired; s itself is freed by the caller. */
