@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * Internal umbrella header: the first include of every file in lib/. Shared
- * helpers (buffers, clocks, checksums, files) and the entry codec's types.
+ * helpers (buffers, clocks, checksums, files); the entry codec is entry.h.
  */
 #ifndef CDO_INT_H
 #define CDO_INT_H
@@ -116,96 +116,6 @@ int cdo__dir_check(const char *path, char *err, size_t errlen);
 int cdo__tmpfile(const char *dir);
 /* $XDG_<what>_HOME, else $HOME/<fallback>; malloc'd, NULL if neither. */
 char *cdo__xdg_dir(const char *var, const char *fallback);
-
-/* ---- entries (entry.c) --------------------------------------------------- */
-
-#define CDO__STDOUT      1
-#define CDO__STDERR      2
-#define CDO__TRAILER_LEN 52
-
-/* What the trailer of an entry says. */
-struct cdo__meta {
-  int64_t created_ms;
-  int64_t duration_ms;
-  uint64_t journal_len;
-  uint64_t journal_sum;
-  int exit_status;
-};
-
-/*
- * The bytes of an entry to store: head (in memory: the header, and the
- * whole journal when it is small), then fd_len bytes of the spool file fd
- * from offset 0 (fd_len 0: no spool, fd may be -1), then the trailer (in
- * memory). Borrowed by the backends for the length of one put.
- */
-struct cdo__src {
-  const unsigned char *head;
-  size_t head_len;
-  int fd;
-  uint64_t fd_len;
-  const unsigned char *tail;
-  size_t tail_len;
-};
-static inline uint64_t cdo__src_size(const struct cdo__src *s)
-{
-  return s->head_len + s->fd_len + s->tail_len;
-}
-/* Reads up to n bytes at off of the concatenation; bytes read or -errno. */
-ssize_t cdo__src_read(const struct cdo__src *s, uint64_t off, void *buf,
-                      size_t n);
-
-/*
- * A stored entry as a backend hands it back from get. Exactly one access
- * path is set: mem (bytes in memory), fd (bytes at [off, off+size) of a file,
- * which allows mmap and sendfile), or read (a callback for anything else).
- * free releases everything; the blob owns what it points to.
- */
-struct cdo__blob {
-  uint64_t size;
-  const unsigned char *mem;
-  int fd;
-  uint64_t off;
-  int (*read)(struct cdo__blob *b, void *buf, size_t n, uint64_t off);
-  /*
-   * Optional, for reading without a copy: points *p at the bytes at off and
-   * sets *n to how many follow there (1 <= *n <= want). The bytes stay valid
-   * until the next call or free. 0, -errno or CDO_ECORRUPT.
-   */
-  int (*view)(struct cdo__blob *b, uint64_t off, size_t want,
-              const unsigned char **p, size_t *n);
-  void (*free)(struct cdo__blob *b);
-  void *ctx; /* backend's own */
-};
-/* Exactly n bytes at off of b; 0, -errno or CDO_ECORRUPT. */
-int cdo__blob_read(struct cdo__blob *b, void *buf, size_t n, uint64_t off);
-void cdo__blob_free(struct cdo__blob *b);
-/* A blob over a malloc'd buffer it takes ownership of; NULL on ENOMEM. */
-struct cdo__blob *cdo__blob_from_mem(unsigned char *p, size_t n);
-/* A blob over a whole file it takes ownership of (fd is closed by free). */
-struct cdo__blob *cdo__blob_from_fd(int fd, uint64_t size);
-
-/* Encodes the header for argv into *b. */
-int cdo__entry_header(struct cdo__buf *b, char *const argv[]);
-/* Encodes the trailer for the header bytes and m into out. */
-void cdo__entry_trailer(unsigned char out[CDO__TRAILER_LEN],
-                        const unsigned char *head, size_t head_len,
-                        const struct cdo__meta *m);
-/*
- * Checks everything but the journal's checksum: magic, version, lengths,
- * header checksum. Fills *m and, when argv is non-NULL, *argv with the
- * command joined by spaces (malloc'd). 0 or CDO_ECORRUPT.
- */
-int cdo__entry_peek(struct cdo__blob *b, struct cdo__meta *m, char **argv,
-                    uint64_t *journal_off);
-/* Verifies the journal's checksum and chunk framing. 0 or CDO_ECORRUPT. */
-int cdo__entry_verify(struct cdo__blob *b, const struct cdo__meta *m,
-                      uint64_t journal_off);
-/*
- * Writes the verified journal to fds 1 and 2 in order. A reader that went
- * away (EPIPE) stops output to that fd only.
- */
-int cdo__entry_replay(struct cdo__blob *b, const struct cdo__meta *m,
-                      uint64_t journal_off);
 
 /* ---- keys (key.c) -------------------------------------------------------- */
 

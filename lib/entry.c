@@ -15,7 +15,7 @@
  * A reader validates every length before using it: an entry whose sizes,
  * magic, version, framing or checksums do not agree is CDO_ECORRUPT.
  */
-#include "cdo_int.h"
+#include "entry.h"
 
 #include <poll.h>
 #include <sys/sendfile.h>
@@ -169,44 +169,267 @@ void cdo__entry_trailer(unsigned char out[CDO__TRAILER_LEN],
   memcpy(out + 48, "CDOT", 4);
 }
 
-/* Joins the header's argv with spaces into a malloc'd string. */
+/* ---- the writer ---------------------------------------------------------- */
+
+static int writer_fail(struct cdo__entry_writer *w, const char *what, int r)
+{
+  w->failed = what;
+  return r;
+}
+
+int cdo__entry_begin(struct cdo__entry_writer *w, char *const argv[],
+                     const char *spool_dir, int flags)
+{
+  int r;
+
+  memset(w, 0, sizeof(*w));
+  w->spool = -1;
+  w->spool_dir = spool_dir;
+  w->spool_always = (flags & CDO__ENTRY_SPOOL) != 0;
+  cdo__sum_init(&w->sum);
+  r = cdo__entry_header(&w->head, argv);
+  if (r < 0)
+    return writer_fail(w, "cannot encode the command", r);
+  w->head_len = w->head.len;
+  return 0;
+}
+
+/* Moves the complete chunks to the spool, which it creates first. */
+static int writer_spill(struct cdo__entry_writer *w)
+{
+  int r;
+
+  if (w->spool < 0) {
+    r = cdo__tmpfile(w->spool_dir);
+    if (r < 0)
+      return writer_fail(w, "cannot create a spool file", r);
+    w->spool = r;
+  }
+  r = cdo__write_all(w->spool, w->jbuf, w->jdone);
+  if (r < 0)
+    return writer_fail(w, "cannot write the spool", r);
+  if (w->jlen > 0)
+    memmove(w->jbuf, w->jbuf + w->jdone, CDO__CHUNK_HEAD + w->jlen);
+  w->jdone = 0;
+  return 0;
+}
+
+/* Completes the chunk being merged: its header, the checksum, the length. */
+static void writer_close_chunk(struct cdo__entry_writer *w)
+{
+  unsigned char *c = w->jbuf + w->jdone;
+  size_t n = CDO__CHUNK_HEAD + w->jlen;
+
+  if (w->jlen == 0)
+    return;
+  c[0] = (unsigned char)w->jstream;
+  cdo__put32(c + 1, (uint32_t)w->jlen);
+  cdo__sum_update(&w->sum, c, n);
+  w->meta.journal_len += n;
+  w->jdone += n;
+  w->jlen = 0;
+}
+
+/* Makes the journal buffer hold need bytes: doubles it, up to max. */
+static int writer_grow(struct cdo__entry_writer *w, size_t need, size_t max)
+{
+  size_t cap = 2 * w->jcap;
+  unsigned char *p;
+
+  if (cap < need)
+    cap = need;
+  if (cap > max)
+    cap = max;
+  p = realloc(w->jbuf, cap);
+  if (p == NULL)
+    return writer_fail(w, "out of memory", CDO__ERR(ENOMEM));
+  w->jbuf = p;
+  w->jcap = cap;
+  return 0;
+}
+
+/* Appends n <= CDO__CHUNK_MAX bytes of stream. */
+static int writer_add(struct cdo__entry_writer *w, int stream,
+                      const unsigned char *p, size_t n)
+{
+  const size_t max = CDO__CHUNK_HEAD + CDO__CHUNK_MAX;
+  size_t need;
+  int r;
+
+  if (w->jlen > 0 && (w->jstream != stream || w->jlen + n > CDO__CHUNK_MAX))
+    writer_close_chunk(w);
+  /* At most one chunk's worth in memory. */
+  need = w->jdone + CDO__CHUNK_HEAD + w->jlen + n;
+  if (need > max && w->jdone > 0) {
+    r = writer_spill(w);
+    if (r < 0)
+      return r;
+    need = CDO__CHUNK_HEAD + w->jlen + n;
+  }
+  if (need > w->jcap && (r = writer_grow(w, need, max)) < 0)
+    return r;
+  w->jstream = stream;
+  memcpy(w->jbuf + w->jdone + CDO__CHUNK_HEAD + w->jlen, p, n);
+  w->jlen += n;
+  return 0;
+}
+
+int cdo__entry_add(struct cdo__entry_writer *w, int stream, const void *p,
+                   size_t n)
+{
+  const unsigned char *c = p;
+
+  while (n > 0) {
+    size_t take = n < CDO__CHUNK_MAX ? n : CDO__CHUNK_MAX;
+    int r = writer_add(w, stream, c, take);
+
+    if (r < 0)
+      return r;
+    c += take;
+    n -= take;
+  }
+  return 0;
+}
+
+int cdo__entry_cut(struct cdo__entry_writer *w)
+{
+  writer_close_chunk(w);
+  return w->spool_always && w->jdone > 0 ? writer_spill(w) : 0;
+}
+
+int cdo__entry_add_raw(struct cdo__entry_writer *w, const void *p, size_t n)
+{
+  int r = cdo__entry_cut(w);
+
+  if (r == 0 && w->jdone > 0)
+    r = writer_spill(w);
+  if (r == 0 && w->spool < 0) {
+    r = cdo__tmpfile(w->spool_dir);
+    if (r < 0)
+      return writer_fail(w, "cannot create a spool file", r);
+    w->spool = r;
+    r = 0;
+  }
+  if (r == 0 && n > 0)
+    r = cdo__write_all(w->spool, p, n);
+  if (r < 0)
+    return writer_fail(w, "cannot write the spool", r);
+  if (n > 0)
+    cdo__sum_update(&w->sum, p, n);
+  w->meta.journal_len += n;
+  return 0;
+}
+
+int cdo__entry_finish(struct cdo__entry_writer *w, const struct cdo__meta *m,
+                      struct cdo__src *src)
+{
+  int r = cdo__entry_cut(w);
+
+  /* The journal is all in jbuf unless it outgrew memory, then all spooled. */
+  if (r == 0 && w->spool >= 0 && w->jdone > 0)
+    r = writer_spill(w);
+  w->meta.created_ms = m->created_ms;
+  w->meta.duration_ms = m->duration_ms;
+  w->meta.exit_status = m->exit_status;
+  w->meta.journal_sum = cdo__sum_final(&w->sum);
+  cdo__entry_trailer(w->tail, w->head.p, w->head_len, &w->meta);
+  /* A journal that stayed in memory follows the header there. */
+  if (r == 0 && w->spool < 0 && w->jdone > 0) {
+    r = cdo__buf_add(&w->head, w->jbuf, w->jdone);
+    if (r < 0)
+      return writer_fail(w, "out of memory", r);
+    w->jdone = 0;
+  }
+  if (r < 0)
+    return r;
+  src->head = w->head.p;
+  src->head_len = w->head.len;
+  src->fd = w->spool;
+  src->fd_len = w->spool >= 0 ? w->meta.journal_len : 0;
+  src->tail = w->tail;
+  src->tail_len = sizeof(w->tail);
+  return 0;
+}
+
+void cdo__entry_writer_release(struct cdo__entry_writer *w)
+{
+  if (w == NULL)
+    return;
+  cdo__buf_release(&w->head);
+  if (w->spool >= 0) {
+    if (ftruncate(w->spool, 0) < 0) {
+      /* nothing to do: the spool is unlinked and goes with its fd */
+    }
+    close(w->spool);
+  }
+  free(w->jbuf);
+  w->jbuf = NULL;
+  w->jcap = w->jdone = w->jlen = 0;
+  w->spool = -1;
+}
+
+/* ---- what an entry means ------------------------------------------------- */
+
+int64_t cdo__entry_ttl(const struct cdo_config *c, int exit_status)
+{
+  return exit_status != 0 && c->fail_ttl_ms >= 0 ? c->fail_ttl_ms : c->ttl_ms;
+}
+
+int cdo__argv_render_add(struct cdo__buf *b, size_t i, const char *arg,
+                         size_t n)
+{
+  int r = i > 0 ? cdo__buf_add(b, " ", 1) : 0;
+
+  return r < 0 ? r : cdo__buf_add(b, arg, n);
+}
+
+char *cdo__argv_render(char *const argv[])
+{
+  struct cdo__buf b = {0};
+  size_t i;
+
+  for (i = 0; argv[i] != NULL; i++) {
+    if (cdo__argv_render_add(&b, i, argv[i], strlen(argv[i])) < 0) {
+      cdo__buf_release(&b);
+      return NULL;
+    }
+  }
+  if (b.p == NULL && cdo__buf_add(&b, "", 0) < 0)
+    return NULL;
+  return (char *)b.p;
+}
+
+/* The header's argv as cdo__argv_render() shows it, malloc'd into *out. */
 static int header_argv(const unsigned char *h, size_t n, char **out)
 {
-  size_t off = HEAD_FIXED, argc = cdo__get32(h + 12), i, len;
-  char *s;
+  size_t off = HEAD_FIXED, argc = cdo__get32(h + 12), i;
+  struct cdo__buf b = {0};
+  int r = 0;
 
   if (argc > n)
     return CDO_ECORRUPT;
-  s = malloc(n + 1);
-  if (s == NULL)
-    return CDO__ERR(ENOMEM);
-  len = 0;
-  for (i = 0; i < argc; i++) {
+  for (i = 0; r == 0 && i < argc; i++) {
     size_t l;
 
     if (n - off < 4)
-      goto bad;
+      break;
     l = cdo__get32(h + off);
     off += 4;
     if (l > n - off)
-      goto bad;
-    if (i)
-      s[len++] = ' ';
-    memcpy(s + len, h + off, l);
-    len += l;
+      break;
+    r = cdo__argv_render_add(&b, i, (const char *)h + off, l);
     off += l;
   }
-  if (off != n)
-    goto bad;
-  s[len] = 0;
-  if (out)
-    *out = s;
-  else
-    free(s);
-  return 0;
-bad:
-  free(s);
-  return CDO_ECORRUPT;
+  if (r == 0 && (i < argc || off != n))
+    r = CDO_ECORRUPT;
+  if (r == 0 && b.p == NULL)
+    r = cdo__buf_add(&b, "", 0); /* no argument: an empty string */
+  if (r == 0 && out != NULL) {
+    *out = (char *)b.p;
+    return 0;
+  }
+  cdo__buf_release(&b);
+  return r;
 }
 
 int cdo__entry_peek(struct cdo__blob *b, struct cdo__meta *m, char **argv,
@@ -262,7 +485,7 @@ int cdo__entry_peek(struct cdo__blob *b, struct cdo__meta *m, char **argv,
  * handing each run of data to emit (NULL: check only).
  */
 struct walk {
-  unsigned char hdr[5];
+  unsigned char hdr[CDO__CHUNK_HEAD];
   size_t hdr_n;
   uint64_t left; /* data bytes left in the current chunk */
   int stream;
@@ -274,13 +497,14 @@ static int walk_feed(struct walk *w, const unsigned char *p, size_t n)
 {
   while (n > 0) {
     if (w->left == 0) {
-      size_t take = 5 - w->hdr_n < n ? 5 - w->hdr_n : n;
+      size_t take =
+          CDO__CHUNK_HEAD - w->hdr_n < n ? CDO__CHUNK_HEAD - w->hdr_n : n;
 
       memcpy(w->hdr + w->hdr_n, p, take);
       w->hdr_n += take;
       p += take;
       n -= take;
-      if (w->hdr_n < 5)
+      if (w->hdr_n < CDO__CHUNK_HEAD)
         break;
       w->hdr_n = 0;
       w->stream = w->hdr[0];
@@ -396,10 +620,10 @@ static int emit_write(struct walk *w, const unsigned char *p, size_t n)
 static int replay_fd(struct cdo__blob *b, uint64_t off, uint64_t end)
 {
   int closed[3] = {0, 0, 0};
-  unsigned char hdr[5];
+  unsigned char hdr[CDO__CHUNK_HEAD];
 
   while (off < end) {
-    int r = cdo__pread_all(b->fd, hdr, 5, b->off + off), fd;
+    int r = cdo__pread_all(b->fd, hdr, sizeof(hdr), b->off + off), fd;
     uint64_t left;
     off_t pos;
 
@@ -407,9 +631,10 @@ static int replay_fd(struct cdo__blob *b, uint64_t off, uint64_t end)
       return r;
     fd = hdr[0];
     left = cdo__get32(hdr + 1);
-    if ((fd != CDO__STDOUT && fd != CDO__STDERR) || left + 5 > end - off)
+    if ((fd != CDO__STDOUT && fd != CDO__STDERR) ||
+        left + CDO__CHUNK_HEAD > end - off)
       return CDO_ECORRUPT; /* the file changed since it was verified */
-    off += 5;
+    off += CDO__CHUNK_HEAD;
     pos = (off_t)(b->off + off);
     off += left;
     while (!closed[fd] && left > 0) {

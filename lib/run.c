@@ -15,14 +15,6 @@
 #include <uv.h>
 
 #define READBUF (64 * 1024) /* one read from the command's pipes */
-/*
- * Output of one stream is merged into journal chunks of up to JBUF bytes:
- * large chunks make a large replay a few big sendfile() calls. The journal
- * stays in memory up to that size, in a buffer that grows with it, so a
- * quiet command touches none of it and a small output needs no spool file.
- */
-#define JBUF  (1024 * 1024)
-#define JHEAD 5 /* a chunk's stream byte and 32-bit length */
 
 extern char **environ;
 
@@ -40,16 +32,9 @@ struct runner {
   int term_signal;
   int closed[3]; /* our fd 1 / 2 lost its reader */
   /* the journal */
-  int recording;         /* 0: the result cannot be stored; reason says why */
-  int spool;             /* the spool once the journal outgrew memory, or -1 */
-  const char *spool_dir; /* where to create it; NULL: $TMPDIR */
-  uint64_t out_bytes, journal_len, max_output;
-  struct cdo__sum sum;
-  unsigned char *jbuf; /* owned: complete chunks, then the chunk being merged */
-  size_t jcap;
-  size_t jdone; /* bytes of complete chunks in jbuf, not yet in the spool */
-  size_t jlen;  /* bytes of the chunk being merged, after its JHEAD */
-  int jstream;
+  int recording; /* 0: the result cannot be stored; reason says why */
+  uint64_t out_bytes, max_output;
+  struct cdo__entry_writer w;
   char reason[160]; /* why the result cannot be stored */
   char *readbuf;    /* owned, READBUF bytes; allocated for a piped run */
 };
@@ -121,88 +106,29 @@ static void stop_recording(struct runner *rn, const char *fmt, ...)
   va_start(ap, fmt);
   vsnprintf(rn->reason, sizeof(rn->reason), fmt, ap);
   va_end(ap);
-  if (rn->spool >= 0) {
-    if (ftruncate(rn->spool, 0) < 0) {
-      /* nothing to do: the spool is unlinked and goes with its fd */
-    }
-    close(rn->spool);
-    rn->spool = -1;
-  }
-  rn->jdone = rn->jlen = 0;
+  cdo__entry_writer_release(&rn->w);
 }
 
-/* Moves the complete chunks to the spool, which it creates first. */
-static void journal_spill(struct runner *rn)
+/* The entry writer failed with r: say so once, and record no more. */
+static void journal_failed(struct runner *rn, int r)
 {
-  int r;
+  const char *what = rn->w.failed ? rn->w.failed : "cannot record";
 
-  if (rn->spool < 0) {
-    r = cdo__tmpfile(rn->spool_dir);
-    if (r < 0) {
-      cdo__job_msg(rn->job, 0,
-                   "warning: cannot create a spool file: %s; the result "
-                   "will not be stored",
-                   cdo_strerror(r));
-      stop_recording(rn, "no spool file");
-      return;
-    }
-    rn->spool = r;
-  }
-  r = cdo__write_all(rn->spool, rn->jbuf, rn->jdone);
-  if (r < 0) {
-    cdo__job_msg(rn->job, 0,
-                 "warning: cannot write the spool: %s; the "
-                 "result will not be stored",
-                 cdo_strerror(r));
-    stop_recording(rn, "cannot write the spool: %s", cdo_strerror(r));
-    return;
-  }
-  if (rn->jlen > 0)
-    memmove(rn->jbuf, rn->jbuf + rn->jdone, JHEAD + rn->jlen);
-  rn->jdone = 0;
-}
-
-/* Completes the chunk being merged: its header, the checksum, the length. */
-static void journal_close_chunk(struct runner *rn)
-{
-  unsigned char *c = rn->jbuf + rn->jdone;
-
-  if (rn->jlen == 0)
-    return;
-  c[0] = (unsigned char)rn->jstream;
-  cdo__put32(c + 1, (uint32_t)rn->jlen);
-  cdo__sum_update(&rn->sum, c, JHEAD + rn->jlen);
-  rn->journal_len += JHEAD + rn->jlen;
-  rn->jdone += JHEAD + rn->jlen;
-  rn->jlen = 0;
-}
-
-/* Makes the journal buffer hold need bytes: doubles it, up to one chunk. */
-static int journal_grow(struct runner *rn, size_t need)
-{
-  size_t cap = 2 * rn->jcap;
-  unsigned char *p;
-
-  if (cap < need)
-    cap = need;
-  if (cap > JHEAD + JBUF)
-    cap = JHEAD + JBUF;
-  p = realloc(rn->jbuf, cap);
-  if (p == NULL) {
+  if (r == CDO__ERR(ENOMEM)) {
     cdo__job_msg(rn->job, 0,
                  "warning: out of memory; the result will not be stored");
     stop_recording(rn, "out of memory");
-    return -1;
+    return;
   }
-  rn->jbuf = p;
-  rn->jcap = cap;
-  return 0;
+  cdo__job_msg(rn->job, 0, "warning: %s: %s; the result will not be stored",
+               what, cdo_strerror(r));
+  stop_recording(rn, "%s: %s", what, cdo_strerror(r));
 }
 
-/* Appends output of stream to the journal, merging runs of one stream. */
+/* Appends output of stream to the journal, within --max-output. */
 static void journal_add(struct runner *rn, int stream, const char *p, size_t n)
 {
-  size_t need;
+  int r;
 
   if (!rn->recording)
     return;
@@ -214,34 +140,26 @@ static void journal_add(struct runner *rn, int stream, const char *p, size_t n)
     stop_recording(rn, "output larger than --max-output (%s)", max);
     return;
   }
-  if (rn->jlen > 0 && (rn->jstream != stream || rn->jlen + n > JBUF))
-    journal_close_chunk(rn);
-  /* At most one chunk's worth in memory: n <= READBUF < JBUF. */
-  need = rn->jdone + JHEAD + rn->jlen + n;
-  if (need > JHEAD + JBUF && rn->jdone > 0) {
-    journal_spill(rn);
-    if (!rn->recording)
-      return;
-    need = JHEAD + rn->jlen + n;
-  }
-  if (need > rn->jcap && journal_grow(rn, need) < 0)
-    return;
-  rn->jstream = stream;
-  memcpy(rn->jbuf + rn->jdone + JHEAD + rn->jlen, p, n);
-  rn->jlen += n;
+  r = cdo__entry_add(&rn->w, stream, p, n);
+  if (r < 0)
+    journal_failed(rn, r);
 }
 
-/*
- * Completes the journal after the run. It is all in jbuf (jdone bytes)
- * unless it outgrew memory, then all in the spool.
- */
-static void journal_finish(struct runner *rn)
+/* Completes the journal after the run, into the entry to store in *src. */
+static void journal_finish(struct runner *rn, int64_t start_mono,
+                           struct cdo__src *src)
 {
+  struct cdo__meta m;
+  int r;
+
   if (!rn->recording)
     return;
-  journal_close_chunk(rn);
-  if (rn->spool >= 0 && rn->jdone > 0)
-    journal_spill(rn);
+  m.created_ms = cdo__now_ms();
+  m.duration_ms = cdo__mono_ms() - start_mono;
+  m.exit_status = (int)rn->exit_status;
+  r = cdo__entry_finish(&rn->w, &m, src);
+  if (r < 0)
+    journal_failed(rn, r);
 }
 
 /* ---- libuv callbacks ----------------------------------------------------- */
@@ -500,70 +418,27 @@ static int spawn_and_wait(struct runner *rn)
 
 /* ---- the job ------------------------------------------------------------- */
 
-static char *join_argv(char *const argv[])
-{
-  struct cdo__buf b = {0};
-  size_t i;
-
-  for (i = 0; argv[i] != NULL; i++) {
-    if ((i && cdo__buf_add(&b, " ", 1) < 0) ||
-        cdo__buf_add(&b, argv[i], strlen(argv[i])) < 0) {
-      cdo__buf_release(&b);
-      return NULL;
-    }
-  }
-  return (char *)b.p;
-}
-
-/* Stores the recorded result; returns 0 or the backend's error. */
+/* Stores the finished entry src; returns 0 or the backend's error. */
 static int store_result(struct runner *rn, struct cdo_store *s,
-                        int64_t start_mono)
+                        const struct cdo__src *src)
 {
   struct cdo_job *j = rn->job;
   const struct cdo_config *c = j->cfg;
-  struct cdo__buf head = {0};
-  unsigned char tail[CDO__TRAILER_LEN];
-  struct cdo__meta m;
+  const struct cdo__meta *m = &rn->w.meta;
   struct cdo__put_info info;
-  struct cdo__src src;
-  int64_t ttl =
-      rn->exit_status && c->fail_ttl_ms >= 0 ? c->fail_ttl_ms : c->ttl_ms;
-  char *command;
+  char *command = cdo__argv_render(j->argv);
   int r;
 
-  r = cdo__entry_header(&head, j->argv);
-  command = join_argv(j->argv);
-  if (r < 0 || command == NULL) {
-    cdo__buf_release(&head);
-    free(command);
-    return r < 0 ? r : CDO__ERR(ENOMEM);
-  }
-  m.created_ms = cdo__now_ms();
-  m.duration_ms = cdo__mono_ms() - start_mono;
-  m.journal_len = rn->journal_len;
-  m.journal_sum = cdo__sum_final(&rn->sum);
-  m.exit_status = (int)rn->exit_status;
-  cdo__entry_trailer(tail, head.p, head.len, &m);
-  /* A journal that stayed in memory follows the header there. */
-  if (rn->spool < 0 && (r = cdo__buf_add(&head, rn->jbuf, rn->jdone)) < 0) {
-    cdo__buf_release(&head);
-    free(command);
-    return r;
-  }
-  src.head = head.p;
-  src.head_len = head.len;
-  src.fd = rn->spool;
-  src.fd_len = rn->spool >= 0 ? rn->journal_len : 0;
-  src.tail = tail;
-  src.tail_len = sizeof(tail);
-  info.created_ms = m.created_ms;
-  info.expires_ms = m.created_ms + ttl + c->stale_ms;
-  info.duration_ms = m.duration_ms;
-  info.exit_status = m.exit_status;
+  if (command == NULL)
+    return CDO__ERR(ENOMEM);
+  info.created_ms = m->created_ms;
+  info.expires_ms =
+      m->created_ms + cdo__entry_ttl(c, m->exit_status) + c->stale_ms;
+  info.duration_ms = m->duration_ms;
+  info.exit_status = m->exit_status;
   info.command = command;
   info.scope = c->scope;
-  r = cdo__store_put(s, &j->key, &src, &info);
-  cdo__buf_release(&head);
+  r = cdo__store_put(s, &j->key, src, &info);
   free(command);
   return r;
 }
@@ -580,6 +455,7 @@ static int run_command(struct cdo_job *j, struct cdo_store *s, void *lk,
   const struct cdo_config *c = j->cfg;
   struct runner *rn = calloc(1, sizeof(*rn));
   int64_t start = cdo__mono_ms();
+  struct cdo__src src;
   int r, failure = 0;
 
   if (rn == NULL) {
@@ -588,14 +464,15 @@ static int run_command(struct cdo_job *j, struct cdo_store *s, void *lk,
     return 0;
   }
   rn->job = j;
-  rn->spool = -1;
   rn->store = s;
   rn->lock = lk;
   rn->max_output = c->max_output;
-  cdo__sum_init(&rn->sum);
+  rn->w.spool = -1;
   if (s != NULL) {
     rn->recording = 1;
-    rn->spool_dir = cdo__store_spool_dir(s);
+    r = cdo__entry_begin(&rn->w, j->argv, cdo__store_spool_dir(s), 0);
+    if (r < 0)
+      journal_failed(rn, r);
   }
   rn->piped = s != NULL;
   r = spawn_and_wait(rn);
@@ -617,7 +494,7 @@ static int run_command(struct cdo_job *j, struct cdo_store *s, void *lk,
     res->outcome = CDO_UNCACHED;
     goto out;
   }
-  journal_finish(rn);
+  journal_finish(rn, start, &src);
   res->exit_status = (int)rn->exit_status;
   res->term_signal = rn->term_signal;
   res->outcome = s ? CDO_MISS_NOT_STORED : CDO_UNCACHED;
@@ -640,7 +517,7 @@ static int run_command(struct cdo_job *j, struct cdo_store *s, void *lk,
     cdo__fmt(res->reason, sizeof(res->reason),
              "exit status %d; the stored successful result is kept",
              (int)rn->exit_status);
-  else if ((r = store_result(rn, s, start)) < 0) {
+  else if ((r = store_result(rn, s, &src)) < 0) {
     cdo__job_msg(
         j, 0, "warning: cannot store the result in '%s': %s", cdo_store_url(s),
         cdo_store_errmsg(s)[0] ? cdo_store_errmsg(s) : cdo_strerror(r));
@@ -649,9 +526,7 @@ static int run_command(struct cdo_job *j, struct cdo_store *s, void *lk,
   } else
     res->outcome = CDO_MISS_STORED;
 out:
-  if (rn->spool >= 0)
-    close(rn->spool);
-  free(rn->jbuf);
+  cdo__entry_writer_release(&rn->w);
   free(rn);
   return failure;
 }

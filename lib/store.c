@@ -204,8 +204,7 @@ int cdo__store_lookup(struct cdo_store *s, const struct cdo__key *k,
     return r < 0 ? r : CDO__MISS;
   r = cdo__entry_peek(b, m, NULL, journal_off);
   if (r == 0) {
-    ttl =
-        m->exit_status != 0 && c->fail_ttl_ms >= 0 ? c->fail_ttl_ms : c->ttl_ms;
+    ttl = cdo__entry_ttl(c, m->exit_status);
     age = cdo__now_ms() - m->created_ms;
     if (age < -5000)
       age = INT64_MAX / 2; /* from the future: the clock went back; stale */

@@ -6,7 +6,7 @@
 #ifndef CDO_STORE_INT_H
 #define CDO_STORE_INT_H
 
-#include "cdo_int.h"
+#include "entry.h"
 
 /* What a backend records next to an entry's bytes, for --list and --gc. */
 struct cdo__put_info {

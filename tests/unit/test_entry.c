@@ -444,6 +444,142 @@ static void test_src_read(void **state)
   unit_entry_release(&e);
 }
 
+/* The bytes of a finished writer's entry, malloc'd; *n their count. */
+static unsigned char *src_bytes(const struct cdo__src *src, size_t *n)
+{
+  unsigned char *p;
+  size_t off = 0;
+
+  *n = (size_t)cdo__src_size(src);
+  p = malloc(*n);
+  assert_non_null(p);
+  while (off < *n) {
+    ssize_t r = cdo__src_read(src, off, p + off, *n - off);
+
+    assert_true(r > 0);
+    off += (size_t)r;
+  }
+  return p;
+}
+
+/*
+ * The runner's writer merges runs of one stream into one chunk, keeps a
+ * small journal in memory after the header, and frames it as the reader
+ * expects.
+ */
+static void test_writer_merges(void **state)
+{
+  char *const argv[] = {"sh", "-c", "x", NULL};
+  const unsigned char want[] = "\1\0\0\0\4abcd\2\0\0\0\1e\1\0\0\0\1f";
+  struct cdo__entry_writer w;
+  struct cdo__meta m = {100, 7, 0, 0, 3}, got;
+  struct cdo__src src;
+  struct cdo__blob *b;
+  unsigned char *bytes;
+  uint64_t joff;
+  size_t n;
+
+  (void)state;
+  unit_ok(cdo__entry_begin(&w, argv, NULL, 0));
+  unit_ok(cdo__entry_add(&w, CDO__STDOUT, "ab", 2));
+  unit_ok(cdo__entry_add(&w, CDO__STDOUT, "cd", 2));
+  unit_ok(cdo__entry_add(&w, CDO__STDERR, "e", 1));
+  unit_ok(cdo__entry_add(&w, CDO__STDOUT, "f", 1));
+  unit_ok(cdo__entry_finish(&w, &m, &src));
+  assert_int_equal(src.fd, -1); /* small: no spool */
+  assert_int_equal(w.meta.journal_len, sizeof(want) - 1);
+  bytes = src_bytes(&src, &n);
+  b = unit_blob_mem(bytes, n);
+  unit_ok(cdo__entry_peek(b, &got, NULL, &joff));
+  assert_memory_equal(bytes + joff, want, sizeof(want) - 1);
+  assert_int_equal(got.created_ms, 100);
+  assert_int_equal(got.duration_ms, 7);
+  assert_int_equal(got.exit_status, 3);
+  unit_ok(cdo__entry_verify(b, &got, joff));
+  cdo__blob_free(b);
+  free(bytes);
+  cdo__entry_writer_release(&w);
+  cdo__entry_writer_release(&w); /* twice is fine */
+}
+
+/*
+ * A journal larger than one chunk moves to a spool; no chunk exceeds
+ * CDO__CHUNK_MAX, and a replay gives back every byte in order.
+ */
+static void test_writer_spools(void **state)
+{
+  char *const argv[] = {"big", NULL};
+  const size_t piece = 65536, pieces = 40; /* 2.5 MiB of stdout */
+  struct cdo__buf out = {0}, err = {0};
+  struct cdo__entry_writer w;
+  struct cdo__meta m = {1, 1, 0, 0, 0};
+  struct cdo__src src;
+  struct cdo__blob *b;
+  unsigned char *data = malloc(piece), *bytes;
+  size_t i, n, off;
+  uint64_t joff;
+
+  (void)state;
+  assert_non_null(data);
+  unit_ok(cdo__entry_begin(&w, argv, NULL, 0));
+  for (i = 0; i < pieces; i++) {
+    unit_random(data, piece, i);
+    unit_ok(cdo__entry_add(&w, CDO__STDOUT, data, piece));
+    unit_ok(cdo__buf_add(&out, data, piece));
+  }
+  unit_ok(cdo__entry_add(&w, CDO__STDERR, "tail", 4));
+  unit_ok(cdo__buf_add(&err, "tail", 4));
+  unit_ok(cdo__entry_finish(&w, &m, &src));
+  assert_true(src.fd >= 0);
+  assert_int_equal(src.fd_len, w.meta.journal_len);
+  bytes = src_bytes(&src, &n);
+  b = unit_blob_mem(bytes, n);
+  unit_ok(cdo__entry_peek(b, &m, NULL, &joff));
+  for (off = joff; off < joff + m.journal_len;) {
+    uint32_t len = cdo__get32(bytes + off + 1);
+
+    assert_true(len > 0 && len <= CDO__CHUNK_MAX);
+    off += CDO__CHUNK_HEAD + len;
+  }
+  assert_int_equal(off, joff + m.journal_len);
+  check_blob(b, &m, "big", &out, &err);
+  cdo__blob_free(b);
+  cdo__entry_writer_release(&w);
+  cdo__buf_release(&out);
+  cdo__buf_release(&err);
+  free(data);
+}
+
+/* Failures use the --fail-ttl when one is set, else the --ttl. */
+static void test_entry_ttl(void **state)
+{
+  struct cdo_config c;
+
+  (void)state;
+  memset(&c, 0, sizeof(c));
+  c.ttl_ms = 60000;
+  c.fail_ttl_ms = -1;
+  assert_int_equal(cdo__entry_ttl(&c, 0), 60000);
+  assert_int_equal(cdo__entry_ttl(&c, 1), 60000);
+  c.fail_ttl_ms = 0;
+  assert_int_equal(cdo__entry_ttl(&c, 0), 60000);
+  assert_int_equal(cdo__entry_ttl(&c, 2), 0);
+}
+
+/* The displayed command: arguments joined by spaces, empty ones kept. */
+static void test_argv_render(void **state)
+{
+  char *s;
+
+  (void)state;
+  s = cdo__argv_render((char *const[]){"a", "", "b c", NULL});
+  assert_string_equal(s, "a  b c");
+  free(s);
+  s = cdo__argv_render((char *const[]){NULL});
+  assert_string_equal(s, "");
+  free(s);
+}
+
 int main(void)
 {
   const struct CMUnitTest tests[] = {
@@ -457,6 +593,10 @@ int main(void)
       cmocka_unit_test(test_header_too_big),
       cmocka_unit_test(test_blob_bounds),
       cmocka_unit_test(test_src_read),
+      cmocka_unit_test(test_writer_merges),
+      cmocka_unit_test(test_writer_spools),
+      cmocka_unit_test(test_entry_ttl),
+      cmocka_unit_test(test_argv_render),
   };
 
   return cmocka_run_group_tests_name("entry", tests, NULL, NULL);

@@ -6,7 +6,7 @@
 #ifndef CDO_UNIT_H
 #define CDO_UNIT_H
 
-#include "cdo_int.h"
+#include "entry.h"
 
 #include <fcntl.h>
 #include <ftw.h>
@@ -123,60 +123,44 @@ static inline void unit_random(void *p, size_t n, uint64_t seed)
 /* ---- entries ------------------------------------------------------------- */
 
 /*
- * An entry being built the way the runner builds one: the header in memory,
- * the journal streamed into a spool file, the trailer computed at the end.
- * Usage: unit_entry_begin, any number of unit_entry_chunk / unit_entry_raw,
- * unit_entry_end; then e.src describes the whole entry and e.meta its
- * trailer. Release with unit_entry_release.
+ * An entry built with the runner's writer (entry.h), its journal in a spool
+ * file. Usage: unit_entry_begin, any number of unit_entry_chunk /
+ * unit_entry_raw, unit_entry_end; then e.src describes the whole entry,
+ * e.meta its trailer, e.head.len is the header's length and e.fd the spool.
+ * Release with unit_entry_release.
  */
 struct unit_entry {
-  struct cdo__buf head;
-  int fd;
-  struct cdo__sum sum;
+  struct cdo__entry_writer w;
+  struct cdo__buf head; /* the header (borrowed from w) */
+  int fd;               /* after end: the spool, or -1 (borrowed from w) */
   struct cdo__meta meta;
   unsigned char tail[CDO__TRAILER_LEN];
   struct cdo__src src;
-  char *command; /* argv joined by spaces */
+  char *command; /* argv as --list shows it */
 };
 
 static inline void unit_entry_begin(struct unit_entry *e, char *const argv[])
 {
-  size_t i, n = 0;
-
   memset(e, 0, sizeof(*e));
-  unit_ok(cdo__entry_header(&e->head, argv));
-  e->fd = cdo__tmpfile(NULL);
-  assert_true(e->fd >= 0);
-  cdo__sum_init(&e->sum);
-  for (i = 0; argv[i] != NULL; i++)
-    n += strlen(argv[i]) + 1;
-  e->command = calloc(1, n + 1);
+  unit_ok(cdo__entry_begin(&e->w, argv, NULL, CDO__ENTRY_SPOOL));
+  e->head = e->w.head; /* the header stays put: the journal is spooled */
+  e->fd = -1;
+  e->command = cdo__argv_render(argv);
   assert_non_null(e->command);
-  for (i = 0; argv[i] != NULL; i++) {
-    if (i > 0)
-      strcat(e->command, " ");
-    strcat(e->command, argv[i]);
-  }
 }
 
 /* Appends raw journal bytes, framed or not. */
 static inline void unit_entry_raw(struct unit_entry *e, const void *p, size_t n)
 {
-  unit_ok(cdo__write_all(e->fd, p, n));
-  cdo__sum_update(&e->sum, n ? p : "", n);
-  e->meta.journal_len += n;
+  unit_ok(cdo__entry_add_raw(&e->w, p, n));
 }
 
 /* Appends one journal chunk: stream CDO__STDOUT or CDO__STDERR, n > 0. */
 static inline void unit_entry_chunk(struct unit_entry *e, int stream,
                                     const void *p, size_t n)
 {
-  unsigned char hdr[5];
-
-  hdr[0] = (unsigned char)stream;
-  cdo__put32(hdr + 1, (uint32_t)n);
-  unit_entry_raw(e, hdr, 5);
-  unit_entry_raw(e, p, n);
+  unit_ok(cdo__entry_add(&e->w, stream, p, n));
+  unit_ok(cdo__entry_cut(&e->w));
 }
 
 /* Appends a NUL-terminated string as one chunk. */
@@ -190,24 +174,20 @@ static inline void unit_entry_str(struct unit_entry *e, int stream,
 static inline void unit_entry_end(struct unit_entry *e, int exit_status,
                                   int64_t created_ms)
 {
-  e->meta.created_ms = created_ms;
-  e->meta.duration_ms = 1234;
-  e->meta.exit_status = exit_status;
-  e->meta.journal_sum = cdo__sum_final(&e->sum);
-  cdo__entry_trailer(e->tail, e->head.p, e->head.len, &e->meta);
-  e->src.head = e->head.p;
-  e->src.head_len = e->head.len;
-  e->src.fd = e->fd;
-  e->src.fd_len = e->meta.journal_len;
-  e->src.tail = e->tail;
-  e->src.tail_len = sizeof(e->tail);
+  struct cdo__meta m = {0};
+
+  m.created_ms = created_ms;
+  m.duration_ms = 1234;
+  m.exit_status = exit_status;
+  unit_ok(cdo__entry_finish(&e->w, &m, &e->src));
+  e->meta = e->w.meta;
+  e->fd = e->w.spool;
+  memcpy(e->tail, e->w.tail, sizeof(e->tail));
 }
 
 static inline void unit_entry_release(struct unit_entry *e)
 {
-  cdo__buf_release(&e->head);
-  if (e->fd >= 0)
-    close(e->fd);
+  cdo__entry_writer_release(&e->w);
   free(e->command);
   e->fd = -1;
   e->command = NULL;
