@@ -5,8 +5,10 @@
  * argv; a later miss of the same command compares its own components with
  * the nearest remembered set and names what differs.
  *
- * One file per argv, P-explain/<16 hex digits of the argv digest>, P being
- * the store's local path prefix (store_int.h), replaced whole by rename:
+ * One file per argv, P-explain/<16 hex digits of cdo__key_argv_digest()>,
+ * P being the store's local path prefix (store_int.h), replaced whole by
+ * rename. The items are the hashed parts of the key's components (the
+ * table in key.c), argv aside:
  *
  *   file  = "cdoexpl2" u32(n) set{n} u64(cdo__sum of everything before)
  *   set   = i64(stored ms) u32(count) item{count}        newest set first
@@ -64,86 +66,72 @@ static void digest(unsigned char type, const void *a, size_t an, const void *b,
     free(m);
 }
 
-static struct item *add_item(struct set *st, unsigned char type,
-                             const char *name, size_t name_len)
-{
-  struct item *it = &st->items[st->n++];
+struct set_builder {
+  struct set *st;
+  size_t cap;
+  int r;
+};
 
-  it->type = type;
-  it->name = name ? name : "";
-  it->name_len = name ? name_len : 0;
-  return it;
+/* One hashed part of the job's key as an item of the set. */
+static void add_part(void *ud, const struct cdo__key_comp *c,
+                     const struct cdo__key_part *p)
+{
+  struct set_builder *sb = ud;
+  struct item *it;
+
+  if (c->type == 0 || !p->hashed || sb->r < 0)
+    return; /* argv names the side file itself */
+  if (sb->st->n == sb->cap) {
+    size_t cap = sb->cap ? 2 * sb->cap : 16;
+    struct item *v = realloc(sb->st->items, cap * sizeof(*v));
+
+    if (v == NULL) {
+      sb->r = CDO__ERR(ENOMEM);
+      return;
+    }
+    sb->st->items = v;
+    sb->cap = cap;
+  }
+  it = &sb->st->items[sb->st->n++];
+  it->type = c->type;
+  it->name = p->name ? p->name : "";
+  it->name_len = p->name ? p->name_len : 0;
+  if (p->v1 == NULL)
+    memset(it->d, 0, sizeof(it->d)); /* a flag */
+  else
+    digest(c->type, p->v1, p->n1, p->v2, p->n2, it->d);
 }
 
 /* The job's components; items borrow from j. */
 static int job_set(const struct cdo_job *j, struct set *st)
 {
-  unsigned char num[20];
-  size_t i;
+  struct set_builder sb = {st, 0, 0};
 
   st->stored_ms = cdo__now_ms();
   st->n = 0;
-  st->items = calloc(j->n_env + j->n_files + 6, sizeof(*st->items));
+  sb.cap = j->n_env + j->n_files + 8; /* every part, at most */
+  st->items = malloc(sb.cap * sizeof(*st->items));
   if (st->items == NULL)
     return CDO__ERR(ENOMEM);
-  if (j->exe_real != NULL) {
-    cdo__put64(num, (uint64_t)j->exe_st.st_size);
-    cdo__put64(num + 8, (uint64_t)j->exe_st.st_mtim.tv_sec);
-    cdo__put32(num + 16, (uint32_t)j->exe_st.st_mtim.tv_nsec);
-    digest('x', j->exe_real, strlen(j->exe_real) + 1, num, sizeof(num),
-           add_item(st, 'x', NULL, 0)->d);
-  } else {
-    digest('x', j->argv[0], strlen(j->argv[0]), NULL, 0,
-           add_item(st, 'x', NULL, 0)->d);
+  cdo__key_walk(j, 0, add_part, &sb);
+  if (sb.r < 0) {
+    free(st->items);
+    st->items = NULL;
   }
-  if (j->cwd != NULL)
-    digest('c', j->cwd, strlen(j->cwd), NULL, 0, add_item(st, 'c', NULL, 0)->d);
-  for (i = 0; i < j->n_env; i++) {
-    size_t nl = strcspn(j->env[i], "=");
-    const char *v = j->env[i] + nl + 1;
-
-    digest('e', v, strlen(v), NULL, 0, add_item(st, 'e', j->env[i], nl)->d);
-  }
-  if (j->cfg->pure)
-    memset(add_item(st, 'p', NULL, 0)->d, 0, 8);
-  for (i = 0; i < j->n_files; i++) {
-    const struct cdo__file_digest *f = &j->files[i];
-
-    if (f->absent)
-      digest('f', "absent", 6, NULL, 0,
-             add_item(st, 'f', f->path, strlen(f->path))->d);
-    else
-      digest('f', f->digest, 32, NULL, 0,
-             add_item(st, 'f', f->path, strlen(f->path))->d);
-  }
-  if (j->stdin_fd >= 0)
-    digest('s', j->stdin_digest, 32, NULL, 0, add_item(st, 's', NULL, 0)->d);
-  if (j->cfg->scope != NULL)
-    digest('o', j->cfg->scope, strlen(j->cfg->scope), NULL, 0,
-           add_item(st, 'o', NULL, 0)->d);
-  return 0;
+  return sb.r;
 }
 
 /* P-explain/<argv digest>: the side file of j's command. */
 static int side_path(const struct cdo_job *j, struct cdo_store *s, char *buf,
                      size_t len, char *dir, size_t dirlen)
 {
-  crypto_hash_sha256_state h;
-  unsigned char d[32], n[8];
-  size_t i;
+  unsigned char d[32];
   int r;
 
   r = cdo__store_local_file(s, "-explain", dir, dirlen, 0);
   if (r < 0)
     return r;
-  crypto_hash_sha256_init(&h);
-  for (i = 0; j->argv[i] != NULL; i++) {
-    cdo__put64(n, strlen(j->argv[i]));
-    crypto_hash_sha256_update(&h, n, 8);
-    crypto_hash_sha256_update(&h, (const unsigned char *)j->argv[i],
-                              strlen(j->argv[i]));
-  }
-  crypto_hash_sha256_final(&h, d);
+  cdo__key_argv_digest(j, d);
   cdo__fmt(buf, len, "%s/%016llx", dir, (unsigned long long)cdo__get64(d));
   return 0;
 }
@@ -349,76 +337,22 @@ struct teller {
   void *ud;
 };
 
-static const char *component_name(unsigned char type)
-{
-  switch (type) {
-  case 'x':
-    return "exe";
-  case 'c':
-    return "cwd";
-  case 'e':
-    return "env";
-  case 'p':
-    return "pure";
-  case 'f':
-    return "file";
-  case 's':
-    return "stdin";
-  case 'o':
-    return "scope";
-  default:
-    return "other";
-  }
-}
-
 /* What differs in one component, in words; now or then may be NULL. */
 static void tell(void *ud, const struct item *now, const struct item *then)
 {
   const struct teller *t = ud;
   const struct item *it = now ? now : then;
-  const char *how;
+  const struct cdo__key_comp *c = cdo__key_comp(it->type);
+  const char *how = "differs";
   char buf[600];
 
-  switch (it->type) {
-  case 'x':
-    how = "another executable, or the same one changed (size or mtime)";
-    break;
-  case 'c':
-    how = now && then ? "another working directory"
-          : now       ? "hashed now, not then (--no-cwd)"
-                      : "not hashed now (--no-cwd)";
-    break;
-  case 'e':
-    how = now && then ? "another value"
-          : now       ? "set now, unset or not hashed then"
-                      : "unset or not hashed now, set then";
-    break;
-  case 'p':
-    how = now ? "--pure now, not then" : "--pure then, not now";
-    break;
-  case 'f':
-    how = now && then ? "other contents"
-          : now       ? "hashed now, not then"
-                      : "hashed then, not now";
-    break;
-  case 's':
-    how = now && then ? "other input"
-          : now       ? "hashed now (--stdin), not then"
-                      : "hashed then (--stdin), not now";
-    break;
-  case 'o':
-    how = now && then ? "another scope"
-          : now       ? "a scope now, none then"
-                      : "a scope then, none now";
-    break;
-  default:
-    how = "differs";
-  }
+  if (c != NULL)
+    how = c->how[now && then ? 0 : now ? 1 : 2];
   if (it->name_len > 0)
     cdo__fmt(buf, sizeof(buf), "%.*s: %s", (int)it->name_len, it->name, how);
   else
     cdo__fmt(buf, sizeof(buf), "%s", how);
-  t->fn(t->ud, component_name(it->type), buf);
+  t->fn(t->ud, c ? c->label : "other", buf);
 }
 
 int cdo_job_explain_miss(struct cdo_job *j, struct cdo_store *s,

@@ -36,6 +36,40 @@ struct cdo_job {
   void *ud;
 };
 
+/*
+ * One part of a key component (key.c): an argument, a variable, a file, or
+ * the component whole.
+ */
+struct cdo__key_part {
+  const char *name; /* a variable's name, a file's path; else NULL */
+  size_t name_len;
+  const void *v1, *v2; /* the value that decides, in one or two pieces */
+  size_t n1, n2;       /* (v1 NULL: a flag, no value) */
+  const char *shown;   /* what --explain shows, when walked to show */
+  int hashed;          /* 0: shown by --explain only (left out of the key) */
+};
+
+/* A component of the key, as key.c's table describes it. */
+struct cdo__key_comp {
+  unsigned char type; /* its byte in the explain side files; 0: none there */
+  const char *label;  /* its name in --explain and in miss notes */
+  const char *how[3]; /* a difference in words: in both, only now, only then */
+};
+
+typedef void (*cdo__key_part_fn)(void *ud, const struct cdo__key_comp *c,
+                                 const struct cdo__key_part *p);
+/*
+ * Hands every part of j's key to fn, component by component in the order
+ * they are hashed; with show, also the parts --explain shows though they
+ * are not hashed, each with its text in shown (valid during the call).
+ */
+void cdo__key_walk(const struct cdo_job *j, int show, cdo__key_part_fn fn,
+                   void *ud);
+/* The component whose side-file type byte is type, or NULL. */
+const struct cdo__key_comp *cdo__key_comp(unsigned char type);
+/* SHA-256 of the argv component as the key encodes it: the command's id. */
+void cdo__key_argv_digest(const struct cdo_job *j, unsigned char out[32]);
+
 /* Sends one message line through the job's callback (printf-style). */
 void cdo__job_msg(struct cdo_job *j, int level, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));

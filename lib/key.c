@@ -480,63 +480,373 @@ static int spool_stdin(struct cdo_job *j, char *err, size_t errlen)
   return 0;
 }
 
+/* ---- the key's components ------------------------------------------------ */
+
+/* The first 8 bytes of a digest as 16 hex digits. */
+static void hex16(const unsigned char *d, char out[17])
+{
+  static const char hex[] = "0123456789abcdef";
+  int i;
+
+  for (i = 0; i < 8; i++) {
+    out[2 * i] = hex[d[i] >> 4];
+    out[2 * i + 1] = hex[d[i] & 15];
+  }
+  out[16] = 0;
+}
+
+/* The start of SHA-256(p, n), for showing a value without revealing it. */
+static void short_digest(const void *p, size_t n, char out[17])
+{
+  unsigned char d[32];
+
+  crypto_hash_sha256(d, p, n);
+  hex16(d, out);
+}
+
+/*
+ * What a component's walk hands out: one part, with the text --explain
+ * shows when the walk was asked to show (buf is scratch for it).
+ */
+struct walker {
+  const struct cdo__key_comp *comp;
+  int show;
+  cdo__key_part_fn fn;
+  void *ud;
+  char buf[4400];
+};
+
+static void emit(struct walker *w, struct cdo__key_part *p)
+{
+  if (!w->show)
+    p->shown = NULL;
+  else if (p->shown == NULL)
+    p->shown = w->buf;
+  w->fn(w->ud, w->comp, p);
+}
+
+static void hash_argv(const struct cdo_job *j, struct key_writer *w)
+{
+  size_t i, argc = 0;
+
+  while (j->argv[argc] != NULL)
+    argc++;
+  w_tag(w, "argv");
+  w_u32(w, (uint32_t)argc);
+  for (i = 0; i < argc; i++)
+    w_str(w, j->argv[i]);
+}
+
+static void walk_argv(const struct cdo_job *j, struct walker *w)
+{
+  size_t i;
+
+  for (i = 0; j->argv[i] != NULL; i++) {
+    struct cdo__key_part p = {.hashed = 1, .v1 = j->argv[i]};
+
+    p.n1 = strlen(j->argv[i]);
+    if (w->show)
+      cdo__fmt(w->buf, sizeof(w->buf), "[%zu] '%s'", i, j->argv[i]);
+    emit(w, &p);
+  }
+}
+
+/* The executable's size and mtime, as the key encodes them. */
+static void exe_stamp(const struct cdo_job *j, unsigned char out[20])
+{
+  cdo__put64(out, (uint64_t)j->exe_st.st_size);
+  cdo__put64(out + 8, (uint64_t)j->exe_st.st_mtim.tv_sec);
+  cdo__put32(out + 16, (uint32_t)j->exe_st.st_mtim.tv_nsec);
+}
+
+static void hash_exe(const struct cdo_job *j, struct key_writer *w)
+{
+  unsigned char stamp[20];
+
+  if (j->exe_real != NULL) {
+    w_tag(w, "exe");
+    w_str(w, j->exe_real);
+    exe_stamp(j, stamp);
+    w_add(w, stamp, sizeof(stamp));
+  } else {
+    w_tag(w, "exe-missing");
+    w_str(w, j->argv[0]);
+  }
+}
+
+static void walk_exe(const struct cdo_job *j, struct walker *w)
+{
+  struct cdo__key_part p = {.hashed = 1};
+  unsigned char stamp[20];
+
+  if (j->exe_real != NULL) {
+    exe_stamp(j, stamp);
+    p.v1 = j->exe_real;
+    p.n1 = strlen(j->exe_real) + 1;
+    p.v2 = stamp;
+    p.n2 = sizeof(stamp);
+    if (w->show)
+      cdo__fmt(w->buf, sizeof(w->buf), "%s size=%lld mtime=%lld.%09ld",
+               j->exe_real, (long long)j->exe_st.st_size,
+               (long long)j->exe_st.st_mtim.tv_sec,
+               (long)j->exe_st.st_mtim.tv_nsec);
+  } else {
+    p.v1 = j->argv[0];
+    p.n1 = strlen(j->argv[0]);
+    if (w->show)
+      cdo__fmt(w->buf, sizeof(w->buf), "'%s' (not found)", j->argv[0]);
+  }
+  emit(w, &p);
+}
+
+static void hash_cwd(const struct cdo_job *j, struct key_writer *w)
+{
+  if (j->cwd != NULL) {
+    w_tag(w, "cwd");
+    w_str(w, j->cwd);
+  }
+}
+
+static void walk_cwd(const struct cdo_job *j, struct walker *w)
+{
+  struct cdo__key_part p = {0};
+
+  if (j->cwd != NULL) {
+    p.hashed = 1;
+    p.v1 = j->cwd;
+    p.n1 = strlen(j->cwd);
+    p.shown = j->cwd;
+  } else {
+    p.shown = j->uncacheable ? "(unreadable: not cacheable)"
+                             : "(not hashed: --no-cwd)";
+  }
+  if (p.hashed || w->show)
+    emit(w, &p);
+}
+
+static void hash_env(const struct cdo_job *j, struct key_writer *w)
+{
+  size_t i;
+
+  w_tag(w, "env");
+  w_u32(w, (uint32_t)j->n_env);
+  for (i = 0; i < j->n_env; i++) {
+    size_t nl = j->env_nl[i];
+
+    w_lp(w, j->env[i], nl);
+    w_str(w, j->env[i] + nl + 1);
+  }
+}
+
+static void walk_env(const struct cdo_job *j, struct walker *w)
+{
+  char dig[17];
+  size_t i;
+
+  if (j->cfg->no_env && w->show) {
+    struct cdo__key_part p = {.shown = "(not hashed: --no-env)"};
+
+    emit(w, &p);
+  }
+  for (i = 0; i < j->n_env; i++) {
+    struct cdo__key_part p = {.hashed = 1, .name = j->env[i]};
+
+    p.name_len = j->env_nl[i];
+    p.v1 = j->env[i] + p.name_len + 1;
+    p.n1 = strlen(p.v1);
+    if (w->show) {
+      short_digest(p.v1, p.n1, dig);
+      cdo__fmt(w->buf, sizeof(w->buf), "%.*s sha256:%s", (int)p.name_len,
+               p.name, dig);
+    }
+    emit(w, &p);
+  }
+}
+
+static void hash_pure(const struct cdo_job *j, struct key_writer *w)
+{
+  if (j->cfg->pure)
+    w_tag(w, "pure");
+}
+
+static void walk_pure(const struct cdo_job *j, struct walker *w)
+{
+  struct cdo__key_part p = {.hashed = 1};
+
+  p.shown = "the command runs with only the variables above";
+  if (j->cfg->pure)
+    emit(w, &p); /* no value: a flag */
+}
+
+static void hash_files(const struct cdo_job *j, struct key_writer *w)
+{
+  size_t i;
+
+  for (i = 0; i < j->n_files; i++) {
+    w_tag(w, "file");
+    w_str(w, j->files[i].path);
+    if (j->files[i].absent)
+      w_add(w, "absent", 6);
+    else
+      w_add(w, j->files[i].digest, 32);
+  }
+}
+
+static void walk_files(const struct cdo_job *j, struct walker *w)
+{
+  char dig[17];
+  size_t i;
+
+  for (i = 0; i < j->n_files; i++) {
+    const struct cdo__file_digest *f = &j->files[i];
+    struct cdo__key_part p = {.hashed = 1, .name = f->path};
+
+    p.name_len = strlen(f->path);
+    p.v1 = f->absent ? (const void *)"absent" : f->digest;
+    p.n1 = f->absent ? 6 : 32;
+    if (w->show && f->absent) {
+      cdo__fmt(w->buf, sizeof(w->buf), "%s absent", f->path);
+    } else if (w->show) {
+      hex16(f->digest, dig);
+      cdo__fmt(w->buf, sizeof(w->buf), "%s sha256:%s", f->path, dig);
+    }
+    emit(w, &p);
+  }
+}
+
+static void hash_stdin(const struct cdo_job *j, struct key_writer *w)
+{
+  if (j->stdin_fd >= 0) {
+    w_tag(w, "stdin");
+    w_add(w, j->stdin_digest, 32);
+  }
+}
+
+static void walk_stdin(const struct cdo_job *j, struct walker *w)
+{
+  struct cdo__key_part p = {.hashed = 1, .v1 = j->stdin_digest, .n1 = 32};
+  char dig[17];
+
+  if (j->stdin_fd < 0)
+    return;
+  if (w->show) {
+    hex16(j->stdin_digest, dig);
+    cdo__fmt(w->buf, sizeof(w->buf), "sha256:%s", dig);
+  }
+  emit(w, &p);
+}
+
+static void hash_scope(const struct cdo_job *j, struct key_writer *w)
+{
+  if (j->cfg->scope != NULL) {
+    w_tag(w, "scope");
+    w_str(w, j->cfg->scope);
+  }
+}
+
+static void walk_scope(const struct cdo_job *j, struct walker *w)
+{
+  struct cdo__key_part p = {.hashed = 1, .v1 = j->cfg->scope};
+
+  if (j->cfg->scope == NULL)
+    return;
+  p.n1 = strlen(j->cfg->scope);
+  p.shown = j->cfg->scope;
+  emit(w, &p);
+}
+
+/*
+ * The key's components in the order they are hashed: hash writes one into
+ * the key's encoding (the grammar at the top), walk hands its parts to
+ * --explain and to the explain side files.
+ */
+static const struct comp_impl {
+  struct cdo__key_comp c;
+  void (*hash)(const struct cdo_job *j, struct key_writer *w);
+  void (*walk)(const struct cdo_job *j, struct walker *w);
+} comps[] = {
+    {{0, "argv", {NULL}}, hash_argv, walk_argv},
+    {{'x',
+      "exe",
+      {"another executable, or the same one changed (size or mtime)",
+       "another executable, or the same one changed (size or mtime)",
+       "another executable, or the same one changed (size or mtime)"}},
+     hash_exe,
+     walk_exe},
+    {{'c',
+      "cwd",
+      {"another working directory", "hashed now, not then (--no-cwd)",
+       "not hashed now (--no-cwd)"}},
+     hash_cwd,
+     walk_cwd},
+    {{'e',
+      "env",
+      {"another value", "set now, unset or not hashed then",
+       "unset or not hashed now, set then"}},
+     hash_env,
+     walk_env},
+    {{'p', "pure", {"differs", "--pure now, not then", "--pure then, not now"}},
+     hash_pure,
+     walk_pure},
+    {{'f',
+      "file",
+      {"other contents", "hashed now, not then", "hashed then, not now"}},
+     hash_files,
+     walk_files},
+    {{'s',
+      "stdin",
+      {"other input", "hashed now (--stdin), not then",
+       "hashed then (--stdin), not now"}},
+     hash_stdin,
+     walk_stdin},
+    {{'o',
+      "scope",
+      {"another scope", "a scope now, none then", "a scope then, none now"}},
+     hash_scope,
+     walk_scope},
+};
+
+const struct cdo__key_comp *cdo__key_comp(unsigned char type)
+{
+  size_t i;
+
+  for (i = 0; i < CDO__ARRAY_SIZE(comps); i++)
+    if (comps[i].c.type == type && type != 0)
+      return &comps[i].c;
+  return NULL;
+}
+
+void cdo__key_walk(const struct cdo_job *j, int show, cdo__key_part_fn fn,
+                   void *ud)
+{
+  struct walker *w = malloc(sizeof(*w));
+  size_t i;
+
+  if (w == NULL)
+    return; /* explanations are best effort */
+  w->show = show;
+  w->fn = fn;
+  w->ud = ud;
+  for (i = 0; i < CDO__ARRAY_SIZE(comps); i++) {
+    w->comp = &comps[i].c;
+    w->buf[0] = 0;
+    comps[i].walk(j, w);
+  }
+  free(w);
+}
+
 static void hash_key(struct cdo_job *j)
 {
   static const char hex[] = "0123456789abcdef";
-  const struct cdo_config *c = j->cfg;
   struct key_writer w;
-  size_t i, argc = 0;
+  size_t i;
 
   crypto_hash_sha256_init(&w.h);
   w.n = 0;
   w_tag(&w, "cachedo-key");
   w_u32(&w, KEY_VERSION);
-  while (j->argv[argc] != NULL)
-    argc++;
-  w_tag(&w, "argv");
-  w_u32(&w, (uint32_t)argc);
-  for (i = 0; i < argc; i++)
-    w_str(&w, j->argv[i]);
-  if (j->exe_real != NULL) {
-    w_tag(&w, "exe");
-    w_str(&w, j->exe_real);
-    w_u64(&w, (uint64_t)j->exe_st.st_size);
-    w_u64(&w, (uint64_t)j->exe_st.st_mtim.tv_sec);
-    w_u32(&w, (uint32_t)j->exe_st.st_mtim.tv_nsec);
-  } else {
-    w_tag(&w, "exe-missing");
-    w_str(&w, j->argv[0]);
-  }
-  if (j->cwd != NULL) {
-    w_tag(&w, "cwd");
-    w_str(&w, j->cwd);
-  }
-  w_tag(&w, "env");
-  w_u32(&w, (uint32_t)j->n_env);
-  for (i = 0; i < j->n_env; i++) {
-    size_t nl = j->env_nl[i];
-
-    w_lp(&w, j->env[i], nl);
-    w_str(&w, j->env[i] + nl + 1);
-  }
-  if (c->pure)
-    w_tag(&w, "pure");
-  for (i = 0; i < j->n_files; i++) {
-    w_tag(&w, "file");
-    w_str(&w, j->files[i].path);
-    if (j->files[i].absent)
-      w_add(&w, "absent", 6);
-    else
-      w_add(&w, j->files[i].digest, 32);
-  }
-  if (j->stdin_fd >= 0) {
-    w_tag(&w, "stdin");
-    w_add(&w, j->stdin_digest, 32);
-  }
-  if (c->scope != NULL) {
-    w_tag(&w, "scope");
-    w_str(&w, c->scope);
-  }
+  for (i = 0; i < CDO__ARRAY_SIZE(comps); i++)
+    comps[i].hash(j, &w);
   crypto_hash_sha256_update(&w.h, w.buf, w.n);
   crypto_hash_sha256_final(&w.h, j->key.hash);
   for (i = 0; i < 32; i++) {
@@ -544,6 +854,17 @@ static void hash_key(struct cdo_job *j)
     j->key.hex[2 * i + 1] = hex[j->key.hash[i] & 15];
   }
   j->key.hex[64] = 0;
+}
+
+void cdo__key_argv_digest(const struct cdo_job *j, unsigned char out[32])
+{
+  struct key_writer w;
+
+  crypto_hash_sha256_init(&w.h);
+  w.n = 0;
+  hash_argv(j, &w);
+  crypto_hash_sha256_update(&w.h, w.buf, w.n);
+  crypto_hash_sha256_final(&w.h, out);
 }
 
 /*
@@ -635,77 +956,26 @@ const char *cdo_job_key(const struct cdo_job *j)
   return j->key.hex;
 }
 
-/* The first 8 bytes of a digest as 16 hex digits. */
-static void hex16(const unsigned char *d, char out[17])
+struct explain_ctx {
+  cdo_explain_fn fn;
+  void *ud;
+};
+
+static void explain_part(void *ud, const struct cdo__key_comp *c,
+                         const struct cdo__key_part *p)
 {
-  static const char hex[] = "0123456789abcdef";
-  int i;
+  const struct explain_ctx *x = ud;
 
-  for (i = 0; i < 8; i++) {
-    out[2 * i] = hex[d[i] >> 4];
-    out[2 * i + 1] = hex[d[i] & 15];
-  }
-  out[16] = 0;
-}
-
-/* The start of SHA-256(p, n), for showing a value without revealing it. */
-static void short_digest(const void *p, size_t n, char out[17])
-{
-  unsigned char d[32];
-
-  crypto_hash_sha256(d, p, n);
-  hex16(d, out);
+  x->fn(x->ud, c->label, p->shown);
 }
 
 void cdo_job_explain(const struct cdo_job *j, cdo_explain_fn fn, void *ud)
 {
-  char buf[4400], dig[17];
-  size_t i;
+  struct explain_ctx x = {fn, ud};
+  char buf[16];
 
   cdo__fmt(buf, sizeof(buf), "%d", KEY_VERSION);
   fn(ud, "version", buf);
-  for (i = 0; j->argv[i] != NULL; i++) {
-    cdo__fmt(buf, sizeof(buf), "[%zu] '%s'", i, j->argv[i]);
-    fn(ud, "argv", buf);
-  }
-  if (j->exe_real != NULL)
-    cdo__fmt(buf, sizeof(buf), "%s size=%lld mtime=%lld.%09ld", j->exe_real,
-             (long long)j->exe_st.st_size, (long long)j->exe_st.st_mtim.tv_sec,
-             (long)j->exe_st.st_mtim.tv_nsec);
-  else
-    cdo__fmt(buf, sizeof(buf), "'%s' (not found)", j->argv[0]);
-  fn(ud, "exe", buf);
-  fn(ud, "cwd",
-     j->cwd           ? j->cwd
-     : j->uncacheable ? "(unreadable: not cacheable)"
-                      : "(not hashed: --no-cwd)");
-  if (j->cfg->no_env)
-    fn(ud, "env", "(not hashed: --no-env)");
-  for (i = 0; i < j->n_env; i++) {
-    size_t nl = name_len(j->env[i]);
-    const char *v = j->env[i] + nl + 1;
-
-    short_digest(v, strlen(v), dig);
-    cdo__fmt(buf, sizeof(buf), "%.*s sha256:%s", (int)nl, j->env[i], dig);
-    fn(ud, "env", buf);
-  }
-  if (j->cfg->pure)
-    fn(ud, "pure", "the command runs with only the variables above");
-  for (i = 0; i < j->n_files; i++) {
-    if (j->files[i].absent) {
-      cdo__fmt(buf, sizeof(buf), "%s absent", j->files[i].path);
-    } else {
-      hex16(j->files[i].digest, dig);
-      cdo__fmt(buf, sizeof(buf), "%s sha256:%s", j->files[i].path, dig);
-    }
-    fn(ud, "file", buf);
-  }
-  if (j->stdin_fd >= 0) {
-    hex16(j->stdin_digest, dig);
-    cdo__fmt(buf, sizeof(buf), "sha256:%s", dig);
-    fn(ud, "stdin", buf);
-  }
-  if (j->cfg->scope != NULL)
-    fn(ud, "scope", j->cfg->scope);
+  cdo__key_walk(j, 1, explain_part, &x);
   fn(ud, "key", j->key.hex);
 }

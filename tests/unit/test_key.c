@@ -560,6 +560,59 @@ static void test_explain_hides_values(void **state)
   cdo_job_free(j);
 }
 
+/* Counts the hashed parts per component label, in walk order. */
+struct walked {
+  char labels[400];
+  size_t parts;
+};
+
+static void count_part(void *ud, const struct cdo__key_comp *c,
+                       const struct cdo__key_part *p)
+{
+  struct walked *w = ud;
+  size_t n = strlen(w->labels);
+
+  assert_true(p->hashed);
+  assert_null(p->shown); /* only when walked to show */
+  w->parts++;
+  if (n == 0 ||
+      strcmp(strrchr(w->labels, ' ') ? strrchr(w->labels, ' ') + 1 : w->labels,
+             c->label) != 0)
+    cdo__fmt(w->labels + n, sizeof(w->labels) - n, "%s%s", n ? " " : "",
+             c->label);
+}
+
+/*
+ * One table of components drives the key, --explain and the side data:
+ * the walk yields every hashed component in the key's order, and
+ * --explain names each of them.
+ */
+static void test_components_walk(void **state)
+{
+  struct fixture *f = *state;
+  struct cdo__buf out = {0};
+  struct walked w = {{0}, 0};
+  struct cdo_job *j;
+  char err[300];
+
+  unit_ok(cdo_config_set(&f->cfg, "scope", "sc", err, sizeof(err)));
+  unit_ok(cdo_config_set(&f->cfg, "file", "/nonexistent/f", err, sizeof(err)));
+  unit_ok(cdo_config_set(&f->cfg, "pure", "1", err, sizeof(err)));
+  j = job(&f->cfg, ARGV("true", "x"), ENVP("A=1", "B=2"));
+  cdo__key_walk(j, 0, count_part, &w);
+  assert_string_equal(w.labels, "argv exe cwd env pure file scope");
+  assert_int_equal(w.parts, 2 + 1 + 1 + 2 + 1 + 1 + 1);
+  cdo_job_explain(j, collect, &out);
+  assert_non_null(strstr((char *)out.p, "\nfile: /nonexistent/f absent\n"));
+  assert_non_null(strstr((char *)out.p, "\nscope: sc\n"));
+  assert_non_null(strstr((char *)out.p, "\nargv: [1] 'x'\n"));
+  assert_non_null(strstr((char *)out.p, "\npure: "));
+  assert_string_equal(cdo__key_comp('e')->label, "env");
+  assert_null(cdo__key_comp(0));
+  cdo__buf_release(&out);
+  cdo_job_free(j);
+}
+
 int main(void)
 {
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
@@ -576,6 +629,7 @@ int main(void)
       T(test_pure),
       T(test_cwd),
       T(test_scope),
+      T(test_components_walk),
       T(test_file),
       T(test_file_unreadable),
       T(test_stdin),
