@@ -176,7 +176,7 @@ int cdo_store_evict(struct cdo_store *s, uint64_t max_bytes, uint64_t *removed,
   int r;
 
   *removed = *freed = 0;
-  if (s->ops->count != NULL && max_bytes == UINT64_MAX)
+  if (s->ops->counters != NULL && max_bytes == UINT64_MAX)
     return 0; /* no local access times to prune */
   r = cdo__usage_open(s, &u, LOCK_EX);
   if (r == 0) {
@@ -198,7 +198,7 @@ void cdo__store_maintain(struct cdo_store *s)
   struct cdo__usage_log u;
   int fold_only;
 
-  if (s->ops->count != NULL ||
+  if (s->ops->counters != NULL ||
       !cdo__usage_due(s, MAINTAIN_EVERY_MS, &fold_only))
     return;
   if (cdo__usage_open(s, &u, LOCK_EX | LOCK_NB) < 0) {

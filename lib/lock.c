@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Single-flight locks: the backend's own (ops->lock), else flock(2) on one
+ * Single-flight locks: the backend's own (ops->locks), else flock(2) on one
  * file per key in a private directory. A flock dies with its holder, so a
  * crashed run never blocks the others for longer than its own life.
  */
@@ -23,7 +23,8 @@ struct flock_lk {
 /* The default directory of lock files: per user, on tmpfs when possible. */
 static int lock_dir(struct cdo_store *s, char *buf, size_t len)
 {
-  const char *d = s->ops->lock_dir ? s->ops->lock_dir(s) : NULL;
+  const struct cdo__store_files *f = s->ops->files;
+  const char *d = f && f->lock_dir ? f->lock_dir(s) : NULL;
   const char *run = getenv("XDG_RUNTIME_DIR");
 
   if (d != NULL)
@@ -95,8 +96,8 @@ int cdo__store_lock(struct cdo_store *s, const struct cdo__key *k,
   int fd, r;
 
   *lk = NULL;
-  if (s->ops->lock != NULL)
-    return s->ops->lock(s, k, wait_ms, lk);
+  if (s->ops->locks != NULL)
+    return s->ops->locks->lock(s, k, wait_ms, lk);
   r = path_of(s, k, path, sizeof(path));
   if (r < 0)
     return r;
@@ -126,8 +127,8 @@ void cdo__store_unlock(struct cdo_store *s, const struct cdo__key *k, void *lk)
 
   if (lk == NULL)
     return;
-  if (s->ops->lock != NULL) {
-    s->ops->unlock(s, k, lk);
+  if (s->ops->locks != NULL) {
+    s->ops->locks->unlock(s, k, lk);
     return;
   }
   close(f->fd); /* releases the flock */
@@ -140,7 +141,7 @@ long cdo__store_lock_holder(struct cdo_store *s, const struct cdo__key *k)
   ssize_t n;
   int fd;
 
-  if (s->ops->lock != NULL || path_of(s, k, path, sizeof(path)) < 0)
+  if (s->ops->locks != NULL || path_of(s, k, path, sizeof(path)) < 0)
     return 0;
   fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
   if (fd < 0)
@@ -156,9 +157,9 @@ long cdo__store_lock_holder(struct cdo_store *s, const struct cdo__key *k)
 int cdo__store_lock_renew(struct cdo_store *s, const struct cdo__key *k,
                           void *lk)
 {
-  if (lk == NULL || s->ops->renew == NULL)
+  if (lk == NULL || s->ops->locks == NULL || s->ops->locks->renew == NULL)
     return 0;
-  return s->ops->renew(s, k, lk);
+  return s->ops->locks->renew(s, k, lk);
 }
 
 /* Is name in dir still the file open as fd (not replaced meanwhile)? */
@@ -177,7 +178,7 @@ void cdo__store_locks_gc(struct cdo_store *s, int64_t now_ms)
   DIR *d;
   int dfd;
 
-  if (s->ops->lock != NULL || lock_dir(s, dir, sizeof(dir)) < 0)
+  if (s->ops->locks != NULL || lock_dir(s, dir, sizeof(dir)) < 0)
     return;
   dfd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
   d = dfd >= 0 ? fdopendir(dfd) : NULL;

@@ -184,9 +184,15 @@ int cdo_store_list(struct cdo_store *s, cdo_list_fn fn, void *ud)
 int cdo_store_stats(struct cdo_store *s, struct cdo_stats *st)
 {
   memset(st, 0, sizeof(*st));
+  const struct cdo__store_counters *c = s->ops->counters;
+  int r;
+
   if (s->ops->stats == NULL)
     return cdo__store_unsupported(s, "count entries");
-  return s->ops->stats(s, st);
+  r = s->ops->stats(s, st);
+  if (r == 0 && c != NULL)
+    r = c->read(s, st);
+  return r;
 }
 
 int cdo__store_lookup(struct cdo_store *s, const struct cdo__key *k,
@@ -240,13 +246,16 @@ int cdo__store_del(struct cdo_store *s, const struct cdo__key *k)
 
 const char *cdo__store_spool_dir(struct cdo_store *s)
 {
-  return s->ops->spool_dir ? s->ops->spool_dir(s) : NULL;
+  const struct cdo__store_files *f = s->ops->files;
+
+  return f && f->spool_dir ? f->spool_dir(s) : NULL;
 }
 
 int cdo__store_local_file(struct cdo_store *s, const char *suffix, char *buf,
                           size_t len, int create)
 {
-  const char *p = s->ops->local_path ? s->ops->local_path(s) : NULL;
+  const struct cdo__store_files *f = s->ops->files;
+  const char *p = f && f->local_path ? f->local_path(s) : NULL;
   char *dir, err[256];
   int r = 0;
 

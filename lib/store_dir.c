@@ -771,6 +771,12 @@ static int dir_stats(struct cdo_store *s, struct cdo_stats *st)
   return walk(ds(s), 0, stats_one, st);
 }
 
+static const struct cdo__store_files dir_files = {
+    .spool_dir = dir_spool_dir,
+    .lock_dir = dir_lock_dir,
+    .local_path = dir_local_path,
+};
+
 const struct cdo__store_ops cdo__store_dir = {
     .scheme = "dir:",
     .name = "dir",
@@ -785,7 +791,5 @@ const struct cdo__store_ops cdo__store_dir = {
     .list = dir_list,
     .stats = dir_stats,
     .gc = dir_gc,
-    .spool_dir = dir_spool_dir,
-    .lock_dir = dir_lock_dir,
-    .local_path = dir_local_path,
+    .files = &dir_files,
 };

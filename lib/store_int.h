@@ -57,9 +57,66 @@ struct cdo_store {
 };
 
 /*
- * Every member returns 0 or a negative code and, on failure, says why in
- * s->errmsg. Members other than open/close/get/put/del may be NULL: the
- * front end then reports CDO_EUNSUPP.
+ * Optional: single-flight locks the backend keeps itself (e.g. leases on a
+ * server every client sees). Without them, lock.c takes flock(2) on a
+ * file per key under files->lock_dir.
+ */
+struct cdo__store_locks {
+  /*
+   * Takes k's run lock, waiting up to wait_ms (0: only try) for another
+   * holder to release it. Returns 0 with *lk set when taken (pass *lk to
+   * unlock), CDO__ERR(EAGAIN) when still held by another, or an error. A
+   * holder that dies must release it (a lease that expires).
+   */
+  int (*lock)(struct cdo_store *s, const struct cdo__key *k, int64_t wait_ms,
+              void **lk);
+  /* Releases and frees lk. */
+  void (*unlock)(struct cdo_store *s, const struct cdo__key *k, void *lk);
+  /*
+   * For locks that are leases: extends lk to a full lease again; the
+   * runner calls it every 10 s while the command runs. 0, or
+   * CDO__ERR(ENOLCK) when the lock was lost. NULL: no renewal needed.
+   */
+  int (*renew)(struct cdo_store *s, const struct cdo__key *k, void *lk);
+};
+
+/*
+ * Optional: usage counters the backend keeps itself (e.g. a server
+ * counting for a whole fleet), instead of the local usage file (usage.c).
+ * All three are set. count runs on the hit path: it must cost no more than
+ * one pipelined write.
+ */
+struct cdo__store_counters {
+  /* Records one run. */
+  int (*count)(struct cdo_store *s, const struct cdo__usage *u);
+  /* Fills the counters of *st (hits ... since_ms); entries come from stats. */
+  int (*read)(struct cdo_store *s, struct cdo_stats *st);
+  /* Resets the counters. */
+  int (*zero)(struct cdo_store *s);
+};
+
+/* Optional: where a backend with local files wants the front end's ones. */
+struct cdo__store_files {
+  /* Directory for the runner's spool (same filesystem helps); may be NULL. */
+  const char *(*spool_dir)(struct cdo_store *s);
+  /* Where lock.c's flock(2) files live; NULL: a per-user runtime directory. */
+  const char *(*lock_dir)(struct cdo_store *s);
+  /*
+   * A path prefix next to the backend's data, in a directory the backend
+   * checked at open, under which the front end keeps its own small files
+   * (usage.c adds "-usage" and "-stats", explain.c "-explain"): e.g. the
+   * database path. NULL, or a NULL result: those files go under
+   * $XDG_CACHE_HOME/cachedo/ instead.
+   */
+  const char *(*local_path)(struct cdo_store *s);
+};
+
+/*
+ * A backend: the storage core, then optional sub-tables. Every member
+ * returns 0 or a negative code and, on failure, says why in s->errmsg.
+ * open, close, get, put and del are required; clear, list, stats and gc
+ * may be NULL (the front end then reports CDO_EUNSUPP), and so may each
+ * sub-table.
  */
 struct cdo__store_ops {
   const char *scheme; /* URL prefix, e.g. "sqlite:" or "redis://" */
@@ -73,6 +130,8 @@ struct cdo__store_ops {
    * only member set besides scheme, name and check. 0 or a negative code.
    */
   int (*locate)(const char *rest, char *url, size_t len);
+
+  /* ---- the storage core ---- */
   /* Opens the store at rest; on failure close is still called. */
   int (*open)(struct cdo_store *s, const char *rest);
   /* Releases what open acquired; s itself is freed by the caller. */
@@ -87,48 +146,17 @@ struct cdo__store_ops {
   int (*del)(struct cdo_store *s, const struct cdo__key *k);
   /* Removes every entry, or only scope's when scope is non-NULL. */
   int (*clear)(struct cdo_store *s, const char *scope);
+  /* Calls fn for each entry, newest first, until fn returns non-zero. */
   int (*list)(struct cdo_store *s, cdo_list_fn fn, void *ud);
+  /* Fills the entries and bytes of *st. */
   int (*stats)(struct cdo_store *s, struct cdo_stats *st);
   /* Removes entries expired by now_ms and leftovers of crashed writers. */
   int (*gc)(struct cdo_store *s, int64_t now_ms, uint64_t *removed);
-  /* Directory for the runner's spool (same filesystem helps); may be NULL. */
-  const char *(*spool_dir)(struct cdo_store *s);
-  /*
-   * Single-flight: takes k's run lock, waiting up to wait_ms (0: only try)
-   * for another holder to release it. Returns 0 with *lk set when taken
-   * (pass *lk to unlock), CDO__ERR(EAGAIN) when still held by another, or
-   * an error. A holder that dies must release it (flock, or a lease that
-   * expires). NULL: store.c uses flock(2) lock files under lock_dir.
-   */
-  int (*lock)(struct cdo_store *s, const struct cdo__key *k, int64_t wait_ms,
-              void **lk);
-  void (*unlock)(struct cdo_store *s, const struct cdo__key *k, void *lk);
-  /*
-   * For locks that are leases: extends lk to a full lease again; the
-   * runner calls it every 10 s while the command runs. 0, or
-   * CDO__ERR(ENOLCK) when the lock was lost. NULL: locks need no renewal.
-   */
-  int (*renew)(struct cdo_store *s, const struct cdo__key *k, void *lk);
-  /* Where the default flock(2) lock files live; NULL: a per-user runtime
-   * directory. */
-  const char *(*lock_dir)(struct cdo_store *s);
-  /*
-   * A path prefix next to the backend's data, in a directory the backend
-   * checked at open, under which the front end keeps its own small files
-   * (usage.c adds "-usage" and "-stats", explain.c "-explain"): e.g. the
-   * database path. NULL, or a NULL result: the backend keeps nothing local, and
-   * those files go under $XDG_CACHE_HOME/cachedo/ instead.
-   */
-  const char *(*local_path)(struct cdo_store *s);
-  /*
-   * For a backend that keeps usage counters itself (e.g. a server counting
-   * for a whole fleet): count records one run, instead of the local usage
-   * file; stats then fills the counters of struct cdo_stats, and zero_stats
-   * resets them. Set both or neither. count runs on the hit path: it must
-   * cost no more than one pipelined write.
-   */
-  int (*count)(struct cdo_store *s, const struct cdo__usage *u);
-  int (*zero_stats)(struct cdo_store *s);
+
+  /* ---- optional sub-tables (NULL: the front end's default) ---- */
+  const struct cdo__store_locks *locks;
+  const struct cdo__store_counters *counters;
+  const struct cdo__store_files *files;
 };
 
 /* Fills s->errmsg (printf-style) and returns code. */
@@ -165,7 +193,7 @@ int cdo__store_del(struct cdo_store *s, const struct cdo__key *k);
 const char *cdo__store_spool_dir(struct cdo_store *s);
 
 /*
- * Single-flight locks (lock.c): ops->lock when the backend has one, else
+ * Single-flight locks (lock.c): ops->locks when the backend has them, else
  * flock(2) on a file per key. cdo__store_lock waits up to wait_ms (0: only
  * tries) and returns 0 with *lk set, CDO__ERR(EAGAIN) while another holds
  * it, or an error. The holder's pid is recorded for waiters' messages
@@ -177,7 +205,7 @@ void cdo__store_unlock(struct cdo_store *s, const struct cdo__key *k, void *lk);
 long cdo__store_lock_holder(struct cdo_store *s, const struct cdo__key *k);
 /* Removes flock(2) lock files unused for an hour (for --gc and upkeep). */
 void cdo__store_locks_gc(struct cdo_store *s, int64_t now_ms);
-/* Extends a lease lock (ops->renew); 0 for locks that need no renewal. */
+/* Extends a lease lock (locks->renew); 0 for locks that need no renewal. */
 int cdo__store_lock_renew(struct cdo_store *s, const struct cdo__key *k,
                           void *lk);
 

@@ -1150,11 +1150,14 @@ static int read_counters(struct redis_store *r, struct cdo_stats *st)
   return 0;
 }
 
+static int redis_read_counters(struct cdo_store *s, struct cdo_stats *st)
+{
+  return read_counters(rs(s), st);
+}
+
 static int redis_stats(struct cdo_store *s, struct cdo_stats *st)
 {
-  int rc = scan(rs(s), PREFIX "*", strlen_batch, st);
-
-  return rc < 0 ? rc : read_counters(rs(s), st);
+  return scan(rs(s), PREFIX "*", strlen_batch, st);
 }
 
 /* A blob reading an entry in place with GETRANGE, for --list. */
@@ -1506,15 +1509,26 @@ static int redis_renew(struct cdo_store *s, const struct cdo__key *k, void *lk)
   return rc;
 }
 
+static const struct cdo__store_locks redis_locks = {
+    .lock = redis_lock,
+    .unlock = redis_unlock,
+    .renew = redis_renew,
+};
+
+static const struct cdo__store_counters redis_counters = {
+    .count = redis_count,
+    .read = redis_read_counters,
+    .zero = redis_zero_stats,
+};
+
+/* redis:// and unix:// differ only in how the URL names the server. */
 #define REDIS_OPS(scheme_, check_)                                             \
   {                                                                            \
     .scheme = scheme_, .name = "redis", .size = sizeof(struct redis_store),    \
     .check = check_, .open = redis_open, .close = redis_close,                 \
     .get = redis_get, .put = redis_put, .del = redis_del,                      \
     .clear = redis_clear, .list = redis_list, .stats = redis_stats,            \
-    .gc = redis_gc, .lock = redis_lock, .unlock = redis_unlock,                \
-    .renew = redis_renew, .count = redis_count,                                \
-    .zero_stats = redis_zero_stats,                                            \
+    .gc = redis_gc, .locks = &redis_locks, .counters = &redis_counters,        \
   }
 
 const struct cdo__store_ops cdo__store_redis_tcp =

@@ -916,6 +916,10 @@ static const char *sqlite_local_path(struct cdo_store *s)
   return sq(s)->path;
 }
 
+static const struct cdo__store_files sqlite_files = {
+    .local_path = sqlite_local_path,
+};
+
 const struct cdo__store_ops cdo__store_sqlite = {
     .scheme = "sqlite:",
     .name = "sqlite",
@@ -930,5 +934,5 @@ const struct cdo__store_ops cdo__store_sqlite = {
     .list = sqlite_list,
     .stats = sqlite_stats,
     .gc = sqlite_gc,
-    .local_path = sqlite_local_path,
+    .files = &sqlite_files,
 };

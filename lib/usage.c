@@ -65,10 +65,10 @@ void cdo__store_record(struct cdo_store *s, const struct cdo__key *k,
 
   if (s == NULL || outcome < CDO_HIT || outcome > CDO_UNCACHED)
     return;
-  if (s->ops->count != NULL) {
+  if (s->ops->counters != NULL) {
     struct cdo__usage u = {cdo__now_ms(), saved_ms, outcome, kind, k};
 
-    s->ops->count(s, &u);
+    s->ops->counters->count(s, &u);
     return;
   }
   rec[0] = REC_MAGIC;
@@ -83,7 +83,8 @@ void cdo__store_record(struct cdo_store *s, const struct cdo__key *k,
   if (cdo__store_local_file(s, "-usage", path, sizeof(path), 0) < 0)
     return;
   fd = open_file(path, O_WRONLY | O_APPEND | O_CREAT);
-  if (fd < 0 && errno == ENOENT && s->ops->local_path == NULL &&
+  if (fd < 0 && errno == ENOENT &&
+      (s->ops->files == NULL || s->ops->files->local_path == NULL) &&
       cdo__store_local_file(s, "-usage", path, sizeof(path), 1) == 0)
     fd = open_file(path, O_WRONLY | O_APPEND | O_CREAT);
   if (fd < 0)
@@ -453,7 +454,7 @@ int cdo_store_summary(struct cdo_store *s, struct cdo_stats *st)
   } else if (r == 0) {
     st->listed = 1;
   }
-  if (r < 0 || s->ops->count != NULL) {
+  if (r < 0 || s->ops->counters != NULL) {
     st->counted = r == 0;
     return r;
   }
@@ -481,12 +482,8 @@ int cdo_store_zero_stats(struct cdo_store *s)
   struct cdo__usage_log u;
   int r;
 
-  if (s->ops->count != NULL)
-    return s->ops->zero_stats ? s->ops->zero_stats(s)
-                              : cdo__store_fail(s, CDO_EUNSUPP,
-                                                "the %s backend cannot reset "
-                                                "its counters",
-                                                s->ops->name);
+  if (s->ops->counters != NULL)
+    return s->ops->counters->zero(s);
   r = cdo__usage_open(s, &u, LOCK_EX);
   if (r == 0) {
     summary_zero_counters(&u.sm, cdo__now_ms());
