@@ -55,7 +55,8 @@ EXE_LDFLAGS = $(ALL_LDFLAGS) $(STATIC_LDFLAGS)
 LIB_SRC = $(wildcard lib/*.c)
 CMD_SRC = cmd/main.c
 ifeq ($(STATIC),1)
-CMD_SRC += cmd/static_stubs.c
+# What exists only to make a static build work.
+CMD_SRC += $(wildcard lib/compat/*.c)
 STATIC_LDFLAGS = -static -Wl,--wrap=dlopen,--wrap=getaddrinfo,--wrap=freeaddrinfo
 endif
 UNIT_SRC = $(wildcard tests/unit/test_*.c)
@@ -130,10 +131,10 @@ uninstall:
 		$(DESTDIR)$(FISHCOMPDIR)/cachedo.fish
 
 format:
-	clang-format -i lib/*.c lib/*.h cmd/*.c tests/unit/*.c tests/unit/*.h
+	clang-format -i lib/*.c lib/*.h lib/compat/*.c cmd/*.c tests/unit/*.c tests/unit/*.h
 
 check-format:
-	clang-format --dry-run --Werror lib/*.c lib/*.h cmd/*.c tests/unit/*.c tests/unit/*.h
+	clang-format --dry-run --Werror lib/*.c lib/*.h lib/compat/*.c cmd/*.c tests/unit/*.c tests/unit/*.h
 
 clean:
 	rm -rf $(O)
