@@ -103,10 +103,7 @@ static const char usage[] =
     "      --stdin                hash standard input (then feed it on)\n"
     "      --scope NAME           keep a separate namespace of entries\n"
     "Storage:\n"
-    "  -c, --cache URL            sqlite:PATH (default), dir:PATH, mem:,\n"
-    "                             redis://HOST[:PORT][/DB], "
-    "unix:///PATH.sock,\n"
-    "                             exec:PROGRAM\n"
+    "  -c, --cache URL            where results are kept (see Cache URLs)\n"
     "      --max-output SIZE      store no output larger than SIZE (256M)\n"
     "      --max-size SIZE        keep the cache under SIZE: --gc and the "
     "hourly\n"
@@ -127,7 +124,10 @@ static const char usage[] =
     "  -v, --verbose              say hit or miss on stderr (and why a miss)\n"
     "  -q, --quiet                no warnings\n"
     "  -h, --help                 show this help\n"
-    "  -V, --version              show the version and backends\n"
+    "  -V, --version              show the version and backends\n";
+
+/* After the backends' URL forms, from their tables (print_help). */
+static const char usage_tail[] =
     "\n"
     "DURATION: a number with a unit ms s m h d w (bare: seconds).\n"
     "SIZE: a number of bytes with an optional K M G T (1024-based).\n"
@@ -137,6 +137,41 @@ static const char usage[] =
     "cannot run, 127 when it is not found.\n";
 
 static int quiet, verbose;
+
+/* --help: the options, then every backend's URL form and URL options. */
+static void print_help(void)
+{
+  struct cdo_backend_info b;
+  size_t i;
+
+  fputs(usage, stdout);
+  fputs("\nCache URLs (options follow a '?', e.g. "
+        "redis://HOST?timeout=2s&breaker=0;\n"
+        "for exec: they come first, as in exec:?timeout=10s PROGRAM):\n",
+        stdout);
+  for (i = 0; cdo_backend_info(i, &b) == 0; i++) {
+    const char *p = b.options;
+    int col = 0;
+
+    printf("  %-26s %s\n", b.usage, b.about);
+    while (*p != 0) { /* "options: a, b, c", wrapped before column 80 */
+      size_t n = strcspn(p, ",");
+
+      if (col == 0 || col + (int)n + 2 > 79)
+        col = printf("%s%29s%s", col ? ",\n" : "", "",
+                     col ? "         " : "options: ") -
+              (col ? 2 : 0);
+      else
+        col += printf(", ");
+      col += printf("%.*s", (int)n, p);
+      p += n + (p[n] == ',');
+      p += *p == ' ';
+    }
+    if (col > 0)
+      putchar('\n');
+  }
+  fputs(usage_tail, stdout);
+}
 
 static void say(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
@@ -793,7 +828,7 @@ int main(int argc, char **argv)
     goto out;
   if (cli.mode == M_HELP || cli.mode == M_VERSION) {
     if (cli.mode == M_HELP)
-      fputs(usage, stdout);
+      print_help();
     else
       printf("cachedo %s\nbackends: %s\n", CDO_VERSION, cdo_backends());
     r = 0;

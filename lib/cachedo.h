@@ -62,11 +62,13 @@ struct cdo_config {
   int64_t lock_timeout_ms; /* >= 0 */
   uint64_t max_output;     /* bytes of journal that may be stored */
   uint64_t max_size;       /* bytes; 0: unlimited */
-  int64_t redis_connect_timeout_ms; /* > 0 */
-  int64_t redis_timeout_ms;         /* > 0: each read or write */
-  int64_t redis_breaker_ms;         /* skip a failed server this long */
-  int64_t exec_timeout_ms;          /* exec: helper idle limit; 0: 5 s */
-  char *scope;                      /* NULL: none */
+  /*
+   * Defaults for backends' URL options, from the settings that predate
+   * them (redis-timeout, exec-timeout, ...): "backend.option=value", a
+   * later one winning; an option in the URL wins over them all.
+   */
+  struct cdo_strv store_opts;
+  char *scope;                /* NULL: none */
   struct cdo_strv env;        /* allowlist patterns; empty: default policy */
   struct cdo_strv ignore_env; /* patterns dropped from the hashed set */
   struct cdo_strv files;      /* --file paths */
@@ -129,6 +131,16 @@ struct cdo_store; /* an open backend; opaque */
  * "sqlite dir mem redis exec". Static string.
  */
 const char *cdo_backends(void);
+
+/* One compiled-in URL form, for help texts. Static strings. */
+struct cdo_backend_info {
+  const char *scheme;  /* e.g. "redis://" */
+  const char *usage;   /* e.g. "redis://HOST[:PORT][/DB]" */
+  const char *about;   /* a few words */
+  const char *options; /* its URL options' names, ", "-separated, or "" */
+};
+/* Fills *info for the i-th URL form: 0, or -ENOENT past the last. */
+int cdo_backend_info(size_t i, struct cdo_backend_info *info);
 
 /*
  * Checks that url names a known backend and is well formed, without opening

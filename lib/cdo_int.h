@@ -28,8 +28,32 @@
 void cdo__fmt(char *buf, size_t len, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
-/* Replaces a password in a URL ("scheme://user:PASSWORD@host") in place. */
+/*
+ * Replaces a password in a URL in place: "scheme://user:PASSWORD@host" and
+ * a "password=..." URL option.
+ */
 void cdo__url_mask(char *url);
+/* A malloc'd copy of p[0, n) with %XX escapes decoded; NULL if bad or ENOMEM.
+ */
+char *cdo__pct_decode(const char *p, size_t n);
+
+/* ---- typed values: settings (config.c) and URL options (store.c) -------- */
+
+enum cdo__vtype {
+  CDO__V_DURATION_POS, /* int64_t ms, > 0 */
+  CDO__V_DURATION,     /* int64_t ms, >= 0 */
+  CDO__V_SIZE,         /* uint64_t bytes */
+  CDO__V_STRING,       /* non-empty */
+  CDO__V_NUMBER,       /* int64_t, 0 to 1000000 */
+  CDO__V_COUNT
+};
+/* What a value of type t looks like, for "expected ..." messages. */
+const char *cdo__value_expected(enum cdo__vtype t);
+/*
+ * Parses val as a t into *out (int64_t or uint64_t; a string is only
+ * checked, out may be NULL). 0 or CDO_EBADVALUE.
+ */
+int cdo__value_parse(enum cdo__vtype t, const char *val, void *out);
 
 /* ---- growable byte buffer ------------------------------------------------ */
 
@@ -88,6 +112,18 @@ void cdo__sum_init(struct cdo__sum *s);
 void cdo__sum_update(struct cdo__sum *s, const void *data, size_t n);
 uint64_t cdo__sum_final(const struct cdo__sum *s);
 uint64_t cdo__sum(const void *data, size_t n);
+
+/* ---- what config.c asks of the stores (store.c) ------------------------- */
+
+/* The URL forms, for messages: "sqlite:PATH, dir:PATH, ... or exec:..". */
+const char *cdo__store_urls(void);
+/*
+ * Checks val for the URL option called option of the backend called name
+ * (config.c, for the settings mapped onto options). 0, or CDO_EBADVALUE
+ * with *what saying what is expected.
+ */
+int cdo__store_option_check(const char *name, const char *option,
+                            const char *val, const char **what);
 
 /* ---- files (fs.c) -------------------------------------------------------- */
 

@@ -9,14 +9,15 @@
 #include <ctype.h>
 
 enum type {
-  T_DURATION_POS, /* > 0 */
-  T_DURATION,     /* >= 0 */
-  T_SIZE,
-  T_STRING,
-  T_URL,
+  T_DURATION_POS = CDO__V_DURATION_POS, /* > 0 */
+  T_DURATION = CDO__V_DURATION,         /* >= 0 */
+  T_SIZE = CDO__V_SIZE,
+  T_STRING = CDO__V_STRING,
+  T_URL = CDO__V_COUNT,
   T_LIST,
   T_BOOL,
-  T_NOFAIL /* --no-cache-failures: fail_ttl_ms = 0 */
+  T_NOFAIL,   /* --no-cache-failures: fail_ttl_ms = 0 */
+  T_STORE_OPT /* a backend's URL option: backend, option */
 };
 
 static const struct setting {
@@ -24,8 +25,11 @@ static const struct setting {
   const char *env;
   enum type type;
   size_t off;
+  const char *backend, *option; /* T_STORE_OPT */
 } settings[] = {
-#define F(field) offsetof(struct cdo_config, field)
+#define F(field) offsetof(struct cdo_config, field), NULL, NULL
+#define O(backend, option)                                                     \
+  offsetof(struct cdo_config, store_opts), backend, option
     {"ttl", "CACHEDO_TTL", T_DURATION_POS, F(ttl_ms)},
     {"fail-ttl", "CACHEDO_FAIL_TTL", T_DURATION, F(fail_ttl_ms)},
     {"no-cache-failures", "CACHEDO_NO_CACHE_FAILURES", T_NOFAIL,
@@ -35,13 +39,20 @@ static const struct setting {
     {"cache", "CACHEDO_CACHE", T_URL, F(cache)},
     {"max-output", "CACHEDO_MAX_OUTPUT", T_SIZE, F(max_output)},
     {"max-size", "CACHEDO_MAX_SIZE", T_SIZE, F(max_size)},
-    {"redis-connect-timeout", "CACHEDO_REDIS_CONNECT_TIMEOUT", T_DURATION_POS,
-     F(redis_connect_timeout_ms)},
-    {"redis-timeout", "CACHEDO_REDIS_TIMEOUT", T_DURATION_POS,
-     F(redis_timeout_ms)},
-    {"redis-breaker", "CACHEDO_REDIS_BREAKER", T_DURATION, F(redis_breaker_ms)},
-    {"exec-timeout", "CACHEDO_EXEC_TIMEOUT", T_DURATION_POS,
-     F(exec_timeout_ms)},
+    /*
+     * Settings older than URL options, and the password kept out of the
+     * URL: each is the default of one option of one backend's URLs (an
+     * option in the URL itself wins). The one place they are mapped.
+     */
+    {"redis-connect-timeout", "CACHEDO_REDIS_CONNECT_TIMEOUT", T_STORE_OPT,
+     O("redis", "connect-timeout")},
+    {"redis-timeout", "CACHEDO_REDIS_TIMEOUT", T_STORE_OPT,
+     O("redis", "timeout")},
+    {"redis-breaker", "CACHEDO_REDIS_BREAKER", T_STORE_OPT,
+     O("redis", "breaker")},
+    {"redis-password", "CACHEDO_REDIS_PASSWORD", T_STORE_OPT,
+     O("redis", "password")},
+    {"exec-timeout", "CACHEDO_EXEC_TIMEOUT", T_STORE_OPT, O("exec", "timeout")},
     {"scope", "CACHEDO_SCOPE", T_STRING, F(scope)},
     {"env", "CACHEDO_ENV", T_LIST, F(env)},
     {"ignore-env", "CACHEDO_IGNORE_ENV", T_LIST, F(ignore_env)},
@@ -55,20 +66,31 @@ static const struct setting {
     {"verbose", "CACHEDO_VERBOSE", T_BOOL, F(verbose)},
     {"quiet", "CACHEDO_QUIET", T_BOOL, F(quiet)},
 #undef F
+#undef O
 };
 
-static const char *const expected[] = {
-    [T_DURATION_POS] =
-        "a duration > 0 like 30s, 500ms, 5m (units ms s m h d w)",
-    [T_DURATION] = "a duration like 0, 30s, 500ms, 5m (units ms s m h d w)",
-    [T_SIZE] = "a size like 1048576, 64K, 256M, 2G",
-    [T_STRING] = "a non-empty name",
-    [T_URL] = ("a cache URL such as sqlite:PATH, dir:PATH, mem:, "
-               "redis://HOST or exec:PROGRAM"),
-    [T_LIST] = "a non-empty value",
-    [T_BOOL] = "one of 1, 0, true, false, yes, no, on, off",
-    [T_NOFAIL] = "one of 1, 0, true, false, yes, no, on, off",
-};
+/* What a value of st looks like, for "expected ..." messages. */
+static const char *expected(const struct setting *st)
+{
+  static char url[300];
+
+  switch (st->type) {
+  case T_STRING:
+    return "a non-empty name";
+  case T_URL:
+    if (url[0] == 0)
+      cdo__fmt(url, sizeof(url), "a cache URL such as %s", cdo__store_urls());
+    return url;
+  case T_LIST:
+  case T_STORE_OPT:
+    return "a non-empty value";
+  case T_BOOL:
+  case T_NOFAIL:
+    return "one of 1, 0, true, false, yes, no, on, off";
+  default:
+    return cdo__value_expected((enum cdo__vtype)st->type);
+  }
+}
 
 void cdo_config_init(struct cdo_config *c)
 {
@@ -77,9 +99,6 @@ void cdo_config_init(struct cdo_config *c)
   c->fail_ttl_ms = -1;
   c->lock_timeout_ms = 600000;
   c->max_output = (uint64_t)256 << 20;
-  c->redis_connect_timeout_ms = 250;
-  c->redis_timeout_ms = 1000;
-  c->redis_breaker_ms = 30000;
 }
 
 static void strv_clear(struct cdo_strv *v)
@@ -109,6 +128,13 @@ static int strv_push(struct cdo_strv *v, const char *s, size_t n)
 
 void cdo_config_release(struct cdo_config *c)
 {
+  size_t i;
+
+  if (c == NULL)
+    return;
+  for (i = 0; i < c->store_opts.n; i++) /* may hold a password */
+    explicit_bzero(c->store_opts.v[i], strlen(c->store_opts.v[i]));
+  strv_clear(&c->store_opts);
   free(c->cache);
   free(c->scope);
   strv_clear(&c->env);
@@ -166,6 +192,29 @@ static int set_list(struct cdo_config *c, struct cdo_strv *v, const char *val,
   return r;
 }
 
+/*
+ * Records val as the default of a backend's URL option, checked the way the
+ * backend checks it: "backend.option=value", a later one winning.
+ */
+static int set_store_opt(struct cdo_config *c, const struct setting *st,
+                         const char *val, const char **what)
+{
+  size_t n = strlen(st->backend) + strlen(st->option) + strlen(val) + 3;
+  char *line;
+  int r = cdo__store_option_check(st->backend, st->option, val, what);
+
+  if (r < 0)
+    return r;
+  line = malloc(n);
+  if (line == NULL)
+    return CDO__ERR(ENOMEM);
+  cdo__fmt(line, n, "%s.%s=%s", st->backend, st->option, val);
+  r = strv_push(&c->store_opts, line, n - 1);
+  explicit_bzero(line, n);
+  free(line);
+  return r;
+}
+
 static const struct setting *find(const char *name)
 {
   size_t i;
@@ -181,32 +230,22 @@ static int apply(struct cdo_config *c, const struct setting *st,
                  const char *val, int split, char *err, size_t errlen)
 {
   char *field = (char *)c + st->off;
+  const char *what = NULL;
   int r = 0, b;
 
   if (val == NULL && st->type != T_BOOL && st->type != T_NOFAIL) {
-    cdo__fmt(err, errlen, "missing value: expected %s", expected[st->type]);
+    cdo__fmt(err, errlen, "missing value: expected %s", expected(st));
     return CDO_EBADVALUE;
   }
   switch (st->type) {
   case T_DURATION_POS:
-  case T_DURATION: {
-    int64_t ms;
-
-    r = cdo_parse_duration(val, &ms);
-    if (r == 0 && st->type == T_DURATION_POS && ms == 0)
-      r = CDO_EBADVALUE;
-    if (r == 0)
-      memcpy(field, &ms, sizeof(ms));
+  case T_DURATION:
+  case T_SIZE:
+    r = cdo__value_parse((enum cdo__vtype)st->type, val, field);
     break;
-  }
-  case T_SIZE: {
-    uint64_t n;
-
-    r = cdo_parse_size(val, &n);
-    if (r == 0)
-      memcpy(field, &n, sizeof(n));
+  case T_STORE_OPT:
+    r = set_store_opt(c, st, val, &what);
     break;
-  }
   case T_URL:
   case T_STRING: {
     char *s, **dst = (char **)(void *)field;
@@ -253,7 +292,11 @@ static int apply(struct cdo_config *c, const struct setting *st,
     break;
   }
   if (r == CDO_EBADVALUE)
-    cdo__fmt(err, errlen, "'%s': expected %s", val, expected[st->type]);
+    cdo__fmt(err, errlen, "'%s': expected %s",
+             st->type == T_STORE_OPT && strcmp(st->option, "password") == 0
+                 ? "***"
+                 : val,
+             what ? what : expected(st));
   return r;
 }
 

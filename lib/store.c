@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * The store front end: picks the backend by URL scheme, and keeps in one
- * place what every backend shares: freshness, corrupt-entry handling and
- * the error messages.
+ * The store front end: picks the backend by URL scheme, parses the URL's
+ * options for it, and keeps in one place what every backend shares:
+ * freshness, corrupt-entry handling and the error messages.
  */
 #include "store_int.h"
 
@@ -12,10 +12,6 @@ static const struct cdo__store_ops *const backends[] = {
     &cdo__store_sqlite,    &cdo__store_dir,        &cdo__store_mem,
     &cdo__store_redis_tcp, &cdo__store_redis_unix, &cdo__store_exec,
 };
-
-static const char expected_urls[] =
-    "expected sqlite:PATH, dir:PATH, mem:, redis://HOST[:PORT][/DB], "
-    "unix:///PATH.sock or exec:PROGRAM";
 
 int cdo__store_fail(struct cdo_store *s, int code, const char *fmt, ...)
 {
@@ -61,23 +57,242 @@ static const struct cdo__store_ops *find_backend(const char *url,
   return NULL;
 }
 
+const char *cdo__store_urls(void)
+{
+  static char urls[300];
+  size_t i, n = 0, last = CDO__ARRAY_SIZE(backends) - 1;
+
+  for (i = 0; urls[0] == 0 && i <= last; i++)
+    n += (size_t)snprintf(urls + n, sizeof(urls) - n, "%s%s",
+                          i == 0      ? ""
+                          : i == last ? " or "
+                                      : ", ",
+                          backends[i]->usage);
+  return urls;
+}
+
+/* The names of ops's options, ", "-separated, into buf. */
+static const char *option_names(const struct cdo__store_ops *ops, char *buf,
+                                size_t len)
+{
+  const struct cdo__store_opt *o;
+  size_t n = 0;
+
+  buf[0] = 0;
+  for (o = ops->options; o != NULL && o->name != NULL && n < len; o++)
+    n += (size_t)snprintf(buf + n, len - n, "%s%s", n ? ", " : "", o->name);
+  return buf[0] ? buf : "none";
+}
+
+int cdo_backend_info(size_t i, struct cdo_backend_info *info)
+{
+  static char names[CDO__ARRAY_SIZE(backends)][128];
+
+  if (i >= CDO__ARRAY_SIZE(backends))
+    return CDO__ERR(ENOENT);
+  if (names[i][0] == 0 && backends[i]->options != NULL)
+    option_names(backends[i], names[i], sizeof(names[i]));
+  info->scheme = backends[i]->scheme;
+  info->usage = backends[i]->usage;
+  info->about = backends[i]->about;
+  info->options = names[i];
+  return 0;
+}
+
+/* ---- URL options --------------------------------------------------------- */
+
+static const struct cdo__store_opt *
+find_option(const struct cdo__store_ops *ops, const char *name, size_t n)
+{
+  const struct cdo__store_opt *o;
+
+  for (o = ops->options; o != NULL && o->name != NULL; o++)
+    if (strlen(o->name) == n && strncmp(o->name, name, n) == 0)
+      return o;
+  return NULL;
+}
+
+static void free_option(struct cdo_store *s, const struct cdo__store_opt *o)
+{
+  char **p = (char **)(void *)((char *)s + o->off);
+
+  if (*p != NULL && o->secret)
+    explicit_bzero(*p, strlen(*p));
+  free(*p);
+  *p = NULL;
+}
+
+/* Sets option o of s from val; s NULL: only checks val. */
+static int set_option(struct cdo_store *s, const struct cdo__store_opt *o,
+                      const char *val)
+{
+  int64_t v = 0;
+  char *dup;
+
+  if (cdo__value_parse(o->type, val, &v) < 0)
+    return CDO_EBADVALUE;
+  if (s == NULL)
+    return 0;
+  if (o->type != CDO__V_STRING) {
+    memcpy((char *)s + o->off, &v, sizeof(v));
+    return 0;
+  }
+  dup = strdup(val);
+  if (dup == NULL)
+    return CDO__ERR(ENOMEM);
+  free_option(s, o);
+  *(char **)(void *)((char *)s + o->off) = dup;
+  return 0;
+}
+
+int cdo__store_option_check(const char *name, const char *option,
+                            const char *val, const char **what)
+{
+  const struct cdo__store_opt *o = NULL;
+  size_t i;
+
+  for (i = 0; o == NULL && i < CDO__ARRAY_SIZE(backends); i++)
+    if (strcmp(backends[i]->name, name) == 0)
+      o = find_option(backends[i], option, strlen(option));
+  *what = o ? cdo__value_expected(o->type) : "an option of the backend";
+  return o ? set_option(NULL, o, val) : CDO_EBADVALUE;
+}
+
+/*
+ * Applies the options "name=value&..." of query (s NULL: only checks them).
+ * 0, or CDO_EBADURL with err saying which option is wrong.
+ */
+static int apply_query(const struct cdo__store_ops *ops, struct cdo_store *s,
+                       const char *query, char *err, size_t errlen)
+{
+  const char *p = query;
+  char names[200];
+
+  while (*p != 0) {
+    size_t n = strcspn(p, "&"), k = strcspn(p, "=");
+    const struct cdo__store_opt *o = find_option(ops, p, k < n ? k : n);
+    char *val = o && k < n ? cdo__pct_decode(p + k + 1, n - k - 1) : NULL;
+    int r = val == NULL ? CDO_EBADVALUE : set_option(s, o, val);
+
+    if (val != NULL && o->secret)
+      explicit_bzero(val, strlen(val));
+    free(val);
+    if (r == CDO__ERR(ENOMEM))
+      return r;
+    if (r < 0 && o == NULL)
+      cdo__fmt(err, errlen, "unknown option '%.*s' (the %s backend takes %s)",
+               (int)(k < n ? k : n), p, ops->name,
+               option_names(ops, names, sizeof(names)));
+    else if (r < 0 && k < n)
+      cdo__fmt(err, errlen, "bad option '%.*s': expected %s",
+               o->secret ? (int)k : (int)n, p, cdo__value_expected(o->type));
+    else if (r < 0)
+      cdo__fmt(err, errlen, "bad option '%.*s': expected %s=VALUE", (int)n, p,
+               o->name);
+    if (r < 0)
+      return CDO_EBADURL;
+    p += n + (p[n] == '&');
+  }
+  return 0;
+}
+
+/*
+ * Splits rest (the URL after its scheme) into the address the backend
+ * opens and its options (after the '?'), both malloc'd; *query is NULL
+ * when there are none.
+ */
+static int split_query(const struct cdo__store_ops *ops, const char *rest,
+                       char **addr, char **query)
+{
+  const char *q = ops->query ? ops->query(rest) : NULL, *end;
+  size_t n;
+
+  *query = NULL;
+  if (q == NULL) {
+    *addr = strdup(rest);
+    return *addr ? 0 : CDO__ERR(ENOMEM);
+  }
+  end = q + strcspn(q, " \t\n");
+  *query = strndup(q + 1, (size_t)(end - q - 1));
+  end += strspn(end, " \t\n");
+  n = (size_t)(q - rest);
+  *addr = malloc(n + strlen(end) + 1);
+  if (*query == NULL || *addr == NULL) {
+    free(*query);
+    free(*addr);
+    *query = *addr = NULL;
+    return CDO__ERR(ENOMEM);
+  }
+  memcpy(*addr, rest, n);
+  memcpy(*addr + n, end, strlen(end) + 1);
+  return 0;
+}
+
+static void free_query(char *query)
+{
+  if (query != NULL)
+    explicit_bzero(query, strlen(query)); /* may hold a password */
+  free(query);
+}
+
+/*
+ * Fills s's options: the defaults, the settings mapped onto them, then the
+ * URL's own (rest, after the scheme). Sets *addr to rest without the
+ * options (malloc'd). 0, or a negative code with err saying why.
+ */
+static int load_options(struct cdo_store *s, const char *rest, char **addr,
+                        char *err, size_t errlen)
+{
+  const struct cdo__store_ops *ops = s->ops;
+  const struct cdo__store_opt *o;
+  const struct cdo_strv *v = &s->cfg->store_opts;
+  size_t i, nl = strlen(ops->name);
+  char *query = NULL;
+  int r = 0;
+
+  *addr = NULL;
+  for (o = ops->options; o != NULL && o->name != NULL && r == 0; o++)
+    if (o->def != NULL)
+      r = set_option(s, o, o->def);
+  for (i = 0; i < v->n && r == 0; i++) {
+    const char *line = v->v[i], *eq = strchr(line, '=');
+
+    if (strncmp(line, ops->name, nl) == 0 && line[nl] == '.' && eq != NULL &&
+        (o = find_option(ops, line + nl + 1, (size_t)(eq - line - nl - 1))))
+      r = set_option(s, o, eq + 1);
+  }
+  if (r == 0)
+    r = split_query(ops, rest, addr, &query);
+  if (r == 0 && query != NULL)
+    r = apply_query(ops, s, query, err, errlen);
+  free_query(query);
+  return r;
+}
+
 int cdo_url_check(const char *url, char *err, size_t errlen)
 {
   const struct cdo__store_ops *ops = find_backend(url, &url);
+  char *addr, *query;
+  int r;
 
   if (ops == NULL) {
     size_t n = strcspn(url, ":");
 
     if (url[n] == ':')
-      cdo__fmt(err, errlen, "unknown scheme '%.*s' (%s)", (int)n, url,
-               expected_urls);
+      cdo__fmt(err, errlen, "unknown scheme '%.*s' (expected %s)", (int)n, url,
+               cdo__store_urls());
     else
-      cdo__fmt(err, errlen, "no scheme (%s)", expected_urls);
+      cdo__fmt(err, errlen, "no scheme (expected %s)", cdo__store_urls());
     return CDO_EBADURL;
   }
-  if (ops->check != NULL && ops->check(url, err, errlen) < 0)
-    return CDO_EBADURL;
-  return 0;
+  r = split_query(ops, url, &addr, &query);
+  if (r == 0 && query != NULL)
+    r = apply_query(ops, NULL, query, err, errlen);
+  if (r == 0 && ops->check != NULL && ops->check(addr, err, errlen) < 0)
+    r = CDO_EBADURL;
+  free_query(query);
+  free(addr);
+  return r;
 }
 
 /* The default URL: sqlite:$XDG_CACHE_HOME/cachedo/cache.db. */
@@ -102,7 +317,7 @@ int cdo_store_open(struct cdo_store **out, const struct cdo_config *cfg,
   const struct cdo__store_ops *ops;
   struct cdo_store *s;
   const char *rest;
-  char *url, where[4200];
+  char *url, *addr, where[4200];
   int r;
 
   *out = NULL;
@@ -119,7 +334,8 @@ int cdo_store_open(struct cdo_store **out, const struct cdo_config *cfg,
        (ops = find_backend(where, &rest)) == NULL))
     ops = NULL;
   if (ops == NULL) {
-    cdo__fmt(err, errlen, "invalid cache URL '%s' (%s)", url, expected_urls);
+    cdo__fmt(err, errlen, "invalid cache URL '%s' (expected %s)", url,
+             cdo__store_urls());
     free(url);
     return CDO_EBADURL;
   }
@@ -131,7 +347,11 @@ int cdo_store_open(struct cdo_store **out, const struct cdo_config *cfg,
   s->ops = ops;
   s->cfg = cfg;
   s->url = url;
-  r = ops->open(s, rest);
+  r = load_options(s, rest, &addr, s->errmsg, sizeof(s->errmsg));
+  if (r == 0)
+    r = ops->open(s, addr);
+  free(addr);
+  cdo__url_mask(url); /* only now: the options were parsed from it */
   if (r < 0) {
     cdo__fmt(err, errlen, "cannot open cache '%s': %s", url,
              s->errmsg[0] ? s->errmsg : cdo_strerror(r));
@@ -144,9 +364,14 @@ int cdo_store_open(struct cdo_store **out, const struct cdo_config *cfg,
 
 void cdo_store_close(struct cdo_store *s)
 {
+  const struct cdo__store_opt *o;
+
   if (s == NULL)
     return;
   s->ops->close(s);
+  for (o = s->ops->options; o != NULL && o->name != NULL; o++)
+    if (o->type == CDO__V_STRING)
+      free_option(s, o);
   free(s->url);
   free(s);
 }
@@ -183,10 +408,10 @@ int cdo_store_list(struct cdo_store *s, cdo_list_fn fn, void *ud)
 
 int cdo_store_stats(struct cdo_store *s, struct cdo_stats *st)
 {
-  memset(st, 0, sizeof(*st));
   const struct cdo__store_counters *c = s->ops->counters;
   int r;
 
+  memset(st, 0, sizeof(*st));
   if (s->ops->stats == NULL)
     return cdo__store_unsupported(s, "count entries");
   r = s->ops->stats(s, st);

@@ -32,17 +32,16 @@
 #include <time.h>
 #include <unistd.h>
 
-#define DEFAULT_TIMEOUT_MS 5000
-#define IO_BLOCK           65536
-#define EXIT_UNSUPPORTED   2
+#define IO_BLOCK         65536
+#define EXIT_UNSUPPORTED 2
 
 struct exec_store {
   struct cdo_store base;
   char *words; /* the URL's words, NUL-separated; argv points into it */
   char **argv; /* PROGRAM [ARG]... then room for 3 protocol words + NULL */
   size_t argc;
-  char *path; /* PROGRAM resolved in PATH */
-  int64_t timeout_ms;
+  char *path;         /* PROGRAM resolved in PATH */
+  int64_t timeout_ms; /* URL option: no progress for this long fails */
 };
 
 static struct exec_store *xs(struct cdo_store *s)
@@ -192,8 +191,6 @@ static int exec_open(struct cdo_store *s, const char *rest)
     return CDO__ERR(ENOMEM);
   for (i = 0, p = x->words; i < x->argc; i++, p += strlen(p) + 1)
     x->argv[i] = p;
-  x->timeout_ms = s->cfg->exec_timeout_ms > 0 ? s->cfg->exec_timeout_ms
-                                              : DEFAULT_TIMEOUT_MS;
   return resolve_program(x);
 }
 
@@ -961,10 +958,30 @@ static int exec_gc(struct cdo_store *s, int64_t now_ms, uint64_t *removed)
   return r;
 }
 
+static const struct cdo__store_opt exec_options[] = {
+    {"timeout", CDO__V_DURATION_POS, "5s",
+     offsetof(struct exec_store, timeout_ms), 0},
+    {NULL},
+};
+
+/*
+ * The options come first, as a word of their own: exec:?timeout=10s PROG
+ * [ARG]..., so that no '?' in the program's path or arguments is taken
+ * for them.
+ */
+static const char *exec_query(const char *rest)
+{
+  return rest[0] == '?' ? rest : NULL;
+}
+
 const struct cdo__store_ops cdo__store_exec = {
     .scheme = "exec:",
     .name = "exec",
+    .usage = "exec:PROGRAM",
+    .about = "a program speaking the helper protocol",
     .size = sizeof(struct exec_store),
+    .options = exec_options,
+    .query = exec_query,
     .check = exec_check,
     .open = exec_open,
     .close = exec_close,

@@ -112,6 +112,21 @@ struct cdo__store_files {
 };
 
 /*
+ * An option a backend's URLs take, as ?name=value&name=value. store.c
+ * parses it, %-decoded, into the backend's struct at off before open: an
+ * int64_t (durations in ms, numbers), or a char * that store.c owns. The
+ * default comes first, then the settings mapped onto it (config.c), then
+ * the URL.
+ */
+struct cdo__store_opt {
+  const char *name; /* e.g. "timeout" */
+  enum cdo__vtype type;
+  const char *def; /* the default, as text; NULL: 0 or NULL */
+  size_t off;
+  int secret; /* a password: never shown, wiped when freed */
+};
+
+/*
  * A backend: the storage core, then optional sub-tables. Every member
  * returns 0 or a negative code and, on failure, says why in s->errmsg.
  * open, close, get, put and del are required; clear, list, stats and gc
@@ -121,8 +136,20 @@ struct cdo__store_files {
 struct cdo__store_ops {
   const char *scheme; /* URL prefix, e.g. "sqlite:" or "redis://" */
   const char *name;   /* backend name for --version, e.g. "sqlite" */
+  const char *usage;  /* the URL's form, e.g. "dir:PATH", for messages */
+  const char *about;  /* what it is, in a few words, for --help */
   size_t size;        /* bytes of the backend's struct */
-  /* Checks the rest of the URL (after the scheme); may be NULL. */
+  /* The options its URLs take, ended by a NULL name; NULL: none. */
+  const struct cdo__store_opt *options;
+  /*
+   * Where the options start in rest (after the scheme): at the '?', to
+   * the next blank or the end; NULL: none given. Set with options.
+   */
+  const char *(*query)(const char *rest);
+  /*
+   * Checks the rest of the URL (after the scheme, without the options);
+   * may be NULL.
+   */
   int (*check)(const char *rest, char *err, size_t errlen);
   /*
    * For a backend that is another one at a place it works out (mem: is
@@ -132,7 +159,10 @@ struct cdo__store_ops {
   int (*locate)(const char *rest, char *url, size_t len);
 
   /* ---- the storage core ---- */
-  /* Opens the store at rest; on failure close is still called. */
+  /*
+   * Opens the store at rest (without the options, which are in s's
+   * struct already); on failure close is still called.
+   */
   int (*open)(struct cdo_store *s, const char *rest);
   /* Releases what open acquired; s itself is freed by the caller. */
   void (*close)(struct cdo_store *s);

@@ -36,6 +36,8 @@ static int mem_locate(const char *rest, char *url, size_t len)
 const struct cdo__store_ops cdo__store_mem = {
     .scheme = "mem:",
     .name = "mem",
+    .usage = "mem:",
+    .about = "a dir: cache on tmpfs",
     .check = mem_check,
     .locate = mem_locate,
 };

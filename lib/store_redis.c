@@ -40,8 +40,12 @@ struct redis_store {
   redisContext *sub; /* lock waits (SUBSCRIBE), opened on demand */
   char *host;        /* TCP, or NULL */
   char *path;        /* unix socket, or NULL */
-  int port, db;
+  int port;
+  int64_t db;
   char *user, *pass;
+  /* URL options (store.c fills them before open; see redis_options) */
+  int64_t timeout_ms, connect_timeout_ms, breaker_ms;
+  char *opt_pass;      /* password=, or NULL: the URL's user info has it */
   char where[320];     /* host:port or the socket path, for messages */
   char *breaker;       /* the breaker file; NULL when there is none */
   int failed;          /* a connection error or timeout: no more tries */
@@ -73,42 +77,6 @@ static void url_release(struct redis_url *u)
   memset(u, 0, sizeof(*u));
 }
 
-static int hexval(int c)
-{
-  if (c >= '0' && c <= '9')
-    return c - '0';
-  c = tolower(c);
-  return c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
-}
-
-/* A malloc'd copy of p[0..n) with %XX escapes decoded; NULL if bad. */
-static char *pct_decode(const char *p, size_t n)
-{
-  char *out = malloc(n + 1), *o = out;
-  size_t i;
-
-  if (out == NULL)
-    return NULL;
-  for (i = 0; i < n; i++) {
-    int hi, lo;
-
-    if (p[i] != '%') {
-      *o++ = p[i];
-      continue;
-    }
-    hi = i + 2 < n ? hexval(p[i + 1]) : -1;
-    lo = i + 2 < n ? hexval(p[i + 2]) : -1;
-    if (hi < 0 || lo < 0 || (hi == 0 && lo == 0)) {
-      free(out);
-      return NULL;
-    }
-    *o++ = (char)(hi << 4 | lo);
-    i += 2;
-  }
-  *o = 0;
-  return out;
-}
-
 /* Parses digits p[0..n) into 0..max; -1 when not that. */
 static long parse_num(const char *p, size_t n, long max)
 {
@@ -136,7 +104,7 @@ static const char unix_form[] = "unix:///PATH.sock[?db=N]";
 static int url_part(const char *p, const char *end, const char *what,
                     char **out, char *err, size_t errlen)
 {
-  *out = pct_decode(p, (size_t)(end - p));
+  *out = cdo__pct_decode(p, (size_t)(end - p));
   if (*out == NULL) {
     cdo__fmt(err, errlen, "bad %%-escape in the %s (expected %s)", what,
              tcp_form);
@@ -217,31 +185,16 @@ static int parse_tcp(const char *rest, struct redis_url *u, char *err,
   return 0;
 }
 
-/* rest follows "unix://": an absolute path, then ?db=N. */
+/* rest follows "unix://" (its ?db=N is an option): an absolute path. */
 static int parse_unix(const char *rest, struct redis_url *u, char *err,
                       size_t errlen)
 {
-  size_t n = strcspn(rest, "?");
-  long v;
-
-  if (rest[0] != '/' || n < 2) {
+  if (rest[0] != '/' || rest[1] == 0) {
     cdo__fmt(err, errlen, "expected an absolute socket path (%s)", unix_form);
     return CDO_EBADURL;
   }
-  u->path = strndup(rest, n);
-  if (u->path == NULL)
-    return CDO__ERR(ENOMEM);
-  if (rest[n] == '?') {
-    const char *q = rest + n + 1;
-
-    if (strncmp(q, "db=", 3) != 0 ||
-        (v = parse_num(q + 3, strlen(q + 3), 1000000)) < 0) {
-      cdo__fmt(err, errlen, "bad query '%s' (expected %s)", q, unix_form);
-      return CDO_EBADURL;
-    }
-    u->db = (int)v;
-  }
-  return 0;
+  u->path = strdup(rest);
+  return u->path ? 0 : CDO__ERR(ENOMEM);
 }
 
 static int check_tcp(const char *rest, char *err, size_t errlen)
@@ -301,7 +254,7 @@ static void breaker_trip(struct redis_store *r, const char *why)
  */
 static int breaker_check(struct redis_store *r, int *seen)
 {
-  int64_t window = r->base.cfg->redis_breaker_ms, now, at;
+  int64_t window = r->breaker_ms, now, at;
   char buf[600], when[32], left[32], *sp;
   struct stat st;
   struct tm tm;
@@ -352,7 +305,7 @@ static int conn_fail(struct redis_store *r, redisContext *c, int saved_errno,
       (saved_errno == EAGAIN || saved_errno == EWOULDBLOCK)) {
     char t[32];
 
-    cdo_format_duration(r->base.cfg->redis_timeout_ms, t, sizeof(t));
+    cdo_format_duration(r->timeout_ms, t, sizeof(t));
     cdo__fmt(why, sizeof(why), "no answer within %s", t);
   } else if (c != NULL && c->err == REDIS_ERR_EOF) {
     cdo__fmt(why, sizeof(why), "connection closed by the server");
@@ -377,8 +330,7 @@ static int reply_fail(struct redis_store *r, redisReply *rep, const char *what)
 /* Connects, authenticates and selects the database. */
 static int dial(struct redis_store *r, redisContext **out)
 {
-  const struct cdo_config *cfg = r->base.cfg;
-  struct timeval ct = ms_tv(cfg->redis_connect_timeout_ms);
+  struct timeval ct = ms_tv(r->connect_timeout_ms);
   redisContext *c;
   redisReply *rep = NULL;
   int e, n = 0, i;
@@ -394,7 +346,7 @@ static int dial(struct redis_store *r, redisContext **out)
     return rc;
   }
   fcntl(c->fd, F_SETFD, FD_CLOEXEC);
-  redisSetTimeout(c, ms_tv(cfg->redis_timeout_ms));
+  redisSetTimeout(c, ms_tv(r->timeout_ms));
   *out = c;
   /* AUTH and SELECT in one round trip. */
   if (r->pass != NULL && r->user != NULL)
@@ -402,7 +354,7 @@ static int dial(struct redis_store *r, redisContext **out)
   else if (r->pass != NULL)
     n += redisAppendCommand(c, "AUTH %s", r->pass) == REDIS_OK;
   if (r->db != 0)
-    n += redisAppendCommand(c, "SELECT %d", r->db) == REDIS_OK;
+    n += redisAppendCommand(c, "SELECT %lld", (long long)r->db) == REDIS_OK;
   for (i = 0; i < n; i++) {
     if (redisGetReply(c, (void **)&rep) != REDIS_OK)
       return conn_fail(r, c, errno, "lost the connection to");
@@ -495,25 +447,24 @@ static int redis_open(struct cdo_store *s, const char *rest)
 {
   struct redis_store *r = rs(s);
   struct redis_url u = {0};
-  const char *env_pass = getenv("CACHEDO_REDIS_PASSWORD");
   int unix_sock = s->ops == &cdo__store_redis_unix, seen, rc;
 
   rc = unix_sock ? parse_unix(rest, &u, s->errmsg, sizeof(s->errmsg))
                  : parse_tcp(rest, &u, s->errmsg, sizeof(s->errmsg));
-  cdo__url_mask(s->url); /* rest points into it: parsed first */
   r->host = u.host;
   r->path = u.path;
   r->user = u.user;
   r->pass = u.pass;
   r->port = u.port;
-  r->db = u.db;
+  if (!unix_sock)
+    r->db = u.db; /* unix:// has it as an option */
   if (rc < 0)
     return rc;
-  if (env_pass != NULL && *env_pass) {
+  if (r->opt_pass != NULL) { /* the password= option wins over the URL's */
     if (r->pass != NULL)
       sodium_memzero(r->pass, strlen(r->pass));
     free(r->pass);
-    r->pass = strdup(env_pass);
+    r->pass = strdup(r->opt_pass);
     if (r->pass == NULL)
       return CDO__ERR(ENOMEM);
   }
@@ -523,7 +474,7 @@ static int redis_open(struct cdo_store *s, const char *rest)
     cdo__fmt(r->where, sizeof(r->where), "[%s]:%d", r->host, r->port);
   else
     cdo__fmt(r->where, sizeof(r->where), "%s:%d", r->host, r->port);
-  if (s->cfg->redis_breaker_ms > 0)
+  if (r->breaker_ms > 0)
     r->breaker = breaker_path(r);
   rc = breaker_check(r, &seen);
   if (rc < 0)
@@ -1521,10 +1472,37 @@ static const struct cdo__store_counters redis_counters = {
     .zero = redis_zero_stats,
 };
 
+#define F(field) offsetof(struct redis_store, field)
+#define REDIS_OPTIONS                                                          \
+  {"timeout", CDO__V_DURATION_POS, "1s", F(timeout_ms), 0},                    \
+      {"connect-timeout", CDO__V_DURATION_POS, "250ms", F(connect_timeout_ms), \
+       0},                                                                     \
+      {"breaker", CDO__V_DURATION, "30s", F(breaker_ms), 0},                   \
+      {"password", CDO__V_STRING, NULL, F(opt_pass), 1},
+
+static const struct cdo__store_opt tcp_options[] = {REDIS_OPTIONS{NULL}};
+static const struct cdo__store_opt unix_options[] = {
+    {"db", CDO__V_NUMBER, NULL, F(db), 0}, REDIS_OPTIONS{NULL}};
+#undef F
+
+/* The options of a redis:// URL follow the host, past any '?' in a password. */
+static const char *tcp_query(const char *rest)
+{
+  const char *at = strrchr(rest, '@');
+
+  return strchr(at ? at : rest, '?');
+}
+
+static const char *unix_query(const char *rest)
+{
+  return strchr(rest, '?');
+}
+
 /* redis:// and unix:// differ only in how the URL names the server. */
-#define REDIS_OPS(scheme_, check_)                                             \
+#define REDIS_OPS(scheme_, usage_, about_, options_, query_, check_)           \
   {                                                                            \
-    .scheme = scheme_, .name = "redis", .size = sizeof(struct redis_store),    \
+    .scheme = scheme_, .name = "redis", .usage = usage_, .about = about_,      \
+    .size = sizeof(struct redis_store), .options = options_, .query = query_,  \
     .check = check_, .open = redis_open, .close = redis_close,                 \
     .get = redis_get, .put = redis_put, .del = redis_del,                      \
     .clear = redis_clear, .list = redis_list, .stats = redis_stats,            \
@@ -1532,6 +1510,8 @@ static const struct cdo__store_counters redis_counters = {
   }
 
 const struct cdo__store_ops cdo__store_redis_tcp =
-    REDIS_OPS("redis://", check_tcp);
+    REDIS_OPS("redis://", "redis://HOST[:PORT][/DB]", "a Redis server over TCP",
+              tcp_options, tcp_query, check_tcp);
 const struct cdo__store_ops cdo__store_redis_unix =
-    REDIS_OPS("unix://", check_unix);
+    REDIS_OPS("unix://", "unix:///PATH.sock", "a Redis server on a unix socket",
+              unix_options, unix_query, check_unix);

@@ -202,11 +202,28 @@ void cdo_format_size(uint64_t n, char *buf, size_t len)
   cdo__fmt(buf, len, v < 10 ? "%.1f %s" : "%.0f %s", v, unit[i]);
 }
 
+/* Replaces the value of a "password=" option after the URL's '?'. */
+static void mask_option(char *url)
+{
+  char *q = strchr(url, '?'), *p;
+
+  for (p = q; p != NULL; p = strpbrk(p + 1, "&")) {
+    if (strncmp(p + 1, "password=", 9) == 0) {
+      char *v = p + 10;
+      size_t n = strcspn(v, "& \t"), stars = n < 3 ? n : 3;
+
+      memset(v, '*', stars);
+      memmove(v + stars, v + n, strlen(v + n) + 1);
+    }
+  }
+}
+
 void cdo__url_mask(char *url)
 {
   char *a = strstr(url, "://"), *at, *colon;
   size_t n, stars;
 
+  mask_option(url);
   if (a == NULL)
     return;
   a += 3;
@@ -217,4 +234,87 @@ void cdo__url_mask(char *url)
   stars = n < 3 ? n : 3;
   memset(colon + 1, '*', stars);
   memmove(colon + 1 + stars, at, strlen(at) + 1);
+}
+
+static int hexval(int c)
+{
+  if (c >= '0' && c <= '9')
+    return c - '0';
+  c = tolower(c);
+  return c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+}
+
+char *cdo__pct_decode(const char *p, size_t n)
+{
+  char *out = malloc(n + 1), *o = out;
+  size_t i;
+
+  if (out == NULL)
+    return NULL;
+  for (i = 0; i < n; i++) {
+    int hi, lo;
+
+    if (p[i] != '%') {
+      *o++ = p[i];
+      continue;
+    }
+    hi = i + 2 < n ? hexval(p[i + 1]) : -1;
+    lo = i + 2 < n ? hexval(p[i + 2]) : -1;
+    if (hi < 0 || lo < 0 || (hi == 0 && lo == 0)) {
+      free(out);
+      return NULL;
+    }
+    *o++ = (char)(hi << 4 | lo);
+    i += 2;
+  }
+  *o = 0;
+  return out;
+}
+
+const char *cdo__value_expected(enum cdo__vtype t)
+{
+  static const char *const expected[] = {
+      [CDO__V_DURATION_POS] =
+          "a duration > 0 like 30s, 500ms, 5m (units ms s m h d w)",
+      [CDO__V_DURATION] =
+          "a duration like 0, 30s, 500ms, 5m (units ms s m h d w)",
+      [CDO__V_SIZE] = "a size like 1048576, 64K, 256M, 2G",
+      [CDO__V_STRING] = "a non-empty value",
+      [CDO__V_NUMBER] = "a number from 0 to 1000000",
+  };
+
+  return t < CDO__V_COUNT ? expected[t] : "a value";
+}
+
+int cdo__value_parse(enum cdo__vtype t, const char *val, void *out)
+{
+  const char *end;
+  uint64_t n;
+  int64_t ms;
+
+  switch (t) {
+  case CDO__V_DURATION_POS:
+  case CDO__V_DURATION:
+    if (cdo_parse_duration(val, &ms) < 0 ||
+        (t == CDO__V_DURATION_POS && ms == 0))
+      return CDO_EBADVALUE;
+    memcpy(out, &ms, sizeof(ms));
+    return 0;
+  case CDO__V_SIZE:
+    if (cdo_parse_size(val, &n) < 0)
+      return CDO_EBADVALUE;
+    memcpy(out, &n, sizeof(n));
+    return 0;
+  case CDO__V_STRING:
+    return val != NULL && *val != 0 ? 0 : CDO_EBADVALUE;
+  case CDO__V_NUMBER:
+    if (val == NULL || parse_digits(val, &n, &end) < 0 || *end != 0 ||
+        n > 1000000)
+      return CDO_EBADVALUE;
+    ms = (int64_t)n;
+    memcpy(out, &ms, sizeof(ms));
+    return 0;
+  default:
+    return CDO_EBADVALUE;
+  }
 }

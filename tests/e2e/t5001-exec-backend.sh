@@ -111,6 +111,28 @@ test_expect_success 'a helper that hangs is killed (with what it started) after 
 	expect_lines 1 "$TMP/hang.log"
 '
 
+test_expect_success 'the timeout as a URL option, before the program: exec:?timeout=300ms PROG' '
+	CACHEDO_EXEC_TIMEOUT=1h &&
+	export CACHEDO_EXEC_TIMEOUT &&
+	expect_fallback hang -c "exec:?timeout=300ms hang" &&
+	expect_grep "no progress for 300ms" err &&
+	unset CACHEDO_EXEC_TIMEOUT
+'
+
+test_expect_success 'a ? in the program path or its arguments is not an option' '
+	mkdir "$TMP/what?" &&
+	cp "$files" "$TMP/what?/files" &&
+	url="exec:$TMP/what?/files $TMP/q?store" &&
+	expect_status 3 cachedo -c "$url" counted qmark sh -c "$job" >out1 2>err1 &&
+	expect_status 3 cachedo -c "$url" counted qmark sh -c "$job" >out2 2>err2 &&
+	expect_count qmark 1 &&
+	expect_cmp err1 err2 &&
+	expect_lines 1 err2 &&
+	test -d "$TMP/q?store" &&
+	expect_status 125 cachedo -c "exec:?colour=red $files $TMP/s" true 2>err &&
+	expect_grep "unknown option .colour. (the exec backend takes timeout)" err
+'
+
 test_expect_success 'a helper that hangs while taking the entry is killed too' '
 	helper hangput <<-\EOF &&
 	case $1 in get) exit 1 ;; put) exec sleep 60 ;; esac

@@ -137,6 +137,46 @@ test_expect_success 'CACHEDO_REDIS_PASSWORD wins over the URL and is never shown
 	expect_no_grep nope-pw err
 '
 
+test_expect_success 'URL options: password= wins over the URL user info and is never shown' '
+	cachedo -c "redis://:wrong-pw@127.0.0.1:$auth_port?password=right-pw" \
+		counted optpw >out1 2>err1 &&
+	cachedo -c "redis://127.0.0.1:$auth_port?password=right%2Dpw" \
+		counted optpw >out2 2>err2 &&
+	expect_count optpw 1 &&
+	expect_lines 0 err1 &&
+	expect_lines 0 err2 &&
+	expect_status 3 cachedo -c "redis://127.0.0.1:$auth_port?password=nope-pw" \
+		counted optpw2 sh -c "$job" >out 2>err &&
+	expect_grep "password=\*\*\*" err &&
+	expect_no_grep nope-pw err &&
+	mkdir -p "$XDG_CONFIG_HOME/cachedo" &&
+	echo "redis-password = right-pw" >"$XDG_CONFIG_HOME/cachedo/config" &&
+	cachedo -c "redis://127.0.0.1:$auth_port" counted optpw >out3 2>err3 &&
+	rm "$XDG_CONFIG_HOME/cachedo/config" &&
+	expect_count optpw 1 &&
+	expect_lines 0 err3
+'
+
+test_expect_success 'URL options: one in the URL wins over the setting mapped onto it' '
+	CACHEDO_REDIS_BREAKER=1h cachedo -c "redis://127.0.0.1:$stopped_port/7?breaker=0" \
+		counted optbrk >out 2>err &&
+	expect_grep "cannot connect" err &&
+	CACHEDO_REDIS_BREAKER=1h cachedo -c "redis://127.0.0.1:$stopped_port/7?breaker=0" \
+		counted optbrk >out 2>err &&
+	expect_grep "cannot connect" err &&
+	expect_no_grep "skipped since" err &&
+	expect_count optbrk 2
+'
+
+test_expect_success 'URL options: a bad or unknown one is refused, naming it' '
+	expect_status 125 cachedo -c "redis://127.0.0.1:$auth_port?timeout=soon" true 2>err &&
+	expect_grep "bad option .timeout=soon.: expected a duration" err &&
+	expect_status 125 cachedo -c "redis://127.0.0.1:$auth_port?colour=red" true 2>err &&
+	expect_grep "unknown option .colour. (the redis backend takes .*timeout" err &&
+	expect_status 125 cachedo -c "redis://127.0.0.1:$auth_port?password=" true 2>err &&
+	expect_grep "bad option .password." err
+'
+
 test_expect_success 'an ACL user and password (AUTH user pass) and a database number' '
 	cachedo -c redis://alice:alice-pw@127.0.0.1:$auth_port/3 counted acl >out1 &&
 	cachedo -c redis://alice:alice-pw@127.0.0.1:$auth_port/3 counted acl >out2 &&

@@ -102,4 +102,58 @@ test_expect_success 'short options agree between the table, --help and the man p
 	done <shorts
 '
 
+# The backends' URL forms and options, as --help prints them from the
+# backends' own tables: the schemes in $TMP/schemes, the options in
+# $TMP/url-options.
+cachedo --help | sed -n '/^Cache URLs/,/^$/p' >"$TMP/urls"
+grep -o '^  [a-z][a-z]*:\(//\)\{0,1\}' "$TMP/urls" | sed 's/^  //' | sort -u >"$TMP/schemes"
+sed -n 's/^ *options: //p; s/^            *\([a-z][a-z-]*\(, [a-z][a-z-]*\)*,\{0,1\}\)$/\1/p' "$TMP/urls" |
+	tr ',' '\n' | sed 's/ //g' | grep . | sort -u >"$TMP/url-options"
+
+sq="'"
+
+# same_schemes WHAT FILE: FILE lists exactly the schemes of --help.
+same_schemes () {
+	sort -u "$2" >"$2.sorted"
+	if ! cmp -s "$TMP/schemes" "$2.sorted"; then
+		echo "$1 differs from the backends of --help (< --help only, > $1 only):" >&2
+		diff "$TMP/schemes" "$2.sorted" | grep '^[<>]' >&2
+		return 1
+	fi
+}
+
+test_expect_success 'the backends were found in --help' '
+	expect_grep -x "redis://" "$TMP/schemes" &&
+	expect_grep -x "exec:" "$TMP/schemes" &&
+	expect_grep -x "timeout" "$TMP/url-options" &&
+	expect_grep -x "db" "$TMP/url-options"
+'
+
+test_expect_success 'the manual page lists exactly the backends, and every URL option' '
+	man=$ROOT/cmd/cachedo.1 &&
+	sed -n "/^\\.SH BACKENDS/,/^\\.SH /p" "$man" >backends &&
+	grep -A1 "^\\.T[PQ]" backends | grep -o "^\\.BI\\{0,1\\} [a-z][a-z]*:\\(//\\)\\{0,1\\}" |
+		sed "s/^\\.BI\\{0,1\\} //" >found &&
+	same_schemes cachedo.1 found &&
+	while read -r o; do
+		m=$(printf %s "$o" | sed "s/-/\\\\\\\\-/g") &&
+		grep -q -e "^\\.BR\\{0,1\\} $m\\( \\|\$\\)" backends || {
+			echo "URL option $o has no paragraph in BACKENDS of cachedo.1" >&2
+			return 1
+		}
+	done <"$TMP/url-options"
+'
+
+test_expect_success 'the completions offer exactly the backends' '
+	sed -n "/^_cachedo_url()/,/^}/p" "$ROOT/completions/cachedo.bash" |
+		sed -n "s/.*compgen -W $sq\\([^$sq]*\\)$sq.*/\\1/p" | tr " " "\\n" | grep ":" >found &&
+	same_schemes cachedo.bash found &&
+	sed -n "/^ *schemes=(/,/^ *)/p" "$ROOT/completions/_cachedo" |
+		sed -n "s/^ *$sq\\([a-z]*\\)\\\\\\(:\\(\\/\\/\\)\\{0,1\\}\\).*/\\1\\2/p" >found &&
+	same_schemes _cachedo found &&
+	sed -n "/^function __cachedo_url/,/^end/p" "$ROOT/completions/cachedo.fish" |
+		grep -o "[a-z][a-z]*:\\(//\\)\\{0,1\\} $sq" | sed "s/ .//" >found &&
+	same_schemes cachedo.fish found
+'
+
 test_done

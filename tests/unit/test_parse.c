@@ -254,6 +254,9 @@ static const struct {
     {"pure", "2", "one of"},
     {"verbose", "yess", "one of"},
     {"no-cache-failures", "perhaps", "one of"},
+    {"redis-timeout", "soon", "duration > 0"},
+    {"redis-breaker", "1.5s", "duration"},
+    {"exec-timeout", "0", "duration > 0"},
 };
 
 static void test_set_bad(void **state)
