@@ -89,6 +89,12 @@ $(O)/tests/unit/%: tests/unit/%.c tests/unit/unit.h $(O)/libcachedo.a $(O)/.flag
 	$(QLD)$(CC) $(ALL_CFLAGS) -Ilib -o $@ $< $(O)/libcachedo.a \
 		$(ALL_LDFLAGS) $(DEP_LIBS) $$($(PKG_CONFIG) --libs cmocka)
 
+# The scale benchmarks' filler: writes entries through the library.
+$(O)/bench/fill: bench/fill.c $(O)/libcachedo.a $(O)/.flags
+	@mkdir -p $(dir $@)
+	$(QLD)$(CC) $(ALL_CFLAGS) -Ilib -o $@ $< $(O)/libcachedo.a \
+		$(ALL_LDFLAGS) $(DEP_LIBS)
+
 # Rebuild everything when the flags change.
 $(O)/.flags: FORCE
 	@mkdir -p $(O)

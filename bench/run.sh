@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# bench/run.sh [-v] [core|dir|redis|flight|all]...: time cachedo against
+# bench/run.sh [-v] [core|dir|redis|flight|scale|all]...: time cachedo against
 # plain baselines in one run and print a row per target (see bench/README.md).
 # Expects an already built binary: $CACHEDO, else build/cachedo.
 set -eu
@@ -11,12 +11,12 @@ if [ "${1:-}" = -v ]; then
 	shift
 fi
 sections=("${@:-core}")
-[ "${sections[*]}" = all ] && sections=(core dir redis flight)
+[ "${sections[*]}" = all ] && sections=(core dir redis flight scale)
 for s in "${sections[@]}"; do
 	case $s in
-	core | dir | redis | flight) ;;
+	core | dir | redis | flight | scale) ;;
 	*)
-		echo "usage: bash bench/run.sh [-v] [core|dir|redis|flight|all]..." >&2
+		echo "usage: bash bench/run.sh [-v] [core|dir|redis|flight|scale|all]..." >&2
 		exit 2
 		;;
 	esac
@@ -197,6 +197,8 @@ section_flight() {
 		"executions: $runs for $n samples of $copies calls (want $n)"
 	show "./slow.sh base.count" "$copies x $C --env PAIRTIME_RUN -- ./slow.sh cand.count"
 }
+
+. "$BENCH_DIR/scale.sh"
 
 echo "# $("$C" --version 2>/dev/null | head -1); backends: ${BACKENDS:-?}; $(nproc) CPUs; $(uname -sr)"
 bench_header
