@@ -469,6 +469,11 @@ int cdo__store_del(struct cdo_store *s, const struct cdo__key *k)
   return s->ops->del(s, k);
 }
 
+int cdo__store_batch(struct cdo_store *s, int on)
+{
+  return s->ops->batch ? s->ops->batch(s, on) : 0;
+}
+
 const char *cdo__store_spool_dir(struct cdo_store *s)
 {
   const struct cdo__store_files *f = s->ops->files;

@@ -182,6 +182,14 @@ struct cdo__store_ops {
   int (*stats)(struct cdo_store *s, struct cdo_stats *st);
   /* Removes entries expired by now_ms and leftovers of crashed writers. */
   int (*gc)(struct cdo_store *s, int64_t now_ms, uint64_t *removed);
+  /*
+   * Bulk work (eviction, bench/fill.c): after batch(s, 1), puts and dels
+   * may share write transactions or round trips, each of at most a few
+   * thousand; batch(s, 0) commits the rest. An operation that failed may
+   * have taken uncommitted ones of the batch with it (a cache loses
+   * nothing by that). May be NULL: every operation stands alone.
+   */
+  int (*batch)(struct cdo_store *s, int on);
 
   /* ---- optional sub-tables (NULL: the front end's default) ---- */
   const struct cdo__store_locks *locks;
@@ -220,6 +228,8 @@ int cdo__store_put(struct cdo_store *s, const struct cdo__key *k,
                    const struct cdo__src *src,
                    const struct cdo__put_info *info);
 int cdo__store_del(struct cdo_store *s, const struct cdo__key *k);
+/* ops->batch, when the backend has it; else 0. */
+int cdo__store_batch(struct cdo_store *s, int on);
 const char *cdo__store_spool_dir(struct cdo_store *s);
 
 /*

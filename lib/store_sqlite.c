@@ -36,7 +36,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#define SCHEMA_VERSION     2
+#define SCHEMA_VERSION     3
+#define SET_VERSION        "PRAGMA user_version = 3"
 #define SMALL_MAX          ((uint64_t)256 << 10)
 #define ROW                (1 << 20)
 #define ROW_BITS           16
@@ -45,6 +46,7 @@
 #define BUSY_MS            60000
 #define CHECKPOINT_BUSY_MS 50
 #define PENDING_MAX_AGE_MS 3600000
+#define BATCH_OPS          4096
 
 struct sqlite_store {
   struct cdo_store base;
@@ -54,6 +56,9 @@ struct sqlite_store {
   char *big_path;
   int tuned;      /* writer pragmas applied to db */
   int wal_frames; /* frames in db's WAL after our last commit */
+  int batch;      /* in a batch (sqlite_batch) */
+  int batch_ops;  /* operations in the batch's open transaction */
+  int doomed;     /* big blobs doomed by the open transaction */
 };
 
 static const char schema[] =
@@ -63,7 +68,11 @@ static const char schema[] =
     " duration INTEGER NOT NULL, status INTEGER NOT NULL, scope TEXT,"
     " command TEXT NOT NULL, bytes BLOB) WITHOUT ROWID;"
     "CREATE TABLE IF NOT EXISTS pending(blob INTEGER PRIMARY KEY,"
-    " started INTEGER NOT NULL);";
+    " started INTEGER NOT NULL);"
+    /* --gc finds the expired, --list streams newest first, and --stats
+     * counts from this small index rather than the whole table. */
+    "CREATE INDEX IF NOT EXISTS entry_expires ON entry(expires);"
+    "CREATE INDEX IF NOT EXISTS entry_created ON entry(created, size);";
 
 static const char big_schema[] =
     "CREATE TABLE IF NOT EXISTS chunk(id INTEGER PRIMARY KEY, bytes BLOB);";
@@ -223,7 +232,8 @@ static void wal_mode(sqlite3 *db)
  * Creates or upgrades db's tables under the write lock. page_size only
  * takes effect while the file is still empty, so it comes first, then WAL
  * mode (outside a transaction). Version 1 kept every entry's bytes in
- * 1 MiB chunks in one file: its tables are dropped (it is a cache).
+ * 1 MiB chunks in one file: its tables are dropped (it is a cache);
+ * version 2 lacked the indexes, which sql adds.
  */
 static int init_schema(struct sqlite_store *q, sqlite3 *db, const char *sql,
                        const char *page_size)
@@ -257,7 +267,7 @@ static int init_schema(struct sqlite_store *q, sqlite3 *db, const char *sql,
   if (r == 0 && version < SCHEMA_VERSION)
     r = exec(q, db, sql);
   if (r == 0 && version < SCHEMA_VERSION)
-    r = exec(q, db, "PRAGMA user_version = 2");
+    r = exec(q, db, SET_VERSION);
   if (r == 0)
     r = exec(q, db, "COMMIT");
   if (r < 0)
@@ -337,6 +347,45 @@ static void maybe_checkpoint(struct sqlite_store *q)
                                 NULL) == SQLITE_OK)
     q->wal_frames = 0;
   sqlite3_busy_timeout(q->db, BUSY_MS);
+}
+
+/* Opens one operation's write transaction, or joins the batch's. */
+static int tx_begin(struct sqlite_store *q)
+{
+  if (q->batch && !sqlite3_get_autocommit(q->db))
+    return 0;
+  return exec(q, q->db, "BEGIN IMMEDIATE");
+}
+
+/* Commits one operation's transaction; in a batch, every BATCH_OPS. */
+static int tx_commit(struct sqlite_store *q)
+{
+  if (q->batch && ++q->batch_ops < BATCH_OPS)
+    return 0;
+  q->batch_ops = 0;
+  return exec(q, q->db, "COMMIT");
+}
+
+static int purge(struct sqlite_store *q, sqlite3_int64 cutoff, uint64_t *n);
+
+/*
+ * After tx_commit: once nothing is left uncommitted, deletes the big blobs
+ * the transactions doomed (doomed: this one did) and truncates the WAL
+ * when it has grown.
+ */
+static int tx_after(struct sqlite_store *q, int doomed)
+{
+  int r = 0;
+
+  q->doomed |= doomed;
+  if (!sqlite3_get_autocommit(q->db))
+    return 0; /* the batch goes on */
+  if (q->doomed) {
+    q->doomed = 0;
+    r = purge(q, 1, NULL);
+  }
+  maybe_checkpoint(q);
+  return r;
 }
 
 /* ---- reading ------------------------------------------------------------- */
@@ -734,11 +783,11 @@ static int sqlite_put(struct cdo_store *s, const struct cdo__key *k,
     r = buf ? src_fill(q, src, buf, (size_t)size, 0) : CDO__ERR(ENOMEM);
   }
   if (r == 0)
-    r = exec(q, q->db, "BEGIN IMMEDIATE");
+    r = tx_begin(q);
   if (r == 0)
     r = publish(q, k, blob, buf, size, info, &doomed);
   if (r == 0)
-    r = exec(q, q->db, "COMMIT");
+    r = tx_commit(q);
   free(buf);
   if (r < 0) {
     rollback(q->db);
@@ -750,9 +799,7 @@ static int sqlite_put(struct cdo_store *s, const struct cdo__key *k,
     }
     return r;
   }
-  if (doomed)
-    purge(q, 1, NULL); /* failing here leaves the work to --gc */
-  maybe_checkpoint(q);
+  tx_after(q, doomed); /* failing here leaves the work to --gc */
   return 0;
 }
 
@@ -766,7 +813,7 @@ static int delete_where(struct sqlite_store *q, const char *where,
 
   r = ensure_schema(q);
   if (r == 0)
-    r = exec(q, q->db, "BEGIN IMMEDIATE");
+    r = tx_begin(q);
   if (r < 0)
     return r;
   cdo__fmt(sql, sizeof(sql), "DELETE FROM entry WHERE %s RETURNING blob, size",
@@ -800,17 +847,14 @@ static int delete_where(struct sqlite_store *q, const char *where,
   sqlite3_finalize(sel);
   sqlite3_finalize(doom);
   if (r == 0)
-    r = exec(q, q->db, "COMMIT");
+    r = tx_commit(q);
   if (r < 0) {
     rollback(q->db);
     return r;
   }
   if (removed)
     *removed += (uint64_t)n;
-  if (doomed)
-    r = purge(q, 1, NULL);
-  maybe_checkpoint(q);
-  return r;
+  return tx_after(q, doomed);
 }
 
 static int sqlite_del(struct cdo_store *s, const struct cdo__key *k)
@@ -910,6 +954,28 @@ static int sqlite_stats(struct cdo_store *s, struct cdo_stats *stats)
   return r;
 }
 
+static int sqlite_batch(struct cdo_store *s, int on)
+{
+  struct sqlite_store *q = sq(s);
+  int r = 0, w;
+
+  if (on) {
+    r = tune_for_writing(q);
+    if (r == 0)
+      r = ensure_schema(q);
+    q->batch = r == 0;
+    q->batch_ops = 0;
+    return r;
+  }
+  q->batch = 0;
+  if (!sqlite3_get_autocommit(q->db))
+    r = exec(q, q->db, "COMMIT");
+  if (r < 0)
+    rollback(q->db);
+  w = tx_after(q, 0);
+  return r < 0 ? r : w;
+}
+
 /* The front end's own files (usage, stats) go next to the database. */
 static const char *sqlite_local_path(struct cdo_store *s)
 {
@@ -936,5 +1002,6 @@ const struct cdo__store_ops cdo__store_sqlite = {
     .list = sqlite_list,
     .stats = sqlite_stats,
     .gc = sqlite_gc,
+    .batch = sqlite_batch,
     .files = &sqlite_files,
 };

@@ -693,6 +693,46 @@ static void del_removes(void **state)
   unit_entry_release(&e);
 }
 
+/*
+ * Puts and dels of a batch all land: for a backend that batches, more
+ * than one transaction's worth, a big entry among them.
+ */
+static void batch_commits_everything(void **state)
+{
+  struct suite *su = begin(state);
+  int n = su->store->ops->batch ? 5000 : 20, big_at = (n * 7 / 8) | 1, i;
+  struct unit_entry e, big;
+  struct cdo__key k;
+  char name[16];
+
+  make_entry(&e, "x", 500, 0, cdo__now_ms());
+  make_entry(&big, "big", 300 << 10, 0, cdo__now_ms());
+  unit_ok(cdo__store_batch(su->store, 1));
+  for (i = 0; i < n; i++) {
+    snprintf(name, sizeof(name), "b%d", i);
+    make_key(&k, name);
+    put_ok(su, &k, i == big_at ? &big : &e, 60 * SEC);
+  }
+  for (i = 0; i < n; i += 2) {
+    snprintf(name, sizeof(name), "b%d", i);
+    make_key(&k, name);
+    unit_ok(cdo__store_del(su->store, &k));
+  }
+  unit_ok(cdo__store_batch(su->store, 0));
+  if (su->store->ops->list != NULL)
+    assert_int_equal(count_entries(su), (size_t)n / 2);
+  for (i = big_at - 2; i < big_at + 3; i++) {
+    snprintf(name, sizeof(name), "b%d", i);
+    make_key(&k, name);
+    if (i % 2 == 0)
+      assert_miss(su, &k);
+    else
+      assert_fresh(su, &k, i == big_at ? &big : &e);
+  }
+  unit_entry_release(&e);
+  unit_entry_release(&big);
+}
+
 static void clear_removes_all(void **state)
 {
   struct suite *su = begin(state);
@@ -1235,8 +1275,43 @@ static void sqlite_upgrades_version_1(void **state)
   put_ok(su, &k, &e, 3600 * SEC);
   assert_fresh(su, &k, &e);
   assert_int_equal(count_entries(su), 1);
-  assert_int_equal(sql_int(db_path(su), "PRAGMA user_version"), 2);
+  assert_int_equal(sql_int(db_path(su), "PRAGMA user_version"), 3);
   unit_entry_release(&e);
+}
+
+/* A database of version 2 keeps its entries and gains the indexes. */
+static void sqlite_upgrades_version_2(void **state)
+{
+  struct suite *su = begin(state);
+  struct unit_entry a, b;
+  struct cdo__key ka, kb;
+
+  make_key(&ka, "kept");
+  make_entry(&a, "a", 1000, 0, cdo__now_ms());
+  put_ok(su, &ka, &a, 3600 * SEC);
+  cdo_store_close(su->store);
+  su->store = NULL;
+  sql_exec(db_path(su), "DROP INDEX entry_expires; DROP INDEX entry_created;"
+                        "PRAGMA user_version = 2");
+  {
+    char err[600];
+
+    if (cdo_store_open(&su->store, &su->cfg, err, sizeof(err)) < 0)
+      fail_msg("%s", err);
+  }
+  assert_fresh(su, &ka, &a);
+  make_key(&kb, "added");
+  make_entry(&b, "b", 1000, 0, cdo__now_ms());
+  put_ok(su, &kb, &b, 3600 * SEC);
+  assert_fresh(su, &ka, &a);
+  assert_int_equal(count_entries(su), 2);
+  assert_int_equal(sql_int(db_path(su), "PRAGMA user_version"), 3);
+  assert_int_equal(sql_int(db_path(su), "SELECT count(*) FROM sqlite_master"
+                                        " WHERE type = 'index' AND name IN"
+                                        " ('entry_expires', 'entry_created')"),
+                   2);
+  unit_entry_release(&a);
+  unit_entry_release(&b);
 }
 
 static const struct {
@@ -1252,6 +1327,7 @@ static const struct {
     C(sqlite_gc_removes_abandoned_rows),
     C(sqlite_wal_stays_short),
     C(sqlite_upgrades_version_1),
+    C(sqlite_upgrades_version_2),
 #undef C
 };
 
@@ -1269,6 +1345,7 @@ static const struct {
     C(put_then_lookup),
     C(overwrite_replaces),
     C(del_removes),
+    C(batch_commits_everything),
     C(clear_removes_all),
     C(clear_scope_keeps_others),
     C(ttl_is_the_readers),
