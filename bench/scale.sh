@@ -135,7 +135,7 @@ scale_rows() {
 	trow "$p.stats" "$S" s "$LIM_STATS"
 	before=$(side_files)
 	for i in $(seq 20); do
-		"$C" -q -c "$url" -- echo "distinct $i" >/dev/null 2>&1 </dev/null || true
+		"$C" -q -c "$url" -- echo "distinct $n $i" >/dev/null 2>&1 </dev/null || true
 	done
 	sleep 1 # detached upkeep or refresh children
 	after=$(side_files)

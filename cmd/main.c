@@ -116,7 +116,7 @@ static const char usage[] =
     "                             what differs from the nearest stored entry)\n"
     "      --clear                remove every entry (with --scope: its own)\n"
     "      --stats                show entries, hits, misses and time saved\n"
-    "      --list                 list the entries, newest first\n"
+    "      --list                 list the entries (newest first on sqlite)\n"
     "      --gc                   remove expired entries now (and evict down\n"
     "                             to --max-size)\n"
     "      --zero-stats           reset the counters of --stats\n"
@@ -442,68 +442,21 @@ static int64_t now_ms(void)
   return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-/* One row of --list, kept until the widths are known. */
-struct row {
-  char key[13], age[32], fresh[32], size[32], status[12];
-  int expired, failed;
-  char *command;
-};
+/*
+ * --list prints each entry as the store hands it over, so the first row
+ * comes at once and memory does not grow with the cache: the columns have
+ * fixed widths, wide enough for the usual cells.
+ */
+#define W_AGE   6
+#define W_FRESH 9
+#define W_EXIT  4
+#define W_SIZE  7
 
 struct list_state {
-  int json;
+  int json, colour, width;
   int64_t now;
-  struct row *rows;
-  size_t n, cap;
-  int oom;
+  size_t n;
 };
-
-static int print_entry(void *ud, const struct cdo_entry_info *e)
-{
-  struct list_state *ls = ud;
-  struct row *r;
-
-  if (ls->json) {
-    printf("%s{\"key\":\"%s\",\"command\":", ls->n ? ",\n " : "", e->key);
-    json_str(e->command);
-    printf(",\"created_ms\":%" PRId64 ",\"expires_ms\":%" PRId64
-           ",\"age_ms\":%" PRId64 ",\"fresh\":%s,\"duration_ms\":%" PRId64
-           ",\"exit_status\":%d,\"size\":%" PRIu64 "}",
-           e->created_ms, e->expires_ms, ls->now - e->created_ms,
-           e->expires_ms > ls->now ? "true" : "false", e->duration_ms,
-           e->exit_status, e->size);
-    ls->n++;
-    return 0;
-  }
-  if (ls->n == ls->cap) {
-    size_t cap = ls->cap ? ls->cap * 2 : 64;
-    struct row *p = realloc(ls->rows, cap * sizeof(*p));
-
-    if (p == NULL) {
-      ls->oom = 1;
-      return 1;
-    }
-    ls->rows = p;
-    ls->cap = cap;
-  }
-  r = &ls->rows[ls->n];
-  r->command = strdup(e->command);
-  if (r->command == NULL) {
-    ls->oom = 1;
-    return 1;
-  }
-  ls->n++;
-  snprintf(r->key, sizeof(r->key), "%.12s", e->key);
-  cdo_format_duration(ls->now - e->created_ms, r->age, sizeof(r->age));
-  r->expired = e->expires_ms <= ls->now;
-  if (r->expired)
-    snprintf(r->fresh, sizeof(r->fresh), "expired");
-  else
-    cdo_format_duration(e->expires_ms - ls->now, r->fresh, sizeof(r->fresh));
-  cdo_format_size(e->size, r->size, sizeof(r->size));
-  snprintf(r->status, sizeof(r->status), "%d", e->exit_status);
-  r->failed = e->exit_status != 0;
-  return 0;
-}
 
 static int max_int(int a, int b)
 {
@@ -530,55 +483,72 @@ static void print_command(const char *cmd, int width)
   putchar('\n');
 }
 
-/* The --list table: columns as wide as their widest cell, newest first. */
-static void print_table(const struct list_state *ls)
+static void print_header(const struct list_state *ls)
 {
-  int colour = use_colour(), width = terminal_width();
-  int wa = 3, wf = 9, wx = 4, ws = 4, fixed;
-  const char *bold = colour ? "\033[1m" : "", *dim = colour ? "\033[2m" : "",
-             *red = colour ? "\033[31m" : "", *off = colour ? "\033[0m" : "";
-  size_t i;
+  printf("%s%-12s  %*s  %*s  %*s  %*s  %s%s\n", ls->colour ? "\033[1m" : "",
+         "KEY", W_AGE, "AGE", W_FRESH, "FRESH FOR", W_EXIT, "EXIT", W_SIZE,
+         "SIZE", "COMMAND", ls->colour ? "\033[0m" : "");
+}
 
-  for (i = 0; i < ls->n; i++) {
-    wa = max_int(wa, (int)strlen(ls->rows[i].age));
-    wf = max_int(wf, (int)strlen(ls->rows[i].fresh));
-    wx = max_int(wx, (int)strlen(ls->rows[i].status));
-    ws = max_int(ws, (int)strlen(ls->rows[i].size));
-  }
-  fixed = 12 + 2 + wa + 2 + wf + 2 + wx + 2 + ws + 2;
-  printf("%s%-12s  %*s  %*s  %*s  %*s  %s%s\n", bold, "KEY", wa, "AGE", wf,
-         "FRESH FOR", wx, "EXIT", ws, "SIZE", "COMMAND", off);
-  for (i = 0; i < ls->n; i++) {
-    const struct row *r = &ls->rows[i];
+static void print_json(struct list_state *ls, const struct cdo_entry_info *e)
+{
+  printf("%s{\"key\":\"%s\",\"command\":", ls->n ? ",\n " : "", e->key);
+  json_str(e->command);
+  printf(",\"created_ms\":%" PRId64 ",\"expires_ms\":%" PRId64
+         ",\"age_ms\":%" PRId64 ",\"fresh\":%s,\"duration_ms\":%" PRId64
+         ",\"exit_status\":%d,\"size\":%" PRIu64 "}",
+         e->created_ms, e->expires_ms, ls->now - e->created_ms,
+         e->expires_ms > ls->now ? "true" : "false", e->duration_ms,
+         e->exit_status, e->size);
+}
 
-    printf("%-12s  %*s  %s%*s%s  %s%*s%s  %*s  ", r->key, wa, r->age,
-           r->expired ? dim : "", wf, r->fresh, r->expired ? off : "",
-           r->failed ? red : "", wx, r->status, r->failed ? off : "", ws,
-           r->size);
-    print_command(r->command, width > 0 ? max_int(width - fixed, 10) : 0);
+static int print_entry(void *ud, const struct cdo_entry_info *e)
+{
+  struct list_state *ls = ud;
+  const char *dim = ls->colour ? "\033[2m" : "",
+             *red = ls->colour ? "\033[31m" : "",
+             *off = ls->colour ? "\033[0m" : "";
+  char age[32], fresh[32], size[32];
+  int expired = e->expires_ms <= ls->now, failed = e->exit_status != 0;
+  int fixed = 12 + 2 + W_AGE + 2 + W_FRESH + 2 + W_EXIT + 2 + W_SIZE + 2;
+
+  if (ls->json) {
+    print_json(ls, e);
+    ls->n++;
+    return 0;
   }
+  if (ls->n++ == 0)
+    print_header(ls);
+  cdo_format_duration(ls->now - e->created_ms, age, sizeof(age));
+  if (expired)
+    snprintf(fresh, sizeof(fresh), "expired");
+  else
+    cdo_format_duration(e->expires_ms - ls->now, fresh, sizeof(fresh));
+  cdo_format_size(e->size, size, sizeof(size));
+  printf("%-12.12s  %*s  %s%*s%s  %s%*d%s  %*s  ", e->key, W_AGE, age,
+         expired ? dim : "", W_FRESH, fresh, expired ? off : "",
+         failed ? red : "", W_EXIT, e->exit_status, failed ? off : "", W_SIZE,
+         size);
+  print_command(e->command, ls->width > 0 ? max_int(ls->width - fixed, 10) : 0);
+  return 0;
 }
 
 static int do_list(const struct cli *cli, struct cdo_store *s)
 {
-  struct list_state ls = {cli->json, now_ms(), NULL, 0, 0, 0};
-  size_t i;
+  struct list_state ls = {cli->json, 0, 0, now_ms(), 0};
   int r;
 
+  if (!cli->json) {
+    ls.colour = use_colour();
+    ls.width = terminal_width();
+  }
   if (cli->json)
     printf("[");
   r = cdo_store_list(s, print_entry, &ls);
   if (cli->json)
     printf("]\n");
-  else if (r == 0 && !ls.oom)
-    print_table(&ls);
-  for (i = 0; !cli->json && i < ls.n; i++)
-    free(ls.rows[i].command);
-  free(ls.rows);
-  if (r == 0 && ls.oom) {
-    say("out of memory");
-    return 1;
-  }
+  else if (r == 0 && ls.n == 0)
+    print_header(&ls);
   return r;
 }
 

@@ -41,17 +41,33 @@ static int64_t last_use(const struct cdo__atime *at, size_t n,
   return created_ms;
 }
 
-/* One entry, as the generic eviction sees it. */
-struct victim {
-  struct cdo__key key;
-  uint64_t size;
+/*
+ * Eviction in bounded memory, in rounds of two listings. The first adds up
+ * the bytes and keeps a uniform sample (reservoir) of SAMPLE_MAX entries'
+ * last use and size; from the sample, oldest first, it estimates the
+ * last-use time up to which entries must go. The second deletes the
+ * entries used no later than that, in the store's batches, until the bytes
+ * are under the limit. A cache no larger than the sample is evicted
+ * exactly least recently used first; a larger one approximately, as
+ * Redis's sampled LRU does, and another round follows when the estimate
+ * fell short.
+ */
+#define SAMPLE_MAX   65536
+#define EVICT_ROUNDS 8
+
+struct sample {
   int64_t last_use;
+  uint64_t size;
 };
 
-struct victims {
-  struct victim *v;
-  size_t n, cap;
-  const struct cdo__usage_sum *sm; /* the access times */
+struct evict_round {
+  struct cdo_store *s;
+  struct cdo__usage_sum *sm; /* access times; NULL: none */
+  uint64_t total, n, max_bytes, rng;
+  struct sample *smp;
+  size_t n_smp;
+  int64_t cutoff;
+  uint64_t *removed, *freed;
   int err;
 };
 
@@ -64,108 +80,186 @@ static int hex_nibble(char c)
   return -1;
 }
 
-static int collect(void *ud, const struct cdo_entry_info *e)
+/* The key of a listed entry; -1 when it is not one this front end wrote. */
+static int parse_key(const char *hex, struct cdo__key *k)
 {
-  struct victims *vs = ud;
-  struct victim *v;
   int i;
 
-  if (vs->n == vs->cap) {
-    size_t cap = vs->cap ? vs->cap * 2 : 256;
-    struct victim *p = realloc(vs->v, cap * sizeof(*p));
-
-    if (p == NULL) {
-      vs->err = CDO__ERR(ENOMEM);
-      return 1;
-    }
-    vs->v = p;
-    vs->cap = cap;
-  }
-  v = &vs->v[vs->n];
   for (i = 0; i < 32; i++) {
-    int hi = hex_nibble(e->key[2 * i]), lo = hex_nibble(e->key[2 * i + 1]);
+    int hi = hex_nibble(hex[2 * i]), lo = hex_nibble(hex[2 * i + 1]);
 
     if (hi < 0 || lo < 0)
-      return 0; /* not a key this front end wrote */
-    v->key.hash[i] = (unsigned char)(hi << 4 | lo);
+      return -1;
+    k->hash[i] = (unsigned char)(hi << 4 | lo);
   }
-  memcpy(v->key.hex, e->key, 65);
-  v->size = e->size;
-  v->last_use = last_use(vs->sm->at, vs->sm->n_at, v->key.hash, e->created_ms);
-  vs->n++;
+  memcpy(k->hex, hex, 64);
+  k->hex[64] = 0;
   return 0;
 }
 
-static int cmp_victim(const void *a, const void *b)
+static int64_t entry_last_use(const struct evict_round *er,
+                              const struct cdo__key *k, int64_t created_ms)
 {
-  const struct victim *x = a, *y = b;
+  if (er->sm == NULL)
+    return created_ms;
+  return last_use(er->sm->at, er->sm->n_at, k->hash, created_ms);
+}
+
+static uint64_t next_rand(uint64_t *x)
+{
+  *x ^= *x << 13; /* xorshift64: only spreads the sample */
+  *x ^= *x >> 7;
+  *x ^= *x << 17;
+  return *x;
+}
+
+static int measure_one(void *ud, const struct cdo_entry_info *e)
+{
+  struct evict_round *er = ud;
+  struct cdo__key k;
+  struct sample sp;
+  uint64_t j;
+
+  if (parse_key(e->key, &k) < 0)
+    return 0;
+  sp.last_use = entry_last_use(er, &k, e->created_ms);
+  sp.size = e->size;
+  er->total += e->size;
+  er->n++;
+  if (er->n_smp < SAMPLE_MAX)
+    er->smp[er->n_smp++] = sp;
+  else if ((j = next_rand(&er->rng) % er->n) < SAMPLE_MAX)
+    er->smp[j] = sp;
+  return 0;
+}
+
+static int cmp_sample(const void *a, const void *b)
+{
+  const struct sample *x = a, *y = b;
 
   return (x->last_use > y->last_use) - (x->last_use < y->last_use);
 }
 
-static int cmp_prefix(const void *a, const void *b)
+/* From the sample: the last use up to which entries must go. */
+static int64_t estimate_cutoff(struct evict_round *er)
 {
-  uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+  double scale = er->n_smp ? (double)er->n / (double)er->n_smp : 1, cum = 0;
+  double need = (double)(er->total - er->max_bytes);
+  size_t i;
 
-  return (x > y) - (x < y);
+  qsort(er->smp, er->n_smp, sizeof(*er->smp), cmp_sample);
+  for (i = 0; i < er->n_smp; i++) {
+    cum += (double)er->smp[i].size * scale;
+    if (cum >= need)
+      return er->smp[i].last_use;
+  }
+  return INT64_MAX;
 }
 
-/* Drops the access times of entries that are gone. */
-static void prune_atimes(struct cdo__usage_sum *sm, const struct victims *vs,
-                         size_t from)
+/* Forgets the access time of a deleted entry (atimes_compact drops it). */
+static void drop_atime(struct cdo__usage_sum *sm, const unsigned char key[32])
 {
-  uint64_t *live = malloc((vs->n - from + 1) * sizeof(*live));
+  uint64_t prefix = cdo__get64(key);
+  size_t lo = 0, hi = sm->n_at;
+
+  while (lo < hi) {
+    size_t mid = lo + (hi - lo) / 2;
+
+    if (sm->at[mid].prefix < prefix)
+      lo = mid + 1;
+    else
+      hi = mid;
+  }
+  if (lo < sm->n_at && sm->at[lo].prefix == prefix)
+    sm->at[lo].time_ms = INT64_MIN;
+}
+
+static void atimes_compact(struct cdo__usage_sum *sm)
+{
   size_t i, k = 0;
 
-  if (live == NULL)
-    return;
-  for (i = from; i < vs->n; i++)
-    live[i - from] = cdo__get64(vs->v[i].key.hash);
-  if (vs->n > from)
-    qsort(live, vs->n - from, sizeof(*live), cmp_prefix);
   for (i = 0; i < sm->n_at; i++)
-    if (bsearch(&sm->at[i].prefix, live, vs->n - from, sizeof(*live),
-                cmp_prefix) != NULL)
+    if (sm->at[i].time_ms != INT64_MIN)
       sm->at[k++] = sm->at[i];
   sm->n_at = k;
-  free(live);
 }
 
-/* Evicts under u's exclusive lock; max_bytes UINT64_MAX only prunes. */
-static int evict_locked(struct cdo_store *s, struct cdo__usage_log *u,
+static int evict_one(void *ud, const struct cdo_entry_info *e)
+{
+  struct evict_round *er = ud;
+  struct cdo__key k;
+  int r;
+
+  if (er->total <= er->max_bytes)
+    return 1;
+  if (parse_key(e->key, &k) < 0 ||
+      entry_last_use(er, &k, e->created_ms) > er->cutoff)
+    return 0;
+  r = er->s->ops->del(er->s, &k);
+  if (r < 0) {
+    er->err = r;
+    return 1;
+  }
+  er->total -= e->size < er->total ? e->size : er->total;
+  (*er->removed)++;
+  *er->freed += e->size;
+  if (er->sm != NULL)
+    drop_atime(er->sm, k.hash);
+  return 0;
+}
+
+/* One round: measure, then delete; *done once under the limit. */
+static int evict_round(struct evict_round *er, int *done)
+{
+  uint64_t before = *er->removed;
+  int r, w;
+
+  er->total = er->n = 0;
+  er->n_smp = 0;
+  er->err = 0;
+  r = er->s->ops->list(er->s, measure_one, er);
+  if (r < 0 || er->total <= er->max_bytes) {
+    *done = 1;
+    return r;
+  }
+  er->cutoff = estimate_cutoff(er);
+  r = cdo__store_batch(er->s, 1);
+  if (r == 0)
+    r = er->s->ops->list(er->s, evict_one, er);
+  if (r == 0)
+    r = er->err;
+  w = cdo__store_batch(er->s, 0);
+  if (r == 0)
+    r = w;
+  *done = r < 0 || er->total <= er->max_bytes || *er->removed == before;
+  return r;
+}
+
+/* Evicts down to max_bytes; sm: the access times (NULL: creation only). */
+static int evict_locked(struct cdo_store *s, struct cdo__usage_sum *sm,
                         uint64_t max_bytes, uint64_t *removed, uint64_t *freed)
 {
-  struct victims vs = {NULL, 0, 0, &u->sm, 0};
-  uint64_t total = 0;
-  size_t i = 0;
-  int r = 0;
+  struct evict_round er;
+  int r = 0, done = 0, round;
 
   if (s->ops->list == NULL)
-    return max_bytes == UINT64_MAX
-               ? 0
-               : cdo__store_fail(s, CDO_EUNSUPP,
-                                 "the %s backend cannot evict entries",
-                                 s->ops->name);
-  r = s->ops->list(s, collect, &vs);
-  if (r == 0)
-    r = vs.err;
-  if (r == 0) {
-    for (i = 0; i < vs.n; i++)
-      total += vs.v[i].size;
-    if (vs.n > 0)
-      qsort(vs.v, vs.n, sizeof(*vs.v), cmp_victim);
-    for (i = 0; i < vs.n && total > max_bytes && r == 0; i++) {
-      r = s->ops->del(s, &vs.v[i].key);
-      if (r == 0) {
-        total -= vs.v[i].size;
-        (*removed)++;
-        *freed += vs.v[i].size;
-      }
-    }
-    if (r == 0)
-      prune_atimes(&u->sm, &vs, i);
-  }
-  free(vs.v);
+    return cdo__store_fail(s, CDO_EUNSUPP,
+                           "the %s backend cannot evict entries", s->ops->name);
+  memset(&er, 0, sizeof(er));
+  er.s = s;
+  er.sm = sm;
+  er.max_bytes = max_bytes;
+  er.removed = removed;
+  er.freed = freed;
+  er.rng = (uint64_t)cdo__now_ms() | 1;
+  er.smp = malloc(SAMPLE_MAX * sizeof(*er.smp));
+  if (er.smp == NULL)
+    return CDO__ERR(ENOMEM);
+  for (round = 0; round < EVICT_ROUNDS && !done; round++)
+    r = evict_round(&er, &done);
+  free(er.smp);
+  if (sm != NULL)
+    atimes_compact(sm);
   return r;
 }
 
@@ -176,14 +270,19 @@ int cdo_store_evict(struct cdo_store *s, uint64_t max_bytes, uint64_t *removed,
   int r;
 
   *removed = *freed = 0;
-  if (s->ops->counters != NULL && max_bytes == UINT64_MAX)
-    return 0; /* no local access times to prune */
+  if (s->ops->counters != NULL) {
+    /* No local access times: the order of creation. */
+    if (max_bytes == UINT64_MAX)
+      return 0;
+    return evict_locked(s, NULL, max_bytes, removed, freed);
+  }
   r = cdo__usage_open(s, &u, LOCK_EX);
   if (r == 0) {
-    int w;
+    int w = 0;
 
-    r = evict_locked(s, &u, max_bytes, removed, freed);
-    w = cdo__usage_save(s, &u); /* the fold, and pruned access times */
+    if (max_bytes != UINT64_MAX)
+      r = evict_locked(s, &u.sm, max_bytes, removed, freed);
+    w = cdo__usage_save(s, &u); /* the fold, and dropped access times */
     if (r == 0)
       r = w;
   }
@@ -210,9 +309,9 @@ void cdo__store_maintain(struct cdo_store *s)
     if (s->ops->gc != NULL)
       s->ops->gc(s, cdo__now_ms(), &removed);
     cdo__store_locks_gc(s, cdo__now_ms());
-    /* Eviction lists every entry: only when a size limit asks for it. */
+    /* Eviction lists the cache: only when a size limit asks for it. */
     if (c->max_size != 0 &&
-        evict_locked(s, &u, c->max_size, &removed, &freed) == 0)
+        evict_locked(s, &u.sm, c->max_size, &removed, &freed) == 0)
       cdo__usage_save(s, &u);
     cdo__explain_prune(s, cdo__now_ms() - 30 * 86400000LL);
   }

@@ -670,15 +670,16 @@ static int dir_gc(struct cdo_store *s, int64_t now_ms, uint64_t *removed)
 }
 
 struct list_state {
-  struct cdo_entry_info *rows;
-  size_t n, cap;
+  cdo_list_fn fn;
+  void *ud;
 };
 
+/* Each entry as the walk finds it (unordered); fn may delete it. */
 static int list_one(struct dir_store *d, int at, const char *name,
                     enum kind kind, void *ud)
 {
   struct list_state *ls = ud;
-  struct cdo_entry_info *e;
+  struct cdo_entry_info e;
   struct cdo__blob *b;
   struct cdo__meta m;
   struct stat st;
@@ -701,51 +702,26 @@ static int list_one(struct dir_store *d, int at, const char *name,
   cdo__blob_free(b);
   if (r < 0)
     return r == CDO__ERR(ENOMEM) ? r : 0;
-  if (ls->n == ls->cap) {
-    size_t cap = ls->cap ? 2 * ls->cap : 64;
-    struct cdo_entry_info *rows = realloc(ls->rows, cap * sizeof(*rows));
-
-    if (rows == NULL) {
-      free(argv);
-      return CDO__ERR(ENOMEM);
-    }
-    ls->rows = rows;
-    ls->cap = cap;
-  }
-  e = &ls->rows[ls->n++];
-  memcpy(e->key, name, 65);
-  e->created_ms = m.created_ms;
-  e->expires_ms = f.expires_ms;
-  e->duration_ms = m.duration_ms;
-  e->size = b_size;
-  e->exit_status = m.exit_status;
-  e->command = argv;
-  return 0;
+  memcpy(e.key, name, 65);
+  e.created_ms = m.created_ms;
+  e.expires_ms = f.expires_ms;
+  e.duration_ms = m.duration_ms;
+  e.size = b_size;
+  e.exit_status = m.exit_status;
+  e.command = argv;
+  r = ls->fn(ls->ud, &e) != 0;
+  free(argv);
+  return r;
 }
 
-static int newest_first(const void *a, const void *b)
-{
-  const struct cdo_entry_info *x = a, *y = b;
-
-  if (x->created_ms != y->created_ms)
-    return x->created_ms < y->created_ms ? 1 : -1;
-  return strcmp(x->key, y->key);
-}
-
+/* In the order of the directories (unsorted): memory stays one entry's. */
 static int dir_list(struct cdo_store *s, cdo_list_fn fn, void *ud)
 {
-  struct list_state ls = {0};
-  size_t i;
+  struct list_state ls = {fn, ud};
   int r = walk(ds(s), 0, list_one, &ls);
 
-  if (r == 0 && ls.n > 1)
-    qsort(ls.rows, ls.n, sizeof(*ls.rows), newest_first);
-  for (i = 0; r == 0 && i < ls.n; i++)
-    if (fn(ud, &ls.rows[i]) != 0)
-      break;
-  for (i = 0; i < ls.n; i++)
-    free((char *)ls.rows[i].command);
-  free(ls.rows);
+  if (r > 0)
+    return 0; /* fn stopped the walk */
   return r == CDO__ERR(ENOMEM) ? cdo__store_fail(s, r, "out of memory") : r;
 }
 

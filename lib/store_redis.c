@@ -1111,128 +1111,136 @@ static int redis_stats(struct cdo_store *s, struct cdo_stats *st)
   return scan(rs(s), PREFIX "*", strlen_batch, st);
 }
 
-/* A blob reading an entry in place with GETRANGE, for --list. */
-struct range_ctx {
+/*
+ * --list fetches, per SCAN batch and in one pipelined round trip, each
+ * entry's size, first LIST_HEAD bytes, trailer and time to live; the
+ * codec then reads the header and trailer from those, and anything else
+ * (a header longer than LIST_HEAD) with GETRANGE.
+ */
+#define LIST_HEAD    4096
+#define LIST_REPLIES 4
+
+struct peek_ctx {
   struct redis_store *r;
   const char *name;
+  const redisReply *head, *tail;
 };
 
-static int range_read(struct cdo__blob *b, void *buf, size_t n, uint64_t off)
+static int peek_read(struct cdo__blob *b, void *buf, size_t n, uint64_t off)
 {
-  struct range_ctx *rc = b->ctx;
+  struct peek_ctx *pc = b->ctx;
+  uint64_t tail_at = b->size - pc->tail->len;
   size_t got;
-  int e = get_range(rc->r, rc->name, off, n, buf, &got);
+  int e;
 
+  if (off + n <= pc->head->len) {
+    memcpy(buf, pc->head->str + off, n);
+    return 0;
+  }
+  if (pc->tail->len <= b->size && off >= tail_at && off + n <= b->size) {
+    memcpy(buf, pc->tail->str + (off - tail_at), n);
+    return 0;
+  }
+  e = get_range(pc->r, pc->name, off, n, buf, &got);
   return e < 0 ? e : got == n ? 0 : CDO_ECORRUPT;
 }
 
 struct list_state {
-  struct cdo_entry_info *rows;
-  char **commands;
-  size_t n, cap;
+  cdo_list_fn fn;
+  void *ud;
 };
 
+/* Sends the commands for keys[i]; 0, or -1 when it is not an entry. */
+static int list_send(struct redis_store *r, const redisReply *key)
+{
+  if (key->type != REDIS_REPLY_STRING || !is_entry(key->str, key->len))
+    return -1;
+  redisAppendCommand(r->c, "STRLEN %b", key->str, key->len);
+  redisAppendCommand(r->c, "GETRANGE %b 0 %d", key->str, key->len,
+                     LIST_HEAD - 1);
+  redisAppendCommand(r->c, "GETRANGE %b -%d -1", key->str, key->len,
+                     CDO__TRAILER_LEN);
+  redisAppendCommand(r->c, "PTTL %b", key->str, key->len);
+  return 0;
+}
+
+/* Calls fn with the entry of key, from its replies; fn's result. */
+static int list_row(struct redis_store *r, const redisReply *key,
+                    redisReply **rep, struct list_state *ls, int64_t now)
+{
+  struct peek_ctx ctx = {r, key->str, rep[1], rep[2]};
+  struct cdo__blob b = {0};
+  struct cdo_entry_info e;
+  struct cdo__meta m;
+  uint64_t joff;
+  char *argv = NULL;
+  int rc, i;
+
+  for (i = 0; i < LIST_REPLIES; i++)
+    if (rep[i]->type == REDIS_REPLY_ERROR)
+      return reply_fail(r, rep[i], "cannot list an entry");
+  if (rep[0]->type != REDIS_REPLY_INTEGER || rep[0]->integer <= 0 ||
+      rep[1]->type != REDIS_REPLY_STRING || rep[2]->type != REDIS_REPLY_STRING)
+    return 0; /* gone meanwhile */
+  b.size = (uint64_t)rep[0]->integer;
+  b.fd = -1;
+  b.read = peek_read;
+  b.ctx = &ctx;
+  rc = cdo__entry_peek(&b, &m, &argv, &joff);
+  if (rc == CDO_ECORRUPT)
+    return 0; /* gone, or not an entry */
+  if (rc < 0)
+    return rc;
+  memcpy(e.key, key->str + key->len - HEX_KEY, HEX_KEY);
+  e.key[HEX_KEY] = 0;
+  e.created_ms = m.created_ms;
+  e.expires_ms = rep[3]->type == REDIS_REPLY_INTEGER && rep[3]->integer >= 0
+                     ? now + rep[3]->integer
+                     : INT64_MAX;
+  e.duration_ms = m.duration_ms;
+  e.size = b.size;
+  e.exit_status = m.exit_status;
+  e.command = argv;
+  rc = ls->fn(ls->ud, &e) != 0;
+  free(argv);
+  return rc;
+}
+
+/* One SCAN batch: every reply first, then fn (which may delete) per row. */
 static int list_batch(struct redis_store *r, redisReply **keys, size_t n,
                       void *ud)
 {
   struct list_state *ls = ud;
+  redisReply **rep = calloc(n * LIST_REPLIES + 1, sizeof(*rep));
   int64_t now = cdo__now_ms();
-  size_t i;
+  size_t i, sent = 0;
+  int rc = drain(r);
 
-  for (i = 0; i < n; i++) {
-    const char *name = keys[i]->str;
-    struct range_ctx ctx = {r, name};
-    struct cdo__blob b = {0};
-    struct cdo_entry_info *e;
-    struct cdo__meta m;
-    redisReply *len, *ttl;
-    uint64_t joff;
-    char *argv = NULL;
-    int rc;
-
-    if (keys[i]->type != REDIS_REPLY_STRING || !is_entry(name, keys[i]->len))
-      continue;
-    len = command(r, "STRLEN %s", name);
-    if (len == NULL)
-      return no_reply(r);
-    b.size = len->type == REDIS_REPLY_INTEGER && len->integer > 0
-                 ? (uint64_t)len->integer
-                 : 0;
-    freeReplyObject(len);
-    b.fd = -1;
-    b.read = range_read;
-    b.ctx = &ctx;
-    if (b.size == 0)
-      continue; /* gone meanwhile */
-    rc = cdo__entry_peek(&b, &m, &argv, &joff);
-    if (rc == CDO_ECORRUPT)
-      continue; /* gone, or not an entry */
-    if (rc < 0)
-      return rc;
-    ttl = command(r, "PTTL %s", name);
-    if (ttl == NULL) {
-      free(argv);
-      return no_reply(r);
-    }
-    if (ls->n == ls->cap) {
-      size_t cap = ls->cap ? ls->cap * 2 : 64;
-      struct cdo_entry_info *nr = realloc(ls->rows, cap * sizeof(*nr));
-      char **nc = nr ? realloc(ls->commands, cap * sizeof(*nc)) : NULL;
-
-      if (nr != NULL)
-        ls->rows = nr;
-      if (nc == NULL) {
-        freeReplyObject(ttl);
-        free(argv);
-        return CDO__ERR(ENOMEM);
-      }
-      ls->commands = nc;
-      ls->cap = cap;
-    }
-    e = &ls->rows[ls->n];
-    memcpy(e->key, name + keys[i]->len - HEX_KEY, HEX_KEY);
-    e->key[HEX_KEY] = 0;
-    e->created_ms = m.created_ms;
-    e->expires_ms = ttl->type == REDIS_REPLY_INTEGER && ttl->integer >= 0
-                        ? now + ttl->integer
-                        : INT64_MAX;
-    e->duration_ms = m.duration_ms;
-    e->size = b.size;
-    e->exit_status = m.exit_status;
-    ls->commands[ls->n++] = argv;
-    freeReplyObject(ttl);
-  }
-  return 0;
+  if (rep == NULL)
+    return CDO__ERR(ENOMEM);
+  for (i = 0; rc == 0 && i < n; i++)
+    if (list_send(r, keys[i]) == 0)
+      sent++;
+  for (i = 0; rc == 0 && i < sent * LIST_REPLIES; i++)
+    if (redisGetReply(r->c, (void **)&rep[i]) != REDIS_OK || rep[i] == NULL)
+      rc = conn_fail(r, r->c, errno, "lost the connection to");
+  for (i = 0, sent = 0; rc == 0 && i < n; i++)
+    if (keys[i]->type == REDIS_REPLY_STRING &&
+        is_entry(keys[i]->str, keys[i]->len))
+      rc = list_row(r, keys[i], rep + LIST_REPLIES * sent++, ls, now);
+  for (i = 0; i < n * LIST_REPLIES; i++)
+    if (rep[i] != NULL)
+      freeReplyObject(rep[i]);
+  free(rep);
+  return rc;
 }
 
-static int newest_first(const void *a, const void *b)
-{
-  const struct cdo_entry_info *x = a, *y = b;
-
-  return x->created_ms < y->created_ms   ? 1
-         : x->created_ms > y->created_ms ? -1
-                                         : 0;
-}
-
+/* In SCAN's order (unsorted): memory stays one batch's. */
 static int redis_list(struct cdo_store *s, cdo_list_fn fn, void *ud)
 {
-  struct list_state ls = {0};
-  size_t i;
-  int rc = scan(rs(s), PREFIX "*", list_batch, &ls);
+  struct list_state ls = {fn, ud};
 
-  /* Sort rows and their commands together: point each row at its own. */
-  for (i = 0; i < ls.n; i++)
-    ls.rows[i].command = ls.commands[i];
-  if (rc == 0 && ls.n > 0)
-    qsort(ls.rows, ls.n, sizeof(*ls.rows), newest_first);
-  for (i = 0; rc == 0 && i < ls.n; i++)
-    if (fn(ud, &ls.rows[i]) != 0)
-      break;
-  for (i = 0; i < ls.n; i++)
-    free(ls.commands[i]);
-  free(ls.commands);
-  free(ls.rows);
-  return rc;
+  return scan(rs(s), PREFIX "*", list_batch, &ls);
 }
 
 static int redis_gc(struct cdo_store *s, int64_t now_ms, uint64_t *removed)

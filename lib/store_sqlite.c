@@ -71,8 +71,8 @@ static const char schema[] =
     " started INTEGER NOT NULL);"
     /* --gc finds the expired, --list streams newest first, and --stats
      * counts from this small index rather than the whole table. */
-    "CREATE INDEX IF NOT EXISTS entry_expires ON entry(expires);"
-    "CREATE INDEX IF NOT EXISTS entry_created ON entry(created, size);";
+    "CREATE INDEX IF NOT EXISTS entry_expires ON entry(expires, size);"
+    "CREATE INDEX IF NOT EXISTS entry_created ON entry(created);";
 
 static const char big_schema[] =
     "CREATE TABLE IF NOT EXISTS chunk(id INTEGER PRIMARY KEY, bytes BLOB);";
@@ -897,43 +897,99 @@ static int sqlite_gc(struct cdo_store *s, int64_t now_ms, uint64_t *removed)
 
 /* ---- inspection ---------------------------------------------------------- */
 
-static int sqlite_list(struct cdo_store *s, cdo_list_fn fn, void *ud)
+#define LIST_PAGE 1024
+
+/* A page of --list rows, held while no statement is open. */
+struct list_page {
+  struct cdo_entry_info rows[LIST_PAGE];
+  char *commands[LIST_PAGE];
+  unsigned char last_key[32];
+  sqlite3_int64 last_created;
+  size_t n;
+};
+
+/* Reads the page after the last row of the previous one (first: any). */
+static int list_page(struct sqlite_store *q, struct list_page *pg, int first)
 {
   static const char hex[] = "0123456789abcdef";
-  struct sqlite_store *q = sq(s);
   sqlite3_stmt *st = NULL;
   int r, rc = SQLITE_DONE;
 
-  r = ensure_schema(q);
+  r = prepare(q, q->db,
+              first ? "SELECT key, created, expires, duration, size, status, "
+                      "command FROM entry ORDER BY created DESC, key DESC "
+                      "LIMIT ?3"
+                    : "SELECT key, created, expires, duration, size, status, "
+                      "command FROM entry WHERE (created, key) < (?1, ?2) "
+                      "ORDER BY created DESC, key DESC "
+                      "LIMIT ?3",
+              &st);
   if (r == 0)
-    r = prepare(q, q->db,
-                "SELECT key, created, expires, duration, size, status, "
-                "command FROM entry ORDER BY created DESC",
-                &st);
+    sqlite3_bind_int(st, 3, LIST_PAGE);
+  if (r == 0 && !first) {
+    sqlite3_bind_int64(st, 1, pg->last_created);
+    sqlite3_bind_blob(st, 2, pg->last_key, 32, SQLITE_TRANSIENT);
+  }
+  pg->n = 0;
   while (r == 0 && (rc = sqlite3_step(st)) == SQLITE_ROW) {
-    struct cdo_entry_info e;
+    struct cdo_entry_info *e = &pg->rows[pg->n];
     const unsigned char *key = sqlite3_column_blob(st, 0);
+    const char *cmd = (const char *)sqlite3_column_text(st, 6);
     int i;
 
     if (sqlite3_column_bytes(st, 0) != 32)
       continue;
+    memcpy(pg->last_key, key, 32);
+    pg->last_created = sqlite3_column_int64(st, 1);
     for (i = 0; i < 32; i++) {
-      e.key[2 * i] = hex[key[i] >> 4];
-      e.key[2 * i + 1] = hex[key[i] & 15];
+      e->key[2 * i] = hex[key[i] >> 4];
+      e->key[2 * i + 1] = hex[key[i] & 15];
     }
-    e.key[64] = 0;
-    e.created_ms = sqlite3_column_int64(st, 1);
-    e.expires_ms = sqlite3_column_int64(st, 2);
-    e.duration_ms = sqlite3_column_int64(st, 3);
-    e.size = (uint64_t)sqlite3_column_int64(st, 4);
-    e.exit_status = sqlite3_column_int(st, 5);
-    e.command = (const char *)sqlite3_column_text(st, 6);
-    if (fn(ud, &e) != 0)
+    e->key[64] = 0;
+    e->created_ms = pg->last_created;
+    e->expires_ms = sqlite3_column_int64(st, 2);
+    e->duration_ms = sqlite3_column_int64(st, 3);
+    e->size = (uint64_t)sqlite3_column_int64(st, 4);
+    e->exit_status = sqlite3_column_int(st, 5);
+    pg->commands[pg->n] = strdup(cmd ? cmd : "");
+    if (pg->commands[pg->n] == NULL) {
+      r = CDO__ERR(ENOMEM);
       break;
+    }
+    e->command = pg->commands[pg->n++];
   }
-  if (r == 0 && rc != SQLITE_ROW && rc != SQLITE_DONE)
+  if (r == 0 && rc != SQLITE_DONE)
     r = db_fail(q, q->db, "cannot list entries");
   sqlite3_finalize(st);
+  return r;
+}
+
+/*
+ * Newest first, by the index on created, a page at a time: no statement
+ * is open while fn runs, so fn may delete entries (eviction does), and
+ * memory stays a page's whatever the number of entries.
+ */
+static int sqlite_list(struct cdo_store *s, cdo_list_fn fn, void *ud)
+{
+  struct sqlite_store *q = sq(s);
+  struct list_page *pg = calloc(1, sizeof(*pg));
+  int r, first = 1, stop = 0;
+  size_t i;
+
+  if (pg == NULL)
+    return CDO__ERR(ENOMEM);
+  r = ensure_schema(q);
+  while (r == 0 && !stop) {
+    r = list_page(q, pg, first);
+    first = 0;
+    for (i = 0; r == 0 && i < pg->n && !stop; i++)
+      stop = fn(ud, &pg->rows[i]) != 0;
+    for (i = 0; i < pg->n; i++)
+      free(pg->commands[i]);
+    if (pg->n < LIST_PAGE)
+      break;
+  }
+  free(pg);
   return r;
 }
 

@@ -25,6 +25,10 @@ usage_file () {
 if [ -n "$(find "$TMP" -name '*-usage' -type f)" ]; then
 	test_set_prereq LOCAL_USAGE
 fi
+# --list streams: newest first where the store keeps an order by time.
+case $CACHEDO_CACHE in
+sqlite:* | exec:*) test_set_prereq NEWEST_FIRST ;;
+esac
 
 test_expect_success 'a fresh cache shows zero counters' '
 	expect_status 0 cachedo --stats >out &&
@@ -108,9 +112,15 @@ test_expect_success '--list: newest first, one row per entry, sizes and ages' '
 	expect_lines 4 out &&
 	head -n 1 out >header &&
 	expect_grep "^KEY  *AGE  *FRESH FOR  *EXIT  *SIZE  *COMMAND\$" header &&
-	sed -n 2p out | grep "counted third\$" &&
-	sed -n 3p out | grep "counted second\$" &&
-	sed -n 4p out | grep "counted first\$" &&
+	if test_have_prereq NEWEST_FIRST; then
+		sed -n 2p out | grep "counted third\$" &&
+		sed -n 3p out | grep "counted second\$" &&
+		sed -n 4p out | grep "counted first\$"
+	else
+		sed 1d out | sed "s/.*counted //" | sort >got &&
+		printf "first\nsecond\nthird\n" >want &&
+		expect_cmp want got
+	fi &&
 	sed -n 3p out | grep -E " [0-9]+ B  " &&
 	expect_no_grep "$(printf "\033")" out
 '
@@ -120,7 +130,9 @@ test_expect_success '--list --json parses and has the rows of the table' '
 	expect_status 0 cachedo --list --json >out.json &&
 	python3 -m json.tool out.json >/dev/null &&
 	expect_eq 3 "$(json out.json "len(d)")" rows &&
-	expect_eq "counted third" "$(json out.json "d[0][\"command\"]")" newest &&
+	if test_have_prereq NEWEST_FIRST; then
+		expect_eq "counted third" "$(json out.json "d[0][\"command\"]")" newest
+	fi &&
 	expect_eq True "$(json out.json "d[0][\"fresh\"]")" fresh &&
 	key=$(json out.json "d[1][\"key\"]") &&
 	sed -n 3p out | grep "^$(echo "$key" | cut -c1-12) " &&
