@@ -179,7 +179,11 @@ struct cdo_entry_info {
   const char *command; /* argv joined by spaces */
 };
 typedef int (*cdo_list_fn)(void *ud, const struct cdo_entry_info *info);
-/* Calls fn for each entry, newest first; stops when fn returns non-zero. */
+/*
+ * Calls fn for each entry as the store reads it (newest first on sqlite
+ * and exec:, unsorted on dir, mem and Redis); stops when fn returns
+ * non-zero. fn may delete the entry it was handed.
+ */
 int cdo_store_list(struct cdo_store *s, cdo_list_fn fn, void *ud);
 
 /* The kinds of cache failure --stats counts: name in the enum, label. */

@@ -176,7 +176,12 @@ struct cdo__store_ops {
   int (*del)(struct cdo_store *s, const struct cdo__key *k);
   /* Removes every entry, or only scope's when scope is non-NULL. */
   int (*clear)(struct cdo_store *s, const char *scope);
-  /* Calls fn for each entry, newest first, until fn returns non-zero. */
+  /*
+   * Calls fn for each entry until fn returns non-zero, streaming: memory
+   * must not grow with the number of entries (order: the store's; newest
+   * first when it has an index for it). fn may delete the entry it was
+   * handed.
+   */
   int (*list)(struct cdo_store *s, cdo_list_fn fn, void *ud);
   /* Fills the entries and bytes of *st. */
   int (*stats)(struct cdo_store *s, struct cdo_stats *st);

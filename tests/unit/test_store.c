@@ -1028,21 +1028,20 @@ static void evict_oldest_first(void **state)
   struct cdo_stats st;
   size_t i;
 
-  make_entry(&e, "x", 1000, 0, t0);
   for (i = 0; i < 40; i++) {
     char word[16];
 
     cdo__fmt(word, sizeof(word), "ev%zu", i);
     make_key(&k[i], word);
-    e.meta.created_ms = t0 + (int64_t)i * SEC;
-    cdo__entry_trailer(e.tail, e.head.p, e.head.len, &e.meta);
+    make_entry(&e, word, 1000, 0, t0 + (int64_t)i * SEC);
     put_ok(su, &k[i], &e, 3600 * SEC);
     bytes += unit_entry_size(&e);
+    unit_entry_release(&e);
   }
   limit = bytes / 4 + 10;
   unit_ok(cdo_store_evict(su->store, limit, &removed, &freed));
   assert_int_equal(removed, 30);
-  assert_int_equal(freed, 30 * unit_entry_size(&e));
+  assert_int_equal(freed, 30 * 1000);
   unit_ok(cdo_store_stats(su->store, &st));
   assert_true(st.bytes <= limit);
   su->cfg.ttl_ms = 3600 * SEC;
@@ -1051,7 +1050,6 @@ static void evict_oldest_first(void **state)
       assert_miss(su, &k[i]);
     else
       assert_int_equal(lookup(su, &k[i]), CDO__FRESH);
-  unit_entry_release(&e);
 }
 
 static void list_reports_entries(void **state)
