@@ -1,12 +1,17 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * Upkeep: --gc, and eviction of least-recently-used entries down to
- * --max-size, ordered by the access times that usage.c folds; the hourly
- * upkeep runs both after a miss was stored, never on a hit.
+ * --max-size, ordered by the access times that usage.c folds. The hourly
+ * upkeep runs both in a detached child that a stored miss starts, never
+ * inside a user's run and never on a hit.
  */
 #include "store_int.h"
 
+#include <fcntl.h>
+#include <limits.h>
 #include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #define MAINTAIN_EVERY_MS 3600000
 
@@ -290,22 +295,51 @@ int cdo_store_evict(struct cdo_store *s, uint64_t max_bytes, uint64_t *removed,
   return r;
 }
 
-void cdo__store_maintain(struct cdo_store *s)
+/*
+ * Claims the hourly upkeep: when P-upkeep is missing or older than the
+ * interval, stamps it now (so the misses that follow leave it be) and
+ * says so. One stat(2) when not due.
+ */
+static int upkeep_claim(struct cdo_store *s)
+{
+  char path[PATH_MAX];
+  struct stat st;
+  int fd;
+
+  if (cdo__store_local_file(s, "-upkeep", path, sizeof(path), 0) < 0)
+    return 0;
+  if (stat(path, &st) == 0 &&
+      cdo__now_ms() - ((int64_t)st.st_mtim.tv_sec * 1000 +
+                       st.st_mtim.tv_nsec / 1000000) <
+          MAINTAIN_EVERY_MS)
+    return 0;
+  fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY, 0600);
+  if (fd < 0)
+    return 0;
+  futimens(fd, NULL);
+  close(fd);
+  return 1;
+}
+
+/*
+ * The upkeep itself, in the detached child: waits for the usage lock
+ * (hourly) or leaves at once when another process holds it (fold only),
+ * folds the usage records, and hourly removes the expired, evicts down to
+ * max-size and prunes old explain data.
+ */
+static void upkeep(struct cdo_store *s, int hourly)
 {
   const struct cdo_config *c = s->cfg;
   uint64_t removed = 0, freed = 0;
   struct cdo__usage_log u;
-  int fold_only;
 
-  if (s->ops->counters != NULL ||
-      !cdo__usage_due(s, MAINTAIN_EVERY_MS, &fold_only))
-    return;
-  if (cdo__usage_open(s, &u, LOCK_EX | LOCK_NB) < 0) {
-    cdo__usage_close(&u); /* someone else is at it, or no local files */
+  alarm(600); /* a lock never released ends the wait, and this process */
+  if (cdo__usage_open(s, &u, hourly ? LOCK_EX : LOCK_EX | LOCK_NB) < 0) {
+    cdo__usage_close(&u);
     return;
   }
-  /* Write the summary first: it also stamps the time of this upkeep. */
-  if (cdo__usage_save(s, &u) == 0 && !fold_only) {
+  alarm(0);
+  if (cdo__usage_save(s, &u) == 0 && hourly) {
     if (s->ops->gc != NULL)
       s->ops->gc(s, cdo__now_ms(), &removed);
     cdo__store_locks_gc(s, cdo__now_ms());
@@ -316,5 +350,42 @@ void cdo__store_maintain(struct cdo_store *s)
     cdo__explain_prune(s, cdo__now_ms() - 30 * 86400000LL);
   }
   cdo__usage_close(&u);
-  s->errmsg[0] = 0; /* upkeep failures are nobody's business */
+}
+
+void cdo__store_maintain(struct cdo_store *s)
+{
+  const struct cdo_config *cfg = s->cfg;
+  struct cdo_store *own = NULL;
+  int hourly, fold_only = 0, fd;
+  char err[300];
+
+  if (s->ops->counters != NULL)
+    return;
+  hourly = upkeep_claim(s);
+  if (!hourly &&
+      !(cdo__usage_due(s, MAINTAIN_EVERY_MS, &fold_only) && fold_only))
+    return;
+  fflush(NULL);
+  if (fork() != 0)
+    return; /* the parent, or fork failed: the next miss tries again */
+  /* A detached, niced child, stdio on /dev/null (`x=$(cachedo ...)` does
+   * not wait for it), with its own store: the inherited one is closed
+   * first, since a database connection must not cross a fork. */
+  setsid();
+  if (nice(10) == -1) {
+    /* still upkeep, at the usual priority */
+  }
+  fd = open("/dev/null", O_RDWR | O_CLOEXEC);
+  if (fd >= 0) {
+    dup2(fd, 0);
+    dup2(fd, 1);
+    dup2(fd, 2);
+    if (fd > 2)
+      close(fd);
+  }
+  cdo_store_close(s);
+  if (cdo_store_open(&own, cfg, err, sizeof(err)) == 0)
+    upkeep(own, hourly);
+  cdo_store_close(own);
+  _exit(0);
 }

@@ -265,10 +265,13 @@ int cdo__store_lock_renew(struct cdo_store *s, const struct cdo__key *k,
 void cdo__store_record(struct cdo_store *s, const struct cdo__key *k,
                        enum cdo_outcome outcome, int64_t saved_ms, int error);
 /*
- * Cheap, rate-limited upkeep; call after a miss was stored, never on a
- * hit. At most once an hour per cache (one stat(2) decides), and only when
- * no other process is at it: folds the usage records, removes expired
- * entries and, with cfg->max_size, evicts least-recently-used ones.
+ * Starts the upkeep, rate-limited; call after a miss was stored, never on
+ * a hit. At most once an hour per cache (one stat(2) decides; the stamp
+ * is the file P-upkeep), or when the usage records want folding, it forks
+ * a detached, niced child that does the work with its own store, under
+ * the usage lock: folds the records, removes expired entries and, with
+ * cfg->max_size, evicts least-recently-used ones. The caller's run does
+ * none of it. After a fork, s is closed in the child only.
  */
 void cdo__store_maintain(struct cdo_store *s);
 /*

@@ -145,7 +145,8 @@ test_expect_success LOCAL_STORE '--list shows an expired entry as expired' '
 	cachedo --list >out &&
 	expect_grep "  expired  .*counted brief\$" out &&
 	cachedo --list --json >out.json &&
-	expect_eq False "$(json out.json "d[0][\"fresh\"]")" fresh &&
+	expect_eq "[False]" \
+		"$(json out.json "[r[\"fresh\"] for r in d if r[\"command\"] == \"counted brief\"]")" fresh &&
 	cachedo --forget counted brief
 '
 
@@ -212,31 +213,62 @@ test_expect_success LOCAL_USAGE 'max-size from the config file applies to --gc' 
 	expect_lines 2 list
 '
 
-test_expect_success LOCAL_USAGE 'the hourly upkeep runs on a miss, not on a hit' '
+# upkeep_stamp: the file whose age says when the last upkeep started.
+upkeep_stamp () {
+	find "$TMP" -name '*-upkeep' -type f | head -n 1
+}
+
+# not_listed WORD: no entry of `counted WORD` is listed.
+not_listed () {
+	cachedo --list >list && ! grep -q "counted $1\$" list
+}
+
+# list_lines N: --list prints N lines.
+list_lines () {
+	cachedo --list >list && test "$(wc -l <list)" -eq "$1"
+}
+
+test_expect_success LOCAL_USAGE 'the hourly upkeep runs after a miss, not on a hit' '
 	cachedo --clear &&
 	cachedo --ttl 1ms counted gone >/dev/null &&
 	cachedo counted kept >/dev/null &&
-	stats=$(find "$TMP" -name "*-stats" -type f | head -n 1) &&
-	test -n "$stats" &&
-	touch -d "2 hours ago" "$stats" &&
+	stamp=$(upkeep_stamp) &&
+	test -n "$stamp" &&
+	touch -d "2 hours ago" "$stamp" &&
 	cachedo counted kept >/dev/null &&
 	expect_count kept 1 &&
-	test -z "$(find "$stats" -newermt "1 hour ago")" &&
+	test -z "$(find "$stamp" -newermt "1 hour ago")" &&
 	cachedo --list >list &&
 	expect_grep "counted gone" list &&
 	cachedo counted trigger >/dev/null &&
-	test -n "$(find "$stats" -newermt "1 hour ago")" &&
-	cachedo --list >list &&
-	expect_no_grep "counted gone" list &&
+	test -n "$(find "$stamp" -newermt "1 hour ago")" &&
+	wait_until not_listed gone &&
 	expect_grep "counted kept" list
 '
 
-test_expect_success LOCAL_USAGE 'the upkeep evicts down to max-size' '
-	stats=$(find "$TMP" -name "*-stats" -type f | head -n 1) &&
-	touch -d "2 hours ago" "$stats" &&
-	CACHEDO_MAX_SIZE=1 cachedo counted evictor >/dev/null &&
+test_expect_success LOCAL_USAGE 'a miss leaves the upkeep to a process of its own' '
+	cachedo --ttl 1ms counted expired >/dev/null &&
+	touch -d "2 hours ago" "$(upkeep_stamp)" &&
+	rm -f held release &&
+	(flock "$(usage_file)" sh -c "touch held; i=0
+		while ! test -e release && test \$i -lt 400; do
+			sleep 0.05; i=\$((i + 1)); done") &
+	holder=$! &&
+	wait_for held &&
+	cachedo counted trigger2 >/dev/null &&
+	expect_count trigger2 1 &&
+	test -n "$(find "$(upkeep_stamp)" -newermt "1 hour ago")" &&
 	cachedo --list >list &&
-	expect_lines 1 list
+	expect_grep "counted expired" list &&
+	touch release &&
+	wait $holder &&
+	wait_until not_listed expired
+'
+
+test_expect_success LOCAL_USAGE 'the upkeep evicts down to max-size' '
+	touch -d "2 hours ago" "$(upkeep_stamp)" &&
+	CACHEDO_MAX_SIZE=1 cachedo counted evictor >/dev/null &&
+	wait_until list_lines 1
 '
 
 test_expect_success LOCAL_USAGE 'a hit appends one usage record and writes nothing else' '
