@@ -6,7 +6,11 @@
  */
 #include "store_int.h"
 
+#include <fcntl.h>
 #include <stdarg.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
 
 static const struct cdo__store_ops *const backends[] = {
     &cdo__store_sqlite,    &cdo__store_dir,        &cdo__store_mem,
@@ -372,6 +376,7 @@ void cdo_store_close(struct cdo_store *s)
   for (o = s->ops->options; o != NULL && o->name != NULL; o++)
     if (o->type == CDO__V_STRING)
       free_option(s, o);
+  free(s->breaker);
   free(s->url);
   free(s);
 }
@@ -461,7 +466,35 @@ int cdo__store_lookup(struct cdo_store *s, const struct cdo__key *k,
 int cdo__store_put(struct cdo_store *s, const struct cdo__key *k,
                    const struct cdo__src *src, const struct cdo__put_info *info)
 {
+  if (src->fd_len > s->cfg->max_output)
+    return cdo__store_fail(s, CDO_ETOOBIG, "%s", cdo_strerror(CDO_ETOOBIG));
   return s->ops->put(s, k, src, info);
+}
+
+uint64_t cdo__store_max_entry(const struct cdo_store *s)
+{
+  return s->cfg->max_output + ((uint64_t)16 << 20);
+}
+
+int cdo__store_src_read(struct cdo_store *s, const struct cdo__src *src,
+                        uint64_t off, void *buf, size_t n)
+{
+  unsigned char *p = buf;
+
+  while (n > 0) {
+    ssize_t m = cdo__src_read(src, off, p, n);
+
+    if (m <= 0) {
+      int r = m < 0 ? (int)m : CDO_ECORRUPT;
+
+      return cdo__store_fail(s, r, "cannot read the spool: %s",
+                             cdo_strerror(r));
+    }
+    p += m;
+    off += (uint64_t)m;
+    n -= (size_t)m;
+  }
+  return 0;
 }
 
 int cdo__store_del(struct cdo_store *s, const struct cdo__key *k)
@@ -503,4 +536,90 @@ int cdo__store_local_file(struct cdo_store *s, const char *suffix, char *buf,
   cdo__fmt(buf + strlen(buf), len - strlen(buf), "/remote-%016llx%s",
            (unsigned long long)cdo__sum(s->url, strlen(s->url)), suffix);
   return r;
+}
+
+/* ---- the failure breaker ------------------------------------------------- */
+
+int cdo__breaker_open(struct cdo_store *s, const char *who, const char *where,
+                      int64_t window_ms)
+{
+  char *dir = NULL, buf[600], when[32], left[32], *sp;
+  const char *run = getenv("XDG_RUNTIME_DIR");
+  int64_t now, at;
+  struct stat st;
+  struct tm tm;
+  ssize_t n;
+  size_t len;
+  time_t t;
+  int fd;
+
+  if (window_ms <= 0)
+    return 0;
+  if (run != NULL && run[0] == '/')
+    dir = strdup(run);
+  else
+    dir = cdo__xdg_dir("XDG_CACHE_HOME", ".cache");
+  if (dir == NULL)
+    return 0; /* nowhere to remember failures: every run tries */
+  len = strlen(dir) + strlen(s->ops->name) + 40;
+  s->breaker = malloc(len);
+  if (s->breaker != NULL)
+    cdo__fmt(s->breaker, len, "%s/cachedo/%s-%016llx.down", dir, s->ops->name,
+             (unsigned long long)cdo__sum(where, strlen(where)));
+  free(dir);
+  fd = s->breaker ? open(s->breaker, O_RDONLY | O_NOFOLLOW | O_CLOEXEC) : -1;
+  if (fd < 0)
+    return 0;
+  n = read(fd, buf, sizeof(buf) - 1);
+  if (fstat(fd, &st) < 0 || st.st_uid != geteuid())
+    n = -1;
+  close(fd);
+  if (n <= 0)
+    return 0;
+  s->breaker_seen = 1;
+  buf[n] = 0;
+  buf[strcspn(buf, "\n")] = 0;
+  at = strtoll(buf, &sp, 10);
+  now = cdo__now_ms();
+  if (*sp != ' ' || at > now + 1000 || now - at >= window_ms)
+    return 0;
+  t = (time_t)(at / 1000);
+  localtime_r(&t, &tm);
+  strftime(when, sizeof(when), "%H:%M:%S", &tm);
+  cdo_format_duration(window_ms - (now - at), left, sizeof(left));
+  s->failed = 1;
+  return cdo__store_fail(s, CDO_EFAILED,
+                         "%s %s skipped since %s, when it failed (%s); "
+                         "next try in %s",
+                         who, where, when, sp + 1, left);
+}
+
+void cdo__breaker_trip(struct cdo_store *s, const char *why)
+{
+  char tmp[4200], line[600], err[300], *slash;
+  int fd;
+
+  s->failed = 1;
+  if (s->breaker == NULL)
+    return;
+  cdo__fmt(tmp, sizeof(tmp), "%s", s->breaker);
+  slash = strrchr(tmp, '/');
+  *slash = 0;
+  if (cdo__mkdir_private(tmp, err, sizeof(err)) < 0)
+    return;
+  cdo__fmt(tmp, sizeof(tmp), "%s.%ld", s->breaker, (long)getpid());
+  fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600);
+  if (fd < 0)
+    return;
+  cdo__fmt(line, sizeof(line), "%lld %s\n", (long long)cdo__now_ms(), why);
+  if (cdo__write_all(fd, line, strlen(line)) < 0 || close(fd) < 0 ||
+      rename(tmp, s->breaker) < 0)
+    unlink(tmp);
+}
+
+void cdo__breaker_ok(struct cdo_store *s)
+{
+  if (s->breaker_seen && s->breaker != NULL)
+    unlink(s->breaker);
+  s->breaker_seen = 0;
 }

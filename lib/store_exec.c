@@ -42,6 +42,7 @@ struct exec_store {
   size_t argc;
   char *path;         /* PROGRAM resolved in PATH */
   int64_t timeout_ms; /* URL option: no progress for this long fails */
+  int64_t breaker_ms; /* URL option: skip a failed helper this long */
 };
 
 static struct exec_store *xs(struct cdo_store *s)
@@ -191,7 +192,8 @@ static int exec_open(struct cdo_store *s, const char *rest)
     return CDO__ERR(ENOMEM);
   for (i = 0, p = x->words; i < x->argc; i++, p += strlen(p) + 1)
     x->argv[i] = p;
-  return resolve_program(x);
+  r = cdo__breaker_open(s, "helper", rest, x->breaker_ms);
+  return r < 0 ? r : resolve_program(x);
 }
 
 static void exec_close(struct cdo_store *s)
@@ -404,6 +406,8 @@ static int call_fail(struct exec_store *x, const struct call *c, int code,
   va_start(ap, fmt);
   vsnprintf(why, sizeof(why), fmt, ap);
   va_end(ap);
+  if (code != CDO_EUNSUPP && x->breaker_ms > 0)
+    cdo__breaker_trip(&x->base, why);
   return cdo__store_fail(&x->base, code, "helper '%s' %s: %s", x->argv[0],
                          c->verb, why);
 }
@@ -522,6 +526,9 @@ static int call_helper(struct exec_store *x, struct call *c, const char *key,
   x->base.errmsg[0] = 0;
   c->status = -1;
   c->out_len = 0;
+  if (x->base.failed)
+    return cdo__store_fail(&x->base, CDO_EFAILED, "helper '%s' failed earlier",
+                           x->argv[0]);
   r = c->src ? pipe_cloexec(inp) : 0;
   if (r == 0 && c->env[0] != NULL) {
     size_t n = 0;
@@ -961,6 +968,8 @@ static int exec_gc(struct cdo_store *s, int64_t now_ms, uint64_t *removed)
 static const struct cdo__store_opt exec_options[] = {
     {"timeout", CDO__V_DURATION_POS, "5s",
      offsetof(struct exec_store, timeout_ms), 0},
+    {"breaker", CDO__V_DURATION, "0", offsetof(struct exec_store, breaker_ms),
+     0},
     {NULL},
 };
 

@@ -54,6 +54,10 @@ struct cdo_store {
   const struct cdo_config *cfg; /* borrowed */
   char *url;                    /* owned */
   char errmsg[512];             /* the last error, for cdo_store_errmsg() */
+  /* The failure breaker (cdo__breaker_*), for a backend that opts in. */
+  int failed;       /* failed this run: no more tries */
+  char *breaker;    /* the file remembering a failure; NULL: none; owned */
+  int breaker_seen; /* that file was there at open */
 };
 
 /*
@@ -207,6 +211,37 @@ int cdo__store_fail(struct cdo_store *s, int code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 /* CDO_EUNSUPP, saying "the NAME backend cannot WHAT". */
 int cdo__store_unsupported(struct cdo_store *s, const char *what);
+
+/*
+ * Reads exactly n bytes at off of src (the entry a put stores) into buf.
+ * 0, or a negative code with s->errmsg saying why.
+ */
+int cdo__store_src_read(struct cdo_store *s, const struct cdo__src *src,
+                        uint64_t off, void *buf, size_t n);
+/*
+ * The --max-output bound, for backends: no entry this front end writes is
+ * larger than this (the journal's bound plus room for header and
+ * trailer), so a get that finds more has found something else. Puts of a
+ * journal over --max-output never reach a backend.
+ */
+uint64_t cdo__store_max_entry(const struct cdo_store *s);
+
+/*
+ * The failure breaker, for a backend whose server or program can be sick,
+ * so that it costs one run one timeout and the next runs none. The backend
+ * opts in from open, once it knows its address: cdo__breaker_open(s,
+ * "server", "host:6379", window_ms) fails with CDO_EFAILED, saying since
+ * when the server is skipped, while a failure remembered by an earlier run
+ * is within the window (0: remember nothing). cdo__breaker_trip marks s
+ * failed for the rest of this run (s->failed: make no more tries) and
+ * remembers why, in a file per backend and address under
+ * $XDG_RUNTIME_DIR/cachedo/ (else the cache directory). cdo__breaker_ok
+ * forgets it once the server answers again.
+ */
+int cdo__breaker_open(struct cdo_store *s, const char *who, const char *where,
+                      int64_t window_ms);
+void cdo__breaker_trip(struct cdo_store *s, const char *why);
+void cdo__breaker_ok(struct cdo_store *s);
 
 extern const struct cdo__store_ops cdo__store_sqlite;
 extern const struct cdo__store_ops cdo__store_dir;

@@ -11,8 +11,9 @@
  *   P ":lock"      the single-flight lock: a random token, SET NX PX; its
  *                  owner deletes it and PUBLISHes on the channel P ":lock"
  *   "cachedo:v1:stats"  a hash of usage counters shared by every client
- * The breaker is a file per server under $XDG_RUNTIME_DIR/cachedo (else
- * the cache directory) holding when and why the server last failed.
+ * It opts into store.c's failure breaker: a connection error or timeout
+ * fails the store for the rest of the run, and later runs skip the server
+ * within the breaker window.
  */
 #include "store_int.h"
 
@@ -47,8 +48,6 @@ struct redis_store {
   int64_t timeout_ms, connect_timeout_ms, breaker_ms;
   char *opt_pass;      /* password=, or NULL: the URL's user info has it */
   char where[320];     /* host:port or the socket path, for messages */
-  char *breaker;       /* the breaker file; NULL when there is none */
-  int failed;          /* a connection error or timeout: no more tries */
   char *channel;       /* the lock channel sub listens on */
   int pending;         /* replies to counting commands not read yet */
   long long client_id; /* CLIENT ID of c; 0: not known */
@@ -224,74 +223,6 @@ static struct timeval ms_tv(int64_t ms)
   return tv;
 }
 
-/* Records a failure of the server in the breaker file, for later runs. */
-static void breaker_trip(struct redis_store *r, const char *why)
-{
-  char tmp[4200], line[600], err[300], *slash;
-  int fd;
-
-  if (r->breaker == NULL)
-    return;
-  cdo__fmt(tmp, sizeof(tmp), "%s", r->breaker);
-  slash = strrchr(tmp, '/');
-  *slash = 0;
-  if (cdo__mkdir_private(tmp, err, sizeof(err)) < 0)
-    return;
-  cdo__fmt(tmp, sizeof(tmp), "%s.%ld", r->breaker, (long)getpid());
-  fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600);
-  if (fd < 0)
-    return;
-  cdo__fmt(line, sizeof(line), "%lld %s\n", (long long)cdo__now_ms(), why);
-  if (cdo__write_all(fd, line, strlen(line)) < 0 || close(fd) < 0 ||
-      rename(tmp, r->breaker) < 0)
-    unlink(tmp);
-}
-
-/*
- * Is the server inside the breaker window of an earlier failure? Then
- * fails with a message saying since when it is skipped. *seen is set when
- * a breaker file exists at all (a success removes it).
- */
-static int breaker_check(struct redis_store *r, int *seen)
-{
-  int64_t window = r->breaker_ms, now, at;
-  char buf[600], when[32], left[32], *sp;
-  struct stat st;
-  struct tm tm;
-  ssize_t n;
-  time_t t;
-  int fd;
-
-  *seen = 0;
-  if (r->breaker == NULL)
-    return 0;
-  fd = open(r->breaker, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
-  if (fd < 0)
-    return 0;
-  n = read(fd, buf, sizeof(buf) - 1);
-  if (fstat(fd, &st) < 0 || st.st_uid != geteuid())
-    n = -1;
-  close(fd);
-  if (n <= 0)
-    return 0;
-  *seen = 1;
-  buf[n] = 0;
-  buf[strcspn(buf, "\n")] = 0;
-  at = strtoll(buf, &sp, 10);
-  now = cdo__now_ms();
-  if (*sp != ' ' || at > now + 1000 || now - at >= window)
-    return 0;
-  t = (time_t)(at / 1000);
-  localtime_r(&t, &tm);
-  strftime(when, sizeof(when), "%H:%M:%S", &tm);
-  cdo_format_duration(window - (now - at), left, sizeof(left));
-  r->failed = 1;
-  return cdo__store_fail(&r->base, CDO_EFAILED,
-                         "server %s skipped since %s, when it failed (%s); "
-                         "next try in %s",
-                         r->where, when, sp + 1, left);
-}
-
 /*
  * A connection error or timeout on c: the store is failed for the rest of
  * this run, and the breaker remembers it for the next runs.
@@ -312,8 +243,7 @@ static int conn_fail(struct redis_store *r, redisContext *c, int saved_errno,
   } else {
     cdo__fmt(why, sizeof(why), "%s", c != NULL ? c->errstr : "out of memory");
   }
-  r->failed = 1;
-  breaker_trip(r, why);
+  cdo__breaker_trip(&r->base, why);
   return cdo__store_fail(&r->base, CDO_EBACKEND, "%s %s: %s", what, r->where,
                          why);
 }
@@ -399,7 +329,7 @@ static redisReply *command(struct redis_store *r, const char *fmt, ...)
   redisReply *rep;
   va_list ap;
 
-  if (r->failed || r->c == NULL || drain(r) < 0)
+  if (r->base.failed || r->c == NULL || drain(r) < 0)
     return NULL;
   va_start(ap, fmt);
   rep = redisvCommand(r->c, fmt, ap);
@@ -415,39 +345,14 @@ static int no_reply(struct redis_store *r)
   if (r->base.errmsg[0] == 0)
     cdo__store_fail(&r->base, CDO_EFAILED, "server %s failed earlier",
                     r->where);
-  return r->failed ? CDO_EFAILED : CDO_EBACKEND;
-}
-
-/* The breaker file for the server: one per host:port or socket. */
-static char *breaker_path(struct redis_store *r)
-{
-  char *dir = NULL, *path;
-  const char *run = getenv("XDG_RUNTIME_DIR");
-  size_t n;
-
-  if (run != NULL && run[0] == '/')
-    dir = strdup(run);
-  if (dir == NULL) {
-    char *cache = cdo__xdg_dir("XDG_CACHE_HOME", ".cache");
-
-    if (cache == NULL)
-      return NULL;
-    dir = cache;
-  }
-  n = strlen(dir) + 48;
-  path = malloc(n);
-  if (path != NULL)
-    cdo__fmt(path, n, "%s/cachedo/redis-%016llx.down", dir,
-             (unsigned long long)cdo__sum(r->where, strlen(r->where)));
-  free(dir);
-  return path;
+  return r->base.failed ? CDO_EFAILED : CDO_EBACKEND;
 }
 
 static int redis_open(struct cdo_store *s, const char *rest)
 {
   struct redis_store *r = rs(s);
   struct redis_url u = {0};
-  int unix_sock = s->ops == &cdo__store_redis_unix, seen, rc;
+  int unix_sock = s->ops == &cdo__store_redis_unix, rc;
 
   rc = unix_sock ? parse_unix(rest, &u, s->errmsg, sizeof(s->errmsg))
                  : parse_tcp(rest, &u, s->errmsg, sizeof(s->errmsg));
@@ -474,14 +379,11 @@ static int redis_open(struct cdo_store *s, const char *rest)
     cdo__fmt(r->where, sizeof(r->where), "[%s]:%d", r->host, r->port);
   else
     cdo__fmt(r->where, sizeof(r->where), "%s:%d", r->host, r->port);
-  if (r->breaker_ms > 0)
-    r->breaker = breaker_path(r);
-  rc = breaker_check(r, &seen);
-  if (rc < 0)
-    return rc;
-  rc = dial(r, &r->c);
-  if (rc == 0 && seen)
-    unlink(r->breaker); /* the server is back */
+  rc = cdo__breaker_open(s, "server", r->where, r->breaker_ms);
+  if (rc == 0)
+    rc = dial(r, &r->c);
+  if (rc == 0)
+    cdo__breaker_ok(s); /* the server is back */
   return rc;
 }
 
@@ -497,7 +399,6 @@ static void redis_close(struct cdo_store *s)
   if (r->pass != NULL)
     sodium_memzero(r->pass, strlen(r->pass));
   free(r->pass);
-  free(r->breaker);
   free(r->channel);
 }
 
@@ -662,31 +563,12 @@ static int redis_get(struct cdo_store *s, const struct cdo__key *k,
     else if (rep->type == REDIS_REPLY_INTEGER &&
              rep->integer >= CDO__TRAILER_LEN &&
              /* no larger than any entry we write: a bad value is a miss */
-             (uint64_t)rep->integer <=
-                 s->cfg->max_output + ((uint64_t)16 << 20))
+             (uint64_t)rep->integer <= cdo__store_max_entry(s))
       rc = get_large(r, name, (uint64_t)rep->integer, out);
     freeReplyObject(rep);
   }
   free(name);
   return rc;
-}
-
-/* Reads n bytes at off of src into buf, whole. */
-static int src_read_full(const struct cdo__src *src, uint64_t off, void *buf,
-                         size_t n)
-{
-  unsigned char *p = buf;
-
-  while (n > 0) {
-    ssize_t m = cdo__src_read(src, off, p, n);
-
-    if (m <= 0)
-      return m < 0 ? (int)m : CDO_ECORRUPT;
-    p += m;
-    off += (uint64_t)m;
-    n -= (size_t)m;
-  }
-  return 0;
 }
 
 /* Appends piece to the temp key tmp, which must then be end bytes long. */
@@ -747,7 +629,7 @@ static int put_large(struct redis_store *r, const char *name,
   while (rc == 0 && off < size) {
     size_t n = size - off < PIECE ? (size_t)(size - off) : PIECE;
 
-    rc = src_read_full(src, off, buf, n);
+    rc = cdo__store_src_read(&r->base, src, off, buf, n);
     if (rc < 0)
       cdo__store_fail(&r->base, rc, "cannot read the spool: %s",
                       cdo_strerror(rc));
@@ -768,7 +650,7 @@ static int put_large(struct redis_store *r, const char *name,
                            "the entry was evicted while being written");
     freeReplyObject(rep);
   }
-  if (rc < 0 && !r->failed)
+  if (rc < 0 && !r->base.failed)
     freeReplyObject(command(r, "UNLINK %s", tmp));
   return rc;
 }
@@ -785,9 +667,7 @@ static int redis_put(struct cdo_store *s, const struct cdo__key *k,
   char *name;
   int rc;
 
-  if (src->fd_len > s->cfg->max_output)
-    return cdo__store_fail(s, CDO_ETOOBIG, "%s", cdo_strerror(CDO_ETOOBIG));
-  if (r->failed)
+  if (r->base.failed)
     return no_reply(r);
   if (px < 1) /* already expired: what is stored instead is nothing */
     return redis_del(s, k);
@@ -798,7 +678,8 @@ static int redis_put(struct cdo_store *s, const struct cdo__key *k,
     unsigned char *buf = malloc((size_t)size + 1);
     redisReply *rep;
 
-    rc = buf ? src_read_full(src, 0, buf, (size_t)size) : CDO__ERR(ENOMEM);
+    rc = buf ? cdo__store_src_read(s, src, 0, buf, (size_t)size)
+             : CDO__ERR(ENOMEM);
     if (rc < 0) {
       cdo__store_fail(s, rc, "cannot read the spool: %s", cdo_strerror(rc));
     } else {
@@ -932,12 +813,12 @@ static int unlink_batch(struct redis_store *r, redisReply **keys, size_t n,
     lens[m++] = len;
   }
   if (m > 1) {
-    rep = r->failed || drain(r) < 0
+    rep = r->base.failed || drain(r) < 0
               ? NULL
               : redisCommandArgv(r->c, (int)m, argv, lens);
     if (rep == NULL)
-      rc = r->failed ? no_reply(r)
-                     : conn_fail(r, r->c, errno, "lost the connection to");
+      rc = r->base.failed ? no_reply(r)
+                          : conn_fail(r, r->c, errno, "lost the connection to");
     else if (rep->type == REDIS_REPLY_ERROR)
       rc = reply_fail(r, rep, "cannot delete entries");
     else
@@ -1026,7 +907,7 @@ static int redis_count(struct cdo_store *s, const struct cdo__usage *u)
   char kind[48] = "";
   int done = 0;
 
-  if (r->failed || r->c == NULL || u->outcome < CDO_HIT ||
+  if (r->base.failed || r->c == NULL || u->outcome < CDO_HIT ||
       u->outcome > CDO_UNCACHED)
     return 0;
   if (u->error_kind >= 0)
@@ -1341,7 +1222,7 @@ static int break_if_dead(struct redis_store *r, const char *name)
         command(r, "EVAL %s 1 %s %b", unlock_lua, name, val->str, val->len));
   freeReplyObject(cl);
   freeReplyObject(val);
-  return r->failed ? no_reply(r) : 0;
+  return r->base.failed ? no_reply(r) : 0;
 }
 
 static int redis_lock(struct cdo_store *s, const struct cdo__key *k,

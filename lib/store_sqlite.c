@@ -565,26 +565,6 @@ static int sqlite_get(struct cdo_store *s, const struct cdo__key *k,
 
 /* ---- writing ------------------------------------------------------------- */
 
-/* Reads [off, off + n) of src into buf. */
-static int src_fill(struct sqlite_store *q, const struct cdo__src *src,
-                    unsigned char *buf, size_t n, uint64_t off)
-{
-  size_t got = 0;
-
-  while (got < n) {
-    ssize_t m = cdo__src_read(src, off + got, buf + got, n - got);
-
-    if (m <= 0) {
-      int r = m < 0 ? (int)m : CDO_ECORRUPT;
-
-      return cdo__store_fail(&q->base, r, "cannot read the spool: %s",
-                             cdo_strerror(r));
-    }
-    got += (size_t)m;
-  }
-  return 0;
-}
-
 /* Deletes blob's rows from PATH-big. */
 static int big_delete(struct sqlite_store *q, sqlite3_int64 blob)
 {
@@ -662,7 +642,7 @@ static int write_big(struct sqlite_store *q, sqlite3_int64 blob,
     while (r == 0 && off < size && in_tx++ < ROWS_PER_TX) {
       size_t n = size - off < ROW ? (size_t)(size - off) : ROW;
 
-      r = src_fill(q, src, buf, n, off);
+      r = cdo__store_src_read(&q->base, src, off, buf, n);
       if (r < 0)
         break;
       sqlite3_bind_int64(ins, 1, (blob << ROW_BITS) + seq++);
@@ -780,7 +760,8 @@ static int sqlite_put(struct cdo_store *s, const struct cdo__key *k,
       r = write_big(q, blob, src);
   } else {
     buf = malloc((size_t)size + 1);
-    r = buf ? src_fill(q, src, buf, (size_t)size, 0) : CDO__ERR(ENOMEM);
+    r = buf ? cdo__store_src_read(s, src, 0, buf, (size_t)size)
+            : CDO__ERR(ENOMEM);
   }
   if (r == 0)
     r = tx_begin(q);

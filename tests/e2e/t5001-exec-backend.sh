@@ -119,6 +119,17 @@ test_expect_success 'the timeout as a URL option, before the program: exec:?time
 	unset CACHEDO_EXEC_TIMEOUT
 '
 
+test_expect_success 'exec:?breaker=DURATION: a helper that hung is skipped by the next runs' '
+	expect_fallback hang -c "exec:?timeout=300ms&breaker=1h hang" &&
+	expect_grep "no progress for 300ms" err &&
+	n=$(wc -l <"$TMP/hang.log") &&
+	expect_fallback hang -c "exec:?timeout=300ms&breaker=1h hang" &&
+	expect_grep "helper .* skipped since [0-9][0-9]:[0-9][0-9]:[0-9][0-9], when it failed (no progress" err &&
+	test "$(wc -l <"$TMP/hang.log")" = "$n" &&
+	expect_fallback hang -c "exec:?timeout=300ms hang" &&
+	test "$(wc -l <"$TMP/hang.log")" -gt "$n"
+'
+
 test_expect_success 'a ? in the program path or its arguments is not an option' '
 	mkdir "$TMP/what?" &&
 	cp "$files" "$TMP/what?/files" &&
@@ -130,7 +141,7 @@ test_expect_success 'a ? in the program path or its arguments is not an option' 
 	expect_lines 1 err2 &&
 	test -d "$TMP/q?store" &&
 	expect_status 125 cachedo -c "exec:?colour=red $files $TMP/s" true 2>err &&
-	expect_grep "unknown option .colour. (the exec backend takes timeout)" err
+	expect_grep "unknown option .colour. (the exec backend takes timeout, breaker)" err
 '
 
 test_expect_success 'a helper that hangs while taking the entry is killed too' '
