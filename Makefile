@@ -95,6 +95,9 @@ $(O)/bench/fill: bench/fill.c $(O)/libcachedo.a $(O)/.flags
 	$(QLD)$(CC) $(ALL_CFLAGS) -Ilib -o $@ $< $(O)/libcachedo.a \
 		$(ALL_LDFLAGS) $(DEP_LIBS)
 
+# The store suite includes each backend's side, store_<name>_test.c.
+$(O)/tests/unit/test_store: $(wildcard tests/unit/store_*_test.c)
+
 # Rebuild everything when the flags change.
 $(O)/.flags: FORCE
 	@mkdir -p $(O)

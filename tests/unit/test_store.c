@@ -1,13 +1,19 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * The store contract: one suite, run once per backend in the table below,
- * through the public store API and the front end's lookup/put/del.
+ * The store contract: one suite, run once per backend in the table at the
+ * end, through the public store API and the front end's lookup, put, del,
+ * locks and counters. It is the checklist of a new backend: everything a
+ * backend promises is tested here. What knows a backend's layout (its URL
+ * for a test, its damage hook, tests of its own layout) lives beside it in
+ * store_<name>_test.c, included below; a new backend adds that file, one
+ * #include and one row.
  */
 #include "store_int.h"
 #include "unit.h"
 
 #include <signal.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <inttypes.h>
@@ -17,21 +23,23 @@
 /* ---- the backends under test --------------------------------------------- */
 
 /*
- * One row per backend. url() writes the URL of a store inside dir (the
- * group's private temp dir) into buf and returns NULL, or returns why the
- * backend cannot be tested here: its tests are then skipped, or fail when
- * CI=true. damage() corrupts k's stored entry in place (see enum damage);
- * NULL skips the corruption test for that backend.
- *
- * Every further backend adds one row:
- *   dir    "dir:DIR/d"
- *   mem    "mem:", with XDG_RUNTIME_DIR pointed at a directory inside DIR
- *   redis  the URL in CACHEDO_TEST_REDIS_URL; unset: a skip reason
- *   exec   the URL in CACHEDO_TEST_EXEC_URL, else the shipped example helper
+ * One row per backend, from its store_<name>_test.c. url() writes the URL
+ * of a store inside dir (the group's private temp dir) into buf and
+ * returns NULL, or returns why the backend cannot be tested here: its
+ * tests are then skipped, or fail when CI=true. damage() corrupts k's
+ * stored entry in place (see enum damage); NULL skips the corruption test.
+ * lose_lock(), for a backend whose locks are leases, makes the lease of
+ * k's lock run out now (NULL: its locks cannot be lost). own: tests of the
+ * backend's own layout, run once after the contract.
  */
 enum damage {
   FLIP,    /* flip the low bit of the byte at off */
   TRUNCATE /* keep only the first off bytes */
+};
+
+struct unit_own {
+  const char *name;
+  CMUnitTestFunction fn;
 };
 
 struct backend {
@@ -39,311 +47,9 @@ struct backend {
   const char *(*url)(const char *dir, char *buf, size_t len);
   int (*damage)(const char *url, const struct cdo__key *k, enum damage how,
                 uint64_t off);
-};
-
-static const char *sqlite_url(const char *dir, char *buf, size_t len)
-{
-  cdo__fmt(buf, len, "sqlite:%s/c.db", dir);
-  return NULL;
-}
-
-/* Damages bytes in memory: flips the bit at off, or cuts them there. */
-static void damage_bytes(unsigned char *p, int *n, enum damage how,
-                         sqlite3_int64 off)
-{
-  if (how == FLIP)
-    p[off] ^= 1;
-  else
-    *n = (int)off;
-}
-
-/*
- * Edits the rows of store_sqlite.c directly: an entry of up to 256 KiB is
- * the bytes column of its entry row in PATH; a larger one is rows of 1 MiB
- * in chunk in PATH-big, with ids blob << 16 | seq (rows after a cut one
- * are dropped).
- */
-static int sqlite_damage(const char *url, const struct cdo__key *k,
-                         enum damage how, uint64_t off)
-{
-  const sqlite3_int64 row_size = 1 << 20;
-  const char *path = url + strlen("sqlite:");
-  char big_path[4200];
-  sqlite3 *db = NULL;
-  sqlite3_stmt *st = NULL;
-  sqlite3_int64 blob = -1, size = 0, row = 0, in = (sqlite3_int64)off;
-  unsigned char *bytes = NULL;
-  int rc, n = 0, big;
-
-  rc = sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE, NULL);
-  if (rc == SQLITE_OK)
-    sqlite3_busy_timeout(db, 10000);
-  if (rc == SQLITE_OK)
-    rc = sqlite3_prepare_v2(
-        db, "SELECT blob, size, bytes FROM entry WHERE key = ?1", -1, &st,
-        NULL);
-  if (rc == SQLITE_OK) {
-    sqlite3_bind_blob(st, 1, k->hash, 32, SQLITE_STATIC);
-    if (sqlite3_step(st) == SQLITE_ROW) {
-      blob = sqlite3_column_int64(st, 0);
-      size = sqlite3_column_int64(st, 1);
-      n = sqlite3_column_bytes(st, 2);
-      bytes = malloc((size_t)n + 1);
-      if (bytes != NULL && n > 0)
-        memcpy(bytes, sqlite3_column_blob(st, 2), (size_t)n);
-    }
-    sqlite3_finalize(st);
-    rc = blob >= 0 && bytes != NULL ? SQLITE_OK : SQLITE_NOTFOUND;
-  }
-  big = size > (256 << 10);
-  if (rc == SQLITE_OK && !big) {
-    damage_bytes(bytes, &n, how, in);
-    rc = sqlite3_prepare_v2(db, "UPDATE entry SET bytes = ?2 WHERE key = ?1",
-                            -1, &st, NULL);
-  }
-  if (rc == SQLITE_OK && big) {
-    sqlite3_close(db);
-    db = NULL;
-    cdo__fmt(big_path, sizeof(big_path), "%s-big", path);
-    rc = sqlite3_open_v2(big_path, &db, SQLITE_OPEN_READWRITE, NULL);
-    if (rc == SQLITE_OK)
-      sqlite3_busy_timeout(db, 10000);
-    row = (blob << 16) + (sqlite3_int64)off / row_size;
-    in = (sqlite3_int64)off % row_size;
-    free(bytes);
-    bytes = NULL;
-    if (rc == SQLITE_OK)
-      rc = sqlite3_prepare_v2(db, "SELECT bytes FROM chunk WHERE id = ?1", -1,
-                              &st, NULL);
-    if (rc == SQLITE_OK) {
-      sqlite3_bind_int64(st, 1, row);
-      if (sqlite3_step(st) == SQLITE_ROW) {
-        n = sqlite3_column_bytes(st, 0);
-        bytes = malloc((size_t)n + 1);
-        if (bytes != NULL && n > 0)
-          memcpy(bytes, sqlite3_column_blob(st, 0), (size_t)n);
-      }
-      sqlite3_finalize(st);
-      rc = bytes != NULL ? SQLITE_OK : SQLITE_NOTFOUND;
-    }
-    if (rc == SQLITE_OK) {
-      damage_bytes(bytes, &n, how, in);
-      rc = sqlite3_exec(db, "BEGIN", NULL, NULL, NULL);
-    }
-    if (rc == SQLITE_OK && how == TRUNCATE)
-      rc = sqlite3_prepare_v2(db,
-                              "DELETE FROM chunk WHERE id > ?1 AND "
-                              "id < (?1 / 65536 + 1) * 65536",
-                              -1, &st, NULL);
-    if (rc == SQLITE_OK && how == TRUNCATE) {
-      sqlite3_bind_int64(st, 1, row);
-      rc = sqlite3_step(st) == SQLITE_DONE ? SQLITE_OK : SQLITE_ERROR;
-      sqlite3_finalize(st);
-    }
-    if (rc == SQLITE_OK)
-      rc = sqlite3_prepare_v2(db, "UPDATE chunk SET bytes = ?2 WHERE id = ?1",
-                              -1, &st, NULL);
-  }
-  if (rc == SQLITE_OK) {
-    if (big)
-      sqlite3_bind_int64(st, 1, row);
-    else
-      sqlite3_bind_blob(st, 1, k->hash, 32, SQLITE_STATIC);
-    sqlite3_bind_blob(st, 2, bytes, n, SQLITE_STATIC);
-    rc = sqlite3_step(st) == SQLITE_DONE ? SQLITE_OK : SQLITE_ERROR;
-    sqlite3_finalize(st);
-  }
-  if (rc == SQLITE_OK && big)
-    rc = sqlite3_exec(db, "COMMIT", NULL, NULL, NULL);
-  if (rc != SQLITE_OK)
-    print_error("cannot damage the entry: %s\n", sqlite3_errmsg(db));
-  free(bytes);
-  sqlite3_close(db);
-  return rc == SQLITE_OK ? 0 : -1;
-}
-
-/*
- * CACHEDO_TEST_REDIS_URL, else a server of our own on a unix socket in dir,
- * started by tests/e2e/redis.sh (run from the top of the tree, as make does)
- * and stopped at exit.
- */
-static pid_t redis_pid;
-
-/* By pid: the temp dir, pid file included, may be gone by then. */
-static void redis_stop_own(void)
-{
-  if (redis_pid > 0) {
-    kill(redis_pid, SIGCONT); /* a frozen server cannot exit */
-    kill(redis_pid, SIGTERM);
-  }
-}
-
-static const char *redis_url(const char *dir, char *buf, size_t len)
-{
-  const char *env = getenv("CACHEDO_TEST_REDIS_URL");
-  char cmd[4300], line[4300], redis_dir[4200], *u;
-  FILE *f;
-
-  if (env != NULL && *env) {
-    cdo__fmt(buf, len, "%s", env);
-    return NULL;
-  }
-  if (system("command -v redis-server >/dev/null 2>&1") != 0)
-    return "no redis-server, and CACHEDO_TEST_REDIS_URL is unset";
-  cdo__fmt(redis_dir, sizeof(redis_dir), "%s/redis", dir);
-  cdo__fmt(cmd, sizeof(cmd), "sh tests/e2e/redis.sh start '%s'", redis_dir);
-  f = popen(cmd, "r");
-  if (f == NULL || fgets(line, sizeof(line), f) == NULL ||
-      (u = strstr(line, "REDIS_URL=")) == NULL) {
-    if (f != NULL)
-      pclose(f);
-    return "cannot start redis-server (tests/e2e/redis.sh)";
-  }
-  pclose(f);
-  if (strstr(line, "REDIS_PID=") != NULL)
-    redis_pid = (pid_t)strtol(strstr(line, "REDIS_PID=") + 10, NULL, 10);
-  atexit(redis_stop_own);
-  u += strlen("REDIS_URL=");
-  cdo__fmt(buf, len, "%.*s", (int)strcspn(u, " \n"), u);
-  return NULL;
-}
-
-/* Rewrites the entry's key on the server: one byte flipped, or cut. */
-static int redis_damage(const char *url, const struct cdo__key *k,
-                        enum damage how, uint64_t off)
-{
-  redisContext *c;
-  redisReply *rep = NULL;
-  char name[128];
-  int ok = 0;
-
-  if (strncmp(url, "unix://", 7) == 0)
-    c = redisConnectUnix(url + 7);
-  else
-    return -1; /* a TCP URL: not needed by the suite */
-  cdo__fmt(name, sizeof(name), "cachedo:v1::%s", k->hex);
-  if (c != NULL && !c->err)
-    rep = redisCommand(c, "GETRANGE %s %llu %llu", name,
-                       how == FLIP ? (unsigned long long)off : 0ULL,
-                       how == FLIP ? (unsigned long long)off
-                                   : (unsigned long long)off - 1);
-  if (rep != NULL && how == TRUNCATE && off == 0) {
-    redisReply *w = redisCommand(c, "SET %s %b KEEPTTL", name, "", (size_t)0);
-
-    ok = w != NULL && w->type != REDIS_REPLY_ERROR;
-    freeReplyObject(w);
-  } else if (rep != NULL && rep->type == REDIS_REPLY_STRING && rep->len > 0) {
-    redisReply *w;
-
-    if (how == FLIP) {
-      rep->str[0] ^= 1;
-      w = redisCommand(c, "SETRANGE %s %llu %b", name, (unsigned long long)off,
-                       rep->str, (size_t)1);
-    } else {
-      w = redisCommand(c, "SET %s %b KEEPTTL", name, rep->str, rep->len);
-    }
-    ok = w != NULL && w->type != REDIS_REPLY_ERROR;
-    freeReplyObject(w);
-  }
-  freeReplyObject(rep);
-  redisFree(c);
-  if (!ok)
-    print_error("cannot damage the entry %s\n", name);
-  return ok ? 0 : -1;
-}
-
-static const char *dir_url(const char *dir, char *buf, size_t len)
-{
-  cdo__fmt(buf, len, "dir:%s/d", dir);
-  return NULL;
-}
-
-/* mem: on a private runtime directory inside dir. */
-static const char *mem_url(const char *dir, char *buf, size_t len)
-{
-  char run[4200];
-
-  cdo__fmt(run, sizeof(run), "%s/run", dir);
-  if (mkdir(run, 0700) < 0 || setenv("XDG_RUNTIME_DIR", run, 1) < 0)
-    return "cannot make a runtime directory";
-  cdo__fmt(buf, len, "mem:");
-  return NULL;
-}
-
-/* Edits the file at path in place, where the entry is its first bytes. */
-static int damage_file(const char *path, enum damage how, uint64_t off)
-{
-  unsigned char c;
-  int fd, r = -1;
-
-  fd = open(path, O_RDWR);
-  if (fd >= 0 && how == TRUNCATE)
-    r = ftruncate(fd, (off_t)off);
-  else if (fd >= 0 && pread(fd, &c, 1, (off_t)off) == 1) {
-    c ^= 1;
-    r = pwrite(fd, &c, 1, (off_t)off) == 1 ? 0 : -1;
-  }
-  if (fd >= 0)
-    close(fd);
-  if (r < 0)
-    print_error("cannot damage %s\n", path);
-  return r;
-}
-
-/* Edits k's file (store_dir.c). */
-static int dir_damage(const char *url, const struct cdo__key *k,
-                      enum damage how, uint64_t off)
-{
-  char path[4400];
-
-  if (strncmp(url, "dir:", 4) == 0)
-    cdo__fmt(path, sizeof(path), "%s/v1/%.2s/%s", url + 4, k->hex, k->hex);
-  else
-    cdo__fmt(path, sizeof(path), "%s/cachedo/v1/%.2s/%s",
-             getenv("XDG_RUNTIME_DIR"), k->hex, k->hex);
-  return damage_file(path, how, off);
-}
-
-/*
- * CACHEDO_TEST_EXEC_URL, else the shipped examples/cachedo-files (the
- * suite runs from the top of the tree, as make does) on a directory in dir.
- */
-static char exec_files_dir[4200];
-
-static const char *exec_url(const char *dir, char *buf, size_t len)
-{
-  const char *env = getenv("CACHEDO_TEST_EXEC_URL");
-  char cwd[4096];
-
-  if (env != NULL && *env) {
-    cdo__fmt(buf, len, "%s", env);
-    return NULL;
-  }
-  if (getcwd(cwd, sizeof(cwd)) == NULL)
-    return "cannot find the current directory";
-  cdo__fmt(exec_files_dir, sizeof(exec_files_dir), "%s/files", dir);
-  cdo__fmt(buf, len, "exec:'%s/examples/cachedo-files' '%s'", cwd,
-           exec_files_dir);
-  return NULL;
-}
-
-/* Edits k's file of examples/cachedo-files: DIR/ab/KEY. */
-static int exec_damage(const char *url, const struct cdo__key *k,
-                       enum damage how, uint64_t off)
-{
-  char path[4400];
-
-  (void)url;
-  if (exec_files_dir[0] == 0)
-    skip(); /* a helper of CACHEDO_TEST_EXEC_URL: its layout is unknown */
-  cdo__fmt(path, sizeof(path), "%s/%.2s/%s", exec_files_dir, k->hex, k->hex);
-  return damage_file(path, how, off);
-}
-
-static const struct backend backends[] = {
-    {"sqlite", sqlite_url, sqlite_damage}, {"dir", dir_url, dir_damage},
-    {"mem", mem_url, dir_damage},          {"redis", redis_url, redis_damage},
-    {"exec", exec_url, exec_damage},
+  int (*lose_lock)(const char *url, const struct cdo__key *k);
+  const struct unit_own *own;
+  size_t n_own;
 };
 
 /* ---- fixtures ------------------------------------------------------------ */
@@ -368,6 +74,10 @@ static int group_setup(void **state)
     return -1;
   su->be = current;
   su->dir = unit_tmpdir();
+  /* The front end's own files of a store without a local path go here. */
+  cdo__fmt(su->url, sizeof(su->url), "%s/xdg-cache", su->dir);
+  if (setenv("XDG_CACHE_HOME", su->url, 1) < 0)
+    return -1;
   su->skip = su->be->url(su->dir, su->url, sizeof(su->url));
   *state = su;
   return 0;
@@ -610,6 +320,26 @@ static size_t count_entries(struct suite *su)
   unit_ok(cdo_store_stats(su->store, &st));
   assert_int_equal(st.entries, l.n);
   return l.n;
+}
+
+/* Edits the file at path in place, where the entry is its first bytes. */
+static int damage_file(const char *path, enum damage how, uint64_t off)
+{
+  unsigned char c;
+  int fd, r = -1;
+
+  fd = open(path, O_RDWR);
+  if (fd >= 0 && how == TRUNCATE)
+    r = ftruncate(fd, (off_t)off);
+  else if (fd >= 0 && pread(fd, &c, 1, (off_t)off) == 1) {
+    c ^= 1;
+    r = pwrite(fd, &c, 1, (off_t)off) == 1 ? 0 : -1;
+  }
+  if (fd >= 0)
+    close(fd);
+  if (r < 0)
+    print_error("cannot damage %s\n", path);
+  return r;
 }
 
 /* ---- the contract -------------------------------------------------------- */
@@ -1109,272 +839,188 @@ static void list_reports_entries(void **state)
     unit_entry_release(&e[i]);
 }
 
-/* ---- the SQLite backend's own layout ------------------------------------- */
+/* ---- locks ----------------------------------------------------------------
+ */
 
-/* The value of the first column of sql's first row in file path; -1 if none. */
-static sqlite3_int64 sql_int(const char *path, const char *sql)
+/* A second handle on the same store, as another process would have. */
+static struct cdo_store *second_handle(struct suite *su)
 {
-  sqlite3 *db = NULL;
-  sqlite3_stmt *st = NULL;
-  sqlite3_int64 v = -1;
+  struct cdo_store *s2 = NULL;
+  char err[600];
 
-  if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE, NULL) == SQLITE_OK &&
-      sqlite3_prepare_v2(db, sql, -1, &st, NULL) == SQLITE_OK &&
-      sqlite3_step(st) == SQLITE_ROW)
-    v = sqlite3_column_int64(st, 0);
-  sqlite3_finalize(st);
-  sqlite3_close(db);
-  return v;
+  if (cdo_store_open(&s2, &su->cfg, err, sizeof(err)) < 0)
+    fail_msg("second handle: %s", err);
+  return s2;
 }
 
-/* Runs sql in file path, which must succeed. */
-static void sql_exec(const char *path, const char *sql)
+/* A lock is held until released; the holder's renewal keeps it. */
+static void lock_take_release(void **state)
 {
-  sqlite3 *db = NULL;
-  int rc = sqlite3_open_v2(path, &db,
-                           SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL);
+  struct suite *su = begin(state);
+  struct cdo_store *s2 = second_handle(su);
+  struct cdo__key k, other;
+  void *lk = NULL, *lk2 = NULL;
 
-  if (rc == SQLITE_OK)
-    rc = sqlite3_exec(db, sql, NULL, NULL, NULL);
-  if (rc != SQLITE_OK)
-    fail_msg("%s: %s: %s", path, sql, sqlite3_errmsg(db));
-  sqlite3_close(db);
+  make_key(&k, "lock");
+  make_key(&other, "lock-other");
+  unit_ok(cdo__store_lock(su->store, &k, 0, &lk));
+  assert_non_null(lk);
+  assert_int_equal(cdo__store_lock(s2, &k, 0, &lk2), CDO__ERR(EAGAIN));
+  assert_null(lk2);
+  assert_int_equal(cdo__store_lock(s2, &k, 300, &lk2), CDO__ERR(EAGAIN));
+  unit_ok(cdo__store_lock(s2, &other, 0, &lk2)); /* one lock per key */
+  cdo__store_unlock(s2, &other, lk2);
+  unit_ok(cdo__store_lock_renew(su->store, &k, lk));
+  assert_int_equal(cdo__store_lock(s2, &k, 0, &lk2), CDO__ERR(EAGAIN));
+  cdo__store_unlock(su->store, &k, lk);
+  unit_ok(cdo__store_lock(s2, &k, 0, &lk2));
+  cdo__store_unlock(s2, &k, lk2);
+  cdo_store_close(s2);
 }
 
-static const char *db_path(struct suite *su)
+/* A waiter gets the lock when its holder (another process) lets it go. */
+static void lock_wait_for_holder(void **state)
 {
-  return su->url + strlen("sqlite:");
+  struct suite *su = begin(state);
+  struct cdo__key k;
+  void *lk = NULL;
+  int fds[2], st;
+  char c;
+  pid_t pid;
+
+  make_key(&k, "lock-wait");
+  assert_int_equal(pipe(fds), 0);
+  pid = fork();
+  assert_true(pid >= 0);
+  if (pid == 0) { /* the holder: its own store, as another run's */
+    struct cdo_store *s = NULL;
+    char err[600];
+    void *held = NULL;
+
+    close(fds[0]);
+    if (cdo_store_open(&s, &su->cfg, err, sizeof(err)) < 0 ||
+        cdo__store_lock(s, &k, 0, &held) < 0)
+      _exit(1);
+    if (write(fds[1], "h", 1) != 1)
+      _exit(1);
+    usleep(200000);
+    cdo__store_unlock(s, &k, held);
+    cdo_store_close(s);
+    _exit(0);
+  }
+  close(fds[1]);
+  assert_int_equal(read(fds[0], &c, 1), 1); /* held now */
+  close(fds[0]);
+  unit_ok(cdo__store_lock(su->store, &k, 30 * SEC, &lk));
+  cdo__store_unlock(su->store, &k, lk);
+  assert_int_equal(waitpid(pid, &st, 0), pid);
+  assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
 }
 
-static void big_path(struct suite *su, char *buf, size_t len)
+/*
+ * A lease that ran out: renewing says so, and another may take the lock.
+ * A lock that is not a lease (flock(2)) is held while its holder lives:
+ * renewing it is a no-op that keeps it.
+ */
+static void lock_lost_lease(void **state)
 {
-  cdo__fmt(buf, len, "%s-big", db_path(su));
+  struct suite *su = begin(state);
+  struct cdo_store *s2 = second_handle(su);
+  struct cdo__key k;
+  void *lk = NULL, *lk2 = NULL;
+
+  make_key(&k, "lock-lost");
+  unit_ok(cdo__store_lock(su->store, &k, 0, &lk));
+  if (su->be->lose_lock == NULL) {
+    unit_ok(cdo__store_lock_renew(su->store, &k, lk));
+    assert_int_equal(cdo__store_lock(s2, &k, 0, &lk2), CDO__ERR(EAGAIN));
+    cdo__store_unlock(su->store, &k, lk);
+    cdo_store_close(s2);
+    return;
+  }
+  assert_int_equal(su->be->lose_lock(su->url, &k), 0);
+  unit_ok(cdo__store_lock(s2, &k, 0, &lk2));
+  assert_int_equal(cdo__store_lock_renew(su->store, &k, lk), CDO__ERR(ENOLCK));
+  cdo__store_unlock(su->store, &k, lk); /* releases nothing of the other's */
+  unit_ok(cdo__store_lock_renew(s2, &k, lk2));
+  cdo__store_unlock(s2, &k, lk2);
+  cdo_store_close(s2);
 }
 
-/* Rows of 1 MiB that e takes in PATH-big. */
-static sqlite3_int64 rows_of(const struct unit_entry *e)
+/* ---- counters -------------------------------------------------------------
+ */
+
+/* Runs are counted by outcome, failures by kind; zeroing resets them. */
+static void counters_count_and_zero(void **state)
 {
-  return (sqlite3_int64)((cdo__src_size(&e->src) + (1 << 20) - 1) >> 20);
+  struct suite *su = begin(state);
+  struct cdo_stats st;
+  struct cdo__key k;
+
+  make_key(&k, "counted");
+  unit_ok(cdo_store_zero_stats(su->store));
+  cdo__store_record(su->store, &k, CDO_HIT, 250, 0);
+  cdo__store_record(su->store, &k, CDO_HIT, 250, 0);
+  cdo__store_record(su->store, &k, CDO_STALE, 100, 0);
+  cdo__store_record(su->store, &k, CDO_MISS_STORED, 0, 0);
+  cdo__store_record(su->store, &k, CDO_MISS_NOT_STORED, 0, 0);
+  cdo__store_record(su->store, &k, CDO_UNCACHED, 0, CDO__ERR(ETIMEDOUT));
+  cdo__store_record(su->store, NULL, CDO_UNCACHED, 0, CDO_ECORRUPT);
+  unit_ok(cdo_store_summary(su->store, &st));
+  assert_true(st.counted);
+  assert_int_equal(st.hits, 2);
+  assert_int_equal(st.stale, 1);
+  assert_int_equal(st.misses, 2);
+  assert_int_equal(st.uncached, 2);
+  assert_int_equal(st.saved_ms, 600);
+  assert_int_equal(st.errors, 2);
+  assert_int_equal(st.error_kinds[CDO_ERRKIND_TIMEOUT], 1);
+  assert_int_equal(st.error_kinds[CDO_ERRKIND_CORRUPT], 1);
+  assert_true(st.since_ms > 0);
+  unit_ok(cdo_store_zero_stats(su->store));
+  unit_ok(cdo_store_summary(su->store, &st));
+  assert_int_equal(st.hits + st.stale + st.misses + st.uncached, 0);
+  assert_int_equal(st.saved_ms, 0);
+  assert_int_equal(st.errors, 0);
 }
 
-/* Is path a database in WAL mode (file format bytes 18 and 19 are 2)? */
-static int is_wal(const char *path)
-{
-  unsigned char h[20];
-  FILE *f = fopen(path, "rb");
-  int ok = f != NULL && fread(h, 1, sizeof(h), f) == sizeof(h) && h[18] == 2 &&
-           h[19] == 2;
+/* ---- the output bound ---------------------------------------------------- */
 
-  if (f != NULL)
-    fclose(f);
-  return ok;
-}
-
-/* Small entries stay in PATH; PATH-big appears with the first big one. */
-static void sqlite_big_entries_have_their_own_file(void **state)
+/* An entry whose journal is over --max-output is refused and not stored. */
+static void max_output_bounds_puts(void **state)
 {
   struct suite *su = begin(state);
   struct unit_entry small, big;
   struct cdo__key ks, kb;
-  struct stat st;
-  char big_db[4300];
+  char err[200];
 
-  big_path(su, big_db, sizeof(big_db));
-  make_key(&ks, "small");
-  make_key(&kb, "big");
-  make_entry(&small, "s", 1000, 0, cdo__now_ms());
-  make_entry(&big, "b", (3 << 20) + 5000, 0, cdo__now_ms());
-  put_ok(su, &ks, &small, 3600 * SEC);
-  assert_int_equal(lstat(big_db, &st), -1);
-  assert_int_equal(sql_int(db_path(su), "SELECT count(bytes) FROM entry"), 1);
-  assert_int_equal(sql_int(db_path(su), "PRAGMA page_size"), 4096);
-  assert_true(is_wal(db_path(su)));
-  put_ok(su, &kb, &big, 3600 * SEC);
-  assert_int_equal(sql_int(big_db, "PRAGMA page_size"), 65536);
-  assert_true(is_wal(big_db));
-  assert_int_equal(sql_int(big_db, "SELECT count(*) FROM chunk"),
-                   rows_of(&big));
-  assert_int_equal(sql_int(db_path(su), "SELECT count(bytes) FROM entry"), 1);
+  unit_ok(cdo_config_set(&su->cfg, "max-output", "8K", err, sizeof(err)));
+  make_key(&ks, "within");
+  make_key(&kb, "over");
+  make_entry(&small, "small", 8000, 0, cdo__now_ms());
+  make_entry(&big, "big", 20000, 0, cdo__now_ms());
+  put_ok(su, &ks, &small, 60 * SEC);
   assert_fresh(su, &ks, &small);
-  assert_fresh(su, &kb, &big);
+  assert_int_equal(put(su, &kb, &big, 60 * SEC), CDO_ETOOBIG);
+  assert_miss(su, &kb);
   unit_entry_release(&small);
   unit_entry_release(&big);
 }
 
-/* Replacing or deleting a big entry deletes its rows at once. */
-static void sqlite_big_rows_go_with_their_entry(void **state)
-{
-  struct suite *su = begin(state);
-  struct unit_entry a, b, c;
-  struct cdo__key k;
-  char big_db[4300];
+/* ---- each backend's side ------------------------------------------------- */
 
-  big_path(su, big_db, sizeof(big_db));
-  make_key(&k, "big");
-  make_entry(&a, "a", 3 << 20, 0, cdo__now_ms());
-  make_entry(&b, "b", 2 << 20, 0, cdo__now_ms());
-  make_entry(&c, "c", 1000, 0, cdo__now_ms());
-  put_ok(su, &k, &a, 3600 * SEC);
-  put_ok(su, &k, &b, 3600 * SEC);
-  assert_int_equal(sql_int(big_db, "SELECT count(*) FROM chunk"), rows_of(&b));
-  put_ok(su, &k, &c, 3600 * SEC); /* big replaced by small */
-  assert_int_equal(sql_int(big_db, "SELECT count(*) FROM chunk"), 0);
-  assert_fresh(su, &k, &c);
-  put_ok(su, &k, &a, 3600 * SEC); /* small replaced by big */
-  assert_int_equal(sql_int(db_path(su), "SELECT count(bytes) FROM entry"), 0);
-  unit_ok(cdo__store_del(su->store, &k));
-  assert_int_equal(sql_int(big_db, "SELECT count(*) FROM chunk"), 0);
-  assert_int_equal(sql_int(db_path(su), "SELECT count(*) FROM pending"), 0);
-  unit_entry_release(&a);
-  unit_entry_release(&b);
-  unit_entry_release(&c);
-}
+#include "store_dir_test.c"
+#include "store_exec_test.c"
+#include "store_redis_test.c"
+#include "store_sqlite_test.c"
 
-/* --gc removes the rows of a writer that died an hour ago, not a live one's. */
-static void sqlite_gc_removes_abandoned_rows(void **state)
-{
-  struct suite *su = begin(state);
-  struct unit_entry e;
-  struct cdo__key k;
-  char big_db[4300], sql[256];
-  uint64_t removed = 0;
-  int64_t now = cdo__now_ms();
-
-  big_path(su, big_db, sizeof(big_db));
-  make_key(&k, "big");
-  make_entry(&e, "e", 2 << 20, 0, now);
-  put_ok(su, &k, &e, 3600 * SEC); /* creates PATH-big */
-  sql_exec(big_db, "INSERT INTO chunk VALUES(7 * 65536, x'00'),"
-                   "(7 * 65536 + 1, x'00'), (8 * 65536, x'00')");
-  cdo__fmt(sql, sizeof(sql), "INSERT INTO pending VALUES(7, %lld), (8, %lld)",
-           (long long)(now - 7200 * SEC), (long long)(now - 60 * SEC));
-  sql_exec(db_path(su), sql);
-  unit_ok(cdo_store_gc(su->store, &removed));
-  assert_int_equal(
-      sql_int(big_db, "SELECT count(*) FROM chunk WHERE id / 65536 = 7"), 0);
-  assert_int_equal(
-      sql_int(big_db, "SELECT count(*) FROM chunk WHERE id / 65536 = 8"), 1);
-  assert_int_equal(sql_int(db_path(su), "SELECT blob FROM pending"), 8);
-  assert_fresh(su, &k, &e);
-  unit_entry_release(&e);
-}
-
-/* Misses do not checkpoint, but the WAL is emptied before it grows long. */
-static void sqlite_wal_stays_short(void **state)
-{
-  struct suite *su = begin(state);
-  char wal[4300];
-  struct stat st;
-  int i;
-
-  cdo__fmt(wal, sizeof(wal), "%s-wal", db_path(su));
-  for (i = 0; i < 300; i++) {
-    struct unit_entry e;
-    struct cdo__key k;
-    char name[32];
-
-    cdo__fmt(name, sizeof(name), "k%d", i);
-    make_key(&k, name);
-    make_entry(&e, name, 500, 0, cdo__now_ms());
-    put_ok(su, &k, &e, 3600 * SEC);
-    unit_entry_release(&e);
-    assert_int_equal(stat(wal, &st), 0);
-    /* 4 frames of 4 KiB, plus one commit's worth */
-    if (st.st_size > 8 * (4096 + 24) + 32)
-      fail_msg("after %d puts the WAL holds %lld bytes", i + 1,
-               (long long)st.st_size);
-  }
-  assert_int_equal(count_entries(su), 300);
-}
-
-/* A database of the first layout is emptied and upgraded, not an error. */
-static void sqlite_upgrades_version_1(void **state)
-{
-  struct suite *su = begin(state);
-  struct unit_entry e;
-  struct cdo__key k;
-
-  cdo_store_close(su->store);
-  su->store = NULL;
-  unlink(db_path(su));
-  sql_exec(db_path(su),
-           "PRAGMA page_size = 65536; PRAGMA journal_mode = WAL;"
-           "CREATE TABLE entry(key BLOB PRIMARY KEY, blob INTEGER NOT NULL,"
-           " size INTEGER NOT NULL, created INTEGER NOT NULL,"
-           " expires INTEGER NOT NULL, duration INTEGER NOT NULL,"
-           " status INTEGER NOT NULL, scope TEXT, command TEXT NOT NULL)"
-           " WITHOUT ROWID;"
-           "CREATE TABLE chunk(id INTEGER PRIMARY KEY, data BLOB);"
-           "CREATE TABLE pending(blob INTEGER PRIMARY KEY,"
-           " started INTEGER NOT NULL);"
-           "INSERT INTO entry VALUES(x'00', 1, 10, 0, 9e15, 0, 0, NULL, 'x');"
-           "PRAGMA user_version = 1");
-  {
-    char err[600];
-
-    if (cdo_store_open(&su->store, &su->cfg, err, sizeof(err)) < 0)
-      fail_msg("%s", err);
-  }
-  make_key(&k, "after");
-  assert_int_equal(lookup(su, &k), CDO__MISS);
-  make_entry(&e, "e", 1000, 0, cdo__now_ms());
-  put_ok(su, &k, &e, 3600 * SEC);
-  assert_fresh(su, &k, &e);
-  assert_int_equal(count_entries(su), 1);
-  assert_int_equal(sql_int(db_path(su), "PRAGMA user_version"), 3);
-  unit_entry_release(&e);
-}
-
-/* A database of version 2 keeps its entries and gains the indexes. */
-static void sqlite_upgrades_version_2(void **state)
-{
-  struct suite *su = begin(state);
-  struct unit_entry a, b;
-  struct cdo__key ka, kb;
-
-  make_key(&ka, "kept");
-  make_entry(&a, "a", 1000, 0, cdo__now_ms());
-  put_ok(su, &ka, &a, 3600 * SEC);
-  cdo_store_close(su->store);
-  su->store = NULL;
-  sql_exec(db_path(su), "DROP INDEX entry_expires; DROP INDEX entry_created;"
-                        "PRAGMA user_version = 2");
-  {
-    char err[600];
-
-    if (cdo_store_open(&su->store, &su->cfg, err, sizeof(err)) < 0)
-      fail_msg("%s", err);
-  }
-  assert_fresh(su, &ka, &a);
-  make_key(&kb, "added");
-  make_entry(&b, "b", 1000, 0, cdo__now_ms());
-  put_ok(su, &kb, &b, 3600 * SEC);
-  assert_fresh(su, &ka, &a);
-  assert_int_equal(count_entries(su), 2);
-  assert_int_equal(sql_int(db_path(su), "PRAGMA user_version"), 3);
-  assert_int_equal(sql_int(db_path(su), "SELECT count(*) FROM sqlite_master"
-                                        " WHERE type = 'index' AND name IN"
-                                        " ('entry_expires', 'entry_created')"),
-                   2);
-  unit_entry_release(&a);
-  unit_entry_release(&b);
-}
-
-static const struct {
-  const char *name;
-  CMUnitTestFunction fn;
-} sqlite_only[] = {
-#define C(f)                                                                   \
-  {                                                                            \
-#f, f                                                                      \
-  }
-    C(sqlite_big_entries_have_their_own_file),
-    C(sqlite_big_rows_go_with_their_entry),
-    C(sqlite_gc_removes_abandoned_rows),
-    C(sqlite_wal_stays_short),
-    C(sqlite_upgrades_version_1),
-    C(sqlite_upgrades_version_2),
-#undef C
+static const struct backend backends[] = {
+    {"sqlite", sqlite_url, sqlite_damage, NULL, sqlite_own,
+     CDO__ARRAY_SIZE(sqlite_own)},
+    {"dir", dir_url, dir_damage, NULL, NULL, 0},
+    {"mem", mem_url, dir_damage, NULL, NULL, 0},
+    {"redis", redis_url, redis_damage, redis_lose_lock, NULL, 0},
+    {"exec", exec_url, exec_damage, NULL, NULL, 0},
 };
 
 /* ---- running the suite once per backend ---------------------------------- */
@@ -1404,13 +1050,17 @@ static const struct {
     C(gc_removes_expired),
     C(list_reports_entries),
     C(evict_oldest_first),
+    C(lock_take_release),
+    C(lock_wait_for_holder),
+    C(lock_lost_lease),
+    C(counters_count_and_zero),
+    C(max_output_bounds_puts),
 #undef C
 };
 
 int main(void)
 {
   struct CMUnitTest tests[CDO__ARRAY_SIZE(contract)];
-  struct CMUnitTest own[CDO__ARRAY_SIZE(sqlite_only)];
   char names[CDO__ARRAY_SIZE(contract)][96];
   int failed = 0;
   size_t b, i;
@@ -1429,13 +1079,21 @@ int main(void)
     failed += cmocka_run_group_tests_name(current->name, tests, group_setup,
                                           group_teardown);
   }
-  current = &backends[0]; /* sqlite */
-  for (i = 0; i < CDO__ARRAY_SIZE(sqlite_only); i++)
-    own[i] = (struct CMUnitTest){.name = sqlite_only[i].name,
-                                 .test_func = sqlite_only[i].fn,
-                                 .setup_func = test_setup,
-                                 .teardown_func = test_teardown};
-  failed += cmocka_run_group_tests_name("sqlite layout", own, group_setup,
+  for (b = 0; b < CDO__ARRAY_SIZE(backends); b++) {
+    struct CMUnitTest own[16];
+    char group[64];
+
+    current = &backends[b];
+    assert_true(current->n_own <= CDO__ARRAY_SIZE(own));
+    for (i = 0; i < current->n_own; i++)
+      own[i] = (struct CMUnitTest){.name = current->own[i].name,
+                                   .test_func = current->own[i].fn,
+                                   .setup_func = test_setup,
+                                   .teardown_func = test_teardown};
+    cdo__fmt(group, sizeof(group), "%s layout", current->name);
+    if (current->n_own > 0)
+      failed += _cmocka_run_group_tests(group, own, current->n_own, group_setup,
                                         group_teardown);
+  }
   return failed;
 }

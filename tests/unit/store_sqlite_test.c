@@ -1,0 +1,392 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The SQLite backend's side of the store suite: its URL, its damage hook
+ * (it knows the layout of entry rows) and tests of that layout.
+ * test_store.c includes this file; the helpers are test_store.c's.
+ */
+
+static const char *sqlite_url(const char *dir, char *buf, size_t len)
+{
+  cdo__fmt(buf, len, "sqlite:%s/c.db", dir);
+  return NULL;
+}
+
+/* Damages bytes in memory: flips the bit at off, or cuts them there. */
+static void damage_bytes(unsigned char *p, int *n, enum damage how,
+                         sqlite3_int64 off)
+{
+  if (how == FLIP)
+    p[off] ^= 1;
+  else
+    *n = (int)off;
+}
+
+/*
+ * Edits the rows of store_sqlite.c directly: an entry of up to 256 KiB is
+ * the bytes column of its entry row in PATH; a larger one is rows of 1 MiB
+ * in chunk in PATH-big, with ids blob << 16 | seq (rows after a cut one
+ * are dropped).
+ */
+static int sqlite_damage(const char *url, const struct cdo__key *k,
+                         enum damage how, uint64_t off)
+{
+  const sqlite3_int64 row_size = 1 << 20;
+  const char *path = url + strlen("sqlite:");
+  char big_path[4200];
+  sqlite3 *db = NULL;
+  sqlite3_stmt *st = NULL;
+  sqlite3_int64 blob = -1, size = 0, row = 0, in = (sqlite3_int64)off;
+  unsigned char *bytes = NULL;
+  int rc, n = 0, big;
+
+  rc = sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE, NULL);
+  if (rc == SQLITE_OK)
+    sqlite3_busy_timeout(db, 10000);
+  if (rc == SQLITE_OK)
+    rc = sqlite3_prepare_v2(
+        db, "SELECT blob, size, bytes FROM entry WHERE key = ?1", -1, &st,
+        NULL);
+  if (rc == SQLITE_OK) {
+    sqlite3_bind_blob(st, 1, k->hash, 32, SQLITE_STATIC);
+    if (sqlite3_step(st) == SQLITE_ROW) {
+      blob = sqlite3_column_int64(st, 0);
+      size = sqlite3_column_int64(st, 1);
+      n = sqlite3_column_bytes(st, 2);
+      bytes = malloc((size_t)n + 1);
+      if (bytes != NULL && n > 0)
+        memcpy(bytes, sqlite3_column_blob(st, 2), (size_t)n);
+    }
+    sqlite3_finalize(st);
+    rc = blob >= 0 && bytes != NULL ? SQLITE_OK : SQLITE_NOTFOUND;
+  }
+  big = size > (256 << 10);
+  if (rc == SQLITE_OK && !big) {
+    damage_bytes(bytes, &n, how, in);
+    rc = sqlite3_prepare_v2(db, "UPDATE entry SET bytes = ?2 WHERE key = ?1",
+                            -1, &st, NULL);
+  }
+  if (rc == SQLITE_OK && big) {
+    sqlite3_close(db);
+    db = NULL;
+    cdo__fmt(big_path, sizeof(big_path), "%s-big", path);
+    rc = sqlite3_open_v2(big_path, &db, SQLITE_OPEN_READWRITE, NULL);
+    if (rc == SQLITE_OK)
+      sqlite3_busy_timeout(db, 10000);
+    row = (blob << 16) + (sqlite3_int64)off / row_size;
+    in = (sqlite3_int64)off % row_size;
+    free(bytes);
+    bytes = NULL;
+    if (rc == SQLITE_OK)
+      rc = sqlite3_prepare_v2(db, "SELECT bytes FROM chunk WHERE id = ?1", -1,
+                              &st, NULL);
+    if (rc == SQLITE_OK) {
+      sqlite3_bind_int64(st, 1, row);
+      if (sqlite3_step(st) == SQLITE_ROW) {
+        n = sqlite3_column_bytes(st, 0);
+        bytes = malloc((size_t)n + 1);
+        if (bytes != NULL && n > 0)
+          memcpy(bytes, sqlite3_column_blob(st, 0), (size_t)n);
+      }
+      sqlite3_finalize(st);
+      rc = bytes != NULL ? SQLITE_OK : SQLITE_NOTFOUND;
+    }
+    if (rc == SQLITE_OK) {
+      damage_bytes(bytes, &n, how, in);
+      rc = sqlite3_exec(db, "BEGIN", NULL, NULL, NULL);
+    }
+    if (rc == SQLITE_OK && how == TRUNCATE)
+      rc = sqlite3_prepare_v2(db,
+                              "DELETE FROM chunk WHERE id > ?1 AND "
+                              "id < (?1 / 65536 + 1) * 65536",
+                              -1, &st, NULL);
+    if (rc == SQLITE_OK && how == TRUNCATE) {
+      sqlite3_bind_int64(st, 1, row);
+      rc = sqlite3_step(st) == SQLITE_DONE ? SQLITE_OK : SQLITE_ERROR;
+      sqlite3_finalize(st);
+    }
+    if (rc == SQLITE_OK)
+      rc = sqlite3_prepare_v2(db, "UPDATE chunk SET bytes = ?2 WHERE id = ?1",
+                              -1, &st, NULL);
+  }
+  if (rc == SQLITE_OK) {
+    if (big)
+      sqlite3_bind_int64(st, 1, row);
+    else
+      sqlite3_bind_blob(st, 1, k->hash, 32, SQLITE_STATIC);
+    sqlite3_bind_blob(st, 2, bytes, n, SQLITE_STATIC);
+    rc = sqlite3_step(st) == SQLITE_DONE ? SQLITE_OK : SQLITE_ERROR;
+    sqlite3_finalize(st);
+  }
+  if (rc == SQLITE_OK && big)
+    rc = sqlite3_exec(db, "COMMIT", NULL, NULL, NULL);
+  if (rc != SQLITE_OK)
+    print_error("cannot damage the entry: %s\n", sqlite3_errmsg(db));
+  free(bytes);
+  sqlite3_close(db);
+  return rc == SQLITE_OK ? 0 : -1;
+}
+
+/* ---- the SQLite backend's own layout ------------------------------------- */
+
+/* The value of the first column of sql's first row in file path; -1 if none. */
+static sqlite3_int64 sql_int(const char *path, const char *sql)
+{
+  sqlite3 *db = NULL;
+  sqlite3_stmt *st = NULL;
+  sqlite3_int64 v = -1;
+
+  if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE, NULL) == SQLITE_OK &&
+      sqlite3_prepare_v2(db, sql, -1, &st, NULL) == SQLITE_OK &&
+      sqlite3_step(st) == SQLITE_ROW)
+    v = sqlite3_column_int64(st, 0);
+  sqlite3_finalize(st);
+  sqlite3_close(db);
+  return v;
+}
+
+/* Runs sql in file path, which must succeed. */
+static void sql_exec(const char *path, const char *sql)
+{
+  sqlite3 *db = NULL;
+  int rc = sqlite3_open_v2(path, &db,
+                           SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL);
+
+  if (rc == SQLITE_OK)
+    rc = sqlite3_exec(db, sql, NULL, NULL, NULL);
+  if (rc != SQLITE_OK)
+    fail_msg("%s: %s: %s", path, sql, sqlite3_errmsg(db));
+  sqlite3_close(db);
+}
+
+static const char *db_path(struct suite *su)
+{
+  return su->url + strlen("sqlite:");
+}
+
+static void big_path(struct suite *su, char *buf, size_t len)
+{
+  cdo__fmt(buf, len, "%s-big", db_path(su));
+}
+
+/* Rows of 1 MiB that e takes in PATH-big. */
+static sqlite3_int64 rows_of(const struct unit_entry *e)
+{
+  return (sqlite3_int64)((cdo__src_size(&e->src) + (1 << 20) - 1) >> 20);
+}
+
+/* Is path a database in WAL mode (file format bytes 18 and 19 are 2)? */
+static int is_wal(const char *path)
+{
+  unsigned char h[20];
+  FILE *f = fopen(path, "rb");
+  int ok = f != NULL && fread(h, 1, sizeof(h), f) == sizeof(h) && h[18] == 2 &&
+           h[19] == 2;
+
+  if (f != NULL)
+    fclose(f);
+  return ok;
+}
+
+/* Small entries stay in PATH; PATH-big appears with the first big one. */
+static void sqlite_big_entries_have_their_own_file(void **state)
+{
+  struct suite *su = begin(state);
+  struct unit_entry small, big;
+  struct cdo__key ks, kb;
+  struct stat st;
+  char big_db[4300];
+
+  big_path(su, big_db, sizeof(big_db));
+  make_key(&ks, "small");
+  make_key(&kb, "big");
+  make_entry(&small, "s", 1000, 0, cdo__now_ms());
+  make_entry(&big, "b", (3 << 20) + 5000, 0, cdo__now_ms());
+  put_ok(su, &ks, &small, 3600 * SEC);
+  assert_int_equal(lstat(big_db, &st), -1);
+  assert_int_equal(sql_int(db_path(su), "SELECT count(bytes) FROM entry"), 1);
+  assert_int_equal(sql_int(db_path(su), "PRAGMA page_size"), 4096);
+  assert_true(is_wal(db_path(su)));
+  put_ok(su, &kb, &big, 3600 * SEC);
+  assert_int_equal(sql_int(big_db, "PRAGMA page_size"), 65536);
+  assert_true(is_wal(big_db));
+  assert_int_equal(sql_int(big_db, "SELECT count(*) FROM chunk"),
+                   rows_of(&big));
+  assert_int_equal(sql_int(db_path(su), "SELECT count(bytes) FROM entry"), 1);
+  assert_fresh(su, &ks, &small);
+  assert_fresh(su, &kb, &big);
+  unit_entry_release(&small);
+  unit_entry_release(&big);
+}
+
+/* Replacing or deleting a big entry deletes its rows at once. */
+static void sqlite_big_rows_go_with_their_entry(void **state)
+{
+  struct suite *su = begin(state);
+  struct unit_entry a, b, c;
+  struct cdo__key k;
+  char big_db[4300];
+
+  big_path(su, big_db, sizeof(big_db));
+  make_key(&k, "big");
+  make_entry(&a, "a", 3 << 20, 0, cdo__now_ms());
+  make_entry(&b, "b", 2 << 20, 0, cdo__now_ms());
+  make_entry(&c, "c", 1000, 0, cdo__now_ms());
+  put_ok(su, &k, &a, 3600 * SEC);
+  put_ok(su, &k, &b, 3600 * SEC);
+  assert_int_equal(sql_int(big_db, "SELECT count(*) FROM chunk"), rows_of(&b));
+  put_ok(su, &k, &c, 3600 * SEC); /* big replaced by small */
+  assert_int_equal(sql_int(big_db, "SELECT count(*) FROM chunk"), 0);
+  assert_fresh(su, &k, &c);
+  put_ok(su, &k, &a, 3600 * SEC); /* small replaced by big */
+  assert_int_equal(sql_int(db_path(su), "SELECT count(bytes) FROM entry"), 0);
+  unit_ok(cdo__store_del(su->store, &k));
+  assert_int_equal(sql_int(big_db, "SELECT count(*) FROM chunk"), 0);
+  assert_int_equal(sql_int(db_path(su), "SELECT count(*) FROM pending"), 0);
+  unit_entry_release(&a);
+  unit_entry_release(&b);
+  unit_entry_release(&c);
+}
+
+/* --gc removes the rows of a writer that died an hour ago, not a live one's. */
+static void sqlite_gc_removes_abandoned_rows(void **state)
+{
+  struct suite *su = begin(state);
+  struct unit_entry e;
+  struct cdo__key k;
+  char big_db[4300], sql[256];
+  uint64_t removed = 0;
+  int64_t now = cdo__now_ms();
+
+  big_path(su, big_db, sizeof(big_db));
+  make_key(&k, "big");
+  make_entry(&e, "e", 2 << 20, 0, now);
+  put_ok(su, &k, &e, 3600 * SEC); /* creates PATH-big */
+  sql_exec(big_db, "INSERT INTO chunk VALUES(7 * 65536, x'00'),"
+                   "(7 * 65536 + 1, x'00'), (8 * 65536, x'00')");
+  cdo__fmt(sql, sizeof(sql), "INSERT INTO pending VALUES(7, %lld), (8, %lld)",
+           (long long)(now - 7200 * SEC), (long long)(now - 60 * SEC));
+  sql_exec(db_path(su), sql);
+  unit_ok(cdo_store_gc(su->store, &removed));
+  assert_int_equal(
+      sql_int(big_db, "SELECT count(*) FROM chunk WHERE id / 65536 = 7"), 0);
+  assert_int_equal(
+      sql_int(big_db, "SELECT count(*) FROM chunk WHERE id / 65536 = 8"), 1);
+  assert_int_equal(sql_int(db_path(su), "SELECT blob FROM pending"), 8);
+  assert_fresh(su, &k, &e);
+  unit_entry_release(&e);
+}
+
+/* Misses do not checkpoint, but the WAL is emptied before it grows long. */
+static void sqlite_wal_stays_short(void **state)
+{
+  struct suite *su = begin(state);
+  char wal[4300];
+  struct stat st;
+  int i;
+
+  cdo__fmt(wal, sizeof(wal), "%s-wal", db_path(su));
+  for (i = 0; i < 300; i++) {
+    struct unit_entry e;
+    struct cdo__key k;
+    char name[32];
+
+    cdo__fmt(name, sizeof(name), "k%d", i);
+    make_key(&k, name);
+    make_entry(&e, name, 500, 0, cdo__now_ms());
+    put_ok(su, &k, &e, 3600 * SEC);
+    unit_entry_release(&e);
+    assert_int_equal(stat(wal, &st), 0);
+    /* 4 frames of 4 KiB, plus one commit's worth */
+    if (st.st_size > 8 * (4096 + 24) + 32)
+      fail_msg("after %d puts the WAL holds %lld bytes", i + 1,
+               (long long)st.st_size);
+  }
+  assert_int_equal(count_entries(su), 300);
+}
+
+/* A database of the first layout is emptied and upgraded, not an error. */
+static void sqlite_upgrades_version_1(void **state)
+{
+  struct suite *su = begin(state);
+  struct unit_entry e;
+  struct cdo__key k;
+
+  cdo_store_close(su->store);
+  su->store = NULL;
+  unlink(db_path(su));
+  sql_exec(db_path(su),
+           "PRAGMA page_size = 65536; PRAGMA journal_mode = WAL;"
+           "CREATE TABLE entry(key BLOB PRIMARY KEY, blob INTEGER NOT NULL,"
+           " size INTEGER NOT NULL, created INTEGER NOT NULL,"
+           " expires INTEGER NOT NULL, duration INTEGER NOT NULL,"
+           " status INTEGER NOT NULL, scope TEXT, command TEXT NOT NULL)"
+           " WITHOUT ROWID;"
+           "CREATE TABLE chunk(id INTEGER PRIMARY KEY, data BLOB);"
+           "CREATE TABLE pending(blob INTEGER PRIMARY KEY,"
+           " started INTEGER NOT NULL);"
+           "INSERT INTO entry VALUES(x'00', 1, 10, 0, 9e15, 0, 0, NULL, 'x');"
+           "PRAGMA user_version = 1");
+  {
+    char err[600];
+
+    if (cdo_store_open(&su->store, &su->cfg, err, sizeof(err)) < 0)
+      fail_msg("%s", err);
+  }
+  make_key(&k, "after");
+  assert_int_equal(lookup(su, &k), CDO__MISS);
+  make_entry(&e, "e", 1000, 0, cdo__now_ms());
+  put_ok(su, &k, &e, 3600 * SEC);
+  assert_fresh(su, &k, &e);
+  assert_int_equal(count_entries(su), 1);
+  assert_int_equal(sql_int(db_path(su), "PRAGMA user_version"), 3);
+  unit_entry_release(&e);
+}
+
+/* A database of version 2 keeps its entries and gains the indexes. */
+static void sqlite_upgrades_version_2(void **state)
+{
+  struct suite *su = begin(state);
+  struct unit_entry a, b;
+  struct cdo__key ka, kb;
+
+  make_key(&ka, "kept");
+  make_entry(&a, "a", 1000, 0, cdo__now_ms());
+  put_ok(su, &ka, &a, 3600 * SEC);
+  cdo_store_close(su->store);
+  su->store = NULL;
+  sql_exec(db_path(su), "DROP INDEX entry_expires; DROP INDEX entry_created;"
+                        "PRAGMA user_version = 2");
+  {
+    char err[600];
+
+    if (cdo_store_open(&su->store, &su->cfg, err, sizeof(err)) < 0)
+      fail_msg("%s", err);
+  }
+  assert_fresh(su, &ka, &a);
+  make_key(&kb, "added");
+  make_entry(&b, "b", 1000, 0, cdo__now_ms());
+  put_ok(su, &kb, &b, 3600 * SEC);
+  assert_fresh(su, &ka, &a);
+  assert_int_equal(count_entries(su), 2);
+  assert_int_equal(sql_int(db_path(su), "PRAGMA user_version"), 3);
+  assert_int_equal(sql_int(db_path(su), "SELECT count(*) FROM sqlite_master"
+                                        " WHERE type = 'index' AND name IN"
+                                        " ('entry_expires', 'entry_created')"),
+                   2);
+  unit_entry_release(&a);
+  unit_entry_release(&b);
+}
+
+static const struct unit_own sqlite_own[] = {
+#define C(f)                                                                   \
+  {                                                                            \
+#f, f                                                                      \
+  }
+    C(sqlite_big_entries_have_their_own_file),
+    C(sqlite_big_rows_go_with_their_entry),
+    C(sqlite_gc_removes_abandoned_rows),
+    C(sqlite_wal_stays_short),
+    C(sqlite_upgrades_version_1),
+    C(sqlite_upgrades_version_2),
+#undef C
+};
