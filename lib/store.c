@@ -12,6 +12,11 @@
 #include <time.h>
 #include <unistd.h>
 
+/* The backends, each defined in its own store_NAME.c. */
+extern const struct cdo__store_ops cdo__store_sqlite, cdo__store_dir,
+    cdo__store_mem, cdo__store_redis_tcp, cdo__store_redis_unix,
+    cdo__store_exec;
+
 static const struct cdo__store_ops *const backends[] = {
     &cdo__store_sqlite,    &cdo__store_dir,        &cdo__store_mem,
     &cdo__store_redis_tcp, &cdo__store_redis_unix, &cdo__store_exec,

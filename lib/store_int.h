@@ -1,7 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * The backend contract: one const ops table per backend file, chosen by the
- * URL scheme in store.c. Only store*.c include this header.
+ * URL scheme in store.c (lib/README says what a new backend provides).
+ * Included by the backends and by the front end that drives them: store.c,
+ * lock.c, usage.c, evict.c, explain.c and the job's files.
  */
 #ifndef CDO_STORE_INT_H
 #define CDO_STORE_INT_H
@@ -242,13 +244,6 @@ int cdo__breaker_open(struct cdo_store *s, const char *who, const char *where,
                       int64_t window_ms);
 void cdo__breaker_trip(struct cdo_store *s, const char *why);
 void cdo__breaker_ok(struct cdo_store *s);
-
-extern const struct cdo__store_ops cdo__store_sqlite;
-extern const struct cdo__store_ops cdo__store_dir;
-extern const struct cdo__store_ops cdo__store_mem;
-extern const struct cdo__store_ops cdo__store_redis_tcp;
-extern const struct cdo__store_ops cdo__store_redis_unix;
-extern const struct cdo__store_ops cdo__store_exec;
 
 /* ---- the front end's internal API, for run.c ---------------------------- */
 

@@ -352,7 +352,7 @@ static int redis_open(struct cdo_store *s, const char *rest)
 {
   struct redis_store *r = rs(s);
   struct redis_url u = {0};
-  int unix_sock = s->ops == &cdo__store_redis_unix, rc;
+  int unix_sock = strcmp(s->ops->scheme, "unix://") == 0, rc;
 
   rc = unix_sock ? parse_unix(rest, &u, s->errmsg, sizeof(s->errmsg))
                  : parse_tcp(rest, &u, s->errmsg, sizeof(s->errmsg));
