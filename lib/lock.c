@@ -1,8 +1,14 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Single-flight locks: the backend's own (ops->locks), else flock(2) on one
- * file per key in a private directory. A flock dies with its holder, so a
- * crashed run never blocks the others for longer than its own life.
+ * Single-flight locks: the backend's own (ops->locks), else byte-range
+ * locks (open file description locks, fcntl F_OFD_SETLK) in ONE file per
+ * lock directory, LOCK_FILE: a key's lock is the SLOT_LEN bytes at its
+ * slot, chosen by its first 8 bytes, of which there are N_SLOTS. Two keys
+ * sharing a slot only make one wait for the other's run, after which it
+ * looks its entry up again: never a wrong answer. The holder writes its
+ * pid into its slot's bytes, for waiters' messages, and zeros them when
+ * done. A lock dies with its holder, so a crashed run never blocks the
+ * others for longer than its own life; nothing is left per key.
  */
 #include "store_int.h"
 
@@ -15,12 +21,16 @@
 #include <unistd.h>
 
 #define LOCK_MAX_AGE_MS 3600000
+#define LOCK_FILE       "cachedo.lock"
+#define N_SLOTS         65536
+#define SLOT_LEN        8
 
-struct flock_lk {
+struct range_lk {
   int fd;
+  off_t off;
 };
 
-/* The default directory of lock files: per user, on tmpfs when possible. */
+/* The default directory of the lock file: per user, on tmpfs if possible. */
 static int lock_dir(struct cdo_store *s, char *buf, size_t len)
 {
   const struct cdo__store_files *f = s->ops->files;
@@ -38,23 +48,36 @@ static int lock_dir(struct cdo_store *s, char *buf, size_t len)
 
 static void on_alarm(int sig)
 {
-  (void)sig; /* only interrupts flock() */
+  (void)sig; /* only interrupts fcntl() */
+}
+
+static int range_lock(int fd, off_t off, int cmd)
+{
+  struct flock fl;
+
+  memset(&fl, 0, sizeof(fl)); /* l_pid must be 0 for OFD locks */
+  fl.l_type = F_WRLCK;
+  fl.l_whence = SEEK_SET;
+  fl.l_start = off;
+  fl.l_len = SLOT_LEN;
+  return fcntl(fd, cmd, &fl);
 }
 
 /*
- * flock(fd, LOCK_EX) giving up after wait_ms: an interval timer's SIGALRM
- * (installed without SA_RESTART) interrupts the wait. No polling: the
- * kernel wakes the waiter the moment the holder releases or dies.
+ * Locks the slot at off of fd, giving up after wait_ms: an interval
+ * timer's SIGALRM (installed without SA_RESTART) interrupts the wait. No
+ * polling: the kernel wakes the waiter the moment the holder releases or
+ * dies.
  */
-static int flock_wait(int fd, int64_t wait_ms)
+static int range_wait(int fd, off_t off, int64_t wait_ms)
 {
   struct sigaction sa, old;
   struct itimerval it = {{0, 0}, {0, 0}};
   int r, e;
 
-  if (flock(fd, LOCK_EX | LOCK_NB) == 0)
+  if (range_lock(fd, off, F_OFD_SETLK) == 0)
     return 0;
-  if (errno != EWOULDBLOCK)
+  if (errno != EAGAIN && errno != EACCES)
     return CDO__ERR(errno);
   if (wait_ms <= 0)
     return CDO__ERR(EAGAIN);
@@ -64,10 +87,10 @@ static int flock_wait(int fd, int64_t wait_ms)
   sigaction(SIGALRM, &sa, &old);
   it.it_value.tv_sec = (time_t)(wait_ms / 1000);
   it.it_value.tv_usec = (suseconds_t)(wait_ms % 1000 * 1000);
-  /* Repeats, in case the first alarm came before flock() began to wait. */
+  /* Repeats, in case the first alarm came before fcntl() began to wait. */
   it.it_interval.tv_usec = 10000;
   setitimer(ITIMER_REAL, &it, NULL);
-  r = flock(fd, LOCK_EX);
+  r = range_lock(fd, off, F_OFD_SETLKW);
   e = errno;
   memset(&it, 0, sizeof(it));
   setitimer(ITIMER_REAL, &it, NULL);
@@ -77,44 +100,51 @@ static int flock_wait(int fd, int64_t wait_ms)
   return e == EINTR ? CDO__ERR(EAGAIN) : CDO__ERR(e);
 }
 
-static int path_of(struct cdo_store *s, const struct cdo__key *k, char *buf,
-                   size_t len)
+/* Opens the lock file (flags: O_RDWR | O_CREAT, or O_RDONLY); fd or -errno. */
+static int open_lock_file(struct cdo_store *s, int flags)
 {
-  char dir[4096];
-  int r = lock_dir(s, dir, sizeof(dir));
+  char dir[4096], path[4200];
+  int r = lock_dir(s, dir, sizeof(dir)), fd;
 
-  if (r == 0)
-    cdo__fmt(buf, len, "%s/%s", dir, k->hex);
-  return r;
+  if (r < 0)
+    return r;
+  cdo__fmt(path, sizeof(path), "%s/%s", dir, LOCK_FILE);
+  fd = open(path, flags | O_NOFOLLOW | O_CLOEXEC, 0600);
+  if (fd < 0)
+    return cdo__store_fail(s, CDO__ERR(errno), "cannot open lock '%s': %s",
+                           path, strerror(errno));
+  return fd;
+}
+
+static off_t slot_of(const struct cdo__key *k)
+{
+  return (off_t)(cdo__get64(k->hash) % N_SLOTS) * SLOT_LEN;
 }
 
 int cdo__store_lock(struct cdo_store *s, const struct cdo__key *k,
                     int64_t wait_ms, void **lk)
 {
-  struct flock_lk *f;
-  char path[4200], pid[32];
+  struct range_lk *f;
+  unsigned char pid[SLOT_LEN];
+  off_t off = slot_of(k);
   int fd, r;
 
   *lk = NULL;
   if (s->ops->locks != NULL)
     return s->ops->locks->lock(s, k, wait_ms, lk);
-  r = path_of(s, k, path, sizeof(path));
-  if (r < 0)
-    return r;
-  fd = open(path, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
+  fd = open_lock_file(s, O_RDWR | O_CREAT);
   if (fd < 0)
-    return cdo__store_fail(s, CDO__ERR(errno), "cannot open lock '%s': %s",
-                           path, strerror(errno));
-  r = flock_wait(fd, wait_ms);
+    return fd;
+  r = range_wait(fd, off, wait_ms);
   f = r == 0 ? malloc(sizeof(*f)) : NULL;
   if (f == NULL) {
     close(fd);
     return r < 0 ? r : CDO__ERR(ENOMEM);
   }
   f->fd = fd;
-  /* Fixed width, so no truncation is needed: the pid is only for messages. */
-  cdo__fmt(pid, sizeof(pid), "%-20ld\n", (long)getpid());
-  if (pwrite(fd, pid, strlen(pid), 0) < 0) {
+  f->off = off;
+  cdo__put64(pid, (uint64_t)getpid());
+  if (pwrite(fd, pid, SLOT_LEN, off) < 0) {
     /* a waiter then shows no pid */
   }
   *lk = f;
@@ -123,7 +153,8 @@ int cdo__store_lock(struct cdo_store *s, const struct cdo__key *k,
 
 void cdo__store_unlock(struct cdo_store *s, const struct cdo__key *k, void *lk)
 {
-  struct flock_lk *f = lk;
+  static const unsigned char zero[SLOT_LEN];
+  struct range_lk *f = lk;
 
   if (lk == NULL)
     return;
@@ -131,27 +162,30 @@ void cdo__store_unlock(struct cdo_store *s, const struct cdo__key *k, void *lk)
     s->ops->locks->unlock(s, k, lk);
     return;
   }
-  close(f->fd); /* releases the flock */
+  if (pwrite(f->fd, zero, SLOT_LEN, f->off) < 0) {
+    /* a stale pid only shows in a waiter's message */
+  }
+  close(f->fd); /* releases the lock */
   free(f);
 }
 
 long cdo__store_lock_holder(struct cdo_store *s, const struct cdo__key *k)
 {
-  char path[4200], buf[32];
-  ssize_t n;
+  unsigned char buf[SLOT_LEN];
   int fd;
+  long pid = 0;
 
-  if (s->ops->locks != NULL || path_of(s, k, path, sizeof(path)) < 0)
+  if (s->ops->locks != NULL)
     return 0;
-  fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
-  if (fd < 0)
+  fd = open_lock_file(s, O_RDONLY);
+  if (fd < 0) {
+    s->errmsg[0] = 0;
     return 0;
-  n = pread(fd, buf, sizeof(buf) - 1, 0);
+  }
+  if (cdo__pread_all(fd, buf, SLOT_LEN, (uint64_t)slot_of(k)) == 0)
+    pid = (long)cdo__get64(buf);
   close(fd);
-  if (n <= 0)
-    return 0;
-  buf[n] = 0;
-  return strtol(buf, NULL, 10);
+  return pid > 0 ? pid : 0;
 }
 
 int cdo__store_lock_renew(struct cdo_store *s, const struct cdo__key *k,
@@ -171,6 +205,7 @@ static int same_file(int dir, const char *name, const struct stat *st)
          now.st_dev == st->st_dev && now.st_ino == st->st_ino;
 }
 
+/* Older versions took flock(2) on a file per key: those files go. */
 void cdo__store_locks_gc(struct cdo_store *s, int64_t now_ms)
 {
   char dir[4096];

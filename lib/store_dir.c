@@ -8,7 +8,7 @@
  *   v1/ab/abcdef...          an entry, named by its 64-hex-digit key, in the
  *                            folder named by the key's first two digits
  *   v1/ab/.tmp-0123...       a put in progress (16 random hex digits)
- *   v1/locks/abcdef...       single-flight lock files (lock.c's flock)
+ *   v1/locks/cachedo.lock    single-flight byte-range locks (lock.c)
  *   cachedo-usage, ...       the front end's usage counters (usage.c)
  *
  *   file   = entry scope footer
@@ -162,7 +162,7 @@ static const char *dir_spool_dir(struct cdo_store *s)
   return ds(s)->root;
 }
 
-/* lock.c's flock(2) files for single-flight, one per key. */
+/* Where lock.c keeps its one file of byte-range locks. */
 static const char *dir_lock_dir(struct cdo_store *s)
 {
   return ds(s)->locks;

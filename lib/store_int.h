@@ -64,8 +64,8 @@ struct cdo_store {
 
 /*
  * Optional: single-flight locks the backend keeps itself (e.g. leases on a
- * server every client sees). Without them, lock.c takes flock(2) on a
- * file per key under files->lock_dir.
+ * server every client sees). Without them, lock.c takes byte-range locks in
+ * one file under files->lock_dir.
  */
 struct cdo__store_locks {
   /*
@@ -105,7 +105,7 @@ struct cdo__store_counters {
 struct cdo__store_files {
   /* Directory for the runner's spool (same filesystem helps); may be NULL. */
   const char *(*spool_dir)(struct cdo_store *s);
-  /* Where lock.c's flock(2) files live; NULL: a per-user runtime directory. */
+  /* Where lock.c's lock file lives; NULL: a per-user runtime directory. */
   const char *(*lock_dir)(struct cdo_store *s);
   /*
    * A path prefix next to the backend's data, in a directory the backend
@@ -269,7 +269,7 @@ const char *cdo__store_spool_dir(struct cdo_store *s);
 
 /*
  * Single-flight locks (lock.c): ops->locks when the backend has them, else
- * flock(2) on a file per key. cdo__store_lock waits up to wait_ms (0: only
+ * a byte-range lock in one file per lock directory. cdo__store_lock waits up to wait_ms (0: only
  * tries) and returns 0 with *lk set, CDO__ERR(EAGAIN) while another holds
  * it, or an error. The holder's pid is recorded for waiters' messages
  * (0 when unknown). cdo__store_unlock releases and frees lk (NULL: no-op).
@@ -278,7 +278,7 @@ int cdo__store_lock(struct cdo_store *s, const struct cdo__key *k,
                     int64_t wait_ms, void **lk);
 void cdo__store_unlock(struct cdo_store *s, const struct cdo__key *k, void *lk);
 long cdo__store_lock_holder(struct cdo_store *s, const struct cdo__key *k);
-/* Removes flock(2) lock files unused for an hour (for --gc and upkeep). */
+/* Removes per-key lock files of older versions unused for an hour. */
 void cdo__store_locks_gc(struct cdo_store *s, int64_t now_ms);
 /* Extends a lease lock (locks->renew); 0 for locks that need no renewal. */
 int cdo__store_lock_renew(struct cdo_store *s, const struct cdo__key *k,
