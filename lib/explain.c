@@ -5,16 +5,25 @@
  * argv; a later miss of the same command compares its own components with
  * the nearest remembered set and names what differs.
  *
- * One file per argv, P-explain/<16 hex digits of cdo__key_argv_digest()>,
- * P being the store's local path prefix (store_int.h), replaced whole by
- * rename. The items are the hashed parts of the key's components (the
- * table in key.c), argv aside:
+ * All commands share one append-only log, P-explain.log, P being the
+ * store's local path prefix (store_int.h): a stored miss appends one
+ * record with a single O_APPEND write, reading nothing; once the log
+ * passes LOG_MAX bytes the writer renames it to P-explain.old (the
+ * generation before is dropped), so the two stay under 2 * LOG_MAX
+ * whatever the number of commands, and no file is kept per command. A
+ * reader (-v, --explain -v) scans both for the command's records, newest
+ * last. The items are the hashed parts of the key's components (the table
+ * in key.c), argv aside:
  *
- *   file  = "cdoexpl2" u32(n) set{n} u64(cdo__sum of everything before)
- *   set   = i64(stored ms) u32(count) item{count}        newest set first
- *   item  = u8(type) u32(len) name 8-byte digest
- *   type  = 'x' executable | 'c' cwd | 'e' variable (name: its name)
- *         | 'p' --pure | 'f' --file (name: its path) | 's' stdin | 'o' scope
+ *   record = u8(0xe7) u8(0) u16(0) u32(len) 8-byte argv digest set{len bytes}
+ *            u64(cdo__sum of the record before it)
+ *   set    = i64(stored ms) u32(count) item{count}
+ *   item   = u8(type) u32(len) name 8-byte digest
+ *   type   = 'x' executable | 'c' cwd | 'e' variable (name: its name)
+ *          | 'p' --pure | 'f' --file (name: its path) | 's' stdin | 'o' scope
+ *
+ * A record that does not check out (torn by a crash) is skipped, one byte
+ * at a time, until one does.
  *
  * A digest is SipHash-2-4 (crypto_shorthash, a fixed key) of the type and
  * the value: a miss stores one per component, so it has to be cheap.
@@ -29,9 +38,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#define EXPL_MAGIC "cdoexpl2"
-#define SETS_MAX   8
-#define FILE_MAX   (1 << 20)
+#define REC_MAGIC 0xe7
+#define REC_HEAD  16
+#define SETS_MAX  8
+#define LOG_MAX   (8 << 20)
 
 struct item {
   unsigned char type;
@@ -121,25 +131,28 @@ static int job_set(const struct cdo_job *j, struct set *st)
   return sb.r;
 }
 
-/* P-explain/<argv digest>: the side file of j's command. */
-static int side_path(const struct cdo_job *j, struct cdo_store *s, char *buf,
-                     size_t len, char *dir, size_t dirlen)
+/* The log's paths, and the first 8 bytes of j's argv digest. */
+static int log_paths(const struct cdo_job *j, struct cdo_store *s, char *log,
+                     char *old, size_t len, unsigned char argv[8])
 {
   unsigned char d[32];
   int r;
 
-  r = cdo__store_local_file(s, "-explain", dir, dirlen, 0);
+  r = cdo__store_local_file(s, "-explain.log", log, len, 0);
+  if (r == 0)
+    r = cdo__store_local_file(s, "-explain.old", old, len, 0);
   if (r < 0)
     return r;
   cdo__key_argv_digest(j, d);
-  cdo__fmt(buf, len, "%s/%016llx", dir, (unsigned long long)cdo__get64(d));
+  memcpy(argv, d, 8);
   return 0;
 }
 
-/* ---- the side file ------------------------------------------------------- */
+/* ---- the log ------------------------------------------------------------- */
 
+/* The newest distinct sets of one command, newest first. */
 struct side {
-  unsigned char *bytes; /* the file; names point into it */
+  unsigned char *bytes[2]; /* the two files; names point into them */
   struct set sets[SETS_MAX];
   size_t n;
 };
@@ -150,73 +163,127 @@ static void side_release(struct side *sd)
 
   for (i = 0; i < sd->n; i++)
     free(sd->sets[i].items);
-  free(sd->bytes);
+  free(sd->bytes[0]);
+  free(sd->bytes[1]);
   memset(sd, 0, sizeof(*sd));
 }
 
-/* Reads the side file; missing or damaged reads as empty. */
-static void side_read(const char *path, struct side *sd)
+/* Parses a set of n bytes at p into *set (items point into p); 0 or -1. */
+static int parse_set(const unsigned char *p, size_t n, struct set *set)
 {
-  const unsigned char *p, *end;
-  struct stat st;
-  uint32_t n, i, k;
-  int fd;
+  const unsigned char *end = p + n;
+  uint32_t k;
 
-  memset(sd, 0, sizeof(*sd));
-  fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+  if (n < 12)
+    return -1;
+  set->stored_ms = (int64_t)cdo__get64(p);
+  k = cdo__get32(p + 8);
+  p += 12;
+  if ((size_t)(end - p) / 13 < k)
+    return -1;
+  set->items = calloc(k + 1, sizeof(*set->items));
+  if (set->items == NULL)
+    return -1;
+  for (set->n = 0; set->n < k; set->n++) {
+    struct item *it = &set->items[set->n];
+    uint32_t nl;
+
+    if (end - p < 5)
+      break;
+    it->type = p[0];
+    nl = cdo__get32(p + 1);
+    p += 5;
+    if ((size_t)(end - p) < (size_t)nl + 8)
+      break;
+    it->name = (const char *)p;
+    it->name_len = nl;
+    memcpy(it->d, p + nl, 8);
+    p += nl + 8;
+  }
+  if (set->n == k)
+    return 0;
+  free(set->items);
+  set->items = NULL;
+  return -1;
+}
+
+typedef void (*diff_fn)(void *ud, const struct item *now,
+                        const struct item *then);
+static size_t diff(const struct set *now, const struct set *then, diff_fn fn,
+                   void *ud);
+
+/* Keeps set as the newest of sd, unless sd has it already. */
+static void side_keep(struct side *sd, struct set *set)
+{
+  size_t i;
+
+  for (i = 0; i < sd->n; i++) {
+    if (diff(set, &sd->sets[i], NULL, NULL) == 0) {
+      struct set same = sd->sets[i];
+
+      /* The same inputs, stored again: one set, as new as the newest. */
+      same.stored_ms = set->stored_ms;
+      free(set->items);
+      memmove(sd->sets + 1, sd->sets, i * sizeof(*sd->sets));
+      sd->sets[0] = same;
+      return;
+    }
+  }
+  if (sd->n == SETS_MAX)
+    free(sd->sets[--sd->n].items);
+  memmove(sd->sets + 1, sd->sets, sd->n * sizeof(*sd->sets));
+  sd->sets[0] = *set;
+  sd->n++;
+}
+
+/* Adds the sets of argv's records in the file at path, oldest first. */
+static void side_scan(const char *path, const unsigned char argv[8],
+                      struct side *sd, int which)
+{
+  unsigned char *p;
+  struct stat st;
+  size_t n, at = 0;
+  int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+
   if (fd < 0)
     return;
-  if (fstat(fd, &st) < 0 || st.st_size < 20 || st.st_size > FILE_MAX ||
-      (sd->bytes = malloc((size_t)st.st_size)) == NULL ||
-      cdo__pread_all(fd, sd->bytes, (size_t)st.st_size, 0) < 0) {
+  if (fstat(fd, &st) < 0 || st.st_size < REC_HEAD + 8 ||
+      st.st_size > 4 * (off_t)LOG_MAX ||
+      (p = malloc((size_t)st.st_size)) == NULL) {
     close(fd);
-    free(sd->bytes);
-    sd->bytes = NULL;
+    return;
+  }
+  n = (size_t)st.st_size;
+  if (cdo__pread_all(fd, p, n, 0) < 0) {
+    close(fd);
+    free(p);
     return;
   }
   close(fd);
-  p = sd->bytes;
-  end = p + st.st_size - 8;
-  if (memcmp(p, EXPL_MAGIC, 8) != 0 ||
-      cdo__get64(end) != cdo__sum(p, (size_t)(end - p)))
-    goto bad;
-  p += 8;
-  n = cdo__get32(p);
-  p += 4;
-  for (i = 0; i < n && i < SETS_MAX; i++) {
-    struct set *set = &sd->sets[sd->n];
+  sd->bytes[which] = p;
+  while (at + REC_HEAD + 8 <= n) {
+    const unsigned char *r = p + at;
+    size_t len = cdo__get32(r + 4);
+    struct set set;
 
-    if (end - p < 12)
-      goto bad;
-    set->stored_ms = (int64_t)cdo__get64(p);
-    k = cdo__get32(p + 8);
-    p += 12;
-    if ((size_t)(end - p) / 13 < k)
-      goto bad;
-    set->items = calloc(k + 1, sizeof(*set->items));
-    if (set->items == NULL)
-      goto bad;
-    sd->n++;
-    for (set->n = 0; set->n < k; set->n++) {
-      struct item *it = &set->items[set->n];
-      uint32_t nl;
-
-      if (end - p < 5)
-        goto bad;
-      it->type = p[0];
-      nl = cdo__get32(p + 1);
-      p += 5;
-      if ((size_t)(end - p) < (size_t)nl + 8)
-        goto bad;
-      it->name = (const char *)p;
-      it->name_len = nl;
-      memcpy(it->d, p + nl, 8);
-      p += nl + 8;
+    if (r[0] != REC_MAGIC || len > n - at - REC_HEAD - 8 ||
+        cdo__get64(r + REC_HEAD + len) != cdo__sum(r, REC_HEAD + len)) {
+      at++; /* torn or foreign: find the next good record */
+      continue;
     }
+    at += REC_HEAD + len + 8;
+    if (memcmp(r + 8, argv, 8) == 0 && parse_set(r + REC_HEAD, len, &set) == 0)
+      side_keep(sd, &set);
   }
-  return;
-bad:
-  side_release(sd);
+}
+
+/* The newest sets of argv's command; none when there is no log. */
+static void side_read(const char *log, const char *old,
+                      const unsigned char argv[8], struct side *sd)
+{
+  memset(sd, 0, sizeof(*sd));
+  side_scan(old, argv, sd, 0);
+  side_scan(log, argv, sd, 1);
 }
 
 static int same_item(const struct item *a, const struct item *b)
@@ -235,9 +302,6 @@ static const struct item *find(const struct set *set, const struct item *it)
       return &set->items[i];
   return NULL;
 }
-
-typedef void (*diff_fn)(void *ud, const struct item *now,
-                        const struct item *then);
 
 /* Calls fn (when non-NULL) per difference; returns how many. */
 static size_t diff(const struct set *now, const struct set *then, diff_fn fn,
@@ -280,53 +344,43 @@ static void put_set(struct cdo__buf *b, const struct set *set, int *r)
 
 void cdo__explain_save(struct cdo_job *j, struct cdo_store *s)
 {
-  char path[PATH_MAX], dir[PATH_MAX], tmp[PATH_MAX + 16], err[256];
+  char log[PATH_MAX], old[PATH_MAX];
+  unsigned char argv[8];
   struct cdo__buf b = {0};
-  struct side sd;
+  struct stat st;
   struct set now;
-  size_t i, kept = 1;
   int r = 0, fd;
 
-  if (s == NULL || side_path(j, s, path, sizeof(path), dir, sizeof(dir)) < 0)
+  if (s == NULL || log_paths(j, s, log, old, sizeof(log), argv) < 0)
     return;
   if (job_set(j, &now) < 0)
     return;
-  side_read(path, &sd);
-  if (sd.n > 0 && diff(&now, &sd.sets[0], NULL, NULL) == 0) {
-    /* The newest set already is this one (a refresh, an expiry): keep it. */
-    side_release(&sd);
-    free(now.items);
-    return;
-  }
-  r |= cdo__buf_add(&b, EXPL_MAGIC, 8);
-  r |= cdo__buf_u32(&b, 0); /* the count, patched below */
+  r |= cdo__buf_u8(&b, REC_MAGIC);
+  r |= cdo__buf_u8(&b, 0);
+  r |= cdo__buf_add(&b, "\0\0", 2);
+  r |= cdo__buf_u32(&b, 0); /* the length, patched below */
+  r |= cdo__buf_add(&b, argv, 8);
   put_set(&b, &now, &r);
-  for (i = 0; i < sd.n && kept < SETS_MAX; i++) {
-    if (diff(&now, &sd.sets[i], NULL, NULL) == 0)
-      continue; /* the same inputs, stored again */
-    put_set(&b, &sd.sets[i], &r);
-    kept++;
-  }
   if (r == 0) {
-    cdo__put32(b.p + 8, (uint32_t)kept);
+    cdo__put32(b.p + 4, (uint32_t)(b.len - REC_HEAD));
     r = cdo__buf_u64(&b, cdo__sum(b.p, b.len));
   }
-  cdo__fmt(tmp, sizeof(tmp), "%s.XXXXXX", path);
-  fd = r == 0 ? mkostemp(tmp, O_CLOEXEC) : -1;
+  fd = r == 0
+           ? open(log, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOFOLLOW,
+                  0600)
+           : -1;
   if (fd < 0 && r == 0 && errno == ENOENT &&
-      cdo__store_local_file(s, "-explain", dir, sizeof(dir), 1) == 0 &&
-      cdo__mkdir_private(dir, err, sizeof(err)) == 0) {
-    cdo__fmt(tmp, sizeof(tmp), "%s.XXXXXX", path);
-    fd = mkostemp(tmp, O_CLOEXEC);
-  }
+      cdo__store_local_file(s, "-explain.log", log, sizeof(log), 1) == 0)
+    fd =
+        open(log, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
   if (fd >= 0) {
-    r = cdo__write_all(fd, b.p, b.len);
+    /* One write: concurrent appenders do not interleave. */
+    if (cdo__write_all(fd, b.p, b.len) == 0 && fstat(fd, &st) == 0 &&
+        st.st_size >= LOG_MAX)
+      rename(log, old); /* the older generation goes */
     close(fd);
-    if (r < 0 || rename(tmp, path) < 0)
-      unlink(tmp);
   }
   cdo__buf_release(&b);
-  side_release(&sd);
   free(now.items);
 }
 
@@ -358,20 +412,21 @@ static void tell(void *ud, const struct item *now, const struct item *then)
 int cdo_job_explain_miss(struct cdo_job *j, struct cdo_store *s,
                          cdo_explain_fn fn, void *ud)
 {
-  char path[PATH_MAX], dir[PATH_MAX], buf[200], age[32];
+  char log[PATH_MAX], old[PATH_MAX], buf[200], age[32];
   struct teller t = {fn, ud};
+  unsigned char argv[8];
   struct side sd;
   struct set now;
   size_t i, best = 0, best_n = SIZE_MAX;
   int r;
 
-  r = side_path(j, s, path, sizeof(path), dir, sizeof(dir));
+  r = log_paths(j, s, log, old, sizeof(log), argv);
   if (r < 0)
     return r;
   r = job_set(j, &now);
   if (r < 0)
     return r;
-  side_read(path, &sd);
+  side_read(log, old, argv, &sd);
   for (i = 0; i < sd.n; i++) {
     size_t n = diff(&now, &sd.sets[i], NULL, NULL);
 
@@ -424,10 +479,10 @@ void cdo__explain_prune(struct cdo_store *s, int64_t older_than_ms)
 {
   char dir[PATH_MAX];
   struct dirent *e;
-  struct stat st;
   DIR *d;
   int fd;
 
+  (void)older_than_ms;
   if (cdo__store_local_file(s, "-explain", dir, sizeof(dir), 0) < 0)
     return;
   fd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
@@ -436,13 +491,9 @@ void cdo__explain_prune(struct cdo_store *s, int64_t older_than_ms)
       close(fd);
     return;
   }
-  while ((e = readdir(d)) != NULL) {
-    if (e->d_name[0] == '.')
-      continue;
-    if (fstatat(fd, e->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
-        S_ISREG(st.st_mode) &&
-        (int64_t)st.st_mtim.tv_sec * 1000 < older_than_ms)
+  while ((e = readdir(d)) != NULL)
+    if (e->d_name[0] != '.')
       unlinkat(fd, e->d_name, 0);
-  }
   closedir(d);
+  rmdir(dir);
 }

@@ -110,7 +110,8 @@ struct cdo__store_files {
   /*
    * A path prefix next to the backend's data, in a directory the backend
    * checked at open, under which the front end keeps its own small files
-   * (usage.c adds "-usage" and "-stats", explain.c "-explain"): e.g. the
+   * (usage.c adds "-usage" and "-stats", evict.c "-upkeep", explain.c
+   * "-explain.log" and "-explain.old"): e.g. the
    * database path. NULL, or a NULL result: those files go under
    * $XDG_CACHE_HOME/cachedo/ instead.
    */
@@ -269,10 +270,11 @@ const char *cdo__store_spool_dir(struct cdo_store *s);
 
 /*
  * Single-flight locks (lock.c): ops->locks when the backend has them, else
- * a byte-range lock in one file per lock directory. cdo__store_lock waits up to wait_ms (0: only
- * tries) and returns 0 with *lk set, CDO__ERR(EAGAIN) while another holds
- * it, or an error. The holder's pid is recorded for waiters' messages
- * (0 when unknown). cdo__store_unlock releases and frees lk (NULL: no-op).
+ * a byte-range lock in one file per lock directory. cdo__store_lock waits up to
+ * wait_ms (0: only tries) and returns 0 with *lk set, CDO__ERR(EAGAIN) while
+ * another holds it, or an error. The holder's pid is recorded for waiters'
+ * messages (0 when unknown). cdo__store_unlock releases and frees lk (NULL:
+ * no-op).
  */
 int cdo__store_lock(struct cdo_store *s, const struct cdo__key *k,
                     int64_t wait_ms, void **lk);
@@ -305,15 +307,16 @@ void cdo__store_record(struct cdo_store *s, const struct cdo__key *k,
  */
 void cdo__store_maintain(struct cdo_store *s);
 /*
- * Remembers the digests of j's key components (never values) in a small
- * side file keyed by the command's argv, so that a later miss of the same
- * command can say what differs (cdo_job_explain_miss). Call after j's
- * result was stored. Failures are ignored.
+ * Remembers the digests of j's key components (never values) with the
+ * digest of the command's argv, in one record appended to the cache's
+ * explain log, so that a later miss of the same command can say what
+ * differs (cdo_job_explain_miss). Call after j's result was stored.
+ * Failures are ignored.
  */
 void cdo__explain_save(struct cdo_job *j, struct cdo_store *s);
 /* cdo_job_explain_miss() through j's message callback, as -v notes. */
 void cdo__explain_miss_notes(struct cdo_job *j, struct cdo_store *s);
-/* Removes the side files of explain_save not written since older_than_ms. */
+/* Removes the per-command side files older versions kept (P-explain/). */
 void cdo__explain_prune(struct cdo_store *s, int64_t older_than_ms);
 /*
  * The usage log of a store, open and folded (usage.c; evict.c uses it).

@@ -340,6 +340,28 @@ test_expect_success '--explain -v names what differs from the nearest entry' '
 	expect_count explained 1
 '
 
+# side_files: the files under the test dir that are not entries (of the
+# dir backend, or the exec backend's files helper), not the test's own
+# (counters, outputs) and not Redis's.
+side_files () {
+	find "$TMP" -type f ! -path "$TMP/redis*" ! -name "count.*" \
+		! -path "$XDG_CACHE_HOME/cachedo-files/*" \
+		! -name "*.out" ! -name "*.err" ! -name "side.*" |
+		grep -v "/v1/[0-9a-f][0-9a-f]/[0-9a-f]\{64\}\$" | sort
+}
+
+test_expect_success 'distinct commands leave no file of their own (locks, explain data)' '
+	for i in 1 2 3; do cachedo -v true "warm $i" 2>side.err >side.out || return 1; done &&
+	side_files >side.before &&
+	for i in 1 2 3 4 5 6 7 8 9 10; do
+		cachedo -v true "distinct $i" 2>side.err >side.out || return 1
+	done &&
+	FOO=x cachedo -v true "distinct 1" 2>side.err >side.out &&
+	expect_grep "env FOO" side.err &&
+	side_files >side.after &&
+	expect_cmp side.before side.after
+'
+
 test_expect_success LOCAL_STORE 'the miss explanations hold no variable value' '
 	secret=s3cr3t-$$-value &&
 	SECRET_TOKEN=$secret cachedo counted hush >/dev/null &&

@@ -782,6 +782,34 @@ static void evict_oldest_first(void **state)
       assert_int_equal(lookup(su, &k[i]), CDO__FRESH);
 }
 
+/*
+ * Locks in one file: keys sharing a slot wait for each other, others do
+ * not; a released slot is free again, and nothing is left per key.
+ */
+static void locks_share_one_file(void **state)
+{
+  struct suite *su = begin(state);
+  struct cdo__key a, b, c;
+  void *la = NULL, *lb = NULL, *lc = NULL;
+
+  if (su->store->ops->locks != NULL)
+    skip();              /* the backend's own locks */
+  make_key(&a, "slotA"); /* bytes 6 and 7 zero: slot 0 for both */
+  make_key(&b, "slotB");
+  make_key(&c, "slotC");
+  c.hash[7] = 1; /* another slot */
+  unit_ok(cdo__store_lock(su->store, &a, 0, &la));
+  assert_int_equal(cdo__store_lock(su->store, &b, 0, &lb), CDO__ERR(EAGAIN));
+  assert_int_equal(cdo__store_lock(su->store, &a, 0, &lb), CDO__ERR(EAGAIN));
+  unit_ok(cdo__store_lock(su->store, &c, 0, &lc));
+  assert_int_equal(cdo__store_lock_holder(su->store, &b), (long)getpid());
+  cdo__store_unlock(su->store, &a, la);
+  assert_int_equal(cdo__store_lock_holder(su->store, &b), 0);
+  unit_ok(cdo__store_lock(su->store, &b, 0, &lb));
+  cdo__store_unlock(su->store, &b, lb);
+  cdo__store_unlock(su->store, &c, lc);
+}
+
 static void list_reports_entries(void **state)
 {
   struct suite *su = begin(state);
@@ -1055,6 +1083,7 @@ static const struct {
     C(lock_lost_lease),
     C(counters_count_and_zero),
     C(max_output_bounds_puts),
+    C(locks_share_one_file),
 #undef C
 };
 
