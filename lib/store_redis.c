@@ -32,6 +32,7 @@
 #define LOCK_LEASE_MS   30000 /* a lock holder's death costs at most this */
 #define HOLDER_CHECK_MS 500   /* how often a waiter checks the holder lives */
 #define SCAN_COUNT      "1000"
+#define BATCH_DELS      1000 /* pipelined dels before their replies are read */
 #define HEX_KEY         64
 #define STATS_KEY       PREFIX "stats" /* a hash: the fleet's usage counters */
 
@@ -50,6 +51,7 @@ struct redis_store {
   char where[320];     /* host:port or the socket path, for messages */
   char *channel;       /* the lock channel sub listens on */
   int pending;         /* replies to counting commands not read yet */
+  int batch;           /* dels are pipelined (redis_batch) */
   long long client_id; /* CLIENT ID of c; 0: not known */
 };
 
@@ -708,6 +710,16 @@ static int redis_del(struct cdo_store *s, const struct cdo__key *k)
 
   if (name == NULL)
     return CDO__ERR(ENOMEM);
+  if (r->batch && r->c != NULL && !r->base.failed) {
+    /* Pipelined: the replies are read with the next command's. */
+    rc = redisAppendCommand(r->c, "UNLINK %s", name) == REDIS_OK
+             ? 0
+             : CDO__ERR(ENOMEM);
+    if (rc == 0 && ++r->pending >= BATCH_DELS)
+      rc = drain(r);
+    free(name);
+    return rc;
+  }
   rep = command(r, "UNLINK %s", name);
   if (rep == NULL)
     rc = no_reply(r);
@@ -717,6 +729,15 @@ static int redis_del(struct cdo_store *s, const struct cdo__key *k)
     freeReplyObject(rep);
   free(name);
   return rc;
+}
+
+/* In a batch, dels go out without waiting for their replies. */
+static int redis_batch(struct cdo_store *s, int on)
+{
+  struct redis_store *r = rs(s);
+
+  r->batch = on;
+  return on || r->c == NULL ? 0 : drain(r);
 }
 
 /* ---- walking the keys: --clear, --list, --stats -------------------------- */
@@ -1395,7 +1416,8 @@ static const char *unix_query(const char *rest)
     .check = check_, .open = redis_open, .close = redis_close,                 \
     .get = redis_get, .put = redis_put, .del = redis_del,                      \
     .clear = redis_clear, .list = redis_list, .stats = redis_stats,            \
-    .gc = redis_gc, .locks = &redis_locks, .counters = &redis_counters,        \
+    .gc = redis_gc, .batch = redis_batch, .locks = &redis_locks,               \
+    .counters = &redis_counters,                                               \
   }
 
 const struct cdo__store_ops cdo__store_redis_tcp =
