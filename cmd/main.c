@@ -61,6 +61,8 @@ static const struct option {
     {"scope", 0, 1, -1},
     {"max-output", 0, 1, -1},
     {"lock-timeout", 0, 1, -1},
+    {"sign-key-file", 0, 1, -1},
+    {"read-only", 0, 0, -1},
     {"max-size", 0, 1, -1},
     {"verbose", 'v', 0, -1},
     {"quiet", 'q', 0, -1},
@@ -378,7 +380,9 @@ static void print_explain(void *ud, const char *component, const char *detail)
 static void print_nearest(void *ud, const char *component, const char *detail)
 {
   (void)ud;
-  if (strcmp(component, "nearest") == 0)
+  if (strcmp(component, "stored") == 0)
+    printf("%-8s %s\n", component, detail);
+  else if (strcmp(component, "nearest") == 0)
     printf("%-8s %s\n", component,
            strcmp(detail, "none") == 0
                ? "none: no entry of this command was stored before"

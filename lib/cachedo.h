@@ -29,7 +29,10 @@ extern "C" {
   XX(EUNSAFE, -4006, "unsafe cache location")                                  \
   XX(EBADVALUE, -4007, "invalid value")                                        \
   XX(EUNSUPP, -4008, "not supported by this backend")                          \
-  XX(EFAILED, -4009, "backend marked failed earlier")
+  XX(EFAILED, -4009, "backend marked failed earlier")                          \
+  XX(EUNSIGNED, -4010, "the entry is not signed")                              \
+  XX(EBADSIG, -4011, "the entry's signature is not valid")                     \
+  XX(EREADONLY, -4012, "the cache is read-only")
 
 enum {
 #define CDO__XX(name, val, msg) CDO_##name = (val),
@@ -68,7 +71,11 @@ struct cdo_config {
    * later one winning; an option in the URL wins over them all.
    */
   struct cdo_strv store_opts;
-  char *scope;                /* NULL: none */
+  char *scope;         /* NULL: none */
+  char *sign_key_file; /* NULL: entries are not signed */
+  /* With signing: the key derived from sign_key_file's secret. */
+  unsigned char sign_key[32];
+  int signing, read_only;
   struct cdo_strv env;        /* allowlist patterns; empty: default policy */
   struct cdo_strv ignore_env; /* patterns dropped from the hashed set */
   struct cdo_strv files;      /* --file paths */
@@ -270,8 +277,11 @@ void cdo_job_explain(const struct cdo_job *j, cdo_explain_fn fn, void *ud);
  * stored, picks the nearest, and calls fn once with component "nearest"
  * (how old it is), then once per component that differs (detail says how,
  * never with a value). Without a remembered entry, fn is called once with
- * component "nearest" and detail "none". Costs a small file read; meant
- * for misses and --explain, never for hits. 0 or a negative code.
+ * component "nearest" and detail "none". First, when the store holds an
+ * entry of the job that does not count (corrupt, another key's, not
+ * validly signed), fn is called with component "stored" and why. Costs a
+ * small file read; meant for misses and --explain, never for hits. 0 or a
+ * negative code.
  */
 int cdo_job_explain_miss(struct cdo_job *j, struct cdo_store *s,
                          cdo_explain_fn fn, void *ud);

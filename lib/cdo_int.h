@@ -22,6 +22,7 @@
 #include "cachedo.h"
 
 #define CDO__ERR(e)        (-(e))
+#define CDO__SIGN_KEY_LEN  32 /* bytes of cdo_config.sign_key */
 #define CDO__ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
 
 /* snprintf into a fixed buffer; never overflows, always terminates. */

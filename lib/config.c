@@ -7,6 +7,10 @@
 #include "cdo_int.h"
 
 #include <ctype.h>
+#include <fcntl.h>
+#include <sodium.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 enum type {
   T_DURATION_POS = CDO__V_DURATION_POS, /* > 0 */
@@ -16,8 +20,9 @@ enum type {
   T_URL = CDO__V_COUNT,
   T_LIST,
   T_BOOL,
-  T_NOFAIL,   /* --no-cache-failures: fail_ttl_ms = 0 */
-  T_STORE_OPT /* a backend's URL option: backend, option */
+  T_NOFAIL,    /* --no-cache-failures: fail_ttl_ms = 0 */
+  T_STORE_OPT, /* a backend's URL option: backend, option */
+  T_KEYFILE    /* --sign-key-file: sign_key_file, and the key read from it */
 };
 
 static const struct setting {
@@ -54,6 +59,8 @@ static const struct setting {
      O("redis", "password")},
     {"exec-timeout", "CACHEDO_EXEC_TIMEOUT", T_STORE_OPT, O("exec", "timeout")},
     {"scope", "CACHEDO_SCOPE", T_STRING, F(scope)},
+    {"sign-key-file", "CACHEDO_SIGN_KEY_FILE", T_KEYFILE, F(sign_key_file)},
+    {"read-only", "CACHEDO_READ_ONLY", T_BOOL, F(read_only)},
     {"env", "CACHEDO_ENV", T_LIST, F(env)},
     {"ignore-env", "CACHEDO_IGNORE_ENV", T_LIST, F(ignore_env)},
     {"file", NULL, T_LIST, F(files)},
@@ -87,9 +94,77 @@ static const char *expected(const struct setting *st)
   case T_BOOL:
   case T_NOFAIL:
     return "one of 1, 0, true, false, yes, no, on, off";
+  case T_KEYFILE:
+    return "a file holding a secret of at least 32 bytes, mode 0600";
   default:
     return cdo__value_expected((enum cdo__vtype)st->type);
   }
+}
+
+#define KEYFILE_MAX (64 << 10)
+
+/*
+ * Reads the secret in path (at least 32 bytes, trailing newlines not
+ * counted; the file readable by its owner only, as ssh wants of a private
+ * key) and derives the signing key from it: BLAKE2b-256 of a label and the
+ * secret. 0, or CDO_EBADVALUE with err saying what is wrong.
+ */
+static int read_sign_key(struct cdo_config *c, const char *path, char *err,
+                         size_t errlen)
+{
+  static const char label[] = "cachedo entry signing key 1";
+  unsigned char *buf;
+  crypto_generichash_state h;
+  struct stat st;
+  ssize_t n = 0;
+  int fd, e = 0;
+
+  fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+  if (fd < 0 || fstat(fd, &st) < 0) {
+    e = errno;
+    if (fd >= 0)
+      close(fd);
+    cdo__fmt(err, errlen, "'%s': cannot read it: %s", path, strerror(e));
+    return CDO_EBADVALUE;
+  }
+  if (!S_ISREG(st.st_mode) || st.st_size > KEYFILE_MAX)
+    e = -1;
+  else if (st.st_mode & 077)
+    e = -2;
+  buf = e ? NULL : malloc(KEYFILE_MAX + 1);
+  if (buf != NULL) {
+    do
+      n = read(fd, buf, KEYFILE_MAX + 1);
+    while (n < 0 && errno == EINTR);
+  }
+  close(fd);
+  while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\r'))
+    n--;
+  if (e == 0 && (buf == NULL || n < CDO__SIGN_KEY_LEN))
+    e = -3;
+  if (e == 0) {
+    crypto_generichash_init(&h, NULL, 0, CDO__SIGN_KEY_LEN);
+    crypto_generichash_update(&h, (const unsigned char *)label, sizeof(label));
+    crypto_generichash_update(&h, buf, (size_t)n);
+    crypto_generichash_final(&h, c->sign_key, CDO__SIGN_KEY_LEN);
+    c->signing = 1;
+  }
+  if (buf != NULL) {
+    sodium_memzero(buf, KEYFILE_MAX + 1);
+    free(buf);
+  }
+  if (e == -1)
+    cdo__fmt(err, errlen, "'%s': not a regular file of at most 64 KiB", path);
+  else if (e == -2)
+    cdo__fmt(err, errlen,
+             "'%s': readable or writable by group or others (chmod 600 it)",
+             path);
+  else if (e == -3)
+    cdo__fmt(err, errlen,
+             "'%s': holds less than 32 bytes (expected a secret of at "
+             "least 32 bytes)",
+             path);
+  return e ? CDO_EBADVALUE : 0;
 }
 
 void cdo_config_init(struct cdo_config *c)
@@ -137,6 +212,8 @@ void cdo_config_release(struct cdo_config *c)
   strv_clear(&c->store_opts);
   free(c->cache);
   free(c->scope);
+  free(c->sign_key_file);
+  sodium_memzero(c->sign_key, sizeof(c->sign_key));
   strv_clear(&c->env);
   strv_clear(&c->ignore_env);
   strv_clear(&c->files);
@@ -246,6 +323,15 @@ static int apply(struct cdo_config *c, const struct setting *st,
   case T_STORE_OPT:
     r = set_store_opt(c, st, val, &what);
     break;
+  case T_KEYFILE:
+    if (*val == 0) {
+      r = CDO_EBADVALUE;
+      break;
+    }
+    r = read_sign_key(c, val, err, errlen);
+    if (r < 0)
+      return r;
+    /* fall through */
   case T_URL:
   case T_STRING: {
     char *s, **dst = (char **)(void *)field;

@@ -3,17 +3,23 @@
  * The entry codec: the same bytes go into every backend.
  *
  *   entry    = header journal trailer
- *   header   = "CDOE" version:u8(=1) 0:u8 0:u16 head_len:u32
+ *   header   = "CDOE" version:u8(=2) 0:u8 0:u16 head_len:u32 key:byte{32}
  *              argc:u32 { len:u32 byte{len} }{argc}
  *   journal  = { stream:u8(1=stdout|2=stderr) len:u32 byte{len} }*
  *   trailer  = created_ms:u64 duration_ms:u64 journal_len:u64
- *              journal_sum:u64 exit_status:i32 0:u32 check:u64 "CDOT"
+ *              journal_sum:u64 exit_status:i32 0:u32 check:u64
+ *              mac:byte{32} "CDOT"
  *
- * Integers are big-endian. head_len counts the whole header; journal_len is
- * the size of the journal; journal_sum is cdo__sum() of the journal bytes;
- * check is cdo__sum() of the header followed by the first 40 trailer bytes.
- * A reader validates every length before using it: an entry whose sizes,
- * magic, version, framing or checksums do not agree is CDO_ECORRUPT.
+ * Integers are big-endian. head_len counts the whole header; key is the
+ * SHA-256 key the entry was stored under; journal_len is the size of the
+ * journal; journal_sum is cdo__sum() of the journal bytes; check is
+ * cdo__sum() of the header followed by the first 40 trailer bytes. mac is
+ * all zero in an unsigned entry; in a signed one it is keyed BLAKE2b-256
+ * (the signing key) of the header, BLAKE2b-256 of the journal and the first
+ * 40 trailer bytes. A reader validates every length before using it: an
+ * entry whose sizes, magic, version, framing, checksums or key do not agree
+ * is CDO_ECORRUPT; a reader holding a signing key also wants a valid mac
+ * (else CDO_EUNSIGNED or CDO_EBADSIG).
  */
 #include "entry.h"
 
@@ -21,8 +27,11 @@
 #include <sys/sendfile.h>
 #include <unistd.h>
 
-#define VERSION         1
-#define HEAD_FIXED      16
+#define VERSION         2
+#define HEAD_FIXED      44 /* through the key; argc follows */
+#define KEY_OFF         12
+#define MAC_OFF         48
+#define MAGIC_OFF       80
 #define HEAD_MAX        (8u << 20)
 #define CHECKED_TRAILER 40
 
@@ -119,7 +128,8 @@ struct cdo__blob *cdo__blob_from_fd(int fd, uint64_t size)
   return b;
 }
 
-int cdo__entry_header(struct cdo__buf *b, char *const argv[])
+int cdo__entry_header(struct cdo__buf *b, const struct cdo__key *k,
+                      char *const argv[])
 {
   size_t argc = 0, i;
   int r;
@@ -130,6 +140,7 @@ int cdo__entry_header(struct cdo__buf *b, char *const argv[])
   r = r ? r : cdo__buf_u8(b, VERSION);
   r = r ? r : cdo__buf_add(b, "\0\0\0", 3);
   r = r ? r : cdo__buf_u32(b, 0); /* head_len, patched below */
+  r = r ? r : cdo__buf_add(b, k->hash, sizeof(k->hash));
   r = r ? r : cdo__buf_u32(b, (uint32_t)argc);
   for (i = 0; r == 0 && i < argc; i++) {
     size_t n = strlen(argv[i]);
@@ -155,9 +166,25 @@ static uint64_t trailer_check(const unsigned char *head, size_t head_len,
   return cdo__sum_final(&s);
 }
 
+/* The mac of a signed entry: see the grammar. */
+static void entry_mac(unsigned char out[32], const unsigned char *mac_key,
+                      const unsigned char *head, size_t head_len,
+                      const unsigned char journal_hash[32],
+                      const unsigned char *trailer)
+{
+  crypto_generichash_state h;
+
+  crypto_generichash_init(&h, mac_key, CDO__SIGN_KEY_LEN, 32);
+  crypto_generichash_update(&h, head, head_len);
+  crypto_generichash_update(&h, journal_hash, 32);
+  crypto_generichash_update(&h, trailer, CHECKED_TRAILER);
+  crypto_generichash_final(&h, out, 32);
+}
+
 void cdo__entry_trailer(unsigned char out[CDO__TRAILER_LEN],
                         const unsigned char *head, size_t head_len,
-                        const struct cdo__meta *m)
+                        const struct cdo__meta *m, const unsigned char *mac_key,
+                        const unsigned char journal_hash[32])
 {
   cdo__put64(out, (uint64_t)m->created_ms);
   cdo__put64(out + 8, (uint64_t)m->duration_ms);
@@ -166,7 +193,11 @@ void cdo__entry_trailer(unsigned char out[CDO__TRAILER_LEN],
   cdo__put32(out + 32, (uint32_t)m->exit_status);
   cdo__put32(out + 36, 0);
   cdo__put64(out + 40, trailer_check(head, head_len, out));
-  memcpy(out + 48, "CDOT", 4);
+  if (mac_key != NULL)
+    entry_mac(out + MAC_OFF, mac_key, head, head_len, journal_hash, out);
+  else
+    memset(out + MAC_OFF, 0, 32);
+  memcpy(out + MAGIC_OFF, "CDOT", 4);
 }
 
 /* ---- the writer ---------------------------------------------------------- */
@@ -177,8 +208,9 @@ static int writer_fail(struct cdo__entry_writer *w, const char *what, int r)
   return r;
 }
 
-int cdo__entry_begin(struct cdo__entry_writer *w, char *const argv[],
-                     const char *spool_dir, int flags)
+int cdo__entry_begin(struct cdo__entry_writer *w, const struct cdo__key *k,
+                     char *const argv[], const char *spool_dir, int flags,
+                     const unsigned char *mac_key)
 {
   int r;
 
@@ -187,7 +219,15 @@ int cdo__entry_begin(struct cdo__entry_writer *w, char *const argv[],
   w->spool_dir = spool_dir;
   w->spool_always = (flags & CDO__ENTRY_SPOOL) != 0;
   cdo__sum_init(&w->sum);
-  r = cdo__entry_header(&w->head, argv);
+  w->mac_key = mac_key;
+  if (mac_key != NULL) {
+    /* The state wants 64-byte alignment, more than malloc promises. */
+    w->jhash = aligned_alloc(64, sizeof(*w->jhash));
+    if (w->jhash == NULL)
+      return writer_fail(w, "out of memory", CDO__ERR(ENOMEM));
+    crypto_generichash_init(w->jhash, NULL, 0, 32);
+  }
+  r = cdo__entry_header(&w->head, k, argv);
   if (r < 0)
     return writer_fail(w, "cannot encode the command", r);
   w->head_len = w->head.len;
@@ -225,6 +265,8 @@ static void writer_close_chunk(struct cdo__entry_writer *w)
   c[0] = (unsigned char)w->jstream;
   cdo__put32(c + 1, (uint32_t)w->jlen);
   cdo__sum_update(&w->sum, c, n);
+  if (w->jhash != NULL)
+    crypto_generichash_update(w->jhash, c, n);
   w->meta.journal_len += n;
   w->jdone += n;
   w->jlen = 0;
@@ -316,6 +358,8 @@ int cdo__entry_add_raw(struct cdo__entry_writer *w, const void *p, size_t n)
     return writer_fail(w, "cannot write the spool", r);
   if (n > 0)
     cdo__sum_update(&w->sum, p, n);
+  if (n > 0 && w->jhash != NULL)
+    crypto_generichash_update(w->jhash, p, n);
   w->meta.journal_len += n;
   return 0;
 }
@@ -323,6 +367,7 @@ int cdo__entry_add_raw(struct cdo__entry_writer *w, const void *p, size_t n)
 int cdo__entry_finish(struct cdo__entry_writer *w, const struct cdo__meta *m,
                       struct cdo__src *src)
 {
+  unsigned char jhash[32] = {0};
   int r = cdo__entry_cut(w);
 
   /* The journal is all in jbuf unless it outgrew memory, then all spooled. */
@@ -332,7 +377,10 @@ int cdo__entry_finish(struct cdo__entry_writer *w, const struct cdo__meta *m,
   w->meta.duration_ms = m->duration_ms;
   w->meta.exit_status = m->exit_status;
   w->meta.journal_sum = cdo__sum_final(&w->sum);
-  cdo__entry_trailer(w->tail, w->head.p, w->head_len, &w->meta);
+  if (w->jhash != NULL)
+    crypto_generichash_final(w->jhash, jhash, sizeof(jhash));
+  cdo__entry_trailer(w->tail, w->head.p, w->head_len, &w->meta, w->mac_key,
+                     jhash);
   /* A journal that stayed in memory follows the header there. */
   if (r == 0 && w->spool < 0 && w->jdone > 0) {
     r = cdo__buf_add(&w->head, w->jbuf, w->jdone);
@@ -363,6 +411,8 @@ void cdo__entry_writer_release(struct cdo__entry_writer *w)
     close(w->spool);
   }
   free(w->jbuf);
+  free(w->jhash);
+  w->jhash = NULL;
   w->jbuf = NULL;
   w->jcap = w->jdone = w->jlen = 0;
   w->spool = -1;
@@ -402,7 +452,7 @@ char *cdo__argv_render(char *const argv[])
 /* The header's argv as cdo__argv_render() shows it, malloc'd into *out. */
 static int header_argv(const unsigned char *h, size_t n, char **out)
 {
-  size_t off = HEAD_FIXED, argc = cdo__get32(h + 12), i;
+  size_t off = HEAD_FIXED + 4, argc = cdo__get32(h + HEAD_FIXED), i;
   struct cdo__buf b = {0};
   int r = 0;
 
@@ -432,7 +482,8 @@ static int header_argv(const unsigned char *h, size_t n, char **out)
   return r;
 }
 
-int cdo__entry_peek(struct cdo__blob *b, struct cdo__meta *m, char **argv,
+int cdo__entry_peek(struct cdo__blob *b, struct cdo__meta *m,
+                    const struct cdo__key *k, char **argv,
                     uint64_t *journal_off)
 {
   unsigned char fixed[HEAD_FIXED], tr[CDO__TRAILER_LEN], small[512];
@@ -442,7 +493,7 @@ int cdo__entry_peek(struct cdo__blob *b, struct cdo__meta *m, char **argv,
 
   if (argv)
     *argv = NULL;
-  if (b->size < HEAD_FIXED + CDO__TRAILER_LEN)
+  if (b->size < HEAD_FIXED + 4 + CDO__TRAILER_LEN)
     return CDO_ECORRUPT;
   r = cdo__blob_read(b, fixed, HEAD_FIXED, 0);
   if (r == 0)
@@ -451,7 +502,7 @@ int cdo__entry_peek(struct cdo__blob *b, struct cdo__meta *m, char **argv,
     return r == CDO_ECORRUPT || r == CDO__ERR(ENOMEM) ? r : CDO_ECORRUPT;
   head_len = cdo__get32(fixed + 8);
   if (memcmp(fixed, "CDOE", 4) != 0 || fixed[4] != VERSION ||
-      memcmp(tr + 48, "CDOT", 4) != 0 || head_len < HEAD_FIXED ||
+      memcmp(tr + MAGIC_OFF, "CDOT", 4) != 0 || head_len < HEAD_FIXED + 4 ||
       head_len > HEAD_MAX || head_len > b->size - CDO__TRAILER_LEN)
     return CDO_ECORRUPT;
   m->created_ms = (int64_t)cdo__get64(tr);
@@ -472,6 +523,10 @@ int cdo__entry_peek(struct cdo__blob *b, struct cdo__meta *m, char **argv,
     r = cdo__blob_read(b, head, head_len, 0);
   if (r == 0 && trailer_check(head, head_len, tr) != cdo__get64(tr + 40))
     r = CDO_ECORRUPT;
+  /* Stored under another key (moved or copied there): not this entry. */
+  if (r == 0 && k != NULL &&
+      memcmp(head + KEY_OFF, k->hash, sizeof(k->hash)) != 0)
+    r = CDO_ECORRUPT;
   if (r == 0 && argv != NULL)
     r = header_argv(head, head_len, argv);
   if (head != small && head != b->mem)
@@ -490,7 +545,8 @@ struct walk {
   uint64_t left; /* data bytes left in the current chunk */
   int stream;
   int (*emit)(struct walk *w, const unsigned char *p, size_t n);
-  int closed[3]; /* fds whose reader went away */
+  crypto_generichash_state *hash; /* non-NULL: hashes the bytes walked */
+  int closed[3];                  /* fds whose reader went away */
 };
 
 static int walk_feed(struct walk *w, const unsigned char *p, size_t n)
@@ -544,6 +600,8 @@ static int walk_piece(struct walk *w, struct cdo__sum *s,
 {
   if (s)
     cdo__sum_update(s, p, n);
+  if (w->hash)
+    crypto_generichash_update(w->hash, p, n);
   return walk_feed(w, p, n);
 }
 
@@ -588,19 +646,61 @@ static int walk_blob(struct cdo__blob *b, uint64_t off, uint64_t len,
   return r;
 }
 
-int cdo__entry_verify(struct cdo__blob *b, const struct cdo__meta *m,
-                      uint64_t journal_off)
+/*
+ * Checks the mac of a signed entry against mac_key, given the BLAKE2b-256
+ * of its journal: 0, CDO_EUNSIGNED, CDO_EBADSIG or a read error.
+ */
+static int check_mac(struct cdo__blob *b, uint64_t journal_off,
+                     const unsigned char *mac_key,
+                     const unsigned char journal_hash[32])
 {
+  static const unsigned char zero[32];
+  unsigned char tr[CDO__TRAILER_LEN], mac[32], *head;
+  int r;
+
+  r = cdo__blob_read(b, tr, sizeof(tr), b->size - sizeof(tr));
+  if (r < 0)
+    return r;
+  if (sodium_memcmp(tr + MAC_OFF, zero, 32) == 0)
+    return CDO_EUNSIGNED;
+  head = malloc((size_t)journal_off);
+  if (head == NULL)
+    return CDO__ERR(ENOMEM);
+  r = cdo__blob_read(b, head, (size_t)journal_off, 0);
+  if (r == 0) {
+    entry_mac(mac, mac_key, head, (size_t)journal_off, journal_hash, tr);
+    if (crypto_verify_32(mac, tr + MAC_OFF) != 0)
+      r = CDO_EBADSIG;
+  }
+  free(head);
+  return r;
+}
+
+int cdo__entry_verify(struct cdo__blob *b, const struct cdo__meta *m,
+                      uint64_t journal_off, const unsigned char *mac_key)
+{
+  crypto_generichash_state jh;
+  unsigned char journal_hash[32];
   struct walk w = {0};
   struct cdo__sum s;
   int r;
 
   cdo__sum_init(&s);
+  if (mac_key != NULL) {
+    crypto_generichash_init(&jh, NULL, 0, 32);
+    w.hash = &jh;
+  }
   r = walk_blob(b, journal_off, m->journal_len, &w, &s);
   if (r == 0)
     r = walk_done(&w);
   if (r == 0 && cdo__sum_final(&s) != m->journal_sum)
     r = CDO_ECORRUPT;
+  if (r == 0 && mac_key != NULL) {
+    crypto_generichash_final(&jh, journal_hash, 32);
+    r = check_mac(b, journal_off, mac_key, journal_hash);
+    if (r == CDO_EUNSIGNED || r == CDO_EBADSIG)
+      return r;
+  }
   return r == CDO__ERR(ENOMEM) ? r : (r < 0 ? CDO_ECORRUPT : 0);
 }
 

@@ -9,12 +9,14 @@
 
 #include "cdo_int.h"
 
+#include <sodium.h>
+
 /* ---- the format's constants ---------------------------------------------- */
 
 #define CDO__STDOUT      1 /* a chunk's stream byte; also the fd replayed to */
 #define CDO__STDERR      2
 #define CDO__CHUNK_HEAD  5 /* a chunk's stream:u8 and len:u32 */
-#define CDO__TRAILER_LEN 52
+#define CDO__TRAILER_LEN 84
 /*
  * Output of one stream is merged into chunks of up to CDO__CHUNK_MAX data
  * bytes: large chunks make a large replay a few big sendfile() calls.
@@ -108,6 +110,8 @@ struct cdo__entry_writer {
   int spool_always;
   const char *failed; /* after a failure: what failed, for a message */
   struct cdo__sum sum;
+  const unsigned char *mac_key;    /* signing: the key (borrowed), else NULL */
+  crypto_generichash_state *jhash; /* signing: BLAKE2b-256 of the journal */
   struct cdo__meta meta;
   unsigned char tail[CDO__TRAILER_LEN];
 };
@@ -116,12 +120,15 @@ struct cdo__entry_writer {
 #define CDO__ENTRY_SPOOL 1
 
 /*
- * Starts an entry of argv whose spool, when it needs one, goes in spool_dir
- * (NULL: $TMPDIR); flags 0 or CDO__ENTRY_SPOOL. 0, CDO_ETOOBIG (argv does
+ * Starts an entry of argv, to be stored under key k, whose spool, when it
+ * needs one, goes in spool_dir (NULL: $TMPDIR); flags 0 or
+ * CDO__ENTRY_SPOOL. With mac_key (CDO__SIGN_KEY_LEN bytes, borrowed until
+ * finish; NULL: unsigned) the entry is signed. 0, CDO_ETOOBIG (argv does
  * not fit a header) or -ENOMEM; release the writer in any case.
  */
-int cdo__entry_begin(struct cdo__entry_writer *w, char *const argv[],
-                     const char *spool_dir, int flags);
+int cdo__entry_begin(struct cdo__entry_writer *w, const struct cdo__key *k,
+                     char *const argv[], const char *spool_dir, int flags,
+                     const unsigned char *mac_key);
 /*
  * Appends n bytes of output of stream (CDO__STDOUT or CDO__STDERR), merged
  * into the chunk being written while the stream stays the same. 0, or
@@ -146,25 +153,37 @@ int cdo__entry_finish(struct cdo__entry_writer *w, const struct cdo__meta *m,
 /* Frees what the writer holds (closes its spool); NULL and twice are fine. */
 void cdo__entry_writer_release(struct cdo__entry_writer *w);
 
-/* Encodes the header for argv into *b. */
-int cdo__entry_header(struct cdo__buf *b, char *const argv[]);
-/* Encodes the trailer for the header bytes and m into out. */
+/* Encodes the header of an entry stored under k for argv into *b. */
+int cdo__entry_header(struct cdo__buf *b, const struct cdo__key *k,
+                      char *const argv[]);
+/*
+ * Encodes the trailer for the header bytes and m into out. With mac_key
+ * (CDO__SIGN_KEY_LEN bytes; NULL: unsigned) the entry is signed, which
+ * needs journal_hash, the unkeyed BLAKE2b-256 of the journal's bytes.
+ */
 void cdo__entry_trailer(unsigned char out[CDO__TRAILER_LEN],
                         const unsigned char *head, size_t head_len,
-                        const struct cdo__meta *m);
+                        const struct cdo__meta *m, const unsigned char *mac_key,
+                        const unsigned char journal_hash[32]);
 
 /* ---- reading ------------------------------------------------------------- */
 
 /*
- * Checks everything but the journal's checksum: magic, version, lengths,
- * header checksum. Fills *m and, when argv is non-NULL, *argv with the
- * command as cdo__argv_render() shows it (malloc'd). 0 or CDO_ECORRUPT.
+ * Checks everything but the journal: magic, version, lengths, header
+ * checksum and, when k is non-NULL, that the entry was stored under k. Fills
+ * *m and, when argv is non-NULL, *argv with the command as
+ * cdo__argv_render() shows it (malloc'd). 0 or CDO_ECORRUPT.
  */
-int cdo__entry_peek(struct cdo__blob *b, struct cdo__meta *m, char **argv,
+int cdo__entry_peek(struct cdo__blob *b, struct cdo__meta *m,
+                    const struct cdo__key *k, char **argv,
                     uint64_t *journal_off);
-/* Verifies the journal's checksum and chunk framing. 0 or CDO_ECORRUPT. */
+/*
+ * Verifies the journal's checksum and chunk framing (0 or CDO_ECORRUPT)
+ * and, with mac_key, the entry's signature: CDO_EUNSIGNED when it has
+ * none, CDO_EBADSIG when it does not match.
+ */
 int cdo__entry_verify(struct cdo__blob *b, const struct cdo__meta *m,
-                      uint64_t journal_off);
+                      uint64_t journal_off, const unsigned char *mac_key);
 /*
  * Writes the verified journal to fds 1 and 2 in order. A reader that went
  * away (EPIPE) stops output to that fd only.

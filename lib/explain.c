@@ -409,8 +409,8 @@ static void tell(void *ud, const struct item *now, const struct item *then)
   t->fn(t->ud, c ? c->label : "other", buf);
 }
 
-int cdo_job_explain_miss(struct cdo_job *j, struct cdo_store *s,
-                         cdo_explain_fn fn, void *ud)
+static int explain_miss(struct cdo_job *j, struct cdo_store *s,
+                        cdo_explain_fn fn, void *ud)
 {
   char log[PATH_MAX], old[PATH_MAX], buf[200], age[32];
   struct teller t = {fn, ud};
@@ -456,6 +456,20 @@ int cdo_job_explain_miss(struct cdo_job *j, struct cdo_store *s,
   return 0;
 }
 
+int cdo_job_explain_miss(struct cdo_job *j, struct cdo_store *s,
+                         cdo_explain_fn fn, void *ud)
+{
+  struct cdo__blob *b = NULL;
+  struct cdo__meta m;
+  uint64_t joff;
+  int r = cdo__store_lookup(s, &j->key, &b, &m, &joff);
+
+  cdo__blob_free(b);
+  if (r == CDO__MISS && s->miss_why != NULL)
+    fn(ud, "stored", s->miss_why); /* there is one, but it does not count */
+  return explain_miss(j, s, fn, ud);
+}
+
 static void note(void *ud, const char *component, const char *detail)
 {
   struct cdo_job *j = ud;
@@ -472,7 +486,7 @@ static void note(void *ud, const char *component, const char *detail)
 void cdo__explain_miss_notes(struct cdo_job *j, struct cdo_store *s)
 {
   if (s != NULL)
-    cdo_job_explain_miss(j, s, note, j);
+    explain_miss(j, s, note, j);
 }
 
 void cdo__explain_prune(struct cdo_store *s, int64_t older_than_ms)

@@ -470,7 +470,8 @@ static int run_command(struct cdo_job *j, struct cdo_store *s, void *lk,
   rn->w.spool = -1;
   if (s != NULL) {
     rn->recording = 1;
-    r = cdo__entry_begin(&rn->w, j->argv, cdo__store_spool_dir(s), 0);
+    r = cdo__entry_begin(&rn->w, &j->key, j->argv, cdo__store_spool_dir(s), 0,
+                         c->signing ? c->sign_key : NULL);
     if (r < 0)
       journal_failed(rn, r);
   }
@@ -649,6 +650,8 @@ void cdo_job_refresh(struct cdo_job *j)
   pid_t pid;
   int fd, r;
 
+  if (j->cfg->read_only)
+    return; /* the stale entry is all a read-only cache can give */
   fflush(NULL);
   pid = fork();
   if (pid != 0)
@@ -709,13 +712,30 @@ static void explain_miss(struct cdo_job *j, struct cdo_store *s,
   j->ud = ud;
 }
 
+/*
+ * A miss of a read-only cache: the command runs uncached, without a lock;
+ * why says why the lookup missed, when it knows.
+ */
+static void run_read_only(struct cdo_job *j, const char *why,
+                          struct cdo_result *res)
+{
+  if (j->cfg->verbose && why != NULL)
+    cdo__fmt(res->miss_why, sizeof(res->miss_why), "%s", why);
+  run_command(j, NULL, NULL, res, 0);
+  if (res->outcome == CDO_UNCACHED && res->error[0] == 0) {
+    res->outcome = CDO_MISS_NOT_STORED;
+    cdo__fmt(res->reason, sizeof(res->reason), "the cache is read-only");
+  }
+}
+
 int cdo_job_run(struct cdo_job *j, struct cdo_store *s, struct cdo_result *res)
 {
   struct cdo__blob *b = NULL;
   struct cdo__meta m;
   uint64_t joff;
   void *lk = NULL;
-  int r;
+  const char *why = NULL; /* why the lookup missed, when it knows */
+  int r, corrupt = 0;
 
   memset(res, 0, sizeof(*res));
   if (j->exe_status != 0) {
@@ -743,7 +763,14 @@ int cdo_job_run(struct cdo_job *j, struct cdo_store *s, struct cdo_result *res)
                                           : cdo_strerror(r));
       cdo__store_record(s, &j->key, CDO_UNCACHED, 0, r);
       s = NULL;
+    } else {
+      why = s->miss_why;
+      corrupt = s->found_corrupt;
     }
+  }
+  if (s != NULL && s->read_only) {
+    run_read_only(j, why, res);
+    return 0;
   }
   if (s != NULL) {
     r = single_flight(j, s, &lk, res);
@@ -754,11 +781,15 @@ int cdo_job_run(struct cdo_job *j, struct cdo_store *s, struct cdo_result *res)
       s = NULL;
     }
   }
-  if (s != NULL && j->cfg->verbose)
+  if (s != NULL && j->cfg->verbose) {
+    if (why != NULL)
+      cdo__fmt(res->miss_why, sizeof(res->miss_why), "%s", why);
     explain_miss(j, s, res);
+  }
   r = run_command(j, s, lk, res, 0);
   if (s != NULL) {
-    cdo__store_record(s, &j->key, res->outcome, 0, r);
+    cdo__store_record(s, &j->key, res->outcome, 0,
+                      r == 0 && corrupt ? CDO_ECORRUPT : r);
     if (res->outcome == CDO_MISS_STORED)
       cdo__explain_save(j, s);
   }

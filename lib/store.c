@@ -430,6 +430,25 @@ int cdo_store_stats(struct cdo_store *s, struct cdo_stats *st)
   return r;
 }
 
+/* A miss for the entry's state r (verify's answer), saying why in s. */
+static int lookup_miss(struct cdo_store *s, const struct cdo__key *k, int r)
+{
+  if (r == CDO_EUNSIGNED || r == CDO_EBADSIG) {
+    /* Not ours to trust, nor to remove: our own result replaces it. */
+    s->miss_why = r == CDO_EUNSIGNED ? "the stored entry is not signed"
+                                     : "the stored entry's signature is "
+                                       "not valid";
+    return CDO__MISS;
+  }
+  if (r != CDO_ECORRUPT)
+    return r;
+  s->miss_why = "the stored entry is corrupt or belongs to another key";
+  s->found_corrupt = 1;
+  if (!s->read_only)
+    s->ops->del(s, k); /* a corrupt entry is a miss, and goes */
+  return CDO__MISS;
+}
+
 int cdo__store_lookup(struct cdo_store *s, const struct cdo__key *k,
                       struct cdo__blob **out, struct cdo__meta *m,
                       uint64_t *journal_off)
@@ -440,10 +459,12 @@ int cdo__store_lookup(struct cdo_store *s, const struct cdo__key *k,
   int r;
 
   *out = NULL;
+  s->miss_why = NULL;
+  s->found_corrupt = 0;
   r = s->ops->get(s, k, &b);
   if (r < 0 || b == NULL)
     return r < 0 ? r : CDO__MISS;
-  r = cdo__entry_peek(b, m, NULL, journal_off);
+  r = cdo__entry_peek(b, m, k, NULL, journal_off);
   if (r == 0) {
     ttl = cdo__entry_ttl(c, m->exit_status);
     age = cdo__now_ms() - m->created_ms;
@@ -455,14 +476,11 @@ int cdo__store_lookup(struct cdo_store *s, const struct cdo__key *k,
       cdo__blob_free(b);
       return CDO__MISS;
     }
-    r = cdo__entry_verify(b, m, *journal_off);
+    r = cdo__entry_verify(b, m, *journal_off, c->signing ? c->sign_key : NULL);
   }
   if (r < 0) {
     cdo__blob_free(b);
-    if (r != CDO_ECORRUPT)
-      return r;
-    s->ops->del(s, k); /* a corrupt entry is a miss, and goes */
-    return CDO__MISS;
+    return lookup_miss(s, k, r);
   }
   *out = b;
   return age < ttl ? CDO__FRESH : CDO__STALE;

@@ -698,7 +698,7 @@ static int list_one(struct dir_store *d, int at, const char *name,
   b = cdo__blob_from_fd(fd, b_size);
   if (b == NULL)
     return CDO__ERR(ENOMEM);
-  r = cdo__entry_peek(b, &m, &argv, &joff);
+  r = cdo__entry_peek(b, &m, NULL, &argv, &joff);
   cdo__blob_free(b);
   if (r < 0)
     return r == CDO__ERR(ENOMEM) ? r : 0;

@@ -853,7 +853,7 @@ static int collect_row(struct exec_store *x, const struct listed *e, void *ud)
   r = fetch(x, e->key, &b);
   if (r < 0 || b == NULL)
     return r; /* gone since the list was made: skip it */
-  if (cdo__entry_peek(b, &m, &command, &joff) < 0) {
+  if (cdo__entry_peek(b, &m, NULL, &command, &joff) < 0) {
     cdo__blob_free(b);
     return 0; /* not an entry: nothing to show */
   }

@@ -60,6 +60,11 @@ struct cdo_store {
   int failed;       /* failed this run: no more tries */
   char *breaker;    /* the file remembering a failure; NULL: none; owned */
   int breaker_seen; /* that file was there at open */
+  int read_only;                /* reads only: no put, del, count, lease */
+  /* What the last lookup found: why it missed (static, or NULL) and
+   * whether the entry was corrupt or another key's. */
+  const char *miss_why;
+  int found_corrupt;
 };
 
 /*
@@ -253,9 +258,11 @@ enum cdo__fresh { CDO__MISS = 0, CDO__FRESH = 1, CDO__STALE = 2 };
 /*
  * Looks k up and judges freshness by the reader's TTLs: returns CDO__FRESH,
  * CDO__STALE (past the TTL but within the stale window) or CDO__MISS, or a
- * negative code when the backend failed. A corrupt entry is removed and is
- * a miss. On FRESH/STALE the caller owns *out and gets its trailer in *m and
- * the journal's offset in *journal_off.
+ * negative code when the backend failed. A corrupt entry, or one stored
+ * under another key, is a miss and is removed (unless read-only); with
+ * cfg->signing, so is one without a valid signature, which stays. Either
+ * way s->miss_why says why. On FRESH/STALE the caller owns *out and gets its
+ * trailer in *m and the journal's offset in *journal_off.
  */
 int cdo__store_lookup(struct cdo_store *s, const struct cdo__key *k,
                       struct cdo__blob **out, struct cdo__meta *m,

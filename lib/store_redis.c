@@ -1088,7 +1088,7 @@ static int list_row(struct redis_store *r, const redisReply *key,
   b.fd = -1;
   b.read = peek_read;
   b.ctx = &ctx;
-  rc = cdo__entry_peek(&b, &m, &argv, &joff);
+  rc = cdo__entry_peek(&b, &m, NULL, &argv, &joff);
   if (rc == CDO_ECORRUPT)
     return 0; /* gone, or not an entry */
   if (rc < 0)

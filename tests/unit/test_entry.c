@@ -54,9 +54,17 @@ static size_t chunk_len(const struct chunk *c)
   return c->len ? c->len : strlen(c->data);
 }
 
-/* Builds vector v's entry; *out and *err get what replay must write. */
-static unsigned char *build(const struct vector *v, size_t *size,
-                            struct cdo__buf *out, struct cdo__buf *err)
+static const struct cdo__key unbound; /* the key of entries built here */
+static const unsigned char key_a[CDO__SIGN_KEY_LEN] = "signing key A",
+                           key_b[CDO__SIGN_KEY_LEN] = "signing key B";
+
+/*
+ * Builds vector v's entry, signed with mac_key (NULL: unsigned); *out and
+ * *err get what replay must write.
+ */
+static unsigned char *build_signed(const struct vector *v, size_t *size,
+                                   struct cdo__buf *out, struct cdo__buf *err,
+                                   const unsigned char *mac_key)
 {
   struct unit_entry e;
   unsigned char *bytes;
@@ -70,10 +78,21 @@ static unsigned char *build(const struct vector *v, size_t *size,
                            chunk_len(c)));
   }
   unit_entry_end(&e, v->exit_status, 1700000000123);
+  if (mac_key != NULL) {
+    struct cdo__key k = {{0}, {0}};
+
+    unit_entry_bind(&e, &k, mac_key);
+  }
   bytes = unit_entry_bytes(&e);
   *size = (size_t)unit_entry_size(&e);
   unit_entry_release(&e);
   return bytes;
+}
+
+static unsigned char *build(const struct vector *v, size_t *size,
+                            struct cdo__buf *out, struct cdo__buf *err)
+{
+  return build_signed(v, size, out, err, NULL);
 }
 
 /*
@@ -90,7 +109,7 @@ static void check_blob(struct cdo__blob *b, const struct cdo__meta *want,
   char *argv = NULL;
   int r;
 
-  unit_ok(cdo__entry_peek(b, &m, &argv, &joff));
+  unit_ok(cdo__entry_peek(b, &m, NULL, &argv, &joff));
   assert_non_null(argv);
   assert_string_equal(argv, command);
   free(argv);
@@ -101,7 +120,7 @@ static void check_blob(struct cdo__blob *b, const struct cdo__meta *want,
     assert_int_equal(m.journal_len, want->journal_len);
   }
   assert_int_equal(joff + m.journal_len + CDO__TRAILER_LEN, b->size);
-  unit_ok(cdo__entry_verify(b, &m, joff));
+  unit_ok(cdo__entry_verify(b, &m, joff, NULL));
   unit_capture_begin(&cap);
   r = cdo__entry_replay(b, &m, joff);
   unit_capture_end(&cap);
@@ -164,7 +183,7 @@ static void test_peek_without_argv(void **state)
   unit_entry_end(&e, -1, 5);
   bytes = unit_entry_bytes(&e);
   b = unit_blob_mem(bytes, (size_t)unit_entry_size(&e));
-  unit_ok(cdo__entry_peek(b, &m, NULL, &joff));
+  unit_ok(cdo__entry_peek(b, &m, NULL, NULL, &joff));
   assert_int_equal(m.exit_status, -1);
   assert_int_equal(m.created_ms, 5);
   assert_int_equal(joff, e.head.len);
@@ -173,18 +192,27 @@ static void test_peek_without_argv(void **state)
   unit_entry_release(&e);
 }
 
-/* Asserts that peek or verify reports the blob as CDO_ECORRUPT. */
-static int rejected(struct cdo__blob *b)
+/*
+ * Does peek or verify (with mac_key, or none) reject the blob: corrupt, or
+ * for a reader with a key, not validly signed?
+ */
+static int rejected_by(struct cdo__blob *b, const unsigned char *mac_key)
 {
   struct cdo__meta m;
   uint64_t joff;
   char *argv = NULL;
-  int r = cdo__entry_peek(b, &m, &argv, &joff);
+  int r = cdo__entry_peek(b, &m, NULL, &argv, &joff);
 
   free(argv);
   if (r == 0)
-    r = cdo__entry_verify(b, &m, joff);
-  return r == CDO_ECORRUPT;
+    r = cdo__entry_verify(b, &m, joff, mac_key);
+  return r == CDO_ECORRUPT ||
+         (mac_key != NULL && (r == CDO_EBADSIG || r == CDO_EUNSIGNED));
+}
+
+static int rejected(struct cdo__blob *b)
+{
+  return rejected_by(b, NULL);
 }
 
 static void test_every_truncation(void **state)
@@ -204,19 +232,25 @@ static void test_every_truncation(void **state)
   free(bytes);
 }
 
+/*
+ * A signed entry read with its key: any flipped bit is rejected. (Without
+ * a key, only the signature's own bytes may change unnoticed.)
+ */
 static void test_every_bit_flip(void **state)
 {
   unsigned char *bytes;
   size_t size, bit;
 
   (void)state;
-  bytes = build(&vectors[1], &size, NULL, NULL);
+  bytes = build_signed(&vectors[1], &size, NULL, NULL, key_a);
   for (bit = 0; bit < size * 8; bit++) {
     struct cdo__blob *b;
+    size_t byte = bit / 8, mac = size - CDO__TRAILER_LEN + 48;
+    int in_mac = byte >= mac && byte < mac + 32;
 
     bytes[bit / 8] ^= (unsigned char)(1u << bit % 8);
     b = unit_blob_mem(bytes, size);
-    if (!rejected(b))
+    if (!rejected_by(b, key_a) || in_mac == rejected(b))
       fail_msg("flipping bit %zu of byte %zu (of %zu) was accepted", bit % 8,
                bit / 8, size);
     cdo__blob_free(b);
@@ -349,7 +383,7 @@ static void test_replay_closed_reader(void **state)
     uint64_t joff;
     int p[2], r;
 
-    unit_ok(cdo__entry_peek(b, &m, NULL, &joff));
+    unit_ok(cdo__entry_peek(b, &m, NULL, NULL, &joff));
     assert_int_equal(pipe(p), 0);
     close(p[0]);
     unit_capture_begin(&cap);
@@ -381,8 +415,9 @@ static void test_header_too_big(void **state)
   assert_non_null(big);
   memset(big, 'a', n);
   big[n] = 0;
-  assert_int_equal(cdo__entry_header(&head, (char *const[]){"x", big, NULL}),
-                   CDO_ETOOBIG);
+  assert_int_equal(
+      cdo__entry_header(&head, &unbound, (char *const[]){"x", big, NULL}),
+      CDO_ETOOBIG);
   cdo__buf_release(&head);
   free(big);
 }
@@ -480,7 +515,7 @@ static void test_writer_merges(void **state)
   size_t n;
 
   (void)state;
-  unit_ok(cdo__entry_begin(&w, argv, NULL, 0));
+  unit_ok(cdo__entry_begin(&w, &unbound, argv, NULL, 0, NULL));
   unit_ok(cdo__entry_add(&w, CDO__STDOUT, "ab", 2));
   unit_ok(cdo__entry_add(&w, CDO__STDOUT, "cd", 2));
   unit_ok(cdo__entry_add(&w, CDO__STDERR, "e", 1));
@@ -490,12 +525,12 @@ static void test_writer_merges(void **state)
   assert_int_equal(w.meta.journal_len, sizeof(want) - 1);
   bytes = src_bytes(&src, &n);
   b = unit_blob_mem(bytes, n);
-  unit_ok(cdo__entry_peek(b, &got, NULL, &joff));
+  unit_ok(cdo__entry_peek(b, &got, NULL, NULL, &joff));
   assert_memory_equal(bytes + joff, want, sizeof(want) - 1);
   assert_int_equal(got.created_ms, 100);
   assert_int_equal(got.duration_ms, 7);
   assert_int_equal(got.exit_status, 3);
-  unit_ok(cdo__entry_verify(b, &got, joff));
+  unit_ok(cdo__entry_verify(b, &got, joff, NULL));
   cdo__blob_free(b);
   free(bytes);
   cdo__entry_writer_release(&w);
@@ -521,7 +556,7 @@ static void test_writer_spools(void **state)
 
   (void)state;
   assert_non_null(data);
-  unit_ok(cdo__entry_begin(&w, argv, NULL, 0));
+  unit_ok(cdo__entry_begin(&w, &unbound, argv, NULL, 0, NULL));
   for (i = 0; i < pieces; i++) {
     unit_random(data, piece, i);
     unit_ok(cdo__entry_add(&w, CDO__STDOUT, data, piece));
@@ -534,7 +569,7 @@ static void test_writer_spools(void **state)
   assert_int_equal(src.fd_len, w.meta.journal_len);
   bytes = src_bytes(&src, &n);
   b = unit_blob_mem(bytes, n);
-  unit_ok(cdo__entry_peek(b, &m, NULL, &joff));
+  unit_ok(cdo__entry_peek(b, &m, NULL, NULL, &joff));
   for (off = joff; off < joff + m.journal_len;) {
     uint32_t len = cdo__get32(bytes + off + 1);
 
@@ -580,9 +615,105 @@ static void test_argv_render(void **state)
   free(s);
 }
 
+/* peek and verify as a reader looking for key k, holding mac_key. */
+static int read_as(const unsigned char *bytes, size_t size,
+                   const struct cdo__key *k, const unsigned char *mac_key)
+{
+  struct cdo__blob *b = unit_blob_mem(bytes, size);
+  struct cdo__meta m;
+  uint64_t joff;
+  int r = cdo__entry_peek(b, &m, k, NULL, &joff);
+
+  if (r == 0)
+    r = cdo__entry_verify(b, &m, joff, mac_key);
+  cdo__blob_free(b);
+  return r;
+}
+
+/* An entry read under another key than its own is corrupt. */
+static void test_bound_to_key(void **state)
+{
+  char *const argv[] = {"echo", "AAA", NULL};
+  struct cdo__key k1 = {{1}, {0}}, k2 = {{2}, {0}};
+  struct unit_entry e;
+  unsigned char *bytes;
+  size_t size;
+
+  (void)state;
+  unit_entry_begin(&e, argv);
+  unit_entry_str(&e, CDO__STDOUT, "AAA\n");
+  unit_entry_end(&e, 0, 1);
+  unit_entry_bind(&e, &k1, NULL);
+  bytes = unit_entry_bytes(&e);
+  size = (size_t)unit_entry_size(&e);
+  unit_ok(read_as(bytes, size, &k1, NULL));
+  unit_ok(read_as(bytes, size, NULL, NULL));
+  assert_int_equal(read_as(bytes, size, &k2, NULL), CDO_ECORRUPT);
+  k1.hash[31] ^= 1; /* one bit of the key */
+  assert_int_equal(read_as(bytes, size, &k1, NULL), CDO_ECORRUPT);
+  free(bytes);
+  unit_entry_release(&e);
+}
+
+/* A reader with a key wants that key's signature; one without ignores it. */
+static void test_signatures(void **state)
+{
+  unsigned char *signed_a, *plain;
+  size_t n_signed, n_plain;
+  struct cdo__buf out = {0}, err = {0};
+
+  (void)state;
+  signed_a = build_signed(&vectors[0], &n_signed, NULL, NULL, key_a);
+  plain = build_signed(&vectors[0], &n_plain, &out, &err, NULL);
+  assert_int_equal(n_signed, n_plain);
+  unit_ok(read_as(signed_a, n_signed, NULL, key_a));
+  unit_ok(read_as(signed_a, n_signed, NULL, NULL));
+  assert_int_equal(read_as(signed_a, n_signed, NULL, key_b), CDO_EBADSIG);
+  assert_int_equal(read_as(plain, n_plain, NULL, key_a), CDO_EUNSIGNED);
+  unit_ok(read_as(plain, n_plain, NULL, NULL));
+  /* The signature is no copy of the key. */
+  assert_null(memmem(signed_a, n_signed, key_a, 13));
+  free(signed_a);
+  free(plain);
+  cdo__buf_release(&out);
+  cdo__buf_release(&err);
+}
+
+/* The writer signs what it writes when given a key. */
+static void test_writer_signs(void **state)
+{
+  char *const argv[] = {"x", NULL};
+  struct cdo__entry_writer w;
+  struct cdo__meta m = {0};
+  struct cdo__src src;
+  unsigned char *bytes;
+  size_t n, off;
+
+  (void)state;
+  unit_ok(cdo__entry_begin(&w, &unbound, argv, NULL, 0, key_a));
+  unit_ok(cdo__entry_add(&w, CDO__STDOUT, "signed\n", 7));
+  unit_ok(cdo__entry_finish(&w, &m, &src));
+  n = (size_t)cdo__src_size(&src);
+  bytes = malloc(n);
+  assert_non_null(bytes);
+  for (off = 0; off < n;) {
+    ssize_t r = cdo__src_read(&src, off, bytes + off, n - off);
+
+    assert_true(r > 0);
+    off += (size_t)r;
+  }
+  unit_ok(read_as(bytes, n, &unbound, key_a));
+  assert_int_equal(read_as(bytes, n, &unbound, key_b), CDO_EBADSIG);
+  free(bytes);
+  cdo__entry_writer_release(&w);
+}
+
 int main(void)
 {
   const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_bound_to_key),
+      cmocka_unit_test(test_signatures),
+      cmocka_unit_test(test_writer_signs),
       cmocka_unit_test(test_round_trip),
       cmocka_unit_test(test_peek_without_argv),
       cmocka_unit_test(test_every_truncation),

@@ -141,8 +141,10 @@ struct unit_entry {
 
 static inline void unit_entry_begin(struct unit_entry *e, char *const argv[])
 {
+  static const struct cdo__key zero;
+
   memset(e, 0, sizeof(*e));
-  unit_ok(cdo__entry_begin(&e->w, argv, NULL, CDO__ENTRY_SPOOL));
+  unit_ok(cdo__entry_begin(&e->w, &zero, argv, NULL, CDO__ENTRY_SPOOL, NULL));
   e->head = e->w.head; /* the header stays put: the journal is spooled */
   e->fd = -1;
   e->command = cdo__argv_render(argv);
@@ -182,6 +184,35 @@ static inline void unit_entry_end(struct unit_entry *e, int exit_status,
   unit_ok(cdo__entry_finish(&e->w, &m, &e->src));
   e->meta = e->w.meta;
   e->fd = e->w.spool;
+  memcpy(e->tail, e->w.tail, sizeof(e->tail));
+}
+
+/*
+ * Makes a finished entry one stored under k (the header names its key),
+ * signed with mac_key (NULL: unsigned).
+ */
+static inline void unit_entry_bind(struct unit_entry *e,
+                                   const struct cdo__key *k,
+                                   const unsigned char *mac_key)
+{
+  unsigned char jh[32], buf[65536];
+  crypto_generichash_state h;
+  uint64_t off = 0;
+
+  memcpy(e->w.head.p + 12, k->hash, 32);
+  crypto_generichash_init(&h, NULL, 0, 32);
+  while (mac_key != NULL && off < e->meta.journal_len) {
+    size_t n = e->meta.journal_len - off < sizeof(buf)
+                   ? (size_t)(e->meta.journal_len - off)
+                   : sizeof(buf);
+
+    unit_ok(cdo__pread_all(e->fd, buf, n, off));
+    crypto_generichash_update(&h, buf, n);
+    off += n;
+  }
+  crypto_generichash_final(&h, jh, 32);
+  cdo__entry_trailer(e->w.tail, e->w.head.p, e->w.head_len, &e->meta, mac_key,
+                     jh);
   memcpy(e->tail, e->w.tail, sizeof(e->tail));
 }
 
