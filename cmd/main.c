@@ -111,6 +111,11 @@ static const char usage[] =
     "hourly\n"
     "                             cleanup evict least-recently-used entries\n"
     "      --lock-timeout DURATION  wait this long for an identical run (10m)\n"
+    "      --sign-key-file PATH   sign entries with the secret in PATH (mode\n"
+    "                             0600, 32+ bytes); serve only entries signed\n"
+    "                             with it\n"
+    "      --read-only            read and replay only: never write, remove\n"
+    "                             or lock entries in the cache\n"
     "Modes:\n"
     "      --forget               remove this command's entry\n"
     "      --key                  print the key\n"
@@ -812,6 +817,16 @@ int main(int argc, char **argv)
     goto out;
   quiet = cfg.quiet;
   verbose = cfg.verbose;
+  if (cfg.read_only && (cli.mode == M_CLEAR || cli.mode == M_GC ||
+                        cli.mode == M_FORGET || cli.mode == M_ZERO_STATS)) {
+    say("%s cannot change a read-only cache (drop --read-only, or "
+        "CACHEDO_READ_ONLY)",
+        cli.mode == M_CLEAR    ? "--clear"
+        : cli.mode == M_GC     ? "--gc"
+        : cli.mode == M_FORGET ? "--forget"
+                               : "--zero-stats");
+    goto out;
+  }
   if (cli.mode >= M_CLEAR) {
     if (cli.command[0] != NULL)
       say("unexpected argument '%s' (--clear, --stats, --list, --gc and "

@@ -2,13 +2,13 @@
 # Installed as $(DATADIR)/bash-completion/completions/cachedo.
 
 # The options that take a value, as a case pattern.
-_cachedo_valued='@(-t|--ttl|--fail-ttl|--stale|-c|--cache|--env|--ignore-env|--file|--scope|--max-output|--lock-timeout|--max-size)'
+_cachedo_valued='@(-t|--ttl|--fail-ttl|--stale|-c|--cache|--env|--ignore-env|--file|--scope|--max-output|--lock-timeout|--max-size|--sign-key-file)'
 
 _cachedo_options='--ttl --fail-ttl --no-cache-failures --stale --refresh
     --no-cache --cache --env --ignore-env --no-env --pure --no-cwd --file
     --stdin --scope --max-output --max-size --lock-timeout --forget --key
     --explain --clear --stats --list --gc --zero-stats --json --verbose
-    --quiet --help --version'
+    --quiet --help --version --sign-key-file --read-only'
 
 # Completes a duration: after digits, the units; else a few examples.
 _cachedo_duration()
@@ -103,7 +103,7 @@ _cachedo()
             COMPREPLY=($(compgen -e -- "$cur"))
             return
             ;;
-        --file)
+        --file | --sign-key-file)
             _filedir
             return
             ;;

@@ -8,7 +8,7 @@ function __cachedo_command
     set -l words (commandline -opc) (commandline -ct)
     set -e words[1]
     set -l valued -t -c --ttl --fail-ttl --stale --cache --env --ignore-env \
-        --file --scope --max-output --lock-timeout --max-size
+        --file --scope --max-output --lock-timeout --max-size --sign-key-file
     while set -q words[1]
         set -l w $words[1]
         if test "$w" = --
@@ -98,6 +98,8 @@ complete $opts -l scope -x -d 'Keep a separate namespace of entries'
 complete $opts -l max-output -x -a '(__cachedo_size)' -d 'Store no output larger than SIZE'
 complete $opts -l max-size -x -a '(__cachedo_size)' -d 'Keep the cache under SIZE'
 complete $opts -l lock-timeout -x -a '(__cachedo_duration)' -d 'Wait this long for an identical run'
+complete $opts -l sign-key-file -r -F -d 'Sign entries; serve only validly signed ones'
+complete $opts -l read-only -d 'Read and replay only: never write the cache'
 complete $opts -l forget -d "Remove this command's entry"
 complete $opts -l key -d 'Print the key'
 complete $opts -l explain -d 'Print what went into the key'

@@ -18,8 +18,11 @@
 int cdo_store_gc(struct cdo_store *s, uint64_t *removed)
 {
   int64_t now = cdo__now_ms();
+  int r;
 
   *removed = 0;
+  if ((r = cdo__store_writable(s, "collect garbage in")) < 0)
+    return r;
   if (s->ops->gc == NULL)
     return cdo__store_unsupported(s, "collect garbage");
   cdo__store_locks_gc(s, now);
@@ -275,6 +278,8 @@ int cdo_store_evict(struct cdo_store *s, uint64_t max_bytes, uint64_t *removed,
   int r;
 
   *removed = *freed = 0;
+  if ((r = cdo__store_writable(s, "evict from")) < 0)
+    return r;
   if (s->ops->counters != NULL) {
     /* No local access times: the order of creation. */
     if (max_bytes == UINT64_MAX)

@@ -356,6 +356,7 @@ int cdo_store_open(struct cdo_store **out, const struct cdo_config *cfg,
   s->ops = ops;
   s->cfg = cfg;
   s->url = url;
+  s->read_only = cfg->read_only;
   r = load_options(s, rest, &addr, s->errmsg, sizeof(s->errmsg));
   if (r == 0)
     r = ops->open(s, addr);
@@ -402,8 +403,20 @@ int cdo__store_unsupported(struct cdo_store *s, const char *what)
                          s->ops->name, what);
 }
 
+int cdo__store_writable(struct cdo_store *s, const char *what)
+{
+  if (!s->read_only)
+    return 0;
+  return cdo__store_fail(s, CDO_EREADONLY, "cannot %s '%s': it is read-only",
+                         what, s->url);
+}
+
 int cdo_store_clear(struct cdo_store *s)
 {
+  int r = cdo__store_writable(s, "clear");
+
+  if (r < 0)
+    return r;
   if (s->ops->clear == NULL)
     return cdo__store_unsupported(s, "clear");
   return s->ops->clear(s, s->cfg->scope);
@@ -489,6 +502,10 @@ int cdo__store_lookup(struct cdo_store *s, const struct cdo__key *k,
 int cdo__store_put(struct cdo_store *s, const struct cdo__key *k,
                    const struct cdo__src *src, const struct cdo__put_info *info)
 {
+  int r = cdo__store_writable(s, "store in");
+
+  if (r < 0)
+    return r;
   if (src->fd_len > s->cfg->max_output)
     return cdo__store_fail(s, CDO_ETOOBIG, "%s", cdo_strerror(CDO_ETOOBIG));
   return s->ops->put(s, k, src, info);
@@ -522,7 +539,9 @@ int cdo__store_src_read(struct cdo_store *s, const struct cdo__src *src,
 
 int cdo__store_del(struct cdo_store *s, const struct cdo__key *k)
 {
-  return s->ops->del(s, k);
+  int r = cdo__store_writable(s, "remove an entry from");
+
+  return r < 0 ? r : s->ops->del(s, k);
 }
 
 int cdo__store_batch(struct cdo_store *s, int on)

@@ -214,6 +214,12 @@ struct cdo__store_ops {
   const struct cdo__store_files *files;
 };
 
+/*
+ * 0 when s may be written; else CDO_EREADONLY, with s->errmsg saying that
+ * it cannot `what` (e.g. "clear") s.
+ */
+int cdo__store_writable(struct cdo_store *s, const char *what);
+
 /* Fills s->errmsg (printf-style) and returns code. */
 int cdo__store_fail(struct cdo_store *s, int code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));

@@ -63,8 +63,8 @@ void cdo__store_record(struct cdo_store *s, const struct cdo__key *k,
   char path[PATH_MAX];
   int kind = error < 0 ? cdo_errkind_of(error) : -1, fd;
 
-  if (s == NULL || outcome < CDO_HIT || outcome > CDO_UNCACHED)
-    return;
+  if (s == NULL || s->read_only || outcome < CDO_HIT || outcome > CDO_UNCACHED)
+    return; /* a read-only cache is not written, not even counters */
   if (s->ops->counters != NULL) {
     struct cdo__usage u = {cdo__now_ms(), saved_ms, outcome, kind, k};
 
@@ -480,8 +480,10 @@ int cdo_store_summary(struct cdo_store *s, struct cdo_stats *st)
 int cdo_store_zero_stats(struct cdo_store *s)
 {
   struct cdo__usage_log u;
-  int r;
+  int r = cdo__store_writable(s, "reset the counters of");
 
+  if (r < 0)
+    return r;
   if (s->ops->counters != NULL)
     return s->ops->counters->zero(s);
   r = cdo__usage_open(s, &u, LOCK_EX);
