@@ -846,12 +846,14 @@ int main(int argc, char **argv)
     goto out;
   }
   if (cli.mode == M_KEY || cli.mode == M_EXPLAIN) {
+    if (cli.mode == M_EXPLAIN && !cfg.no_cache &&
+        cdo_store_open(&s, &cfg, err, sizeof(err)) < 0)
+      s = NULL; /* then no digests */
     if (cli.mode == M_KEY)
       printf("%s\n", cdo_job_key(job));
     else
-      cdo_job_explain(job, print_explain, NULL);
-    if (cli.mode == M_EXPLAIN && verbose && !cfg.no_cache &&
-        cdo_store_open(&s, &cfg, err, sizeof(err)) == 0)
+      cdo_job_explain(job, s, print_explain, NULL);
+    if (cli.mode == M_EXPLAIN && verbose && s != NULL)
       cdo_job_explain_miss(job, s, print_nearest, NULL);
     r = 0;
     goto out;

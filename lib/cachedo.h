@@ -266,10 +266,18 @@ void cdo_job_free(struct cdo_job *j);
 /* The key as 64 lower-case hex digits; borrowed from j. */
 const char *cdo_job_key(const struct cdo_job *j);
 
-/* Calls fn once per hashed component: name (e.g. "env") and a description. */
+/*
+ * Calls fn once per hashed component: name (e.g. "env") and a description.
+ * Values show only as keyed digests under the random salt of store s
+ * (made with the cache, kept with it), so that nothing can be checked
+ * against a guessed value without the salt; variables whose names look
+ * secret (*TOKEN*, *_KEY, ...), and every value when s is NULL or has no
+ * salt, show only as "set".
+ */
 typedef void (*cdo_explain_fn)(void *ud, const char *component,
                                const char *detail);
-void cdo_job_explain(const struct cdo_job *j, cdo_explain_fn fn, void *ud);
+void cdo_job_explain(const struct cdo_job *j, struct cdo_store *s,
+                     cdo_explain_fn fn, void *ud);
 
 /*
  * Why would this job miss? Compares the job's key components with the ones

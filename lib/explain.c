@@ -15,7 +15,7 @@
  * last. The items are the hashed parts of the key's components (the table
  * in key.c), argv aside:
  *
- *   record = u8(0xe7) u8(0) u16(0) u32(len) 8-byte argv digest set{len bytes}
+ *   record = u8(0xe8) u8(0) u16(0) u32(len) 8-byte argv digest set{len bytes}
  *            u64(cdo__sum of the record before it)
  *   set    = i64(stored ms) u32(count) item{count}
  *   item   = u8(type) u32(len) name 8-byte digest
@@ -25,8 +25,11 @@
  * A record that does not check out (torn by a crash) is skipped, one byte
  * at a time, until one does.
  *
- * A digest is SipHash-2-4 (crypto_shorthash, a fixed key) of the type and
- * the value: a miss stores one per component, so it has to be cheap.
+ * A digest is SipHash-2-4 (crypto_shorthash) of the type and the value,
+ * keyed with the first 16 bytes of the cache's salt: a miss stores one per
+ * component, so it has to be cheap, and without the salt nobody can check
+ * a guessed value against it. The salt is 32 random bytes in the file
+ * P-salt, made with mode 0600 the first time the cache needs it.
  */
 #include "job.h"
 #include "store_int.h"
@@ -38,7 +41,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#define REC_MAGIC 0xe7
+#define REC_MAGIC 0xe8 /* 0xe7: digests under a fixed key */
 #define REC_HEAD  16
 #define SETS_MAX  8
 #define LOG_MAX   (8 << 20)
@@ -56,10 +59,87 @@ struct set {
   size_t n;
 };
 
-static void digest(unsigned char type, const void *a, size_t an, const void *b,
-                   size_t bn, unsigned char out[8])
+/* ---- the salt ----------------------------------------------------------- */
+
+/* Reads the salt file at path into salt: 0, or -errno / CDO_ECORRUPT. */
+static int salt_read(const char *path, unsigned char salt[CDO__SALT_LEN])
 {
-  static const unsigned char key[crypto_shorthash_KEYBYTES] = "cachedo explain";
+  struct stat st;
+  int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY), r;
+
+  if (fd < 0)
+    return CDO__ERR(errno);
+  r = fstat(fd, &st) < 0 ? CDO__ERR(errno) : 0;
+  if (r == 0 && (!S_ISREG(st.st_mode) || st.st_size != CDO__SALT_LEN))
+    r = CDO_ECORRUPT;
+  if (r == 0)
+    r = cdo__pread_all(fd, salt, CDO__SALT_LEN, 0);
+  close(fd);
+  return r;
+}
+
+/* Makes the salt file at path, unless another process made it first. */
+static int salt_make(const char *path, unsigned char salt[CDO__SALT_LEN])
+{
+  char tmp[PATH_MAX + 16];
+  int fd, r;
+
+  cdo__fmt(tmp, sizeof(tmp), "%s.XXXXXX", path);
+  fd = mkostemp(tmp, O_CLOEXEC); /* mode 0600 */
+  if (fd < 0)
+    return CDO__ERR(errno);
+  if (sodium_init() < 0) {
+    close(fd);
+    unlink(tmp);
+    return CDO__ERR(EIO);
+  }
+  randombytes_buf(salt, CDO__SALT_LEN);
+  r = cdo__write_all(fd, salt, CDO__SALT_LEN);
+  close(fd);
+  /* link(2) fails on an existing file: the first salt made stays. */
+  if (r == 0 && link(tmp, path) < 0)
+    r = errno == EEXIST ? salt_read(path, salt) : CDO__ERR(errno);
+  unlink(tmp);
+  return r;
+}
+
+int cdo__store_salt(struct cdo_store *s, int create, const unsigned char **salt)
+{
+  char path[PATH_MAX];
+  int r;
+
+  *salt = NULL;
+  if (!s->salted) {
+    create = create && !s->read_only;
+    r = cdo__store_local_file(s, "-salt", path, sizeof(path), create);
+    if (r < 0)
+      return r;
+    r = salt_read(path, s->salt);
+    if (r == CDO__ERR(ENOENT) && create)
+      r = salt_make(path, s->salt);
+    if (r < 0)
+      return r;
+    s->salted = 1;
+  }
+  *salt = s->salt;
+  return 0;
+}
+
+void cdo_job_explain(const struct cdo_job *j, struct cdo_store *s,
+                     cdo_explain_fn fn, void *ud)
+{
+  const unsigned char *salt = NULL;
+
+  if (s != NULL)
+    cdo__store_salt(s, 1, &salt);
+  cdo__job_explain(j, salt, fn, ud);
+}
+
+/* ---- digests ------------------------------------------------------------- */
+
+static void digest(const unsigned char *salt, unsigned char type, const void *a,
+                   size_t an, const void *b, size_t bn, unsigned char out[8])
+{
   unsigned char buf[512], *m = buf;
   size_t n = 1 + an + (b ? bn : 0);
 
@@ -71,13 +151,14 @@ static void digest(unsigned char type, const void *a, size_t an, const void *b,
   memcpy(m + 1, a, an);
   if (b != NULL)
     memcpy(m + 1 + an, b, bn);
-  crypto_shorthash(out, m, n, key);
+  crypto_shorthash(out, m, n, salt); /* its first 16 bytes */
   if (m != buf)
     free(m);
 }
 
 struct set_builder {
   struct set *st;
+  const unsigned char *salt;
   size_t cap;
   int r;
 };
@@ -109,13 +190,14 @@ static void add_part(void *ud, const struct cdo__key_comp *c,
   if (p->v1 == NULL)
     memset(it->d, 0, sizeof(it->d)); /* a flag */
   else
-    digest(c->type, p->v1, p->n1, p->v2, p->n2, it->d);
+    digest(sb->salt, c->type, p->v1, p->n1, p->v2, p->n2, it->d);
 }
 
 /* The job's components; items borrow from j. */
-static int job_set(const struct cdo_job *j, struct set *st)
+static int job_set(const struct cdo_job *j, const unsigned char *salt,
+                   struct set *st)
 {
-  struct set_builder sb = {st, 0, 0};
+  struct set_builder sb = {st, salt, 0, 0};
 
   st->stored_ms = cdo__now_ms();
   st->n = 0;
@@ -123,7 +205,7 @@ static int job_set(const struct cdo_job *j, struct set *st)
   st->items = malloc(sb.cap * sizeof(*st->items));
   if (st->items == NULL)
     return CDO__ERR(ENOMEM);
-  cdo__key_walk(j, 0, add_part, &sb);
+  cdo__key_walk(j, 0, NULL, add_part, &sb);
   if (sb.r < 0) {
     free(st->items);
     st->items = NULL;
@@ -349,11 +431,12 @@ void cdo__explain_save(struct cdo_job *j, struct cdo_store *s)
   struct cdo__buf b = {0};
   struct stat st;
   struct set now;
+  const unsigned char *salt;
   int r = 0, fd;
 
   if (s == NULL || log_paths(j, s, log, old, sizeof(log), argv) < 0)
     return;
-  if (job_set(j, &now) < 0)
+  if (cdo__store_salt(s, 1, &salt) < 0 || job_set(j, salt, &now) < 0)
     return;
   r |= cdo__buf_u8(&b, REC_MAGIC);
   r |= cdo__buf_u8(&b, 0);
@@ -417,13 +500,18 @@ static int explain_miss(struct cdo_job *j, struct cdo_store *s,
   unsigned char argv[8];
   struct side sd;
   struct set now;
+  const unsigned char *salt;
   size_t i, best = 0, best_n = SIZE_MAX;
   int r;
 
   r = log_paths(j, s, log, old, sizeof(log), argv);
   if (r < 0)
     return r;
-  r = job_set(j, &now);
+  if (cdo__store_salt(s, 0, &salt) < 0) {
+    fn(ud, "nearest", "none"); /* no salt yet: nothing was remembered */
+    return 0;
+  }
+  r = job_set(j, salt, &now);
   if (r < 0)
     return r;
   side_read(log, old, argv, &sd);

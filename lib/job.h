@@ -61,14 +61,27 @@ typedef void (*cdo__key_part_fn)(void *ud, const struct cdo__key_comp *c,
 /*
  * Hands every part of j's key to fn, component by component in the order
  * they are hashed; with show, also the parts --explain shows though they
- * are not hashed, each with its text in shown (valid during the call).
+ * are not hashed, each with its text in shown (valid during the call):
+ * values there are keyed digests under salt (the cache's, CDO__SALT_LEN
+ * bytes), or with salt NULL, and for secret-looking names, only "set".
  */
-void cdo__key_walk(const struct cdo_job *j, int show, cdo__key_part_fn fn,
-                   void *ud);
+void cdo__key_walk(const struct cdo_job *j, int show, const unsigned char *salt,
+                   cdo__key_part_fn fn, void *ud);
 /* The component whose side-file type byte is type, or NULL. */
 const struct cdo__key_comp *cdo__key_comp(unsigned char type);
 /* SHA-256 of the argv component as the key encodes it: the command's id. */
 void cdo__key_argv_digest(const struct cdo_job *j, unsigned char out[32]);
+
+#define CDO__SALT_LEN 32
+
+/*
+ * cdo_job_explain() under salt (CDO__SALT_LEN bytes, the cache's; NULL:
+ * values show only as "set").
+ */
+void cdo__job_explain(const struct cdo_job *j, const unsigned char *salt,
+                      cdo_explain_fn fn, void *ud);
+/* Does the variable name (n bytes) look like it holds a secret? */
+int cdo__env_secret(const char *name, size_t n);
 
 /* Sends one message line through the job's callback (printf-style). */
 void cdo__job_msg(struct cdo_job *j, int level, const char *fmt, ...)

@@ -495,13 +495,50 @@ static void hex16(const unsigned char *d, char out[17])
   out[16] = 0;
 }
 
-/* The start of SHA-256(p, n), for showing a value without revealing it. */
-static void short_digest(const void *p, size_t n, char out[17])
+/*
+ * What --explain shows of a value: the start of keyed BLAKE2b under the
+ * cache's salt of the component's type and the value, as
+ * "salted:<16 hex digits>"; without a salt, only "set".
+ */
+static void salted(const unsigned char *salt, char type, const void *p,
+                   size_t n, char *out, size_t len)
 {
-  unsigned char d[32];
+  crypto_generichash_state h;
+  unsigned char d[16];
+  char hex[17];
 
-  crypto_hash_sha256(d, p, n);
-  hex16(d, out);
+  if (salt == NULL) {
+    cdo__fmt(out, len, "set");
+    return;
+  }
+  crypto_generichash_init(&h, salt, CDO__SALT_LEN, sizeof(d));
+  crypto_generichash_update(&h, (const unsigned char *)&type, 1);
+  crypto_generichash_update(&h, p, n);
+  crypto_generichash_final(&h, d, sizeof(d));
+  hex16(d, hex);
+  cdo__fmt(out, len, "salted:%s", hex);
+}
+
+static const char *const secret_names[] = {
+    "*TOKEN*", "*SECRET*",     "*PASSWORD*", "*PASSWD*",
+    "*_KEY",   "*CREDENTIAL*", "*AUTH*",
+};
+
+int cdo__env_secret(const char *name, size_t n)
+{
+  char small[128], *s = n < sizeof(small) ? small : malloc(n + 1);
+  size_t i;
+  int r = 0;
+
+  if (s == NULL)
+    return 1; /* cannot tell: hide it */
+  memcpy(s, name, n);
+  s[n] = 0;
+  for (i = 0; r == 0 && i < CDO__ARRAY_SIZE(secret_names); i++)
+    r = fnmatch(secret_names[i], s, FNM_CASEFOLD) == 0;
+  if (s != small)
+    free(s);
+  return r;
 }
 
 /*
@@ -511,6 +548,7 @@ static void short_digest(const void *p, size_t n, char out[17])
 struct walker {
   const struct cdo__key_comp *comp;
   int show;
+  const unsigned char *salt; /* with show: the cache's salt, or NULL */
   cdo__key_part_fn fn;
   void *ud;
   char buf[4400];
@@ -640,7 +678,7 @@ static void hash_env(const struct cdo_job *j, struct key_writer *w)
 
 static void walk_env(const struct cdo_job *j, struct walker *w)
 {
-  char dig[17];
+  char dig[40];
   size_t i;
 
   if (j->cfg->no_env && w->show) {
@@ -655,9 +693,11 @@ static void walk_env(const struct cdo_job *j, struct walker *w)
     p.v1 = j->env[i] + p.name_len + 1;
     p.n1 = strlen(p.v1);
     if (w->show) {
-      short_digest(p.v1, p.n1, dig);
-      cdo__fmt(w->buf, sizeof(w->buf), "%.*s sha256:%s", (int)p.name_len,
-               p.name, dig);
+      if (cdo__env_secret(p.name, p.name_len))
+        cdo__fmt(dig, sizeof(dig), "set"); /* not even a keyed digest */
+      else
+        salted(w->salt, 'e', p.v1, p.n1, dig, sizeof(dig));
+      cdo__fmt(w->buf, sizeof(w->buf), "%.*s %s", (int)p.name_len, p.name, dig);
     }
     emit(w, &p);
   }
@@ -694,7 +734,7 @@ static void hash_files(const struct cdo_job *j, struct key_writer *w)
 
 static void walk_files(const struct cdo_job *j, struct walker *w)
 {
-  char dig[17];
+  char dig[40];
   size_t i;
 
   for (i = 0; i < j->n_files; i++) {
@@ -707,8 +747,8 @@ static void walk_files(const struct cdo_job *j, struct walker *w)
     if (w->show && f->absent) {
       cdo__fmt(w->buf, sizeof(w->buf), "%s absent", f->path);
     } else if (w->show) {
-      hex16(f->digest, dig);
-      cdo__fmt(w->buf, sizeof(w->buf), "%s sha256:%s", f->path, dig);
+      salted(w->salt, 'f', f->digest, 32, dig, sizeof(dig));
+      cdo__fmt(w->buf, sizeof(w->buf), "%s %s", f->path, dig);
     }
     emit(w, &p);
   }
@@ -725,14 +765,11 @@ static void hash_stdin(const struct cdo_job *j, struct key_writer *w)
 static void walk_stdin(const struct cdo_job *j, struct walker *w)
 {
   struct cdo__key_part p = {.hashed = 1, .v1 = j->stdin_digest, .n1 = 32};
-  char dig[17];
 
   if (j->stdin_fd < 0)
     return;
-  if (w->show) {
-    hex16(j->stdin_digest, dig);
-    cdo__fmt(w->buf, sizeof(w->buf), "sha256:%s", dig);
-  }
+  if (w->show)
+    salted(w->salt, 's', j->stdin_digest, 32, w->buf, sizeof(w->buf));
   emit(w, &p);
 }
 
@@ -816,8 +853,8 @@ const struct cdo__key_comp *cdo__key_comp(unsigned char type)
   return NULL;
 }
 
-void cdo__key_walk(const struct cdo_job *j, int show, cdo__key_part_fn fn,
-                   void *ud)
+void cdo__key_walk(const struct cdo_job *j, int show, const unsigned char *salt,
+                   cdo__key_part_fn fn, void *ud)
 {
   struct walker *w = malloc(sizeof(*w));
   size_t i;
@@ -825,6 +862,7 @@ void cdo__key_walk(const struct cdo_job *j, int show, cdo__key_part_fn fn,
   if (w == NULL)
     return; /* explanations are best effort */
   w->show = show;
+  w->salt = salt;
   w->fn = fn;
   w->ud = ud;
   for (i = 0; i < CDO__ARRAY_SIZE(comps); i++) {
@@ -969,13 +1007,14 @@ static void explain_part(void *ud, const struct cdo__key_comp *c,
   x->fn(x->ud, c->label, p->shown);
 }
 
-void cdo_job_explain(const struct cdo_job *j, cdo_explain_fn fn, void *ud)
+void cdo__job_explain(const struct cdo_job *j, const unsigned char *salt,
+                      cdo_explain_fn fn, void *ud)
 {
   struct explain_ctx x = {fn, ud};
   char buf[16];
 
   cdo__fmt(buf, sizeof(buf), "%d", KEY_VERSION);
   fn(ud, "version", buf);
-  cdo__key_walk(j, 1, explain_part, &x);
+  cdo__key_walk(j, 1, salt, explain_part, &x);
   fn(ud, "key", j->key.hex);
 }

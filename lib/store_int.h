@@ -60,11 +60,13 @@ struct cdo_store {
   int failed;       /* failed this run: no more tries */
   char *breaker;    /* the file remembering a failure; NULL: none; owned */
   int breaker_seen; /* that file was there at open */
-  int read_only;                /* reads only: no put, del, count, lease */
+  int read_only;    /* reads only: no put, del, count, lease */
   /* What the last lookup found: why it missed (static, or NULL) and
    * whether the entry was corrupt or another key's. */
   const char *miss_why;
   int found_corrupt;
+  unsigned char salt[32]; /* with salted: the cache's explain salt */
+  int salted;
 };
 
 /*
@@ -329,6 +331,14 @@ void cdo__store_maintain(struct cdo_store *s);
 void cdo__explain_save(struct cdo_job *j, struct cdo_store *s);
 /* cdo_job_explain_miss() through j's message callback, as -v notes. */
 void cdo__explain_miss_notes(struct cdo_job *j, struct cdo_store *s);
+/*
+ * The cache's random salt for what explaining shows or keeps of values
+ * (32 bytes in the local file "-salt", mode 0600), made when missing if
+ * create is set and s is not read-only. 0 with *salt pointing into s, or a
+ * negative code (then nothing may show a digest).
+ */
+int cdo__store_salt(struct cdo_store *s, int create,
+                    const unsigned char **salt);
 /* Removes the per-command side files older versions kept (P-explain/). */
 void cdo__explain_prune(struct cdo_store *s, int64_t older_than_ms);
 /*

@@ -547,7 +547,7 @@ static void test_explain_hides_values(void **state)
 
   j = job(&f->cfg, ARGV("printenv", "MY_TOKEN"),
           ENVP("MY_TOKEN=hunter2-s3cr3t", "OTHER=also-secret-value"));
-  cdo_job_explain(j, collect, &out);
+  cdo_job_explain(j, NULL, collect, &out);
   assert_non_null(out.p);
   assert_non_null(strstr((char *)out.p, "MY_TOKEN"));
   assert_non_null(strstr((char *)out.p, "OTHER"));
@@ -599,10 +599,10 @@ static void test_components_walk(void **state)
   unit_ok(cdo_config_set(&f->cfg, "file", "/nonexistent/f", err, sizeof(err)));
   unit_ok(cdo_config_set(&f->cfg, "pure", "1", err, sizeof(err)));
   j = job(&f->cfg, ARGV("true", "x"), ENVP("A=1", "B=2"));
-  cdo__key_walk(j, 0, count_part, &w);
+  cdo__key_walk(j, 0, NULL, count_part, &w);
   assert_string_equal(w.labels, "argv exe cwd env pure file scope");
   assert_int_equal(w.parts, 2 + 1 + 1 + 2 + 1 + 1 + 1);
-  cdo_job_explain(j, collect, &out);
+  cdo_job_explain(j, NULL, collect, &out);
   assert_non_null(strstr((char *)out.p, "\nfile: /nonexistent/f absent\n"));
   assert_non_null(strstr((char *)out.p, "\nscope: sc\n"));
   assert_non_null(strstr((char *)out.p, "\nargv: [1] 'x'\n"));
@@ -610,6 +610,75 @@ static void test_components_walk(void **state)
   assert_string_equal(cdo__key_comp('e')->label, "env");
   assert_null(cdo__key_comp(0));
   cdo__buf_release(&out);
+  cdo_job_free(j);
+}
+
+/* The explain line of variable name in out ("NAME ..."), malloc'd. */
+static char *env_line(const struct cdo__buf *out, const char *name)
+{
+  char pat[100];
+  const char *p, *e;
+
+  cdo__fmt(pat, sizeof(pat), "env: %s ", name);
+  p = strstr((const char *)out->p, pat);
+  assert_non_null(p);
+  e = strchr(p, '\n');
+  return strndup(p, (size_t)(e - p));
+}
+
+/*
+ * Digests are keyed by the cache's salt: the same under one salt, different
+ * under another; secret-looking names show only "set"; no salt, no digest.
+ */
+static void test_explain_salted(void **state)
+{
+  static const unsigned char salt_a[CDO__SALT_LEN] = "salt of cache A",
+                             salt_b[CDO__SALT_LEN] = "salt of cache B";
+  static const char *const secret[] = {
+      "GITHUB_TOKEN",   "MY_SECRET_X", "DB_PASSWORD", "PASSWD",
+      "AWS_ACCESS_KEY", "CREDENTIALS", "auth_header", "npm_authToken"};
+  struct fixture *f = *state;
+  struct cdo__buf a1 = {0}, a2 = {0}, b = {0}, none = {0};
+  struct cdo_job *j;
+  char *la1, *la2, *lb, *ln;
+  size_t i;
+
+  j = job(&f->cfg, ARGV("true"),
+          ENVP("PLAIN=hunter2", "GITHUB_TOKEN=hunter2", "KEYRING=x"));
+  cdo__job_explain(j, salt_a, collect, &a1);
+  cdo__job_explain(j, salt_a, collect, &a2);
+  cdo__job_explain(j, salt_b, collect, &b);
+  cdo__job_explain(j, NULL, collect, &none);
+  unit_ok(cdo__buf_add(&a1, "", 1)); /* NUL-terminated for strstr */
+  unit_ok(cdo__buf_add(&a2, "", 1));
+  unit_ok(cdo__buf_add(&b, "", 1));
+  unit_ok(cdo__buf_add(&none, "", 1));
+  la1 = env_line(&a1, "PLAIN");
+  la2 = env_line(&a2, "PLAIN");
+  lb = env_line(&b, "PLAIN");
+  ln = env_line(&none, "PLAIN");
+  assert_string_equal(la1, la2);
+  assert_non_null(strstr(la1, "salted:"));
+  assert_string_not_equal(la1, lb);
+  assert_string_equal(ln, "env: PLAIN set");
+  free(la1);
+  free(lb);
+  la1 = env_line(&a1, "GITHUB_TOKEN");
+  assert_string_equal(la1, "env: GITHUB_TOKEN set");
+  free(la1);
+  la1 = env_line(&a1, "KEYRING"); /* *_KEY is a suffix: KEYRING is not */
+  assert_non_null(strstr(la1, "salted:"));
+  free(la1);
+  free(la2);
+  free(ln);
+  for (i = 0; i < CDO__ARRAY_SIZE(secret); i++)
+    assert_true(cdo__env_secret(secret[i], strlen(secret[i])));
+  assert_false(cdo__env_secret("PATH", 4));
+  assert_false(cdo__env_secret("KEYBOARD", 8));
+  cdo__buf_release(&a1);
+  cdo__buf_release(&a2);
+  cdo__buf_release(&b);
+  cdo__buf_release(&none);
   cdo_job_free(j);
 }
 
@@ -641,6 +710,7 @@ int main(void)
       T(test_exe_not_executable),
       T(test_exe_path_order),
       T(test_explain_hides_values),
+      T(test_explain_salted),
   };
 #undef T
 
