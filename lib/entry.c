@@ -7,16 +7,18 @@
  *              argc:u32 { len:u32 byte{len} }{argc}
  *   journal  = { stream:u8(1=stdout|2=stderr) len:u32 byte{len} }*
  *   trailer  = created_ms:u64 duration_ms:u64 journal_len:u64
- *              journal_sum:u64 exit_status:i32 0:u32 check:u64
- *              mac:byte{32} "CDOT"
+ *              journal_sum:u64 exit_status:i32 0:u32 expires_ms:u64
+ *              check:u64 mac:byte{32} "CDOT"
  *
  * Integers are big-endian. head_len counts the whole header; key is the
  * SHA-256 key the entry was stored under; journal_len is the size of the
- * journal; journal_sum is cdo__sum() of the journal bytes; check is
- * cdo__sum() of the header followed by the first 40 trailer bytes. mac is
- * all zero in an unsigned entry; in a signed one it is keyed BLAKE2b-256
- * (the signing key) of the header, BLAKE2b-256 of the journal and the first
- * 40 trailer bytes. A reader validates every length before using it: an
+ * journal; journal_sum is cdo__sum() of the journal bytes; expires_ms is
+ * when the writer's TTL (and stale window) ends, so that a copy into
+ * another cache keeps the remaining lifetime; check is cdo__sum() of the
+ * header followed by the first 48 trailer bytes. mac is all zero in an
+ * unsigned entry; in a signed one it is keyed BLAKE2b-256 (the signing key)
+ * of the header, BLAKE2b-256 of the journal and the first 48 trailer
+ * bytes. A reader validates every length before using it: an
  * entry whose sizes, magic, version, framing, checksums or key do not agree
  * is CDO_ECORRUPT; a reader holding a signing key also wants a valid mac
  * (else CDO_EUNSIGNED or CDO_EBADSIG).
@@ -30,10 +32,11 @@
 #define VERSION         2
 #define HEAD_FIXED      44 /* through the key; argc follows */
 #define KEY_OFF         12
-#define MAC_OFF         48
-#define MAGIC_OFF       80
+#define CHECK_OFF       48
+#define MAC_OFF         56
+#define MAGIC_OFF       88
 #define HEAD_MAX        (8u << 20)
-#define CHECKED_TRAILER 40
+#define CHECKED_TRAILER 48
 
 ssize_t cdo__src_read(const struct cdo__src *s, uint64_t off, void *buf,
                       size_t n)
@@ -192,7 +195,8 @@ void cdo__entry_trailer(unsigned char out[CDO__TRAILER_LEN],
   cdo__put64(out + 24, m->journal_sum);
   cdo__put32(out + 32, (uint32_t)m->exit_status);
   cdo__put32(out + 36, 0);
-  cdo__put64(out + 40, trailer_check(head, head_len, out));
+  cdo__put64(out + 40, (uint64_t)m->expires_ms);
+  cdo__put64(out + CHECK_OFF, trailer_check(head, head_len, out));
   if (mac_key != NULL)
     entry_mac(out + MAC_OFF, mac_key, head, head_len, journal_hash, out);
   else
@@ -376,6 +380,7 @@ int cdo__entry_finish(struct cdo__entry_writer *w, const struct cdo__meta *m,
   w->meta.created_ms = m->created_ms;
   w->meta.duration_ms = m->duration_ms;
   w->meta.exit_status = m->exit_status;
+  w->meta.expires_ms = m->expires_ms;
   w->meta.journal_sum = cdo__sum_final(&w->sum);
   if (w->jhash != NULL)
     crypto_generichash_final(w->jhash, jhash, sizeof(jhash));
@@ -510,6 +515,7 @@ int cdo__entry_peek(struct cdo__blob *b, struct cdo__meta *m,
   m->journal_len = cdo__get64(tr + 16);
   m->journal_sum = cdo__get64(tr + 24);
   m->exit_status = (int)(int32_t)cdo__get32(tr + 32);
+  m->expires_ms = (int64_t)cdo__get64(tr + 40);
   if (m->journal_len != b->size - CDO__TRAILER_LEN - head_len)
     return CDO_ECORRUPT;
   if (b->mem != NULL) {
@@ -521,7 +527,7 @@ int cdo__entry_peek(struct cdo__blob *b, struct cdo__meta *m,
   }
   if (head != b->mem)
     r = cdo__blob_read(b, head, head_len, 0);
-  if (r == 0 && trailer_check(head, head_len, tr) != cdo__get64(tr + 40))
+  if (r == 0 && trailer_check(head, head_len, tr) != cdo__get64(tr + CHECK_OFF))
     r = CDO_ECORRUPT;
   /* Stored under another key (moved or copied there): not this entry. */
   if (r == 0 && k != NULL &&

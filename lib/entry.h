@@ -16,7 +16,7 @@
 #define CDO__STDOUT      1 /* a chunk's stream byte; also the fd replayed to */
 #define CDO__STDERR      2
 #define CDO__CHUNK_HEAD  5 /* a chunk's stream:u8 and len:u32 */
-#define CDO__TRAILER_LEN 84
+#define CDO__TRAILER_LEN 92
 /*
  * Output of one stream is merged into chunks of up to CDO__CHUNK_MAX data
  * bytes: large chunks make a large replay a few big sendfile() calls.
@@ -30,6 +30,7 @@ struct cdo__meta {
   uint64_t journal_len;
   uint64_t journal_sum;
   int exit_status;
+  int64_t expires_ms; /* the writer's TTL (and stale window) ends */
 };
 
 /* ---- the bytes of an entry, on their way in and out of a backend ------- */
@@ -144,8 +145,8 @@ int cdo__entry_cut(struct cdo__entry_writer *w);
  */
 int cdo__entry_add_raw(struct cdo__entry_writer *w, const void *p, size_t n);
 /*
- * Completes the entry with the run's figures (journal_len and journal_sum
- * of m are the writer's own) and points *src at its bytes, which the writer
+ * Completes the entry with the run's figures (created_ms, duration_ms,
+ * exit_status, expires_ms; journal_len and journal_sum are the writer's own) and points *src at its bytes, which the writer
  * owns until release. 0 or -errno.
  */
 int cdo__entry_finish(struct cdo__entry_writer *w, const struct cdo__meta *m,

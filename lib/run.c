@@ -157,6 +157,8 @@ static void journal_finish(struct runner *rn, int64_t start_mono,
   m.created_ms = cdo__now_ms();
   m.duration_ms = cdo__mono_ms() - start_mono;
   m.exit_status = (int)rn->exit_status;
+  m.expires_ms = m.created_ms + cdo__entry_ttl(rn->job->cfg, m.exit_status) +
+                 rn->job->cfg->stale_ms;
   r = cdo__entry_finish(&rn->w, &m, src);
   if (r < 0)
     journal_failed(rn, r);
@@ -432,8 +434,7 @@ static int store_result(struct runner *rn, struct cdo_store *s,
   if (command == NULL)
     return CDO__ERR(ENOMEM);
   info.created_ms = m->created_ms;
-  info.expires_ms =
-      m->created_ms + cdo__entry_ttl(c, m->exit_status) + c->stale_ms;
+  info.expires_ms = m->expires_ms;
   info.duration_ms = m->duration_ms;
   info.exit_status = m->exit_status;
   info.command = command;

@@ -245,7 +245,7 @@ static void test_every_bit_flip(void **state)
   bytes = build_signed(&vectors[1], &size, NULL, NULL, key_a);
   for (bit = 0; bit < size * 8; bit++) {
     struct cdo__blob *b;
-    size_t byte = bit / 8, mac = size - CDO__TRAILER_LEN + 48;
+    size_t byte = bit / 8, mac = size - CDO__TRAILER_LEN + 56;
     int in_mac = byte >= mac && byte < mac + 32;
 
     bytes[bit / 8] ^= (unsigned char)(1u << bit % 8);

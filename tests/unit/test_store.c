@@ -676,7 +676,7 @@ static void corrupt_is_a_miss(void **state)
       {FLIP, 2000, 9},    /* header length */
       {FLIP, 2000, 20},   /* argv */
       {FLIP, 2000, 1000}, /* journal */
-      {FLIP, 2000, -66},  /* trailer: journal length */
+      {FLIP, 2000, -76},  /* trailer: journal length */
       {FLIP, 2000, -1},   /* trailer magic */
       {TRUNCATE, 2000, -1},
       {TRUNCATE, 2000, 1000},

@@ -181,6 +181,7 @@ static inline void unit_entry_end(struct unit_entry *e, int exit_status,
   m.created_ms = created_ms;
   m.duration_ms = 1234;
   m.exit_status = exit_status;
+  m.expires_ms = created_ms + 3600 * 1000;
   unit_ok(cdo__entry_finish(&e->w, &m, &e->src));
   e->meta = e->w.meta;
   e->fd = e->w.spool;
