@@ -146,8 +146,9 @@ int cdo__entry_cut(struct cdo__entry_writer *w);
 int cdo__entry_add_raw(struct cdo__entry_writer *w, const void *p, size_t n);
 /*
  * Completes the entry with the run's figures (created_ms, duration_ms,
- * exit_status, expires_ms; journal_len and journal_sum are the writer's own) and points *src at its bytes, which the writer
- * owns until release. 0 or -errno.
+ * exit_status, expires_ms; journal_len and journal_sum are the writer's own)
+ * and points *src at its bytes, which the writer owns until release. 0 or
+ * -errno.
  */
 int cdo__entry_finish(struct cdo__entry_writer *w, const struct cdo__meta *m,
                       struct cdo__src *src);
