@@ -24,6 +24,20 @@ snapshot () {
 	fi
 }
 
+# settled: takes snapshots until two in a row agree (the background upkeep
+# after a stored miss may still be writing), leaving the last in ./before.
+settled () {
+	snapshot >before.1 &&
+	wait_until settled_again
+}
+settled_again () {
+	sleep 0.2
+	snapshot >before
+	cmp -s before before.1 && return 0
+	mv before before.1
+	return 1
+}
+
 test_expect_success 'a hit is served from a read-only cache, with no message' '
 	cachedo counted hit >out1 &&
 	cachedo --read-only counted hit >out2 2>err &&
@@ -37,7 +51,7 @@ test_expect_success 'a hit is served from a read-only cache, with no message' '
 
 test_expect_success 'a miss runs uncached and stores nothing; -v says why' '
 	test "$test_backend" != mem || rm -rf "$XDG_RUNTIME_DIR/cachedo"/*-usage
-	snapshot >before &&
+	settled &&
 	cachedo --read-only counted miss sh -c "echo out; exit 3" >out 2>err ||
 		test $? = 3 &&
 	expect_eq out "$(cat out)" &&
@@ -106,7 +120,7 @@ test_expect_success ACL 'an ACL read-only user: hits served, misses uncached, no
 	cachedo -c "$rw_url" --ttl 100ms counted expired >/dev/null &&
 	cachedo -c "$rw_url" --stats --json >/dev/null &&
 	sleep 0.2 &&
-	snapshot >before &&
+	settled &&
 	cachedo -c "$acl_url" --read-only counted shared >out2 2>err &&
 	expect_cmp out1 out2 &&
 	expect_count shared 1 &&
