@@ -29,6 +29,10 @@
 void cdo__fmt(char *buf, size_t len, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
+/* Formats a message line and hands it to fn (NULL: nothing). */
+void cdo__vmsg(cdo_msg_fn fn, void *ud, int level, const char *fmt, va_list ap)
+    __attribute__((format(printf, 4, 0)));
+
 /*
  * Replaces a password in a URL in place: "scheme://user:PASSWORD@host" and
  * a "password=..." URL option.

@@ -558,23 +558,10 @@ int cdo_job_explain_miss(struct cdo_job *j, struct cdo_store *s,
   return explain_miss(j, s, fn, ud);
 }
 
-static void note(void *ud, const char *component, const char *detail)
+int cdo__explain_miss(struct cdo_job *j, struct cdo_store *s,
+                      cdo_explain_fn fn, void *ud)
 {
-  struct cdo_job *j = ud;
-
-  if (strcmp(component, "nearest") != 0)
-    cdo__job_msg(j, 1, "miss: %s %s", component, detail);
-  else if (strcmp(detail, "none") == 0)
-    cdo__job_msg(j, 1, "miss: no entry of this command was stored before");
-  else
-    cdo__job_msg(j, 1, "miss: the nearest entry of this command was %s",
-                 detail);
-}
-
-void cdo__explain_miss_notes(struct cdo_job *j, struct cdo_store *s)
-{
-  if (s != NULL)
-    explain_miss(j, s, note, j);
+  return s != NULL ? explain_miss(j, s, fn, ud) : 0;
 }
 
 void cdo__explain_prune(struct cdo_store *s, int64_t older_than_ms)

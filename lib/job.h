@@ -3,7 +3,7 @@
 #ifndef CDO_JOB_H
 #define CDO_JOB_H
 
-#include "cdo_int.h"
+#include "entry.h"
 
 #include <sys/stat.h>
 
@@ -83,8 +83,55 @@ void cdo__job_explain(const struct cdo_job *j, const unsigned char *salt,
 /* Does the variable name (n bytes) look like it holds a secret? */
 int cdo__env_secret(const char *name, size_t n);
 
+/*
+ * One run of a job's command (run.c): the command's stdout and stderr go
+ * to ours, and with record also into an entry.
+ */
+struct cdo__run {
+  /* asked */
+  int record;            /* pipe stdout and stderr through us, journaled */
+  const char *spool_dir; /* for a large journal; NULL: $TMPDIR */
+  int (*tick)(void *ud); /* every 10 s while it runs; < 0 stops it; may be
+                            NULL (renews a lease lock) */
+  void *tick_ud;
+  /* told */
+  int exit_status;
+  int term_signal; /* the signal that killed the command, or 0 */
+  int interrupted; /* a signal cachedo forwards arrived while it ran */
+  int uncached;    /* recording could not be set up: it ran unrecorded */
+  int recorded;    /* the journal is whole: src is the entry (w's meta) */
+  struct cdo__entry_writer w;
+  struct cdo__src src;
+  char reason[160]; /* why it was not recorded */
+  char error[300];  /* why it could not run */
+};
+/*
+ * Runs j's command to its end, forwarding the signals of SPEC §5 to it
+ * once. 0 when it ran; 126 or 127 (the exit status to report, with
+ * run->error) when it could not be started. Release run in any case.
+ */
+int cdo__run(struct cdo_job *j, struct cdo__run *run);
+void cdo__run_release(struct cdo__run *run);
+
+/*
+ * Finds what j's key is made of (the executable, the working directory,
+ * the environment by the policy, files, stdin) and hashes the key (key.c).
+ * 0, or a negative code with err filled when it is the user's to fix.
+ */
+int cdo__key_gather(struct cdo_job *j, char *const envp[], char *err,
+                    size_t errlen);
+
 /* Sends one message line through the job's callback (printf-style). */
-void cdo__job_msg(struct cdo_job *j, int level, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
+static inline void cdo__job_msg(struct cdo_job *j, int level, const char *fmt,
+                                ...) __attribute__((format(printf, 3, 4)));
+static inline void cdo__job_msg(struct cdo_job *j, int level, const char *fmt,
+                                ...)
+{
+  va_list ap;
+
+  va_start(ap, fmt);
+  cdo__vmsg(j->msg, j->ud, level, fmt, ap);
+  va_end(ap);
+}
 
 #endif /* CDO_JOB_H */

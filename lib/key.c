@@ -109,19 +109,6 @@ int cdo__env_volatile(const char *name)
   return env_volatile(name, strlen(name));
 }
 
-void cdo__job_msg(struct cdo_job *j, int level, const char *fmt, ...)
-{
-  char buf[600];
-  va_list ap;
-
-  if (j->msg == NULL)
-    return;
-  va_start(ap, fmt);
-  vsnprintf(buf, sizeof(buf), fmt, ap);
-  va_end(ap);
-  j->msg(j->ud, level, buf);
-}
-
 /*
  * The key's encoding on its way into SHA-256: gathered into whole blocks
  * first, since many tiny updates cost more than the hashing itself.
@@ -918,80 +905,40 @@ static char *read_cwd(void)
   return errno == ERANGE ? getcwd(NULL, 0) : NULL;
 }
 
-int cdo_job_new(struct cdo_job **out, const struct cdo_config *cfg,
-                char *const argv[], char *const envp[], cdo_msg_fn msg,
-                void *ud, char *err, size_t errlen)
+/* The working directory into j->cwd, or why the job cannot be cached. */
+static int take_cwd(struct cdo_job *j)
 {
-  struct cdo_job *j = calloc(1, sizeof(*j));
-  int r;
+  char why[300];
 
-  *out = NULL;
-  if (j == NULL)
-    return CDO__ERR(ENOMEM);
-  j->cfg = cfg;
-  j->argv = argv;
-  j->msg = msg;
-  j->ud = ud;
-  j->stdin_fd = -1;
-  if (argv == NULL || argv[0] == NULL) {
-    cdo__fmt(err, errlen, "no command given");
-    r = CDO_EBADVALUE;
-    goto fail;
-  }
-  r = resolve_exe(j, argv[0]);
-  if (r == 0 && !cfg->no_cwd) {
-    j->cwd = read_cwd();
-    if (j->cwd == NULL) {
-      /* The command can still run (it may not care), just not cached. */
-      char why[300];
+  j->cwd = read_cwd();
+  if (j->cwd != NULL)
+    return 0;
+  /* The command can still run (it may not care), just not cached. */
+  cdo__fmt(why, sizeof(why),
+           "cannot read the working directory: %s "
+           "(--no-cwd leaves it out of the key)",
+           strerror(errno));
+  j->uncacheable = strdup(why);
+  return j->uncacheable ? 0 : CDO__ERR(ENOMEM);
+}
 
-      cdo__fmt(why, sizeof(why),
-               "cannot read the working directory: %s "
-               "(--no-cwd leaves it out of the key)",
-               strerror(errno));
-      j->uncacheable = strdup(why);
-      if (j->uncacheable == NULL)
-        r = CDO__ERR(ENOMEM);
-    }
-  }
+int cdo__key_gather(struct cdo_job *j, char *const envp[], char *err,
+                    size_t errlen)
+{
+  const struct cdo_config *cfg = j->cfg;
+  int r = resolve_exe(j, j->argv[0]);
+
+  if (r == 0 && !cfg->no_cwd)
+    r = take_cwd(j);
   if (r == 0)
     r = select_env(j, envp);
   if (r == 0)
     r = digest_files(j, err, errlen);
   if (r == 0 && cfg->use_stdin && !cfg->no_cache && j->uncacheable == NULL)
     r = spool_stdin(j, err, errlen);
-  if (r < 0)
-    goto fail;
-  hash_key(j);
-  *out = j;
-  return 0;
-fail:
-  if (r == CDO__ERR(ENOMEM))
-    cdo__fmt(err, errlen, "out of memory");
-  cdo_job_free(j);
+  if (r == 0)
+    hash_key(j);
   return r;
-}
-
-void cdo_job_free(struct cdo_job *j)
-{
-  if (j == NULL)
-    return;
-  free(j->exe);
-  free(j->exe_real);
-  free(j->exe_err);
-  free(j->cwd);
-  free(j->uncacheable);
-  free(j->env);
-  free(j->env_nl);
-  free(j->files);
-  if (j->stdin_fd >= 0)
-    close(j->stdin_fd);
-  free(j);
-}
-
-const char *cdo_job_key(const struct cdo_job *j)
-{
-  return j->key.hex;
 }
 
 struct explain_ctx {

@@ -1,11 +1,10 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Running a job: answer from the store, or spawn the command, tee its
- * stdout and stderr live to ours while journaling both (in memory, in a
- * spool file once large), and store the result.
+ * Running a job's command: spawn it, tee its stdout and stderr live to ours
+ * while journaling both into an entry (entry.h), and tell how it ended.
  */
+#include "entry.h"
 #include "job.h"
-#include "store_int.h"
 
 #include <fcntl.h>
 #include <signal.h>
@@ -20,23 +19,20 @@ extern char **environ;
 
 struct runner {
   struct cdo_job *job;
+  struct cdo__run *run; /* what was asked, and where the results go */
   uv_loop_t loop;
-  uv_signal_t chld;        /* SIGCHLD: the command may have ended */
-  uv_pipe_t pipes[3];      /* [1] stdout, [2] stderr */
-  uv_timer_t renew;        /* keeps a lease lock alive while the command runs */
-  struct cdo_store *store; /* with lock: the store and lock to renew */
-  void *lock;
-  pid_t pid; /* the command until it is reaped, else 0 */
-  int piped; /* stdout/stderr are pipes we read */
+  uv_signal_t chld;   /* SIGCHLD: the command may have ended */
+  uv_pipe_t pipes[3]; /* [1] stdout, [2] stderr */
+  uv_timer_t tick;    /* run->tick every 10 s while the command runs */
+  pid_t pid;          /* the command until it is reaped, else 0 */
+  int piped;          /* stdout/stderr are pipes we read */
   int64_t exit_status;
   int term_signal;
   int closed[3]; /* our fd 1 / 2 lost its reader */
-  /* the journal */
-  int recording; /* 0: the result cannot be stored; reason says why */
+  /* the journal, in run->w */
+  int recording; /* 0: the result cannot be stored; run->reason says why */
   uint64_t out_bytes, max_output;
-  struct cdo__entry_writer w;
-  char reason[160]; /* why the result cannot be stored */
-  char *readbuf;    /* owned, READBUF bytes; allocated for a piped run */
+  char *readbuf; /* owned, READBUF bytes; allocated for a piped run */
 };
 
 /* ---- signals: forwarded to the command once ----------------------------- */
@@ -104,15 +100,15 @@ static void stop_recording(struct runner *rn, const char *fmt, ...)
     return;
   rn->recording = 0;
   va_start(ap, fmt);
-  vsnprintf(rn->reason, sizeof(rn->reason), fmt, ap);
+  vsnprintf(rn->run->reason, sizeof(rn->run->reason), fmt, ap);
   va_end(ap);
-  cdo__entry_writer_release(&rn->w);
+  cdo__entry_writer_release(&rn->run->w);
 }
 
 /* The entry writer failed with r: say so once, and record no more. */
 static void journal_failed(struct runner *rn, int r)
 {
-  const char *what = rn->w.failed ? rn->w.failed : "cannot record";
+  const char *what = rn->run->w.failed ? rn->run->w.failed : "cannot record";
 
   if (r == CDO__ERR(ENOMEM)) {
     cdo__job_msg(rn->job, 0,
@@ -140,14 +136,13 @@ static void journal_add(struct runner *rn, int stream, const char *p, size_t n)
     stop_recording(rn, "output larger than --max-output (%s)", max);
     return;
   }
-  r = cdo__entry_add(&rn->w, stream, p, n);
+  r = cdo__entry_add(&rn->run->w, stream, p, n);
   if (r < 0)
     journal_failed(rn, r);
 }
 
-/* Completes the journal after the run, into the entry to store in *src. */
-static void journal_finish(struct runner *rn, int64_t start_mono,
-                           struct cdo__src *src)
+/* Completes the journal after the run, into the entry run->src. */
+static void journal_finish(struct runner *rn, int64_t start_mono)
 {
   struct cdo__meta m;
   int r;
@@ -159,7 +154,7 @@ static void journal_finish(struct runner *rn, int64_t start_mono,
   m.exit_status = (int)rn->exit_status;
   m.expires_ms = m.created_ms + cdo__entry_ttl(rn->job->cfg, m.exit_status) +
                  rn->job->cfg->stale_ms;
-  r = cdo__entry_finish(&rn->w, &m, src);
+  r = cdo__entry_finish(&rn->run->w, &m, &rn->run->src);
   if (r < 0)
     journal_failed(rn, r);
 }
@@ -228,15 +223,12 @@ static void on_sigchld(uv_signal_t *h, int sig)
   uv_close((uv_handle_t *)h, NULL);
 }
 
-static void on_renew(uv_timer_t *t)
+static void on_tick(uv_timer_t *t)
 {
   struct runner *rn = t->data;
 
-  if (cdo__store_lock_renew(rn->store, &rn->job->key, rn->lock) < 0) {
-    cdo__job_msg(rn->job, 1, "lost the lock of this run: %s",
-                 cdo_store_errmsg(rn->store));
+  if (rn->run->tick(rn->run->tick_ud) < 0)
     uv_timer_stop(t);
-  }
 }
 
 /* ---- spawning ------------------------------------------------------------ */
@@ -394,11 +386,11 @@ static int spawn_and_wait(struct runner *rn)
       kill(pid, got_signal);
     for (i = 1; i <= npipes; i++)
       uv_read_start((uv_stream_t *)&rn->pipes[i], on_alloc, on_read);
-    if (rn->lock != NULL) {
-      uv_timer_init(&rn->loop, &rn->renew);
-      rn->renew.data = rn;
-      uv_timer_start(&rn->renew, on_renew, 10000, 10000);
-      uv_unref((uv_handle_t *)&rn->renew);
+    if (rn->run->tick != NULL) {
+      uv_timer_init(&rn->loop, &rn->tick);
+      rn->tick.data = rn;
+      uv_timer_start(&rn->tick, on_tick, 10000, 10000);
+      uv_unref((uv_handle_t *)&rn->tick);
     }
   } else {
     uv_close((uv_handle_t *)&rn->chld, NULL);
@@ -406,8 +398,8 @@ static int spawn_and_wait(struct runner *rn)
       uv_close((uv_handle_t *)&rn->pipes[i], NULL);
   }
   uv_run(&rn->loop, UV_RUN_DEFAULT);
-  if (r == 0 && rn->lock != NULL) {
-    uv_close((uv_handle_t *)&rn->renew, NULL);
+  if (r == 0 && rn->run->tick != NULL) {
+    uv_close((uv_handle_t *)&rn->tick, NULL);
     uv_run(&rn->loop, UV_RUN_DEFAULT);
   }
   signals_install(0);
@@ -418,390 +410,53 @@ static int spawn_and_wait(struct runner *rn)
   return r;
 }
 
-/* ---- the job ------------------------------------------------------------- */
+/* ---- the run ------------------------------------------------------------- */
 
-/* Stores the finished entry src; returns 0 or the backend's error. */
-static int store_result(struct runner *rn, struct cdo_store *s,
-                        const struct cdo__src *src)
+int cdo__run(struct cdo_job *j, struct cdo__run *run)
 {
-  struct cdo_job *j = rn->job;
-  const struct cdo_config *c = j->cfg;
-  const struct cdo__meta *m = &rn->w.meta;
-  struct cdo__put_info info;
-  char *command = cdo__argv_render(j->argv);
+  struct runner rn;
+  int64_t start = cdo__mono_ms();
   int r;
 
-  if (command == NULL)
-    return CDO__ERR(ENOMEM);
-  info.created_ms = m->created_ms;
-  info.expires_ms = m->expires_ms;
-  info.duration_ms = m->duration_ms;
-  info.exit_status = m->exit_status;
-  info.command = command;
-  info.scope = c->scope;
-  r = cdo__store_put(s, &j->key, src, &info);
-  free(command);
-  return r;
-}
-
-/*
- * Runs the command (recording when s is non-NULL) and fills res; lk, the
- * run lock held (or NULL), is renewed while it runs. With keep_good, a
- * failing run does not replace a stored successful one (stale-if-error).
- * Returns 0, or the code of the store's failure to keep the result.
- */
-static int run_command(struct cdo_job *j, struct cdo_store *s, void *lk,
-                       struct cdo_result *res, int keep_good)
-{
-  const struct cdo_config *c = j->cfg;
-  struct runner *rn = calloc(1, sizeof(*rn));
-  int64_t start = cdo__mono_ms();
-  struct cdo__src src;
-  int r, failure = 0;
-
-  if (rn == NULL) {
-    res->exit_status = 125;
-    cdo__fmt(res->error, sizeof(res->error), "out of memory");
-    return 0;
-  }
-  rn->job = j;
-  rn->store = s;
-  rn->lock = lk;
-  rn->max_output = c->max_output;
-  rn->w.spool = -1;
-  if (s != NULL) {
-    rn->recording = 1;
-    r = cdo__entry_begin(&rn->w, &j->key, j->argv, cdo__store_spool_dir(s), 0,
-                         c->signing ? c->sign_key : NULL);
+  memset(&rn, 0, sizeof(rn));
+  rn.job = j;
+  rn.run = run;
+  rn.max_output = j->cfg->max_output;
+  run->w.spool = -1;
+  if (run->record) {
+    rn.recording = 1;
+    r = cdo__entry_begin(&run->w, &j->key, j->argv, run->spool_dir, 0,
+                         j->cfg->signing ? j->cfg->sign_key : NULL);
     if (r < 0)
-      journal_failed(rn, r);
+      journal_failed(&rn, r);
   }
-  rn->piped = s != NULL;
-  r = spawn_and_wait(rn);
-  if (r < 0 && rn->piped && r != UV_ENOENT && r != UV_EACCES) {
+  rn.piped = run->record;
+  r = spawn_and_wait(&rn);
+  if (r < 0 && rn.piped && r != UV_ENOENT && r != UV_EACCES) {
     /* Recording failed to set up (no fds left, say): run it uncached. */
     cdo__job_msg(j, 0,
                  "warning: cannot record the output: %s; running "
                  "uncached",
                  uv_strerror(r));
-    rn->recording = 0;
-    rn->piped = 0;
-    s = NULL;
-    r = spawn_and_wait(rn);
+    rn.recording = 0;
+    rn.piped = 0;
+    run->uncached = 1;
+    r = spawn_and_wait(&rn);
   }
   if (r < 0) {
-    res->exit_status = r == UV_ENOENT ? 127 : 126;
-    cdo__fmt(res->error, sizeof(res->error), "cannot run '%s': %s", j->argv[0],
+    cdo__fmt(run->error, sizeof(run->error), "cannot run '%s': %s", j->argv[0],
              uv_strerror(r));
-    res->outcome = CDO_UNCACHED;
-    goto out;
+    return r == UV_ENOENT ? 127 : 126;
   }
-  journal_finish(rn, start, &src);
-  res->exit_status = (int)rn->exit_status;
-  res->term_signal = rn->term_signal;
-  res->outcome = s ? CDO_MISS_NOT_STORED : CDO_UNCACHED;
-  if (s == NULL)
-    cdo__fmt(res->reason, sizeof(res->reason), "%s",
-             rn->reason[0] ? rn->reason : "cache disabled");
-  else if (rn->term_signal)
-    cdo__fmt(res->reason, sizeof(res->reason), "killed by signal %d",
-             rn->term_signal);
-  else if (got_signal)
-    cdo__fmt(res->reason, sizeof(res->reason), "interrupted by signal %d",
-             (int)got_signal);
-  else if (!rn->recording)
-    cdo__fmt(res->reason, sizeof(res->reason), "%s", rn->reason);
-  else if (rn->exit_status != 0 && c->fail_ttl_ms == 0)
-    cdo__fmt(res->reason, sizeof(res->reason),
-             "exit status %d and failures are not cached",
-             (int)rn->exit_status);
-  else if (rn->exit_status != 0 && keep_good)
-    cdo__fmt(res->reason, sizeof(res->reason),
-             "exit status %d; the stored successful result is kept",
-             (int)rn->exit_status);
-  else if ((r = store_result(rn, s, &src)) < 0) {
-    cdo__job_msg(
-        j, 0, "warning: cannot store the result in '%s': %s", cdo_store_url(s),
-        cdo_store_errmsg(s)[0] ? cdo_store_errmsg(s) : cdo_strerror(r));
-    cdo__fmt(res->reason, sizeof(res->reason), "%s", cdo_strerror(r));
-    failure = r;
-  } else
-    res->outcome = CDO_MISS_STORED;
-out:
-  cdo__entry_writer_release(&rn->w);
-  free(rn);
-  return failure;
-}
-
-/*
- * Replays a verified entry, fills res as a hit (or a stale answer) and
- * counts it, with the time the original run took as the time saved.
- */
-static void replay(struct cdo_job *j, struct cdo_store *s, struct cdo__blob *b,
-                   const struct cdo__meta *m, uint64_t joff,
-                   enum cdo_outcome outcome, struct cdo_result *res)
-{
-  cdo__entry_replay(b, m, joff);
-  cdo__blob_free(b);
-  res->outcome = outcome;
-  res->exit_status = m->exit_status;
-  res->age_ms = cdo__now_ms() - m->created_ms;
-  cdo__store_record(s, &j->key, outcome, m->duration_ms, 0);
-}
-
-/* Replays k's entry if it is fresh now; 1 when it did, else 0. */
-static int replay_if_fresh(struct cdo_job *j, struct cdo_store *s,
-                           struct cdo_result *res)
-{
-  struct cdo__blob *b = NULL;
-  struct cdo__meta m;
-  uint64_t joff;
-  int r = cdo__store_lookup(s, &j->key, &b, &m, &joff);
-
-  if (r == CDO__FRESH) {
-    replay(j, s, b, &m, joff, CDO_HIT, res);
-    return 1;
-  }
-  cdo__blob_free(b);
+  journal_finish(&rn, start);
+  run->exit_status = (int)rn.exit_status;
+  run->term_signal = rn.term_signal;
+  run->interrupted = (int)got_signal;
+  run->recorded = rn.recording;
   return 0;
 }
 
-/*
- * Single-flight. Takes the key's run lock, or waits for the run that holds
- * it and replays its result. Returns 1 when this process holds the lock
- * (*lk) and must run the command, 0 when res was filled by a replay, or -1
- * when the command should run uncached (gave up waiting, or locks fail).
- */
-static int single_flight(struct cdo_job *j, struct cdo_store *s, void **lk,
-                         struct cdo_result *res)
+void cdo__run_release(struct cdo__run *run)
 {
-  const struct cdo_config *c = j->cfg;
-  int64_t start = cdo__mono_ms(), waited = 0;
-  int r, contended = 0, status_shown = 0;
-  char elapsed[32];
-
-  for (;;) {
-    int64_t left = c->lock_timeout_ms - waited;
-
-    r = cdo__store_lock(s, &j->key, contended ? (left < 1000 ? left : 1000) : 0,
-                        lk);
-    waited = cdo__mono_ms() - start;
-    if (r == 0)
-      break;
-    if (r != CDO__ERR(EAGAIN)) {
-      cdo__job_msg(j, 1,
-                   "cannot lock '%s': %s; running without waiting for "
-                   "identical runs",
-                   cdo_store_url(s),
-                   cdo_store_errmsg(s)[0] ? cdo_store_errmsg(s)
-                                          : cdo_strerror(r));
-      *lk = NULL;
-      return 1;
-    }
-    contended = 1;
-    if (waited >= c->lock_timeout_ms) {
-      if (status_shown)
-        cdo__job_msg(j, 3, "%s", "");
-      cdo_format_duration(waited, elapsed, sizeof(elapsed));
-      cdo__job_msg(j, 0,
-                   "warning: gave up waiting for an identical run "
-                   "after %s; running uncached",
-                   elapsed);
-      return -1;
-    }
-    if (waited >= 1000) {
-      long pid = cdo__store_lock_holder(s, &j->key);
-
-      cdo_format_duration(waited, elapsed, sizeof(elapsed));
-      if (pid > 0)
-        cdo__job_msg(j, 2, "waiting for '%s' (pid %ld), %s", j->argv[0], pid,
-                     elapsed);
-      else
-        cdo__job_msg(j, 2, "waiting for '%s', %s", j->argv[0], elapsed);
-      status_shown = 1;
-    }
-  }
-  if (status_shown)
-    cdo__job_msg(j, 3, "%s", "");
-  /*
-   * Someone may have stored a result between our lookup and the lock, or
-   * while we waited: then it is ours to replay. A --refresh that did not
-   * have to wait runs regardless.
-   */
-  if ((contended || !c->refresh) && replay_if_fresh(j, s, res)) {
-    cdo__store_unlock(s, &j->key, *lk);
-    *lk = NULL;
-    return 0;
-  }
-  return 1;
-}
-
-/*
- * Stale-while-revalidate: a detached child (own session, stdio on
- * /dev/null, so `x=$(cachedo ...)` does not wait for it) refreshes the
- * entry under the run lock; identical stale hits meanwhile find the lock
- * taken and leave it be. It opens its own store.
- */
-void cdo_job_refresh(struct cdo_job *j)
-{
-  struct cdo_store *s = NULL;
-  struct cdo_result res;
-  char err[300];
-  void *lk = NULL;
-  pid_t pid;
-  int fd, r;
-
-  if (j->cfg->read_only)
-    return; /* the stale entry is all a read-only cache can give */
-  fflush(NULL);
-  pid = fork();
-  if (pid != 0)
-    return; /* the parent, or fork failed: the entry stays stale */
-  setsid();
-  fd = open("/dev/null", O_RDWR);
-  if (fd >= 0) {
-    dup2(fd, 0);
-    dup2(fd, 1);
-    dup2(fd, 2);
-    if (fd > 2)
-      close(fd);
-  }
-  j->msg = NULL;
-  if (cdo_store_open(&s, j->cfg, err, sizeof(err)) < 0)
-    _exit(0);
-  r = cdo__store_lock(s, &j->key, 0, &lk);
-  if (r == 0) {
-    struct cdo__blob *b = NULL;
-    struct cdo__meta m;
-    uint64_t joff;
-    int fresh = cdo__store_lookup(s, &j->key, &b, &m, &joff);
-
-    cdo__blob_free(b);
-    /* Fresh again: another refresh finished first, nothing to do. */
-    if (fresh != CDO__FRESH)
-      run_command(j, s, lk, &res, fresh == CDO__STALE && m.exit_status == 0);
-  }
-  cdo__store_unlock(s, &j->key, lk);
-  cdo_store_close(s);
-  _exit(0);
-}
-
-static void capture_note(void *ud, int level, const char *msg)
-{
-  struct cdo_result *res = ud;
-
-  size_t n = strlen(res->miss_why);
-
-  if (strncmp(msg, "miss: ", 6) == 0)
-    msg += 6;
-  if (level == 1)
-    cdo__fmt(res->miss_why + n, sizeof(res->miss_why) - n, "%s%s",
-             n ? "; " : "", msg);
-}
-
-/* Why did this miss? Into res->miss_why, for the one -v line of the run. */
-static void explain_miss(struct cdo_job *j, struct cdo_store *s,
-                         struct cdo_result *res)
-{
-  cdo_msg_fn msg = j->msg;
-  void *ud = j->ud;
-
-  j->msg = capture_note;
-  j->ud = res;
-  cdo__explain_miss_notes(j, s);
-  j->msg = msg;
-  j->ud = ud;
-}
-
-/*
- * A miss of a read-only cache: the command runs uncached, without a lock;
- * why says why the lookup missed, when it knows.
- */
-static void run_read_only(struct cdo_job *j, const char *why,
-                          struct cdo_result *res)
-{
-  if (j->cfg->verbose && why != NULL)
-    cdo__fmt(res->miss_why, sizeof(res->miss_why), "%s", why);
-  run_command(j, NULL, NULL, res, 0);
-  if (res->outcome == CDO_UNCACHED && res->error[0] == 0) {
-    res->outcome = CDO_MISS_NOT_STORED;
-    cdo__fmt(res->reason, sizeof(res->reason), "the cache is read-only");
-  }
-}
-
-int cdo_job_run(struct cdo_job *j, struct cdo_store *s, struct cdo_result *res)
-{
-  struct cdo__blob *b = NULL;
-  struct cdo__meta m;
-  uint64_t joff;
-  void *lk = NULL;
-  const char *why = NULL; /* why the lookup missed, when it knows */
-  int r, corrupt = 0;
-
-  memset(res, 0, sizeof(*res));
-  if (j->exe_status != 0) {
-    res->outcome = CDO_UNCACHED;
-    res->exit_status = j->exe_status;
-    cdo__fmt(res->error, sizeof(res->error), "%s", j->exe_err);
-    return 0;
-  }
-  if (s != NULL && j->uncacheable != NULL) {
-    cdo__job_msg(j, 0, "warning: %s; running uncached", j->uncacheable);
-    s = NULL;
-  }
-  if (s != NULL && !j->cfg->refresh) {
-    r = cdo__store_lookup(s, &j->key, &b, &m, &joff);
-    if (r == CDO__FRESH || r == CDO__STALE) {
-      replay(j, s, b, &m, joff, r == CDO__FRESH ? CDO_HIT : CDO_STALE, res);
-      return 0; /* on CDO_STALE the caller starts cdo_job_refresh() */
-    }
-    if (r < 0) {
-      cdo__job_msg(j, 0,
-                   "warning: cannot read cache '%s': %s; running "
-                   "uncached",
-                   cdo_store_url(s),
-                   cdo_store_errmsg(s)[0] ? cdo_store_errmsg(s)
-                                          : cdo_strerror(r));
-      cdo__store_record(s, &j->key, CDO_UNCACHED, 0, r);
-      s = NULL;
-    } else {
-      why = s->miss_why;
-      corrupt = s->found_corrupt;
-    }
-  }
-  if (s != NULL && s->read_only) {
-    run_read_only(j, why, res);
-    return 0;
-  }
-  if (s != NULL) {
-    r = single_flight(j, s, &lk, res);
-    if (r == 0)
-      return 0;
-    if (r < 0) {
-      cdo__store_record(s, &j->key, CDO_UNCACHED, 0, CDO__ERR(ETIMEDOUT));
-      s = NULL;
-    }
-  }
-  if (s != NULL && j->cfg->verbose) {
-    if (why != NULL)
-      cdo__fmt(res->miss_why, sizeof(res->miss_why), "%s", why);
-    explain_miss(j, s, res);
-  }
-  r = run_command(j, s, lk, res, 0);
-  if (s != NULL) {
-    cdo__store_record(s, &j->key, res->outcome, 0,
-                      r == 0 && corrupt ? CDO_ECORRUPT : r);
-    if (res->outcome == CDO_MISS_STORED)
-      cdo__explain_save(j, s);
-  }
-  if (lk != NULL)
-    cdo__store_unlock(s, &j->key, lk);
-  if (s != NULL && res->outcome == CDO_MISS_STORED)
-    cdo__store_maintain(s); /* rate-limited; never on a hit */
-  return 0;
-}
-
-int cdo_job_forget(struct cdo_job *j, struct cdo_store *s)
-{
-  return cdo__store_del(s, &j->key);
+  cdo__entry_writer_release(&run->w);
 }

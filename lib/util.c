@@ -318,3 +318,13 @@ int cdo__value_parse(enum cdo__vtype t, const char *val, void *out)
     return CDO_EBADVALUE;
   }
 }
+
+void cdo__vmsg(cdo_msg_fn fn, void *ud, int level, const char *fmt, va_list ap)
+{
+  char buf[600];
+
+  if (fn == NULL)
+    return;
+  vsnprintf(buf, sizeof(buf), fmt, ap);
+  fn(ud, level, buf);
+}
