@@ -558,8 +558,8 @@ int cdo_job_explain_miss(struct cdo_job *j, struct cdo_store *s,
   return explain_miss(j, s, fn, ud);
 }
 
-int cdo__explain_miss(struct cdo_job *j, struct cdo_store *s,
-                      cdo_explain_fn fn, void *ud)
+int cdo__explain_miss(struct cdo_job *j, struct cdo_store *s, cdo_explain_fn fn,
+                      void *ud)
 {
   return s != NULL ? explain_miss(j, s, fn, ud) : 0;
 }

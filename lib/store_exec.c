@@ -19,20 +19,16 @@
  * a signal, or no progress within the timeout is an error, and the caller
  * runs the command uncached.
  */
+#include "spawn.h"
 #include "store_int.h"
 
 #include <ctype.h>
 #include <fcntl.h>
-#include <poll.h>
 #include <signal.h>
-#include <sys/prctl.h>
 #include <sys/stat.h>
-#include <sys/syscall.h>
-#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
-#define IO_BLOCK         65536
 #define EXIT_UNSUPPORTED 2
 
 struct exec_store {
@@ -209,6 +205,7 @@ static void exec_close(struct cdo_store *s)
 
 /* One run of the helper: what goes in, what comes out, how it ended. */
 struct call {
+  struct exec_store *x;
   const char *verb;
   const struct cdo__src *src; /* stdin; NULL: /dev/null */
   int out;                    /* stdout goes to this file; -1: /dev/null */
@@ -216,50 +213,6 @@ struct call {
   char *env[4]; /* extra "NAME=VALUE"s for the helper, NULL-ended */
   int status;   /* exit status; -1 when killed by a signal */
 };
-
-/* A pipe whose ends are close-on-exec and above stderr. */
-static int pipe_cloexec(int fds[2])
-{
-  int i;
-
-  if (pipe2(fds, O_CLOEXEC) < 0)
-    return CDO__ERR(errno);
-  for (i = 0; i < 2; i++) {
-    if (fds[i] <= 2) {
-      int fd = fcntl(fds[i], F_DUPFD_CLOEXEC, 3);
-
-      if (fd < 0) {
-        int e = errno;
-
-        close(fds[0]);
-        close(fds[1]);
-        return CDO__ERR(e);
-      }
-      close(fds[i]);
-      fds[i] = fd;
-    }
-  }
-  return 0;
-}
-
-static int set_nonblock(int fd)
-{
-  int fl = fcntl(fd, F_GETFL);
-
-  return fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0 ? CDO__ERR(errno)
-                                                           : 0;
-}
-
-/* A descriptor that polls readable when pid exits, or -1 (old kernels). */
-static int pid_fd(pid_t pid)
-{
-#ifdef SYS_pidfd_open
-  return (int)syscall(SYS_pidfd_open, pid, 0);
-#else
-  (void)pid;
-  return -1;
-#endif
-}
 
 extern char **environ;
 
@@ -287,111 +240,6 @@ static char **env_with(char *const add[], size_t n)
   return env;
 }
 
-/* Makes fd (or /dev/null when fd < 0) the child's descriptor to. */
-static int redirect(int fd, int to, int flags)
-{
-  int own = fd < 0;
-
-  if (own)
-    fd = open("/dev/null", flags);
-  if (fd < 0 || (fd != to && dup2(fd, to) < 0))
-    return -1;
-  if (own && fd != to)
-    close(fd);
-  return 0;
-}
-
-/*
- * Starts the helper in its own process group (so a timeout kills whatever
- * it started too), with stdin from in and stdout to out (-1: /dev/null),
- * stderr shared, and the signal mask mask. On Linux the helper also dies
- * with cachedo: a put cut short then never publishes a partial entry.
- * Returns 0 with *pid set, or -errno when it cannot be run.
- */
-static int spawn_helper(struct exec_store *x, int in, int out,
-                        const sigset_t *mask, char **envp, pid_t *pid)
-{
-  pid_t parent = getpid();
-  int errp[2], e = 0;
-  ssize_t n;
-
-  if (pipe2(errp, O_CLOEXEC) < 0)
-    return CDO__ERR(errno);
-  *pid = fork();
-  if (*pid < 0) {
-    e = errno;
-    close(errp[0]);
-    close(errp[1]);
-    return CDO__ERR(e);
-  }
-  if (*pid == 0) {
-    setpgid(0, 0);
-#ifdef PR_SET_PDEATHSIG
-    if (prctl(PR_SET_PDEATHSIG, SIGKILL) == 0 && getppid() != parent)
-      _exit(127);
-#endif
-    if (redirect(in, 0, O_RDONLY) == 0 && redirect(out, 1, O_WRONLY) == 0) {
-      sigprocmask(SIG_SETMASK, mask, NULL);
-      execve(x->path, x->argv, envp);
-    }
-    e = errno;
-    if (write(errp[1], &e, sizeof(e)) < 0)
-      _exit(127);
-    _exit(127);
-  }
-  (void)parent;
-  setpgid(*pid, *pid); /* either side may win; both ask for the same */
-  close(errp[1]);
-  do
-    n = read(errp[0], &e, sizeof(e));
-  while (n < 0 && errno == EINTR);
-  close(errp[0]);
-  if (n <= 0)
-    return 0; /* exec closed the pipe: the helper runs */
-  while (waitpid(*pid, NULL, 0) < 0 && errno == EINTR)
-    ;
-  return CDO__ERR(e);
-}
-
-/* Kills the helper's process group and reaps the helper. */
-static void kill_helper(pid_t pid)
-{
-  int st;
-
-  kill(-pid, SIGKILL);
-  kill(pid, SIGKILL);
-  while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
-    ;
-}
-
-/*
- * Waits for the helper to exit, up to deadline (monotonic ms). 0 with
- * *status set, or -ETIMEDOUT (the helper is still running).
- */
-static int wait_helper(pid_t pid, int pfd, int64_t deadline, int *status)
-{
-  for (;;) {
-    int64_t left = deadline - cdo__mono_ms();
-    pid_t w = waitpid(pid, status, WNOHANG);
-
-    if (w == pid)
-      return 0;
-    if (w < 0 && errno != EINTR)
-      return CDO__ERR(errno);
-    if (left <= 0)
-      return CDO__ERR(ETIMEDOUT);
-    if (pfd >= 0) {
-      struct pollfd p = {.fd = pfd, .events = POLLIN};
-
-      poll(&p, 1, (int)left);
-    } else {
-      struct timespec ts = {0, 5000000}; /* no pidfd: look again in 5 ms */
-
-      nanosleep(&ts, NULL);
-    }
-  }
-}
-
 /* Fills s->errmsg for a failed call and returns code. */
 static int call_fail(struct exec_store *x, const struct call *c, int code,
                      const char *fmt, ...)
@@ -412,110 +260,70 @@ static int call_fail(struct exec_store *x, const struct call *c, int code,
                          c->verb, why);
 }
 
-/*
- * Moves the bytes: src into the helper's stdin (io[0]), its stdout (io[1])
- * into c->out, closing each when done. Gives up when nothing moves for the
- * timeout. 0, -ETIMEDOUT, or an error of the spool; io keeps what is still
- * open, for the caller to close once the helper is dead.
- */
-static int pump(struct exec_store *x, struct call *c, int io[2])
+/* The helper's stdout, into c->out. */
+static int helper_output(struct cdo__proc *p, int fd, const char *buf, size_t n)
 {
-  int in = io[0], out = io[1];
-  unsigned char *buf = malloc(2 * IO_BLOCK), *ibuf = buf + IO_BLOCK;
-  uint64_t in_off = 0, in_size = c->src ? cdo__src_size(c->src) : 0;
-  size_t ilen = 0, ipos = 0;
-  int64_t deadline = cdo__mono_ms() + x->timeout_ms;
-  int r = 0;
+  struct call *c = p->ud;
+  int r = cdo__write_all(c->out, buf, n);
 
-  if (buf == NULL)
-    return CDO__ERR(ENOMEM);
-  if (in >= 0 && in_size == 0) {
-    close(in);
-    in = -1;
+  (void)fd; /* only stdout is piped */
+  if (r < 0)
+    return cdo__store_fail(&c->x->base, r, "cannot write the spool: %s",
+                           cdo_strerror(r));
+  c->out_len += n;
+  return 0;
+}
+
+/* The helper's stdin, from c->src. */
+static ssize_t helper_input(struct cdo__proc *p, uint64_t off, void *buf,
+                            size_t n)
+{
+  struct call *c = p->ud;
+  ssize_t got = cdo__src_read(c->src, off, buf, n);
+
+  if (got < 0)
+    cdo__store_fail(&c->x->base, (int)got, "cannot read the spool: %s",
+                    cdo_strerror((int)got));
+  return got;
+}
+
+/* The words of a helper's end that was not an exit status; 0 if it was. */
+static int helper_ended(struct exec_store *x, struct call *c,
+                        const struct cdo__proc *p)
+{
+  char t[32];
+
+  if (p->timed_out) {
+    cdo_format_duration(x->timeout_ms, t, sizeof(t));
+    return call_fail(x, c, CDO_EBACKEND, "no progress for %s; killed it", t);
   }
-  while (r == 0 && (in >= 0 || out >= 0)) {
-    struct pollfd p[2];
-    nfds_t n = 0;
-    int64_t left = deadline - cdo__mono_ms();
-    int pr, moved = 0;
-
-    if (left <= 0) {
-      r = CDO__ERR(ETIMEDOUT);
-      break;
-    }
-    if (in >= 0)
-      p[n++] = (struct pollfd){.fd = in, .events = POLLOUT};
-    if (out >= 0)
-      p[n++] = (struct pollfd){.fd = out, .events = POLLIN};
-    pr = poll(p, n, (int)left);
-    if (pr < 0 && errno != EINTR)
-      r = CDO__ERR(errno);
-    if (pr <= 0)
-      continue;
-    if (out >= 0 && p[n - 1].revents != 0) {
-      ssize_t got = read(out, buf, IO_BLOCK);
-
-      if (got > 0) {
-        r = cdo__write_all(c->out, buf, (size_t)got);
-        if (r < 0)
-          cdo__store_fail(&x->base, r, "cannot write the spool: %s",
-                          cdo_strerror(r));
-        c->out_len += (uint64_t)got;
-        moved = 1;
-      } else if (got == 0 || (errno != EAGAIN && errno != EINTR)) {
-        close(out);
-        out = -1;
-      }
-    }
-    if (r == 0 && in >= 0 && p[0].revents != 0) {
-      ssize_t w;
-
-      if (ipos == ilen) {
-        ssize_t got = cdo__src_read(c->src, in_off, ibuf, IO_BLOCK);
-
-        if (got <= 0) {
-          r = got < 0 ? (int)got : CDO_ECORRUPT;
-          cdo__store_fail(&x->base, r, "cannot read the spool: %s",
-                          cdo_strerror(r));
-          break;
-        }
-        ilen = (size_t)got;
-        ipos = 0;
-      }
-      w = write(in, ibuf + ipos, ilen - ipos);
-      if (w > 0) {
-        ipos += (size_t)w;
-        in_off += (uint64_t)w;
-        moved = 1;
-      }
-      /* Done, or the helper stopped reading (EPIPE): its status tells. */
-      if (in_off == in_size || (w < 0 && errno != EAGAIN && errno != EINTR)) {
-        close(in);
-        in = -1;
-      }
-    }
-    if (moved)
-      deadline = cdo__mono_ms() + x->timeout_ms;
+  if (p->error < 0) {
+    if (x->base.errmsg[0] == 0)
+      call_fail(x, c, p->error, "%s", cdo_strerror(p->error));
+    return p->error;
   }
-  io[0] = in;
-  io[1] = out;
-  free(buf);
-  return r;
+  if (p->term_signal)
+    return call_fail(x, c, CDO_EBACKEND, "killed by signal %d (%s)",
+                     p->term_signal, strsignal(p->term_signal));
+  if (p->status_lost)
+    return call_fail(x, c, CDO_EBACKEND, "its exit status was lost");
+  return 0;
 }
 
 /*
  * Runs the helper with verb and the optional key and arg, feeding c->src
- * and collecting stdout into c->out. Returns 0 with c->status set, or an
- * error with s->errmsg filled (the helper is then killed and reaped).
+ * and collecting stdout into c->out, in a process group of its own (a
+ * timeout kills whatever it started too) that dies with cachedo (a put cut
+ * short never publishes a partial entry). Returns 0 with c->status set, or
+ * an error with s->errmsg filled (the helper is then killed and reaped).
  */
 static int call_helper(struct exec_store *x, struct call *c, const char *key,
                        const char *arg)
 {
-  int inp[2] = {-1, -1}, outp[2] = {-1, -1}, io[2], pfd = -1, st, r;
+  struct cdo__proc p;
   char **envp = environ;
-  sigset_t pipe_set, old;
-  pid_t pid = -1;
-  size_t i = x->argc;
+  size_t i = x->argc, n = 0;
+  int r;
 
   x->argv[i++] = (char *)c->verb;
   if (key != NULL)
@@ -524,101 +332,37 @@ static int call_helper(struct exec_store *x, struct call *c, const char *key,
     x->argv[i++] = (char *)arg;
   x->argv[i] = NULL;
   x->base.errmsg[0] = 0;
+  c->x = x;
   c->status = -1;
   c->out_len = 0;
   if (x->base.failed)
     return cdo__store_fail(&x->base, CDO_EFAILED, "helper '%s' failed earlier",
                            x->argv[0]);
-  r = c->src ? pipe_cloexec(inp) : 0;
-  if (r == 0 && c->env[0] != NULL) {
-    size_t n = 0;
-
-    while (c->env[n] != NULL)
-      n++;
-    envp = env_with(c->env, n);
-    if (envp == NULL) {
-      envp = environ;
-      r = CDO__ERR(ENOMEM);
-    }
-  }
-  if (r == 0 && c->out >= 0)
-    r = pipe_cloexec(outp);
-  if (r == 0 && inp[1] >= 0)
-    r = set_nonblock(inp[1]);
-  if (r == 0 && outp[0] >= 0)
-    r = set_nonblock(outp[0]);
-  if (r < 0) {
-    call_fail(x, c, r, "cannot start it: %s", cdo_strerror(r));
-    goto fail;
-  }
-  /*
-   * A helper that exits without reading its input must not kill us with
-   * SIGPIPE: block it while we write, and hand the helper the old mask.
-   */
-  sigemptyset(&pipe_set);
-  sigaddset(&pipe_set, SIGPIPE);
-  sigprocmask(SIG_BLOCK, &pipe_set, &old);
-  r = spawn_helper(x, inp[0], outp[1], &old, envp, &pid);
+  while (c->env[n] != NULL)
+    n++;
+  if (n > 0 && (envp = env_with(c->env, n)) == NULL)
+    return call_fail(x, c, CDO__ERR(ENOMEM), "cannot start it: %s",
+                     cdo_strerror(CDO__ERR(ENOMEM)));
+  memset(&p, 0, sizeof(p));
+  p.path = x->path;
+  p.argv = x->argv;
+  p.envp = envp;
+  p.fd[0] = c->src != NULL ? CDO__PROC_PIPE : CDO__PROC_NULL;
+  p.fd[1] = c->out >= 0 ? CDO__PROC_PIPE : CDO__PROC_NULL;
+  p.fd[2] = CDO__PROC_OURS;
+  p.flags = CDO__PROC_SETPGRP | CDO__PROC_DIE_WITH_US;
+  p.on_output = helper_output;
+  p.feed = helper_input;
+  p.idle_ms = x->timeout_ms;
+  p.ud = c;
+  r = cdo__proc_run(&p);
   if (envp != environ)
     free(envp);
-  envp = environ;
-  if (inp[0] >= 0)
-    close(inp[0]);
-  if (outp[1] >= 0)
-    close(outp[1]);
-  inp[0] = outp[1] = -1;
-  if (r < 0) {
-    sigprocmask(SIG_SETMASK, &old, NULL);
-    call_fail(x, c, r, "cannot run '%s': %s", x->path, cdo_strerror(r));
-    goto fail;
-  }
-  pfd = pid_fd(pid);
-  io[0] = inp[1];
-  io[1] = outp[0];
-  inp[1] = outp[0] = -1;
-  r = pump(x, c, io);
-  if (r == 0)
-    r = wait_helper(pid, pfd, cdo__mono_ms() + x->timeout_ms, &st);
-  /* Dead before its stdin closes: it cannot take a cut entry as whole. */
   if (r < 0)
-    kill_helper(pid);
-  for (i = 0; i < 2; i++)
-    if (io[i] >= 0)
-      close(io[i]);
-  if (pfd >= 0)
-    close(pfd);
-  if (!sigismember(&old, SIGPIPE)) {
-    struct timespec zero = {0, 0};
-
-    while (sigtimedwait(&pipe_set, NULL, &zero) > 0)
-      ; /* a SIGPIPE of ours, not meant for anyone */
-  }
-  sigprocmask(SIG_SETMASK, &old, NULL);
-  if (r == CDO__ERR(ETIMEDOUT)) {
-    char t[32];
-
-    cdo_format_duration(x->timeout_ms, t, sizeof(t));
-    return call_fail(x, c, CDO_EBACKEND, "no progress for %s; killed it", t);
-  }
-  if (r < 0) {
-    if (x->base.errmsg[0] == 0)
-      call_fail(x, c, r, "%s", cdo_strerror(r));
-    return r;
-  }
-  if (WIFSIGNALED(st))
-    return call_fail(x, c, CDO_EBACKEND, "killed by signal %d (%s)",
-                     WTERMSIG(st), strsignal(WTERMSIG(st)));
-  c->status = WEXITSTATUS(st);
-  return 0;
-fail:
-  if (envp != environ)
-    free(envp);
-  for (i = 0; i < 2; i++) {
-    if (inp[i] >= 0)
-      close(inp[i]);
-    if (outp[i] >= 0)
-      close(outp[i]);
-  }
+    return call_fail(x, c, r, "cannot run '%s': %s", x->path, cdo_strerror(r));
+  r = helper_ended(x, c, &p);
+  if (r == 0)
+    c->status = p.exit_status;
   return r;
 }
 

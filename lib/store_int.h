@@ -334,8 +334,8 @@ void cdo__explain_save(struct cdo_job *j, struct cdo_store *s);
  * line to fn, as cdo_job_explain_miss() tells it but without looking the
  * entry up again (for -v on a miss). s NULL: nothing.
  */
-int cdo__explain_miss(struct cdo_job *j, struct cdo_store *s,
-                      cdo_explain_fn fn, void *ud);
+int cdo__explain_miss(struct cdo_job *j, struct cdo_store *s, cdo_explain_fn fn,
+                      void *ud);
 /*
  * The cache's random salt for what explaining shows or keeps of values
  * (32 bytes in the local file "-salt", mode 0600), made when missing if
