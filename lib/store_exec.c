@@ -623,9 +623,7 @@ static int collect_row(struct exec_store *x, const struct listed *e, void *ud)
   /* No expiry from the helper: the reader's TTL decides anyway. */
   row->expires_ms = e->expires_ms >= 0
                         ? e->expires_ms
-                        : m.created_ms + (m.exit_status && c->fail_ttl_ms >= 0
-                                              ? c->fail_ttl_ms
-                                              : c->ttl_ms);
+                        : m.created_ms + cdo__entry_ttl(c, m.exit_status);
   cdo__blob_free(b);
   return 0;
 }
