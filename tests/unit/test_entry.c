@@ -579,6 +579,7 @@ static void test_writer_spools(void **state)
   assert_int_equal(off, joff + m.journal_len);
   check_blob(b, &m, "big", &out, &err);
   cdo__blob_free(b);
+  free(bytes);
   cdo__entry_writer_release(&w);
   cdo__buf_release(&out);
   cdo__buf_release(&err);
