@@ -150,7 +150,7 @@ static void test_round_trip(void **state)
     want.duration_ms = 1234;
     want.exit_status = v->exit_status;
     for (c = v->chunks; c->stream != 0; c++)
-      want.journal_len += 5 + chunk_len(c);
+      want.journal_len += CDO__CHUNK_HEAD + chunk_len(c);
 
     b = unit_blob_mem(bytes, size);
     check_blob(b, &want, v->command, &out, &err);
