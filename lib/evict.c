@@ -216,6 +216,30 @@ static int evict_one(void *ud, const struct cdo_entry_info *e)
   return 0;
 }
 
+/* The deleting pass by the store's own evict_older. */
+static int evict_older(struct evict_round *er)
+{
+  uint64_t *keep = NULL, freed = *er->freed;
+  size_t i, n = 0;
+  int r;
+
+  if (er->sm != NULL && er->sm->n_at > 0) {
+    keep = malloc(er->sm->n_at * sizeof(*keep));
+    if (keep == NULL)
+      return CDO__ERR(ENOMEM);
+    for (i = 0; i < er->sm->n_at; i++)
+      if (er->sm->at[i].time_ms > er->cutoff)
+        keep[n++] = er->sm->at[i].prefix;
+  }
+  r = er->s->ops->evict_older(er->s, er->cutoff, keep, n,
+                              er->total - er->max_bytes, er->removed,
+                              er->freed);
+  freed = *er->freed - freed;
+  er->total -= freed < er->total ? freed : er->total;
+  free(keep);
+  return r;
+}
+
 /* One round: measure, then delete; *done once under the limit. */
 static int evict_round(struct evict_round *er, int *done)
 {
@@ -231,6 +255,11 @@ static int evict_round(struct evict_round *er, int *done)
     return r;
   }
   er->cutoff = estimate_cutoff(er);
+  if (er->s->ops->evict_older != NULL) {
+    r = evict_older(er);
+    *done = r < 0 || er->total <= er->max_bytes || *er->removed == before;
+    return r;
+  }
   r = cdo__store_batch(er->s, 1);
   if (r == 0)
     r = er->s->ops->list(er->s, evict_one, er);

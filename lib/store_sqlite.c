@@ -36,17 +36,18 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#define SCHEMA_VERSION     3
-#define SET_VERSION        "PRAGMA user_version = 3"
-#define SMALL_MAX          ((uint64_t)256 << 10)
-#define ROW                (1 << 20)
-#define ROW_BITS           16
-#define ROWS_PER_TX        16
-#define WAL_FRAMES         4
-#define BUSY_MS            60000
-#define CHECKPOINT_BUSY_MS 50
-#define PENDING_MAX_AGE_MS 3600000
-#define BATCH_OPS          4096
+#define SCHEMA_VERSION        3
+#define SET_VERSION           "PRAGMA user_version = 3"
+#define SMALL_MAX             ((uint64_t)256 << 10)
+#define ROW                   (1 << 20)
+#define ROW_BITS              16
+#define ROWS_PER_TX           16
+#define WAL_FRAMES            4
+#define BUSY_MS               60000
+#define CHECKPOINT_BUSY_MS    50
+#define PENDING_MAX_AGE_MS    3600000
+#define BATCH_OPS             4096
+#define EVICT_RANGES_PER_CKPT 32
 
 struct sqlite_store {
   struct cdo_store base;
@@ -59,6 +60,9 @@ struct sqlite_store {
   int batch;      /* in a batch (sqlite_batch) */
   int batch_ops;  /* operations in the batch's open transaction */
   int doomed;     /* big blobs doomed by the open transaction */
+  int ckpt_held;  /* maybe_checkpoint waits (sqlite_evict_older) */
+  /* In a batch, the statements of a delete by key, prepared once. */
+  sqlite3_stmt *del_sel, *del_doom;
 };
 
 static const char schema[] =
@@ -212,6 +216,8 @@ static void sqlite_close(struct cdo_store *s)
 {
   struct sqlite_store *q = sq(s);
 
+  sqlite3_finalize(q->del_sel);
+  sqlite3_finalize(q->del_doom);
   sqlite3_close_v2(q->big);
   sqlite3_close_v2(q->db);
   free(q->path);
@@ -340,7 +346,7 @@ static int tune_for_writing(struct sqlite_store *q)
  */
 static void maybe_checkpoint(struct sqlite_store *q)
 {
-  if (q->wal_frames < WAL_FRAMES)
+  if (q->wal_frames < WAL_FRAMES || q->ckpt_held)
     return;
   sqlite3_busy_timeout(q->db, CHECKPOINT_BUSY_MS);
   if (sqlite3_wal_checkpoint_v2(q->db, NULL, SQLITE_CHECKPOINT_TRUNCATE, NULL,
@@ -786,24 +792,37 @@ static int sqlite_put(struct cdo_store *s, const struct cdo__key *k,
 
 /* Deletes the entries selected by where (binding ?1 to arg if given). */
 static int delete_where(struct sqlite_store *q, const char *where,
-                        const void *arg, int arglen, uint64_t *removed)
+                        const void *arg, int arglen, uint64_t *removed,
+                        uint64_t *bytes)
 {
   sqlite3_stmt *sel = NULL, *doom = NULL;
   int r, n = 0, doomed = 0, rc = SQLITE_DONE;
+  uint64_t sum = 0;
+  /* A batch of deletes by key (eviction) reuses its statements. */
+  int keyed = q->batch && strcmp(where, "key = ?1") == 0;
   char sql[256];
 
-  r = ensure_schema(q);
+  r = q->batch ? 0 : ensure_schema(q); /* a batch made sure at its start */
   if (r == 0)
     r = tx_begin(q);
   if (r < 0)
     return r;
   cdo__fmt(sql, sizeof(sql), "DELETE FROM entry WHERE %s RETURNING blob, size",
            where);
-  r = prepare(q, q->db, sql, &sel);
-  if (r == 0)
-    r = prepare(q, q->db,
-                "INSERT OR REPLACE INTO pending(blob, started) VALUES(?1, 0)",
-                &doom);
+  if (keyed && q->del_sel != NULL) {
+    sel = q->del_sel;
+    doom = q->del_doom;
+  } else {
+    r = prepare(q, q->db, sql, &sel);
+    if (r == 0)
+      r = prepare(q, q->db,
+                  "INSERT OR REPLACE INTO pending(blob, started) VALUES(?1, 0)",
+                  &doom);
+    if (r == 0 && keyed) {
+      q->del_sel = sel;
+      q->del_doom = doom;
+    }
+  }
   if (r == 0 && arg != NULL) {
     if (arglen < 0)
       sqlite3_bind_text(sel, 1, arg, -1, SQLITE_STATIC);
@@ -821,12 +840,18 @@ static int delete_where(struct sqlite_store *q, const char *where,
       r = step_done(q, q->db, doom, "cannot delete entries");
       doomed = 1;
     }
+    sum += size > 0 ? (uint64_t)size : 0;
     n++;
   }
   if (r == 0 && rc != SQLITE_DONE)
     r = db_fail(q, q->db, "cannot delete entries");
-  sqlite3_finalize(sel);
-  sqlite3_finalize(doom);
+  if (keyed && sel == q->del_sel) {
+    sqlite3_reset(sel);
+    sqlite3_clear_bindings(sel);
+  } else {
+    sqlite3_finalize(sel);
+    sqlite3_finalize(doom);
+  }
   if (r == 0)
     r = tx_commit(q);
   if (r < 0) {
@@ -835,12 +860,14 @@ static int delete_where(struct sqlite_store *q, const char *where,
   }
   if (removed)
     *removed += (uint64_t)n;
+  if (bytes)
+    *bytes += sum;
   return tx_after(q, doomed);
 }
 
 static int sqlite_del(struct cdo_store *s, const struct cdo__key *k)
 {
-  return delete_where(sq(s), "key = ?1", k->hash, 32, NULL);
+  return delete_where(sq(s), "key = ?1", k->hash, 32, NULL, NULL);
 }
 
 static int sqlite_clear(struct cdo_store *s, const char *scope)
@@ -850,8 +877,8 @@ static int sqlite_clear(struct cdo_store *s, const char *scope)
   int r;
 
   if (scope != NULL)
-    return delete_where(q, "scope = ?1", scope, -1, NULL);
-  r = delete_where(q, "1", NULL, 0, NULL);
+    return delete_where(q, "scope = ?1", scope, -1, NULL, NULL);
+  r = delete_where(q, "1", NULL, 0, NULL, NULL);
   if (r == 0)
     r = exec(q, q->db, "DELETE FROM pending");
   /* Bytes of writers still at work go too, as their entries would. */
@@ -869,10 +896,68 @@ static int sqlite_gc(struct cdo_store *s, int64_t now_ms, uint64_t *removed)
   sqlite3_int64 now = now_ms;
   int r;
 
-  r = delete_where(q, "expires <= ?1", &now, 8, removed);
+  r = delete_where(q, "expires <= ?1", &now, 8, removed, NULL);
   /* Doomed blobs, and those of writers that died (pending for an hour). */
   if (r == 0)
     r = purge(q, now_ms - PENDING_MAX_AGE_MS, NULL);
+  return r;
+}
+
+/*
+ * Eviction's deleting pass in SQL: removes the entries created no later
+ * than cutoff whose key prefix is not in keep (read since), in key order,
+ * one transaction per range of keys sharing a first byte, so that each
+ * page of the table is written once; stops once need bytes are freed.
+ */
+static int sqlite_evict_older(struct cdo_store *s, int64_t cutoff,
+                              const uint64_t *keep, size_t n_keep,
+                              uint64_t need, uint64_t *removed, uint64_t *freed)
+{
+  struct sqlite_store *q = sq(s);
+  sqlite3_stmt *ins = NULL;
+  uint64_t start = *freed;
+  char where[300];
+  size_t i;
+  int r, b;
+
+  r = tune_for_writing(q);
+  if (r == 0)
+    r = ensure_schema(q);
+  /* Pages are revisited range after range: a larger cache; the temporary
+   * table and statement journals in memory, not in files. */
+  if (r == 0)
+    r = exec(q, q->db,
+             "PRAGMA cache_size = -32768; PRAGMA temp_store = MEMORY;"
+             "CREATE TEMP TABLE IF NOT EXISTS evict_keep(p BLOB PRIMARY KEY);"
+             "DELETE FROM temp.evict_keep");
+  if (r == 0 && n_keep > 0)
+    r = prepare(q, q->db, "INSERT OR IGNORE INTO temp.evict_keep VALUES(?1)",
+                &ins);
+  for (i = 0; r == 0 && i < n_keep; i++) {
+    unsigned char p[8];
+
+    cdo__put64(p, keep[i]);
+    sqlite3_bind_blob(ins, 1, p, 8, SQLITE_TRANSIENT);
+    r = step_done(q, q->db, ins, "cannot evict");
+  }
+  sqlite3_finalize(ins);
+  /* A checkpoint costs fsyncs: one per EVICT_RANGES_PER_CKPT ranges. */
+  for (b = 0; r == 0 && b < 256 && *freed - start < need; b++) {
+    q->ckpt_held = (b + 1) % EVICT_RANGES_PER_CKPT != 0;
+    if (b < 255)
+      cdo__fmt(where, sizeof(where),
+               "key >= x'%02x' AND key < x'%02x' AND created <= %lld AND "
+               "substr(key, 1, 8) NOT IN (SELECT p FROM temp.evict_keep)",
+               b, b + 1, (long long)cutoff);
+    else
+      cdo__fmt(where, sizeof(where),
+               "key >= x'ff' AND created <= %lld AND "
+               "substr(key, 1, 8) NOT IN (SELECT p FROM temp.evict_keep)",
+               (long long)cutoff);
+    r = delete_where(q, where, NULL, 0, removed, freed);
+  }
+  q->ckpt_held = 0;
+  maybe_checkpoint(q);
   return r;
 }
 
@@ -1005,6 +1090,9 @@ static int sqlite_batch(struct cdo_store *s, int on)
     return r;
   }
   q->batch = 0;
+  sqlite3_finalize(q->del_sel);
+  sqlite3_finalize(q->del_doom);
+  q->del_sel = q->del_doom = NULL;
   if (!sqlite3_get_autocommit(q->db))
     r = exec(q, q->db, "COMMIT");
   if (r < 0)
@@ -1040,5 +1128,6 @@ const struct cdo__store_ops cdo__store_sqlite = {
     .stats = sqlite_stats,
     .gc = sqlite_gc,
     .batch = sqlite_batch,
+    .evict_older = sqlite_evict_older,
     .files = &sqlite_files,
 };
