@@ -180,9 +180,10 @@ section_scale() {
 		have=0
 		for n in "${sizes[@]}"; do
 			t0=$(now_s)
-			# Eviction at the last size removed about the oldest half: put
-			# those back, then the new ones.
-			[ "$have" -gt 0 ] && "$FILL" "$url" $((have / 2 + 1)) 0
+			# Eviction at the last size removed about half: put back
+			# every entry of that size (the kept ones are rewritten), then
+			# the new ones.
+			[ "$have" -gt 0 ] && "$FILL" "$url" "$have" 0
 			"$FILL" "$url" $((n - have)) "$have" || {
 				skip "scale.$b.$n" "fill failed"
 				break
