@@ -39,13 +39,12 @@ static void key_of(uint64_t i, struct cdo__key *k)
   k->hex[64] = 0;
 }
 
-/* Stores entry i, created at created_ms. */
+/* Stores entry i, created at created_ms, with the library's entry writer. */
 static int put_one(struct cdo_store *s, uint64_t i, int64_t created_ms)
 {
   char word[32], out[256], command[300];
   char *argv[] = {"echo", word, PAD, NULL};
-  unsigned char tail[CDO__TRAILER_LEN], chunk[5];
-  struct cdo__buf head = {0};
+  struct cdo__entry_writer w;
   struct cdo__meta m = {0};
   struct cdo__put_info info;
   struct cdo__src src;
@@ -56,44 +55,25 @@ static int put_one(struct cdo_store *s, uint64_t i, int64_t created_ms)
   n = snprintf(out, sizeof(out), "%s %s\n", word, PAD);
   snprintf(command, sizeof(command), "echo %s %s", word, PAD);
   key_of(i, &k);
-  r = cdo__entry_header(&head, argv);
-  chunk[0] = CDO__STDOUT;
-  cdo__put32(chunk + 1, (uint32_t)n);
+  memset(&w, 0, sizeof(w));
+  r = cdo__entry_begin(&w, &k, argv, NULL, 0, NULL);
   if (r == 0)
-    r = cdo__buf_add(&head, chunk, 5);
-  if (r == 0)
-    r = cdo__buf_add(&head, out, (size_t)n);
-  if (r < 0) {
-    cdo__buf_release(&head);
-    return r;
-  }
+    r = cdo__entry_add(&w, CDO__STDOUT, out, (size_t)n);
   m.created_ms = created_ms;
   m.duration_ms = 100;
-  m.journal_len = 5 + (uint64_t)n;
-  {
-    struct cdo__sum sum;
-
-    cdo__sum_init(&sum);
-    cdo__sum_update(&sum, chunk, 5);
-    cdo__sum_update(&sum, out, (size_t)n);
-    m.journal_sum = cdo__sum_final(&sum);
+  m.expires_ms = created_ms + 7 * 86400000LL;
+  if (r == 0)
+    r = cdo__entry_finish(&w, &m, &src);
+  if (r == 0) {
+    info.created_ms = created_ms;
+    info.expires_ms = m.expires_ms;
+    info.duration_ms = m.duration_ms;
+    info.exit_status = 0;
+    info.command = command;
+    info.scope = NULL;
+    r = cdo__store_put(s, &k, &src, &info);
   }
-  /* The trailer's check covers the header alone, not the journal. */
-  cdo__entry_trailer(tail, head.p, head.len - m.journal_len, &m);
-  src.head = head.p;
-  src.head_len = head.len;
-  src.fd = -1;
-  src.fd_len = 0;
-  src.tail = tail;
-  src.tail_len = sizeof(tail);
-  info.created_ms = created_ms;
-  info.expires_ms = created_ms + 7 * 86400000LL;
-  info.duration_ms = m.duration_ms;
-  info.exit_status = 0;
-  info.command = command;
-  info.scope = NULL;
-  r = cdo__store_put(s, &k, &src, &info);
-  cdo__buf_release(&head);
+  cdo__entry_writer_release(&w);
   return r;
 }
 
