@@ -26,7 +26,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#define PREFIX          "cachedo:v1:"
+#define PREFIX          "cachedo:v1:" /* after the URL option prefix= */
 #define PIECE           (1 << 20) /* bytes per SETRANGE/APPEND or GETRANGE */
 #define TMP_LEASE_MS    60000 /* a writer's temp key outlives it this long */
 #define LOCK_LEASE_MS   30000 /* a lock holder's death costs at most this */
@@ -34,7 +34,6 @@
 #define SCAN_COUNT      "1000"
 #define BATCH_DELS      1000 /* pipelined dels before their replies are read */
 #define HEX_KEY         64
-#define STATS_KEY       PREFIX "stats" /* a hash: the fleet's usage counters */
 
 struct redis_store {
   struct cdo_store base;
@@ -48,6 +47,10 @@ struct redis_store {
   /* URL options (store.c fills them before open; see redis_options) */
   int64_t timeout_ms, connect_timeout_ms, breaker_ms;
   char *opt_pass;      /* password=, or NULL: the URL's user info has it */
+  char *prefix;        /* prefix=, or NULL */
+  char *ns;            /* every key's start: the prefix, then PREFIX */
+  char *ns_glob;       /* ns with SCAN's special characters escaped */
+  char *stats_key;     /* ns "stats": a hash of the fleet's usage counters */
   char where[320];     /* host:port or the socket path, for messages */
   char *channel;       /* the lock channel sub listens on */
   int pending;         /* replies to counting commands not read yet */
@@ -350,6 +353,38 @@ static int no_reply(struct redis_store *r)
   return r->base.failed ? CDO_EFAILED : CDO_EBACKEND;
 }
 
+/* head, with SCAN's special characters escaped, then tail; malloc'd. */
+static char *glob_escape(const char *head, const char *tail)
+{
+  char *p = malloc(2 * strlen(head) + strlen(tail) + 1), *o = p;
+
+  if (p == NULL)
+    return NULL;
+  for (; *head; head++) {
+    if (strchr("*?[]\\", *head))
+      *o++ = '\\';
+    *o++ = *head;
+  }
+  memcpy(o, tail, strlen(tail) + 1);
+  return p;
+}
+
+/* ns, ns_glob and stats_key, from the prefix= option. */
+static int namespace(struct redis_store *r)
+{
+  const char *pre = r->prefix ? r->prefix : "";
+  size_t n = strlen(pre) + sizeof(PREFIX) + 5;
+
+  r->ns = malloc(n);
+  r->stats_key = malloc(n);
+  if (r->ns == NULL || r->stats_key == NULL)
+    return CDO__ERR(ENOMEM);
+  cdo__fmt(r->ns, n, "%s" PREFIX, pre);
+  cdo__fmt(r->stats_key, n, "%sstats", r->ns);
+  r->ns_glob = glob_escape(r->ns, "");
+  return r->ns_glob ? 0 : CDO__ERR(ENOMEM);
+}
+
 static int redis_open(struct cdo_store *s, const char *rest)
 {
   struct redis_store *r = rs(s);
@@ -381,7 +416,9 @@ static int redis_open(struct cdo_store *s, const char *rest)
     cdo__fmt(r->where, sizeof(r->where), "[%s]:%d", r->host, r->port);
   else
     cdo__fmt(r->where, sizeof(r->where), "%s:%d", r->host, r->port);
-  rc = cdo__breaker_open(s, "server", r->where, r->breaker_ms);
+  rc = namespace(r);
+  if (rc == 0)
+    rc = cdo__breaker_open(s, "server", r->where, r->breaker_ms);
   if (rc == 0)
     rc = dial(r, &r->c);
   if (rc == 0)
@@ -402,6 +439,9 @@ static void redis_close(struct cdo_store *s)
     sodium_memzero(r->pass, strlen(r->pass));
   free(r->pass);
   free(r->channel);
+  free(r->ns);
+  free(r->ns_glob);
+  free(r->stats_key);
 }
 
 /* ---- entries ------------------------------------------------------------- */
@@ -411,11 +451,11 @@ static char *key_name(struct redis_store *r, const struct cdo__key *k,
                       const char *suffix)
 {
   const char *scope = r->base.cfg->scope ? r->base.cfg->scope : "";
-  size_t n = sizeof(PREFIX) + strlen(scope) + 1 + HEX_KEY + strlen(suffix);
+  size_t n = strlen(r->ns) + strlen(scope) + 2 + HEX_KEY + strlen(suffix);
   char *name = malloc(n);
 
   if (name != NULL)
-    cdo__fmt(name, n, PREFIX "%s:%s%s", scope, k->hex, suffix);
+    cdo__fmt(name, n, "%s%s:%s%s", r->ns, scope, k->hex, suffix);
   return name;
 }
 
@@ -776,26 +816,20 @@ static int scan(struct redis_store *r, const char *pattern, scan_fn fn,
   return rc < 0 ? rc : 0;
 }
 
-/* A SCAN pattern matching scope literally, then ":*". */
-static char *scope_pattern(const char *scope)
+/* A SCAN pattern matching the namespace and scope literally, then ":*". */
+static char *scope_pattern(struct redis_store *r, const char *scope)
 {
-  char *p = malloc(sizeof(PREFIX) + 2 * strlen(scope) + 3), *o;
+  char *esc = glob_escape(scope, ":*"), *p = NULL;
+  size_t n = esc ? strlen(r->ns_glob) + strlen(esc) + 1 : 0;
 
-  if (p == NULL)
-    return NULL;
-  memcpy(p, PREFIX, sizeof(PREFIX) - 1);
-  o = p + sizeof(PREFIX) - 1;
-  for (; *scope; scope++) {
-    if (strchr("*?[]\\", *scope))
-      *o++ = '\\';
-    *o++ = *scope;
-  }
-  memcpy(o, ":*", 3);
+  if (esc != NULL && (p = malloc(n)) != NULL)
+    cdo__fmt(p, n, "%s%s", r->ns_glob, esc);
+  free(esc);
   return p;
 }
 
 struct clear_state {
-  size_t skip; /* with a scope: length of PREFIX SCOPE ":" */
+  size_t skip; /* with a scope: length of ns SCOPE ":" */
 };
 
 static int unlink_batch(struct redis_store *r, redisReply **keys, size_t n,
@@ -822,7 +856,7 @@ static int unlink_batch(struct redis_store *r, redisReply **keys, size_t n,
       continue;
     /* Locks stay: their holders are running. So do the counters. */
     if ((len >= 5 && memcmp(k + len - 5, ":lock", 5) == 0) ||
-        (len == sizeof(STATS_KEY) - 1 && memcmp(k, STATS_KEY, len) == 0))
+        (len == strlen(r->stats_key) && memcmp(k, r->stats_key, len) == 0))
       continue;
     /* With a scope, only its entries and temp keys, not a longer scope's. */
     if (cs->skip &&
@@ -857,11 +891,11 @@ static int redis_clear(struct cdo_store *s, const char *scope)
   char *pattern;
   int rc;
 
-  pattern = scope ? scope_pattern(scope) : strdup(PREFIX "*");
+  pattern = scope ? scope_pattern(r, scope) : glob_escape(r->ns, "*");
   if (pattern == NULL)
     return CDO__ERR(ENOMEM);
   if (scope)
-    cs.skip = sizeof(PREFIX) - 1 + strlen(scope) + 1;
+    cs.skip = strlen(r->ns) + strlen(scope) + 1;
   rc = scan(r, pattern, unlink_batch, &cs);
   free(pattern);
   return rc;
@@ -934,7 +968,7 @@ static int redis_count(struct cdo_store *s, const struct cdo__usage *u)
   if (u->error_kind >= 0)
     cdo__fmt(kind, sizeof(kind), "err_%s", cdo_errkind_name(u->error_kind));
   if (redisAppendCommand(
-          r->c, "EVAL %s 1 %s %lld %s %lld %s", count_lua, STATS_KEY,
+          r->c, "EVAL %s 1 %s %lld %s %lld %s", count_lua, r->stats_key,
           (long long)u->time_ms, outcome_field[u->outcome],
           (long long)(u->saved_ms > 0 ? u->saved_ms : 0), kind) != REDIS_OK)
     return CDO__ERR(ENOMEM);
@@ -952,7 +986,7 @@ static int redis_zero_stats(struct cdo_store *s)
                             "redis.call('DEL', KEYS[1]) "
                             "redis.call('HSET', KEYS[1], 'since_ms', ARGV[1]) "
                             "return 0",
-                            STATS_KEY, (long long)cdo__now_ms());
+                            r->stats_key, (long long)cdo__now_ms());
 
   if (rep == NULL)
     return no_reply(r);
@@ -965,7 +999,7 @@ static int redis_zero_stats(struct cdo_store *s)
 /* Fills the counters of st from the server's hash. */
 static int read_counters(struct redis_store *r, struct cdo_stats *st)
 {
-  redisReply *rep = command(r, "HGETALL %s", STATS_KEY);
+  redisReply *rep = command(r, "HGETALL %s", r->stats_key);
   size_t i;
   int k;
 
@@ -1010,7 +1044,11 @@ static int redis_read_counters(struct cdo_store *s, struct cdo_stats *st)
 
 static int redis_stats(struct cdo_store *s, struct cdo_stats *st)
 {
-  return scan(rs(s), PREFIX "*", strlen_batch, st);
+  char *all = glob_escape(rs(s)->ns, "*");
+  int rc = all ? scan(rs(s), all, strlen_batch, st) : CDO__ERR(ENOMEM);
+
+  free(all);
+  return rc;
 }
 
 /*
@@ -1142,7 +1180,11 @@ static int redis_list(struct cdo_store *s, cdo_list_fn fn, void *ud)
 {
   struct list_state ls = {fn, ud};
 
-  return scan(rs(s), PREFIX "*", list_batch, &ls);
+  char *all = glob_escape(rs(s)->ns, "*");
+  int rc = all ? scan(rs(s), all, list_batch, &ls) : CDO__ERR(ENOMEM);
+
+  free(all);
+  return rc;
 }
 
 static int redis_gc(struct cdo_store *s, int64_t now_ms, uint64_t *removed)
@@ -1388,7 +1430,8 @@ static const struct cdo__store_counters redis_counters = {
       {"connect-timeout", CDO__V_DURATION_POS, "250ms", F(connect_timeout_ms), \
        0},                                                                     \
       {"breaker", CDO__V_DURATION, "30s", F(breaker_ms), 0},                   \
-      {"password", CDO__V_STRING, NULL, F(opt_pass), 1},
+      {"password", CDO__V_STRING, NULL, F(opt_pass), 1},                       \
+      {"prefix", CDO__V_STRING, NULL, F(prefix), 0},
 
 static const struct cdo__store_opt tcp_options[] = {REDIS_OPTIONS{NULL}};
 static const struct cdo__store_opt unix_options[] = {

@@ -114,6 +114,26 @@ test_expect_success '--list shows the entries; --clear --scope removes only that
 	expect_count sc 4
 '
 
+test_expect_success 'URL option prefix=: caches side by side on one server, cleared apart' '
+	cachedo -c "$url?prefix=ci*:" counted pre >/dev/null &&
+	cachedo -c "$url?prefix=ci*:" counted pre >/dev/null &&
+	expect_count pre 1 &&
+	cachedo -c "$url?prefix=dev:" counted pre >/dev/null &&
+	cachedo -c "$url" counted pre >/dev/null &&
+	expect_count pre 3 &&
+	redis-cli -s "$REDIS_SOCK" --scan --pattern "ci\\*:*" >keys &&
+	expect_lines 2 keys &&
+	expect_grep -x "ci\\*:cachedo:v1:stats" keys &&
+	cachedo -c "$url?prefix=ci*:" --stats >stats &&
+	expect_grep "^entries *1$" stats &&
+	expect_grep "^hits *1$" stats &&
+	cachedo -c "$url?prefix=ci*:" --clear &&
+	cachedo -c "$url?prefix=ci*:" counted pre >/dev/null &&
+	cachedo -c "$url?prefix=dev:" counted pre >/dev/null &&
+	cachedo -c "$url" counted pre >/dev/null &&
+	expect_count pre 4
+'
+
 test_expect_success 'a malformed URL is refused with status 125, naming what is expected' '
 	expect_status 125 cachedo -c redis://host:99999 true 2>err &&
 	expect_grep "bad port" err &&
