@@ -346,7 +346,7 @@ static void on_idle(uv_timer_t *t)
   e->p->timed_out = 1;
   kill_child(e);
   for (i = 1; i <= 2; i++)
-    if (e->p->fd[i] == CDO__PROC_PIPE)
+    if (e->pipes[i].data != NULL)
       close_handle((uv_handle_t *)&e->pipes[i]);
   if (e->in_fd >= 0)
     on_writable(&e->in, -EPIPE, 0); /* closes it */
@@ -380,6 +380,12 @@ static int make_pipes(struct engine *e, int fd[3])
   int i, r;
 
   for (i = 0; i <= 2; i++) {
+    if (i > 0 && e->p->fd[i] >= 0 && e->p->read_from[i] > 0) {
+      uv_pipe_init(&e->loop, &e->pipes[i], 0); /* a pty's master, say */
+      e->pipes[i].data = e;
+      uv_pipe_open(&e->pipes[i], e->p->read_from[i]);
+      continue;
+    }
     if (e->p->fd[i] != CDO__PROC_PIPE)
       continue;
     /*
@@ -405,6 +411,24 @@ static int make_pipes(struct engine *e, int fd[3])
   return 0;
 }
 
+/*
+ * Closes, once each, the child's ends of the pipes made for it and the fds
+ * it was given with a read_from (a pty's slave may be both its 1 and 2).
+ */
+static void close_child_ends(const struct cdo__proc *p, const int fd[3])
+{
+  int i, taken;
+
+  for (i = 0; i <= 2; i++) {
+    taken = i > 0 && p->fd[i] >= 0 && p->read_from[i] > 0;
+    if (fd[i] < 0 || (p->fd[i] != CDO__PROC_PIPE && !taken))
+      continue;
+    if (i == 2 && fd[2] == fd[1] && p->read_from[1] > 0)
+      continue; /* closed as fd 1 */
+    close(fd[i]);
+  }
+}
+
 /* Starts watching the running child: pipes, stdin, timers. */
 static void watch(struct engine *e)
 {
@@ -412,7 +436,7 @@ static void watch(struct engine *e)
   int i;
 
   for (i = 1; i <= 2; i++)
-    if (p->fd[i] == CDO__PROC_PIPE)
+    if (e->pipes[i].data != NULL)
       uv_read_start((uv_stream_t *)&e->pipes[i], on_alloc, on_read);
   if (e->in_fd >= 0)
     uv_poll_start(&e->in, UV_WRITABLE, on_writable);
@@ -430,8 +454,10 @@ static void wind_down(struct engine *e, int started)
   if (!started)
     close_handle((uv_handle_t *)&e->chld);
   for (i = 1; i <= 2; i++)
-    if (e->p->fd[i] == CDO__PROC_PIPE && e->pipes[i].data != NULL)
+    if (e->pipes[i].data != NULL)
       close_handle((uv_handle_t *)&e->pipes[i]);
+    else if (e->p->read_from[i] > 0 && e->p->fd[i] >= 0)
+      close(e->p->read_from[i]); /* not opened on the loop: failed before */
   if (e->in.data != NULL)
     close_handle((uv_handle_t *)&e->in);
   if (e->in_fd >= 0)
@@ -494,9 +520,7 @@ int cdo__proc_run(struct cdo__proc *p)
   if (r == 0)
     r = CDO__ERR(p->flags & CDO__PROC_DIE_WITH_US ? start_fork(p, fd, &pid)
                                                   : start_spawn(p, fd, &pid));
-  for (i = 0; i <= 2; i++)
-    if (p->fd[i] == CDO__PROC_PIPE && fd[i] >= 0)
-      close(fd[i]);
+  close_child_ends(p, fd);
   if (r == 0) {
     p->pid = pid;
     if (p->started != NULL)

@@ -28,6 +28,13 @@ struct cdo__proc {
   char *const *argv;
   char *const *envp;
   int fd[3]; /* CDO__PROC_OURS, _PIPE, _NULL or a fd of ours */
+  /*
+   * For fd 1 or 2 given as a fd of ours: a fd of ours that carries what
+   * the child writes there (a pty's master, fd[i] its slave), read like a
+   * pipe into on_output; 0: none. The engine then owns both: it closes
+   * fd[i] once the child started, read_from[i] when done.
+   */
+  int read_from[3];
   int flags;
   /*
    * Bytes the child wrote on fd 1 or 2 (a pipe): 0 reads on, > 0 closes

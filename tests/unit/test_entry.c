@@ -507,7 +507,8 @@ static void test_writer_merges(void **state)
   char *const argv[] = {"sh", "-c", "x", NULL};
   const unsigned char want[] = "\1\0\0\0\4abcd\2\0\0\0\1e\1\0\0\0\1f";
   struct cdo__entry_writer w;
-  struct cdo__meta m = {100, 7, 0, 0, 3}, got;
+  struct cdo__meta m = {.created_ms = 100, .duration_ms = 7, .exit_status = 3},
+                   got;
   struct cdo__src src;
   struct cdo__blob *b;
   unsigned char *bytes;
@@ -547,7 +548,7 @@ static void test_writer_spools(void **state)
   const size_t piece = 65536, pieces = 40; /* 2.5 MiB of stdout */
   struct cdo__buf out = {0}, err = {0};
   struct cdo__entry_writer w;
-  struct cdo__meta m = {1, 1, 0, 0, 0};
+  struct cdo__meta m = {.created_ms = 1, .duration_ms = 1};
   struct cdo__src src;
   struct cdo__blob *b;
   unsigned char *data = malloc(piece), *bytes;

@@ -7,6 +7,7 @@
 #include "spawn.h"
 #include "unit.h"
 
+#include <fcntl.h>
 #include <signal.h>
 
 extern char **environ;
@@ -197,6 +198,46 @@ static void test_script_without_shebang(void **state)
   unit_rmtree(dir);
 }
 
+/*
+ * Output read from a fd of ours the child does not write to itself: a
+ * pty's master, the slave being the child's stdout and stderr at once.
+ */
+static void test_read_from_pty(void **state)
+{
+  static char *argv[] = {"/bin/sh", "-c",
+                         "test -t 1 && echo tty; echo err >&2; exit 4", NULL};
+  struct got g = {0};
+  struct cdo__proc p;
+  int master, slave;
+
+  (void)state;
+  master = posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC);
+  assert_true(master >= 0);
+  assert_int_equal(grantpt(master), 0);
+  assert_int_equal(unlockpt(master), 0);
+  slave = open(ptsname(master), O_RDWR | O_NOCTTY | O_CLOEXEC);
+  assert_true(slave >= 0);
+  memset(&p, 0, sizeof(p));
+  p.path = argv[0];
+  p.argv = argv;
+  p.envp = environ;
+  p.fd[0] = CDO__PROC_NULL;
+  p.fd[1] = p.fd[2] = slave;
+  p.read_from[1] = master;
+  p.on_output = collect;
+  p.ud = &g;
+  unit_ok(cdo__proc_run(&p));
+  assert_int_equal(p.exit_status, 4);
+  assert_non_null(g.out.p);
+  assert_non_null(strstr((char *)g.out.p, "tty"));
+  assert_non_null(strstr((char *)g.out.p, "err"));
+  assert_null(g.err.p);
+  /* Both are closed: the engine owned them. */
+  assert_int_equal(fcntl(slave, F_GETFD), -1);
+  assert_int_equal(fcntl(master, F_GETFD), -1);
+  release(&g);
+}
+
 int main(void)
 {
   const struct CMUnitTest tests[] = {
@@ -207,6 +248,7 @@ int main(void)
       cmocka_unit_test(test_stop_reading),
       cmocka_unit_test(test_cannot_start),
       cmocka_unit_test(test_script_without_shebang),
+      cmocka_unit_test(test_read_from_pty),
   };
 
   /* cachedo's own SIGPIPE handling (cmd/main.c): a handler, not the
