@@ -302,6 +302,21 @@ static const struct setting *find(const char *name)
   return NULL;
 }
 
+/* cdo_url_check, with the message naming the URL (its password masked). */
+static int check_url(const char *val, char *err, size_t errlen)
+{
+  char why[200], *shown;
+
+  if (cdo_url_check(val, why, sizeof(why)) == 0)
+    return 0;
+  shown = strdup(val);
+  if (shown != NULL)
+    cdo__url_mask(shown); /* never echo a password */
+  cdo__fmt(err, errlen, "'%s': %s", shown ? shown : "", why);
+  free(shown);
+  return CDO_EBADVALUE;
+}
+
 /* Applies one setting; split: list values are whitespace-separated words. */
 static int apply(struct cdo_config *c, const struct setting *st,
                  const char *val, int split, char *err, size_t errlen)
@@ -340,19 +355,8 @@ static int apply(struct cdo_config *c, const struct setting *st,
       r = CDO_EBADVALUE;
       break;
     }
-    if (st->type == T_URL) {
-      char why[200];
-
-      if (cdo_url_check(val, why, sizeof(why)) < 0) {
-        char *shown = strdup(val);
-
-        if (shown != NULL)
-          cdo__url_mask(shown); /* never echo a password */
-        cdo__fmt(err, errlen, "'%s': %s", shown ? shown : "", why);
-        free(shown);
-        return CDO_EBADVALUE;
-      }
-    }
+    if (st->type == T_URL && check_url(val, err, errlen) < 0)
+      return CDO_EBADVALUE;
     s = strdup(val);
     if (s == NULL)
       return CDO__ERR(ENOMEM);
