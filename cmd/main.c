@@ -136,8 +136,13 @@ static const char usage[] =
 /* After the backends' URL forms, from their tables (print_help). */
 static const char usage_tail[] =
     "\n"
-    "DURATION: a number with a unit ms s m h d w (bare: seconds).\n"
-    "SIZE: a number of bytes with an optional K M G T (1024-based).\n"
+    "DURATION: a number with a unit ms s m h d w, or msec sec min hour day\n"
+    "  week (plural too), combined and with decimals: 90s, 1h30m, 1.5h, "
+    "90min,\n"
+    "  2hours. A bare number is seconds. Case matters: m is minutes, ms is\n"
+    "  milliseconds, and M (or S, H) is refused.\n"
+    "SIZE: a number of bytes with an optional K M G T (1024-based), decimals\n"
+    "  too: 64K, 256M, 1.5G.\n"
     "Settings also come from CACHEDO_TTL, CACHEDO_CACHE, CACHEDO_ENV, ... and\n"
     "from $XDG_CONFIG_HOME/cachedo/config (key = value lines).\n"
     "Exit status: the command's own; 125 when cachedo fails, 126 when COMMAND\n"

@@ -103,38 +103,119 @@ static int parse_digits(const char *s, uint64_t *v, const char **end)
   return 0;
 }
 
+/* A number with an optional fraction: "12", "1.5", "0.25" (not "1." or ".5").
+ */
+struct decimal {
+  uint64_t whole;
+  uint64_t frac;  /* the fraction's digits as an integer */
+  uint64_t scale; /* 10 to the number of fraction digits */
+};
+
+static int parse_decimal(const char *s, struct decimal *d, const char **end)
+{
+  uint64_t digits;
+
+  d->frac = 0;
+  d->scale = 1;
+  if (parse_digits(s, &d->whole, &s) < 0)
+    return CDO_EBADVALUE;
+  if (*s == '.') {
+    const char *f = s + 1;
+
+    /* Up to 9 digits: enough for a nanosecond of a week, and no overflow. */
+    if (parse_digits(f, &d->frac, &s) < 0 || s - f > 9)
+      return CDO_EBADVALUE;
+    for (digits = (uint64_t)(s - f); digits > 0; digits--)
+      d->scale *= 10;
+  }
+  *end = s;
+  return 0;
+}
+
+/* d times unit, rounded to the nearest integer; -1 past max. */
+static int scale_decimal(const struct decimal *d, uint64_t unit, uint64_t max,
+                         uint64_t *out)
+{
+  uint64_t part;
+
+  if (d->whole > max / unit)
+    return CDO_EBADVALUE;
+  /* frac < scale <= 1e9, so frac * unit fits when unit < 1.8e10. */
+  if (unit < UINT64_C(18000000000))
+    part = (d->frac * unit + d->scale / 2) / d->scale;
+  else
+    part = (uint64_t)((double)d->frac / (double)d->scale * (double)unit + 0.5);
+  if (part > max - d->whole * unit)
+    return CDO_EBADVALUE;
+  *out = d->whole * unit + part;
+  return 0;
+}
+
+/*
+ * DURATION = NUMBER [UNIT] | (NUMBER UNIT)+, the units of a compound
+ * strictly from the largest down ("1h30m", not "30m1h"); NUMBER may have a
+ * fraction ("1.5h"); a bare number is seconds. Units are case-sensitive:
+ * "m" is minutes, "ms" milliseconds.
+ */
 int cdo_parse_duration(const char *s, int64_t *out_ms)
 {
   static const struct {
     const char *unit;
     uint64_t ms;
-  } units[] = {{"", 1000},     {"ms", 1},       {"s", 1000},     {"m", 60000},
-               {"h", 3600000}, {"d", 86400000}, {"w", 604800000}};
-  const char *end;
-  uint64_t v;
-  size_t i;
+  } units[] = {
+      {"ms", 1},           {"msec", 1},          {"msecs", 1},
+      {"millisecond", 1},  {"milliseconds", 1},  {"s", 1000},
+      {"sec", 1000},       {"secs", 1000},       {"second", 1000},
+      {"seconds", 1000},   {"m", 60000},         {"min", 60000},
+      {"mins", 60000},     {"minute", 60000},    {"minutes", 60000},
+      {"h", 3600000},      {"hr", 3600000},      {"hrs", 3600000},
+      {"hour", 3600000},   {"hours", 3600000},   {"d", 86400000},
+      {"day", 86400000},   {"days", 86400000},   {"w", 604800000},
+      {"week", 604800000}, {"weeks", 604800000},
+  };
+  /* At most 100 years, so that sums of times never overflow. */
+  const uint64_t max = (uint64_t)100 * 365 * 86400000;
+  uint64_t total = 0, last = UINT64_MAX;
+  int terms = 0;
 
-  if (s == NULL || parse_digits(s, &v, &end) < 0)
+  if (s == NULL || *s == 0)
     return CDO_EBADVALUE;
-  for (i = 0; i < CDO__ARRAY_SIZE(units); i++) {
-    if (strcmp(end, units[i].unit) == 0) {
-      /* At most 100 years, so that sums of times never overflow. */
-      if (v > (uint64_t)100 * 365 * 86400000 / units[i].ms)
-        return CDO_EBADVALUE;
-      *out_ms = (int64_t)(v * units[i].ms);
-      return 0;
-    }
+  while (*s) {
+    struct decimal d;
+    const char *u;
+    uint64_t unit = 0, v;
+    size_t n, i;
+
+    if (parse_decimal(s, &d, &u) < 0)
+      return CDO_EBADVALUE;
+    for (n = 0; isalpha((unsigned char)u[n]); n++)
+      ;
+    if (n == 0 && terms == 0 && u[0] == 0)
+      unit = 1000; /* a bare number: seconds */
+    for (i = 0; n > 0 && i < CDO__ARRAY_SIZE(units); i++)
+      if (strlen(units[i].unit) == n && memcmp(units[i].unit, u, n) == 0)
+        unit = units[i].ms;
+    if (unit == 0 || unit >= last || scale_decimal(&d, unit, max, &v) < 0 ||
+        v > max - total)
+      return CDO_EBADVALUE;
+    total += v;
+    last = n > 0 ? unit : 0;
+    terms++;
+    s = u + n;
   }
-  return CDO_EBADVALUE;
+  *out_ms = (int64_t)total;
+  return 0;
 }
 
+/* SIZE = NUMBER [K|M|G|T [i]] [B], 1024-based; a fraction needs a unit. */
 int cdo_parse_size(const char *s, uint64_t *out)
 {
   static const char scale[] = "KMGT";
   const char *end, *p;
-  uint64_t v, mult = 1;
+  struct decimal d;
+  uint64_t mult = 1;
 
-  if (s == NULL || parse_digits(s, &v, &end) < 0)
+  if (s == NULL || parse_decimal(s, &d, &end) < 0)
     return CDO_EBADVALUE;
   if (*end != 0) {
     p = strchr(scale, toupper((unsigned char)*end));
@@ -152,10 +233,9 @@ int cdo_parse_size(const char *s, uint64_t *out)
     if (*end != 0)
       return CDO_EBADVALUE;
   }
-  if (v > UINT64_MAX / mult)
-    return CDO_EBADVALUE;
-  *out = v * mult;
-  return 0;
+  if (d.frac != 0 && mult == 1)
+    return CDO_EBADVALUE; /* a fraction of a byte */
+  return scale_decimal(&d, mult, UINT64_MAX, out);
 }
 
 void cdo_format_duration(int64_t ms, char *buf, size_t len)
@@ -274,11 +354,11 @@ char *cdo__pct_decode(const char *p, size_t n)
 const char *cdo__value_expected(enum cdo__vtype t)
 {
   static const char *const expected[] = {
-      [CDO__V_DURATION_POS] =
-          "a duration > 0 like 30s, 500ms, 5m (units ms s m h d w)",
-      [CDO__V_DURATION] =
-          "a duration like 0, 30s, 500ms, 5m (units ms s m h d w)",
-      [CDO__V_SIZE] = "a size like 1048576, 64K, 256M, 2G",
+      [CDO__V_DURATION_POS] = "a duration > 0 like 30s, 500ms, 5m, 1h30m or "
+                              "1.5h (units ms s m h d w; m: minutes)",
+      [CDO__V_DURATION] = "a duration like 0, 30s, 500ms, 5m, 1h30m or 1.5h "
+                          "(units ms s m h d w; m: minutes)",
+      [CDO__V_SIZE] = "a size like 1048576, 64K, 256M, 1.5G",
       [CDO__V_STRING] = "a non-empty value",
       [CDO__V_NUMBER] = "a number from 0 to 1000000",
   };

@@ -31,6 +31,37 @@ static const struct {
     {"3153600000s", INT64_C(3153600000000)},
     {"36500d", INT64_C(3153600000000)},
     {"5214w", INT64_C(3153427200000)},
+    /* Compound, from the largest unit down. */
+    {"1h30m", 5400000},
+    {"1d2h3m4s5ms", 93784005},
+    {"2m30s", 150000},
+    {"1w1d", 691200000},
+    /* Decimals, rounded to the millisecond. */
+    {"1.5h", 5400000},
+    {"0.5s", 500},
+    {"1.5", 1500},
+    {"2.25m", 135000},
+    {"1.5ms", 2},
+    {"0.123456789s", 123},
+    {"1.5h15m", 6300000},
+    /* Long unit names. */
+    {"90min", 5400000},
+    {"2hours", 7200000},
+    {"1hour", 3600000},
+    {"3sec", 3000},
+    {"10secs", 10000},
+    {"1second", 1000},
+    {"5seconds", 5000},
+    {"1minute", 60000},
+    {"2mins", 120000},
+    {"1day", 86400000},
+    {"2days", 172800000},
+    {"1week", 604800000},
+    {"2weeks", 1209600000},
+    {"2hr", 7200000},
+    {"250msec", 250},
+    {"1hour30min", 5400000},
+    {"36499d23h59m59s999ms", INT64_C(3153599999999)},
 };
 
 static const char *const bad_durations[] = {
@@ -42,8 +73,28 @@ static const char *const bad_durations[] = {
     "5 s",
     " 5",
     "5s ",
-    "5.5s",
     "s",
+    "5S", /* units are case-sensitive */
+    "5M", /* M is not minutes (nor months) */
+    "5H",
+    "5Min",
+    "5.s",
+    ".5s",
+    "5..5s",
+    "1.5.5s",
+    "5,5s",
+    "0.1234567891s", /* at most 9 fraction digits */
+    "30m1h",         /* a compound goes from the largest unit down */
+    "1h1h",
+    "1m1m",
+    "1h30", /* no bare number after a unit */
+    "1h 30m",
+    "1h-30m",
+    "5minutess",
+    "5hourz",
+    "5mn",
+    "36500d1ms", /* the cap holds for compounds */
+    "36499d24h1ms",
     "ms",
     "5ms5",
     "5sm",
@@ -104,6 +155,14 @@ static const struct {
     {"2G", 2147483648u},
     {"1T", 1099511627776u},
     {"16777215T", 18446742974197923840u},
+    /* Decimals with a unit, rounded to the byte. */
+    {"1.5G", 1610612736u},
+    {"1.5M", 1572864},
+    {"0.5K", 512},
+    {"2.5KiB", 2560},
+    {"1.0", 1},
+    {"0.001K", 1},
+    {"1.5T", 1649267441664u},
 };
 
 static const char *const bad_sizes[] = {
@@ -111,7 +170,11 @@ static const char *const bad_sizes[] = {
     "abc",
     "-5",
     "5x",
-    "1.5M",
+    "1.5", /* a fraction of a byte */
+    "1.5B",
+    "1.M",
+    ".5M",
+    "1.5.5M",
     "M",
     "1MM",
     "1 M",
@@ -237,10 +300,11 @@ static const struct {
     {"ttl", "5x", "duration"},
     {"ttl", "", "duration"},
     {"fail-ttl", "soon", "duration"},
-    {"stale", "1.5s", "duration"},
+    {"stale", "1.5x", "duration"},
+    {"stale", "30m1h", "duration"},
     {"lock-timeout", "-1", "duration"},
     {"max-output", "lots", "size"},
-    {"max-output", "1.5M", "size"},
+    {"max-output", "1.5", "size"},
     {"max-size", "-1", "size"},
     {"cache", "bogus:x", "unknown scheme"},
     {"cache", "sqlite:", "sqlite:PATH"},
