@@ -143,6 +143,7 @@ static const char usage_tail[] =
     "  milliseconds, and M (or S, H) is refused.\n"
     "SIZE: a number of bytes with an optional K M G T (1024-based), decimals\n"
     "  too: 64K, 256M, 1.5G.\n"
+    "Long options may be shortened to a prefix that names only one.\n"
     "Settings also come from CACHEDO_TTL, CACHEDO_CACHE, CACHEDO_ENV, ... and\n"
     "from $XDG_CONFIG_HOME/cachedo/config (key = value lines).\n"
     "Exit status: the command's own; 125 when cachedo fails, 126 when COMMAND\n"
@@ -216,36 +217,138 @@ struct cli {
   int json;
   char **command; /* the wrapped command, in argv */
   struct cli_set {
-    const char *name;     /* the setting */
-    const char *value;    /* NULL for a flag */
-    const char *spelling; /* a long option as given, or NULL */
-    char short_name;      /* a short option as given, or 0 */
-  } * sets;               /* as many as there are arguments */
+    const char *name;  /* the setting, also its long option's name */
+    const char *value; /* NULL for a flag */
+    char short_name;   /* a short option as given, or 0 (a long one) */
+  } * sets;            /* as many as there are arguments */
   int nset;
 };
 
-static const struct option *find_long(const char *name, size_t n)
+#define NOPTIONS (sizeof(options) / sizeof(options[0]))
+
+/* Optimal string alignment distance: edits, swaps of neighbours included. */
+static size_t edit_distance(const char *a, size_t n, const char *b)
 {
+  size_t m = strlen(b), d[40][40], i, j;
+
+  if (n >= 40 || m >= 40)
+    return 99;
+  for (i = 0; i <= n; i++)
+    d[i][0] = i;
+  for (j = 0; j <= m; j++)
+    d[0][j] = j;
+  for (i = 1; i <= n; i++) {
+    for (j = 1; j <= m; j++) {
+      size_t best = d[i - 1][j - 1] + (a[i - 1] != b[j - 1]);
+
+      if (d[i - 1][j] + 1 < best)
+        best = d[i - 1][j] + 1;
+      if (d[i][j - 1] + 1 < best)
+        best = d[i][j - 1] + 1;
+      if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] &&
+          d[i - 2][j - 2] + 1 < best)
+        best = d[i - 2][j - 2] + 1;
+      d[i][j] = best;
+    }
+  }
+  return d[n][m];
+}
+
+/*
+ * Writes " (did you mean --X?)" into buf for the long options nearest to
+ * the n bytes of name (at most 1 edit away for short names, 2 for others),
+ * or "" when none is near.
+ */
+static void suggest(const char *name, size_t n, char *buf, size_t len)
+{
+  size_t i, best = n <= 4 ? 1 : 2, used = 0, found = 0;
+
+  for (i = 0; i < NOPTIONS; i++) {
+    size_t d = edit_distance(name, n, options[i].name);
+
+    if (d < best)
+      best = d;
+  }
+  buf[0] = 0;
+  for (i = 0; i < NOPTIONS && used < len; i++) {
+    if (edit_distance(name, n, options[i].name) != best)
+      continue;
+    used +=
+        (size_t)snprintf(buf + used, len - used, "%s--%s",
+                         found++ ? " or " : " (did you mean ", options[i].name);
+  }
+  if (found && used < len)
+    snprintf(buf + used, len - used, "?)");
+}
+
+/*
+ * The long option named by the n bytes of name: an exact match, else the
+ * one option it is a prefix of (as getopt_long). NULL: none, or several
+ * (*ambiguous set).
+ */
+static const struct option *find_long(const char *name, size_t n,
+                                      int *ambiguous)
+{
+  const struct option *found = NULL;
   size_t i;
 
-  for (i = 0; i < sizeof(options) / sizeof(options[0]); i++)
-    if (strlen(options[i].name) == n && strncmp(options[i].name, name, n) == 0)
+  *ambiguous = 0;
+  for (i = 0; i < NOPTIONS; i++) {
+    if (strncmp(options[i].name, name, n) != 0)
+      continue;
+    if (options[i].name[n] == 0)
       return &options[i];
-  return NULL;
+    if (found != NULL)
+      *ambiguous = 1;
+    found = &options[i];
+  }
+  return *ambiguous ? NULL : found;
+}
+
+/* " (did you mean --X?)" for a unique prefix or a near name, else "". */
+static void long_hint(const char *name, size_t n, char *buf, size_t len)
+{
+  int ambiguous;
+  const struct option *o = find_long(name, n, &ambiguous);
+
+  if (o != NULL && n > 1)
+    snprintf(buf, len, " (did you mean --%s?)", o->name);
+  else
+    suggest(name, n, buf, len);
 }
 
 static const struct option *find_short(char c)
 {
   size_t i;
 
-  for (i = 0; i < sizeof(options) / sizeof(options[0]); i++)
+  for (i = 0; i < NOPTIONS; i++)
     if (options[i].short_name == c)
       return &options[i];
   return NULL;
 }
 
+/* Reports an unknown or ambiguous --NAME (n bytes of name). */
+static void bad_long(const char *name, size_t n, int ambiguous)
+{
+  char hint[200];
+  size_t i, used = 0;
+
+  if (!ambiguous) {
+    suggest(name, n, hint, sizeof(hint));
+    say("unknown option '--%.*s'%s", (int)n, name,
+        hint[0] ? hint : " (try 'cachedo --help')");
+    return;
+  }
+  for (i = 0; i < NOPTIONS && used < sizeof(hint); i++)
+    if (strncmp(options[i].name, name, n) == 0)
+      used += (size_t)snprintf(hint + used, sizeof(hint) - used, "%s--%s",
+                               used ? ", " : "", options[i].name);
+  say("option '--%.*s' is ambiguous: %s", (int)n, name, hint);
+}
+
+/* short_name 0: the long option o; else the short option short_name. */
 static int take(struct cli *cli, const struct option *o, const char *value,
-                const char *spelling)
+                char short_name)
 {
   if (o->mode == -2) {
     cli->json = 1;
@@ -253,8 +356,13 @@ static int take(struct cli *cli, const struct option *o, const char *value,
     if (cli->mode != M_RUN && cli->mode != (enum mode)o->mode &&
         o->mode != M_HELP && o->mode != M_VERSION && cli->mode != M_HELP &&
         cli->mode != M_VERSION) {
-      say("%s cannot be combined with another mode (try 'cachedo --help')",
-          spelling);
+      if (short_name)
+        say("-%c cannot be combined with another mode (try 'cachedo --help')",
+            short_name);
+      else
+        say("--%s cannot be combined with another mode (try 'cachedo "
+            "--help')",
+            o->name);
       return -1;
     }
     if (cli->mode != M_HELP && cli->mode != M_VERSION)
@@ -264,8 +372,86 @@ static int take(struct cli *cli, const struct option *o, const char *value,
 
     st->name = o->name;
     st->value = value;
-    st->spelling = spelling[1] == '-' ? spelling : NULL;
-    st->short_name = spelling[1] == '-' ? 0 : spelling[1];
+    st->short_name = short_name;
+  }
+  return 0;
+}
+
+/* argv[*i] is "--NAME[=VALUE]": takes it (and its value). 0 or -1. */
+static int parse_long(struct cli *cli, int argc, char **argv, int *i)
+{
+  const char *a = argv[*i] + 2, *value = NULL;
+  size_t n = strcspn(a, "=");
+  int ambiguous;
+  const struct option *o = find_long(a, n, &ambiguous);
+
+  if (o == NULL) {
+    bad_long(a, n, ambiguous);
+    return -1;
+  }
+  if (o->has_arg) {
+    if (a[n] == '=')
+      value = a + n + 1;
+    else if (*i + 1 < argc)
+      value = argv[++*i];
+    else {
+      say("option '--%s' needs a value (try 'cachedo --help')", o->name);
+      return -1;
+    }
+  } else if (a[n] == '=') {
+    say("option '--%s' takes no value", o->name);
+    return -1;
+  }
+  return take(cli, o, value, 0);
+}
+
+/*
+ * argv[*i] is "-abc": short options, bundled, the last may take a value.
+ * A long option's name typed with one dash ("-ttl") is refused with a
+ * hint rather than read as "-t tl". 0 or -1.
+ */
+static int parse_short(struct cli *cli, int argc, char **argv, int *i)
+{
+  const char *a = argv[*i] + 1;
+  size_t n = strcspn(a, "=");
+  int ambiguous;
+  const struct option *o;
+
+  if (n > 1 && (o = find_long(a, n, &ambiguous)) != NULL &&
+      strlen(o->name) == n) {
+    say("'-%.*s' is a long option typed with one dash: write '--%s'%s%c%s",
+        (int)n, a, o->name, o->short_name ? " (or -" : "",
+        o->short_name ? o->short_name : ')', o->has_arg ? " VALUE)" : ")");
+    return -1;
+  }
+  for (; *a; a++) {
+    const char *value = NULL;
+
+    o = find_short(*a);
+    if (o == NULL) {
+      char hint[200];
+
+      long_hint(argv[*i] + 1, n, hint, sizeof(hint));
+      if (hint[0])
+        say("unknown option '-%c' in '%.*s'%s", *a, (int)n + 1, argv[*i], hint);
+      else
+        say("unknown option '-%c' (try 'cachedo --help')", *a);
+      return -1;
+    }
+    if (o->has_arg) {
+      if (a[1])
+        value = a + 1;
+      else if (*i + 1 < argc)
+        value = argv[++*i];
+      else {
+        say("option '-%c' needs a value (try 'cachedo --help')", *a);
+        return -1;
+      }
+    }
+    if (take(cli, o, value, *a) < 0)
+      return -1;
+    if (value)
+      break;
   }
   return 0;
 }
@@ -283,7 +469,6 @@ static int parse_args(struct cli *cli, int argc, char **argv)
     say("out of memory");
     return -1;
   }
-
   for (i = 1; i < argc; i++) {
     const char *a = argv[i];
 
@@ -293,56 +478,8 @@ static int parse_args(struct cli *cli, int argc, char **argv)
     }
     if (a[0] != '-' || a[1] == 0)
       break;
-    if (a[1] == '-') {
-      size_t n = strcspn(a + 2, "=");
-      const struct option *o = find_long(a + 2, n);
-      const char *value = NULL;
-
-      if (o == NULL) {
-        say("unknown option '%.*s' (try 'cachedo --help')", (int)n + 2, a);
-        return -1;
-      }
-      if (o->has_arg) {
-        if (a[2 + n] == '=')
-          value = a + 3 + n;
-        else if (i + 1 < argc)
-          value = argv[++i];
-        else {
-          say("option '--%s' needs a value (try 'cachedo --help')", o->name);
-          return -1;
-        }
-      } else if (a[2 + n] == '=') {
-        say("option '--%s' takes no value", o->name);
-        return -1;
-      }
-      if (take(cli, o, value, a) < 0)
-        return -1;
-      continue;
-    }
-    for (a++; *a; a++) {
-      const struct option *o = find_short(*a);
-      const char *value = NULL;
-      char sp[3] = {'-', *a, 0};
-
-      if (o == NULL) {
-        say("unknown option '-%c' (try 'cachedo --help')", *a);
-        return -1;
-      }
-      if (o->has_arg) {
-        if (a[1])
-          value = a + 1;
-        else if (i + 1 < argc)
-          value = argv[++i];
-        else {
-          say("option '-%c' needs a value (try 'cachedo --help')", *a);
-          return -1;
-        }
-      }
-      if (take(cli, o, value, sp) < 0)
-        return -1;
-      if (value)
-        break;
-    }
+    if ((a[1] == '-' ? parse_long : parse_short)(cli, argc, argv, &i) < 0)
+      return -1;
   }
   cli->command = argv + i;
   return 0;
@@ -372,8 +509,7 @@ static int load_config(struct cdo_config *cfg, const struct cli *cli)
       if (st->short_name)
         say("invalid -%c %s", st->short_name, err);
       else
-        say("invalid %.*s %s", (int)strcspn(st->spelling, "="), st->spelling,
-            err);
+        say("invalid --%s %s", st->name, err);
       return -1;
     }
   }

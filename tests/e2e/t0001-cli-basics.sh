@@ -44,6 +44,57 @@ test_expect_success 'an unknown option is named' '
 	expect_count unknown 0
 '
 
+test_expect_success 'a mistyped long option gets a suggestion' '
+	expect_usage_error "unknown option '\''--tll'\'' (did you mean --ttl?)" --tll 5 counted typo &&
+	expect_usage_error "(did you mean --refresh?)" --refrsh counted typo &&
+	expect_usage_error "(did you mean --json?)" --jsno --stats &&
+	expect_usage_error "(did you mean --no-cache?)" --no-cahce counted typo &&
+	expect_usage_error "unknown option '\''--bogus'\'' (try" --bogus counted typo &&
+	expect_count typo 0
+'
+
+# The tests below that run commands keep their entries away from the cache
+# that expect_usage_error checks stays empty.
+test_expect_success 'a long option typed with one dash is named as such' '
+	CACHEDO_CACHE=sqlite:$TMP/parsing.db &&
+	expect_usage_error "'\''-ttl'\'' is a long option typed with one dash: write '\''--ttl'\'' (or -t VALUE)" \
+		-ttl 5 -- counted onedash &&
+	expect_usage_error "write '\''--ttl'\''" -ttl=5 counted onedash &&
+	expect_usage_error "write '\''--verbose'\'' (or -v)" -verbose counted onedash &&
+	expect_usage_error "write '\''--refresh'\''" -refresh counted onedash &&
+	expect_usage_error "unknown option '\''-r'\'' in '\''-ref'\'' (did you mean --refresh?)" \
+		-ref counted onedash &&
+	expect_count onedash 0 &&
+	cachedo -vq counted onedash 2>err &&
+	expect_count onedash 1 &&
+	cachedo -t5 counted onedash &&
+	expect_count onedash 1
+'
+
+test_expect_success 'an unambiguous prefix of a long option is that option' '
+	CACHEDO_CACHE=sqlite:$TMP/parsing.db &&
+	cachedo --tt 1h counted prefix >out &&
+	cachedo --tt=1h counted prefix >out &&
+	expect_count prefix 1 &&
+	cachedo --ttl 1h --ref counted prefix >out &&
+	expect_count prefix 2 &&
+	cachedo --verb --ttl 1h counted prefix 2>err &&
+	expect_grep "^cachedo: hit" err &&
+	expect_status 0 cachedo --ke counted prefix >key &&
+	expect_eq "$(cachedo --key counted prefix)" "$(cat key)" &&
+	expect_usage_error "invalid --ttl '\''5x'\''" --tt 5x counted prefix &&
+	expect_usage_error "option '\''--list'\'' takes no value" --li=3 &&
+	expect_count prefix 2
+'
+
+test_expect_success 'an ambiguous prefix lists the candidates' '
+	CACHEDO_CACHE=sqlite:$TMP/parsing.db &&
+	expect_usage_error "option '\''--st'\'' is ambiguous: --stale, --stdin, --stats" --st counted amb &&
+	expect_usage_error "--no-cache-failures, --no-cache, --no-cwd" --no-c counted amb &&
+	cachedo --no-cache counted amb &&
+	expect_count amb 1
+'
+
 for bad in abc -5 0 5x; do
 	test_expect_success "--ttl $bad is refused before anything runs" '
 		expect_usage_error "'\''$bad'\''" --ttl "$bad" counted ttl &&
