@@ -95,6 +95,18 @@ int cdo__dir_check(const char *path, char *err, size_t errlen)
     cdo__fmt(err, errlen, "'%s' is not a directory", path);
     return CDO__ERR(ENOTDIR);
   }
+  if ((st.st_mode & S_ISVTX) && (st.st_mode & S_IWOTH)) {
+    size_t n = strlen(path);
+
+    cdo__fmt(err, errlen,
+             "'%s' is shared by all users (mode %04o): another user could "
+             "plant or swap files in it; use a private subdirectory such as "
+             "'%.*s/cachedo-%u' (created 0700)",
+             path, (unsigned)(st.st_mode & 07777),
+             (int)(n > 1 && path[n - 1] == '/' ? n - 1 : n), path,
+             (unsigned)geteuid());
+    return CDO_EUNSAFE;
+  }
   if (st.st_uid != geteuid()) {
     cdo__fmt(err, errlen, "'%s' is owned by uid %u, not by you (uid %u)", path,
              (unsigned)st.st_uid, (unsigned)geteuid());
@@ -102,8 +114,8 @@ int cdo__dir_check(const char *path, char *err, size_t errlen)
   }
   if (st.st_mode & (S_IWGRP | S_IWOTH)) {
     cdo__fmt(err, errlen,
-             "'%s' is writable by others (mode %03o; expected 0700)", path,
-             (unsigned)(st.st_mode & 0777));
+             "'%s' is writable by others (mode %04o; expected 0700)", path,
+             (unsigned)(st.st_mode & 07777));
     return CDO_EUNSAFE;
   }
   return 0;

@@ -8,6 +8,7 @@
 
 #include <fcntl.h>
 #include <stdarg.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -71,7 +72,7 @@ const char *cdo__store_urls(void)
   static char urls[300];
   size_t i, n = 0, last = CDO__ARRAY_SIZE(backends) - 1;
 
-  for (i = 0; urls[0] == 0 && i <= last; i++)
+  for (i = 0; i <= last && (i > 0 || urls[0] == 0); i++)
     n += (size_t)snprintf(urls + n, sizeof(urls) - n, "%s%s",
                           i == 0      ? ""
                           : i == last ? " or "
@@ -278,6 +279,49 @@ static int load_options(struct cdo_store *s, const char *rest, char **addr,
   return r;
 }
 
+/*
+ * What to say about a URL no backend takes: a path without a scheme gets
+ * the URL it probably meant, a known scheme written with the wrong
+ * separators ("redis:/host") its right form.
+ */
+static void url_hint(const char *url, char *err, size_t errlen)
+{
+  size_t n = strcspn(url, ":/"), i, len = strlen(url);
+  char meant[600];
+  struct stat st;
+
+  for (i = 0;
+       n > 0 && (url[n] == ':' || url[n] == 0) && i < CDO__ARRAY_SIZE(backends);
+       i++) {
+    const char *sc = backends[i]->scheme, *rest = url + n + (url[n] == ':');
+
+    if (strncasecmp(sc, url, n) != 0 || sc[n] != ':')
+      continue;
+    while (*rest == '/')
+      rest++;
+    /* unix:///PATH keeps the root of its path */
+    cdo__fmt(meant, sizeof(meant), "%s%s%s", sc,
+             strcmp(sc, "unix://") == 0 ? "/" : "", rest);
+    cdo__url_mask(meant); /* never echo a password */
+    cdo__fmt(err, errlen, "a %.*s URL is written %s%s%s%s", (int)n, sc,
+             backends[i]->usage, *rest ? " (did you mean " : "",
+             *rest ? meant : "", *rest ? "?)" : "");
+    return;
+  }
+  if (url[n] == ':' && n > 0) {
+    cdo__fmt(err, errlen, "unknown scheme '%.*s' (expected %s)", (int)n, url,
+             cdo__store_urls());
+  } else if (strchr(url, ':') == NULL &&
+             (strchr(url, '/') != NULL || url[0] == '.' || url[0] == '~' ||
+              (len > 3 && strcmp(url + len - 3, ".db") == 0))) {
+    cdo__fmt(err, errlen, "no scheme (did you mean %s:%s?)",
+             stat(url, &st) == 0 && S_ISDIR(st.st_mode) ? "dir" : "sqlite",
+             url);
+  } else {
+    cdo__fmt(err, errlen, "no scheme (expected %s)", cdo__store_urls());
+  }
+}
+
 int cdo_url_check(const char *url, char *err, size_t errlen)
 {
   const struct cdo__store_ops *ops = find_backend(url, &url);
@@ -285,13 +329,7 @@ int cdo_url_check(const char *url, char *err, size_t errlen)
   int r;
 
   if (ops == NULL) {
-    size_t n = strcspn(url, ":");
-
-    if (url[n] == ':')
-      cdo__fmt(err, errlen, "unknown scheme '%.*s' (expected %s)", (int)n, url,
-               cdo__store_urls());
-    else
-      cdo__fmt(err, errlen, "no scheme (expected %s)", cdo__store_urls());
+    url_hint(url, err, errlen);
     return CDO_EBADURL;
   }
   r = split_query(ops, url, &addr, &query);

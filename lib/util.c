@@ -3,6 +3,7 @@
 #include "cdo_int.h"
 
 #include <ctype.h>
+#include <strings.h>
 #include <inttypes.h>
 #include <time.h>
 
@@ -304,9 +305,12 @@ void cdo__url_mask(char *url)
   size_t n, stars;
 
   mask_option(url);
-  if (a == NULL)
+  if (a != NULL)
+    a += 3;
+  else if (strncasecmp(url, "redis:", 6) == 0) /* "redis:u:pw@h", mistyped */
+    a = url + 6 + strspn(url + 6, "/");
+  else
     return;
-  a += 3;
   at = strrchr(a, '@'); /* a password may hold '/', ':' and '@' */
   if (at == NULL || (colon = memchr(a, ':', (size_t)(at - a))) == NULL)
     return;

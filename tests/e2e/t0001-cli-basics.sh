@@ -122,6 +122,24 @@ test_expect_success 'an unknown cache URL scheme is refused' '
 	expect_count scheme 0
 '
 
+test_expect_success 'a cache path without a scheme gets the URL it meant' '
+	expect_usage_error "invalid --cache '\''$TMP/x.db'\'': no scheme (did you mean sqlite:$TMP/x.db?)" \
+		--cache "$TMP/x.db" counted scheme &&
+	expect_usage_error "(did you mean sqlite:./x.db?)" -c ./x.db counted scheme &&
+	mkdir -p "$TMP/entries" &&
+	expect_usage_error "(did you mean dir:$TMP/entries?)" -c "$TMP/entries" counted scheme &&
+	expect_count scheme 0
+'
+
+test_expect_success 'a known scheme with the wrong separator gets its right form' '
+	expect_usage_error "a redis URL is written redis://HOST[:PORT][/DB] (did you mean redis://127.0.0.1?)" \
+		-c redis:/127.0.0.1 counted scheme &&
+	expect_usage_error "(did you mean unix:///run/r.sock?)" -c unix:/run/r.sock counted scheme &&
+	expect_usage_error "(did you mean redis://u:***@h?)" -c redis:u:secret@h counted scheme &&
+	expect_no_grep secret err &&
+	expect_count scheme 0
+'
+
 test_expect_success 'an option missing its value is refused' '
 	expect_usage_error "--ttl" --ttl
 '

@@ -76,6 +76,19 @@ for mode in 777 770 707 1777; do
 	'
 done
 
+test_expect_success 'the refusal shows the mode in octal and says what to do' '
+	mkdir -m 700 shared private &&
+	chmod 1777 shared &&
+	chmod 0770 private &&
+	cachedo --cache "sqlite:$PWD/shared/x.db" true 2>err &&
+	expect_grep -F "'\''$PWD/shared'\'' is shared by all users (mode 1777)" err &&
+	expect_grep -F "use a private subdirectory such as '\''$PWD/shared/cachedo-$(id -u)'\'' (created 0700)" err &&
+	cachedo --cache "sqlite:$PWD/shared/cachedo-$(id -u)/x.db" true 2>err &&
+	expect_lines 0 err &&
+	cachedo --cache "sqlite:$PWD/private/x.db" true 2>err &&
+	expect_grep -F "is writable by others (mode 0770; expected 0700)" err
+'
+
 test "$(id -u)" = 0 && test_set_prereq ROOT
 
 test_expect_success ROOT 'a cache directory owned by another user is refused' '

@@ -308,7 +308,8 @@ static const struct {
     {"max-size", "-1", "size"},
     {"cache", "bogus:x", "unknown scheme"},
     {"cache", "sqlite:", "sqlite:PATH"},
-    {"cache", "/just/a/path", "expected sqlite:PATH"},
+    {"cache", "/just/a/path", "did you mean sqlite:/just/a/path?"},
+    {"cache", "redis:/h", "did you mean redis://h?"},
     {"cache", "", "sqlite:"},
     {"scope", "", "non-empty"},
     {"env", "", "non-empty"},
@@ -319,7 +320,7 @@ static const struct {
     {"verbose", "yess", "one of"},
     {"no-cache-failures", "perhaps", "one of"},
     {"redis-timeout", "soon", "duration > 0"},
-    {"redis-breaker", "1.5s", "duration"},
+    {"redis-breaker", "1.5x", "duration"},
     {"exec-timeout", "0", "duration > 0"},
 };
 
