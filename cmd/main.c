@@ -33,6 +33,7 @@ enum mode {
   M_LIST,
   M_GC,
   M_ZERO_STATS,
+  M_SHOW_CONFIG,
   M_HELP,
   M_VERSION
 };
@@ -74,6 +75,7 @@ static const struct option {
     {"list", 0, 0, M_LIST},
     {"gc", 0, 0, M_GC},
     {"zero-stats", 0, 0, M_ZERO_STATS},
+    {"show-config", 0, 0, M_SHOW_CONFIG},
     {"json", 0, 0, -2},
     {"help", 'h', 0, M_HELP},
     {"version", 'V', 0, M_VERSION},
@@ -84,6 +86,7 @@ static const char usage[] =
     "       cachedo [OPTION]... --forget|--key|--explain [--] COMMAND...\n"
     "       cachedo [OPTION]... --clear | --stats | --list | --gc | "
     "--zero-stats\n"
+    "       cachedo [OPTION]... --show-config\n"
     "Run COMMAND, or replay its stored stdout, stderr and exit status when a\n"
     "fresh result is cached.\n"
     "\n"
@@ -128,6 +131,8 @@ static const char usage[] =
     "                             to --max-size)\n"
     "      --zero-stats           reset the counters of --stats\n"
     "      --json                 --stats and --list as JSON\n"
+    "      --show-config          print every setting, its value and where it\n"
+    "                             came from (option, variable, file:line)\n"
     "  -v, --verbose              say hit or miss on stderr (and why a miss)\n"
     "  -q, --quiet                no warnings\n"
     "  -h, --help                 show this help\n"
@@ -226,59 +231,20 @@ struct cli {
 
 #define NOPTIONS (sizeof(options) / sizeof(options[0]))
 
-/* Optimal string alignment distance: edits, swaps of neighbours included. */
-static size_t edit_distance(const char *a, size_t n, const char *b)
-{
-  size_t m = strlen(b), d[40][40], i, j;
-
-  if (n >= 40 || m >= 40)
-    return 99;
-  for (i = 0; i <= n; i++)
-    d[i][0] = i;
-  for (j = 0; j <= m; j++)
-    d[0][j] = j;
-  for (i = 1; i <= n; i++) {
-    for (j = 1; j <= m; j++) {
-      size_t best = d[i - 1][j - 1] + (a[i - 1] != b[j - 1]);
-
-      if (d[i - 1][j] + 1 < best)
-        best = d[i - 1][j] + 1;
-      if (d[i][j - 1] + 1 < best)
-        best = d[i][j - 1] + 1;
-      if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] &&
-          d[i - 2][j - 2] + 1 < best)
-        best = d[i - 2][j - 2] + 1;
-      d[i][j] = best;
-    }
-  }
-  return d[n][m];
-}
-
-/*
- * Writes " (did you mean --X?)" into buf for the long options nearest to
- * the n bytes of name (at most 1 edit away for short names, 2 for others),
- * or "" when none is near.
- */
+/* " (did you mean --X?)" for the long options near the n bytes of name. */
 static void suggest(const char *name, size_t n, char *buf, size_t len)
 {
-  size_t i, best = n <= 4 ? 1 : 2, used = 0, found = 0;
+  const char *names[NOPTIONS];
+  char near[160];
+  size_t i;
 
-  for (i = 0; i < NOPTIONS; i++) {
-    size_t d = edit_distance(name, n, options[i].name);
-
-    if (d < best)
-      best = d;
-  }
-  buf[0] = 0;
-  for (i = 0; i < NOPTIONS && used < len; i++) {
-    if (edit_distance(name, n, options[i].name) != best)
-      continue;
-    used +=
-        (size_t)snprintf(buf + used, len - used, "%s--%s",
-                         found++ ? " or " : " (did you mean ", options[i].name);
-  }
-  if (found && used < len)
-    snprintf(buf + used, len - used, "?)");
+  for (i = 0; i < NOPTIONS; i++)
+    names[i] = options[i].name;
+  cdo_nearest(name, n, names, NOPTIONS, "--", near, sizeof(near));
+  if (near[0])
+    snprintf(buf, len, " (did you mean %s?)", near);
+  else
+    buf[0] = 0;
 }
 
 /*
@@ -790,6 +756,28 @@ static void stats_table(const struct cdo_stats *st, struct cdo_store *s,
   }
 }
 
+/* --show-config: "name = value", then where it came from, aligned. */
+static void show_setting(void *ud, const char *name, const char *value,
+                         const char *origin)
+{
+  int *width = ud, n = (int)(strlen(name) + 3 + strlen(value));
+
+  if (*width < 0)
+    printf("%s = %s%*s  (%s)\n", name, value, max_int(-*width - n, 0), "",
+           origin);
+  else if (n > *width && n <= 50)
+    *width = n;
+}
+
+static void show_config(const struct cdo_config *cfg)
+{
+  int width = 0;
+
+  cdo_config_show(cfg, show_setting, &width); /* measure */
+  width = -width;
+  cdo_config_show(cfg, show_setting, &width);
+}
+
 /* --clear, --stats, --list, --gc, --zero-stats: 0 success, 1 failure. */
 static int admin(const struct cli *cli, const struct cdo_config *cfg)
 {
@@ -970,9 +958,11 @@ int main(int argc, char **argv)
   }
   if (cli.mode >= M_CLEAR) {
     if (cli.command[0] != NULL)
-      say("unexpected argument '%s' (--clear, --stats, --list, --gc and "
-          "--zero-stats take no command)",
+      say("unexpected argument '%s' (--clear, --stats, --list, --gc, "
+          "--zero-stats and --show-config take no command)",
           cli.command[0]);
+    else if (cli.mode == M_SHOW_CONFIG)
+      show_config(&cfg), r = 0;
     else
       r = admin(&cli, &cfg);
     goto out;

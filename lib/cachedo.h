@@ -45,6 +45,16 @@ const char *cdo_strerror(int code);
 
 /* ---- configuration ------------------------------------------------------ */
 
+/* The most settings there may be (the size of cdo_config's origin). */
+#define CDO_CONFIG_MAX 48
+
+enum {
+  CDO_ORIGIN_DEFAULT, /* the built-in default */
+  CDO_ORIGIN_FILE,    /* a line of the config file */
+  CDO_ORIGIN_ENV,     /* a CACHEDO_* variable */
+  CDO_ORIGIN_FLAG     /* a command-line option (cdo_config_set) */
+};
+
 /* A growable list of strings; every element is owned by the list. */
 struct cdo_strv {
   char **v;
@@ -82,6 +92,12 @@ struct cdo_config {
   int no_env, no_cwd, pure, use_stdin, refresh, no_cache;
   int verbose, quiet;
   unsigned layer; /* current layer, see cdo_config_layer() */
+  /* Where each setting's value came from, for cdo_config_show(). */
+  struct cdo_origin {
+    unsigned char kind; /* CDO_ORIGIN_* */
+    unsigned line;      /* CDO_ORIGIN_FILE: the line */
+  } origin[CDO_CONFIG_MAX];
+  char *file; /* the config file that was read, or NULL */
 };
 
 /* Sets the built-in defaults. */
@@ -119,6 +135,30 @@ int cdo_config_load_env(struct cdo_config *c, char *const envp[], char *err,
  */
 int cdo_config_load_file(struct cdo_config *c, const char *path, char *err,
                          size_t errlen);
+
+/*
+ * Calls fn once per setting, in a fixed order, with its name, its value as
+ * a config file would spell it ("" when unset) and where it came from:
+ * "default", "--NAME", "CACHEDO_..." or "FILE:LINE". Strings are borrowed
+ * for the call.
+ */
+typedef void (*cdo_config_show_fn)(void *ud, const char *name,
+                                   const char *value, const char *origin);
+void cdo_config_show(const struct cdo_config *c, cdo_config_show_fn fn,
+                     void *ud);
+
+/*
+ * How many single-character edits (insert, delete, replace, swap of two
+ * neighbours) turn the n bytes of a into the string b; for "did you mean".
+ */
+size_t cdo_edit_distance(const char *a, size_t n, const char *b);
+/*
+ * Writes into buf the names of names[0..count) nearest to the n bytes of
+ * word (at most 1 edit for words of up to 4 bytes, else 2), each after
+ * prefix and joined by " or ", e.g. "--ttl or --tty"; "" when none is near.
+ */
+void cdo_nearest(const char *word, size_t n, const char *const *names,
+                 size_t count, const char *prefix, char *buf, size_t len);
 
 /* Parses "500ms", "30", "5m" ... into milliseconds. 0 or CDO_EBADVALUE. */
 int cdo_parse_duration(const char *s, int64_t *out_ms);

@@ -129,6 +129,8 @@ const char *cdo__store_urls(void);
  */
 int cdo__store_option_check(const char *name, const char *option,
                             const char *val, const char **what);
+/* The default value of that option, as its backend spells it; "" if none. */
+const char *cdo__store_option_default(const char *name, const char *option);
 
 /* ---- files (fs.c) -------------------------------------------------------- */
 
@@ -157,6 +159,9 @@ int cdo__dir_check(const char *path, char *err, size_t errlen);
 int cdo__tmpfile(const char *dir);
 /* $XDG_<what>_HOME, else $HOME/<fallback>; malloc'd, NULL if neither. */
 char *cdo__xdg_dir(const char *var, const char *fallback);
+/* The default cache URL, sqlite:$XDG_CACHE_HOME/cachedo/cache.db; malloc'd,
+ * NULL when neither XDG_CACHE_HOME nor HOME is set (or on ENOMEM). */
+char *cdo__default_url(void);
 
 /* ---- keys (key.c) -------------------------------------------------------- */
 

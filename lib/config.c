@@ -167,6 +167,9 @@ static int read_sign_key(struct cdo_config *c, const char *path, char *err,
   return e ? CDO_EBADVALUE : 0;
 }
 
+_Static_assert(CDO__ARRAY_SIZE(settings) <= CDO_CONFIG_MAX,
+               "struct cdo_config's origin holds every setting");
+
 void cdo_config_init(struct cdo_config *c)
 {
   memset(c, 0, sizeof(*c));
@@ -217,6 +220,7 @@ void cdo_config_release(struct cdo_config *c)
   strv_clear(&c->env);
   strv_clear(&c->ignore_env);
   strv_clear(&c->files);
+  free(c->file);
   cdo_config_init(c);
 }
 
@@ -390,6 +394,20 @@ static int apply(struct cdo_config *c, const struct setting *st,
   return r;
 }
 
+/* apply(), and on success records where the value came from. */
+static int apply_from(struct cdo_config *c, const struct setting *st,
+                      const char *val, int kind, unsigned line, char *err,
+                      size_t errlen)
+{
+  int r = apply(c, st, val, kind != CDO_ORIGIN_FLAG, err, errlen);
+
+  if (r == 0) {
+    c->origin[st - settings].kind = (unsigned char)kind;
+    c->origin[st - settings].line = line;
+  }
+  return r;
+}
+
 int cdo_config_set(struct cdo_config *c, const char *name, const char *value,
                    char *err, size_t errlen)
 {
@@ -399,7 +417,7 @@ int cdo_config_set(struct cdo_config *c, const char *name, const char *value,
     cdo__fmt(err, errlen, "unknown setting '%s'", name);
     return CDO__ERR(ENOENT);
   }
-  return apply(c, st, value, 0, err, errlen);
+  return apply_from(c, st, value, CDO_ORIGIN_FLAG, 0, err, errlen);
 }
 
 /*
@@ -444,7 +462,7 @@ int cdo_config_load_env(struct cdo_config *c, char *const envp[], char *err,
 
     if (v == NULL || *v == 0) /* set but empty: as if unset */
       continue;
-    r = apply(c, st, v, 1, why, sizeof(why));
+    r = apply_from(c, st, v, CDO_ORIGIN_ENV, 0, why, sizeof(why));
     if (r < 0) {
       cdo__fmt(err, errlen, "invalid %s %s", st->env, why);
       return r;
@@ -465,15 +483,82 @@ static char *trim(char *s)
   return s;
 }
 
+/* Cuts a comment off s: from a '#' at its start or after a blank. */
+static void cut_comment(char *s)
+{
+  char *p;
+
+  for (p = s; *p; p++) {
+    if (*p == '#' && (p == s || p[-1] == ' ' || p[-1] == '\t')) {
+      *p = 0;
+      return;
+    }
+  }
+}
+
+/* "unknown setting 'KEY' (did you mean ...? valid: ...)" into err. */
+static void unknown_setting(const char *where, const char *key, char *err,
+                            size_t errlen)
+{
+  const char *names[CDO__ARRAY_SIZE(settings)];
+  char near[100], all[500];
+  size_t i, used = 0;
+
+  for (i = 0; i < CDO__ARRAY_SIZE(settings); i++) {
+    names[i] = settings[i].name;
+    if (used < sizeof(all))
+      used += (size_t)snprintf(all + used, sizeof(all) - used, "%s%s",
+                               i ? ", " : "", names[i]);
+  }
+  cdo_nearest(key, strlen(key), names, CDO__ARRAY_SIZE(settings), "", near,
+              sizeof(near));
+  cdo__fmt(err, errlen, "%s: unknown setting '%s' (%s%s%svalid: %s)", where,
+           key, near[0] ? "did you mean " : "", near, near[0] ? "? " : "", all);
+}
+
+/* Applies one line of the config file; 0 or CDO_EBADVALUE (err set). */
+static int file_line(struct cdo_config *c, char *line, unsigned lineno,
+                     char *err, size_t errlen)
+{
+  char *s, *eq, *key, *val, where[4200], why[300];
+  const struct setting *st;
+  int r;
+
+  cut_comment(line);
+  s = trim(line);
+  if (*s == 0)
+    return 0;
+  cdo__fmt(where, sizeof(where), "%s:%u", c->file, lineno);
+  eq = strchr(s, '=');
+  if (eq == NULL) {
+    cdo__fmt(err, errlen, "%s: cannot parse '%s' (expected 'key = value')",
+             where, s);
+    return CDO_EBADVALUE;
+  }
+  *eq = 0;
+  key = trim(s);
+  val = trim(eq + 1);
+  st = find(key);
+  if (st == NULL) {
+    unknown_setting(where, key, err, errlen);
+    return CDO_EBADVALUE;
+  }
+  r = apply_from(c, st, val, CDO_ORIGIN_FILE, lineno, why, sizeof(why));
+  if (r < 0)
+    cdo__fmt(err, errlen, "%s: invalid %s %s", where, key, why);
+  return r;
+}
+
 int cdo_config_load_file(struct cdo_config *c, const char *path, char *err,
                          size_t errlen)
 {
-  char *def = NULL, *line = NULL, why[300];
+  char *line = NULL;
   size_t cap = 0;
   unsigned lineno = 0;
   FILE *f;
   int r = 0;
 
+  free(c->file);
   if (path == NULL) {
     char *dir = cdo__xdg_dir("XDG_CONFIG_HOME", ".config");
     size_t n;
@@ -481,53 +566,159 @@ int cdo_config_load_file(struct cdo_config *c, const char *path, char *err,
     if (dir == NULL)
       return 0;
     n = strlen(dir) + sizeof("/cachedo/config");
-    def = malloc(n);
-    if (def != NULL)
-      cdo__fmt(def, n, "%s/cachedo/config", dir);
+    c->file = malloc(n);
+    if (c->file != NULL)
+      cdo__fmt(c->file, n, "%s/cachedo/config", dir);
     free(dir);
-    if (def == NULL)
-      return CDO__ERR(ENOMEM);
-    path = def;
+  } else {
+    c->file = strdup(path);
   }
-  f = fopen(path, "re");
+  if (c->file == NULL)
+    return CDO__ERR(ENOMEM);
+  f = fopen(c->file, "re");
   if (f == NULL) {
     r = errno == ENOENT ? 0 : CDO__ERR(errno);
     if (r < 0)
-      cdo__fmt(err, errlen, "cannot read config file '%s': %s", path,
+      cdo__fmt(err, errlen, "cannot read config file '%s': %s", c->file,
                strerror(errno));
-    free(def);
+    free(c->file);
+    c->file = NULL;
     return r;
   }
-  while (r == 0 && getline(&line, &cap, f) >= 0) {
-    char *s = trim(line), *eq, *key, *val;
-    const struct setting *st;
-
-    lineno++;
-    if (*s == 0 || *s == '#')
-      continue;
-    eq = strchr(s, '=');
-    if (eq == NULL) {
-      cdo__fmt(err, errlen, "%s:%u: cannot parse '%s' (expected 'key = value')",
-               path, lineno, s);
-      r = CDO_EBADVALUE;
-      break;
-    }
-    *eq = 0;
-    key = trim(s);
-    val = trim(eq + 1);
-    st = find(key);
-    if (st == NULL || *key == 0) {
-      cdo__fmt(err, errlen, "%s:%u: unknown setting '%s' (see cachedo --help)",
-               path, lineno, key);
-      r = CDO_EBADVALUE;
-      break;
-    }
-    r = apply(c, st, val, 1, why, sizeof(why));
-    if (r < 0)
-      cdo__fmt(err, errlen, "%s:%u: invalid %s %s", path, lineno, key, why);
-  }
+  while (r == 0 && getline(&line, &cap, f) >= 0)
+    r = file_line(c, line, ++lineno, err, errlen);
   free(line);
   fclose(f);
-  free(def);
   return r;
+}
+
+/* ms exactly, as a config file would say it: "1h30m", "500ms", "0". */
+static void exact_duration(int64_t ms, char *buf, size_t len)
+{
+  static const struct {
+    const char *unit;
+    int64_t ms;
+  } u[] = {{"w", 604800000}, {"d", 86400000}, {"h", 3600000},
+           {"m", 60000},     {"s", 1000},     {"ms", 1}};
+  size_t i, used = 0;
+
+  buf[0] = 0;
+  if (ms <= 0)
+    cdo__fmt(buf, len, "0");
+  for (i = 0; i < CDO__ARRAY_SIZE(u) && ms > 0 && used < len; i++) {
+    if (ms >= u[i].ms)
+      used += (size_t)snprintf(buf + used, len - used, "%lld%s",
+                               (long long)(ms / u[i].ms), u[i].unit);
+    ms %= u[i].ms;
+  }
+}
+
+/* n bytes exactly: "256M", "1536K", "1000". */
+static void exact_size(uint64_t n, char *buf, size_t len)
+{
+  static const char unit[] = "TGMK";
+  int i;
+
+  for (i = 0; i < 4 && n > 0; i++) {
+    uint64_t mult = (uint64_t)1 << (10 * (4 - i));
+
+    if (n % mult == 0) {
+      cdo__fmt(buf, len, "%llu%c", (unsigned long long)(n / mult), unit[i]);
+      return;
+    }
+  }
+  cdo__fmt(buf, len, "%llu", (unsigned long long)n);
+}
+
+/* The value of setting st in c, as a config file would spell it. */
+static void show_value(const struct cdo_config *c, const struct setting *st,
+                       char *buf, size_t len)
+{
+  const char *field = (const char *)c + st->off;
+  int64_t ms;
+  uint64_t n;
+  int b;
+  size_t i, used = 0;
+
+  buf[0] = 0;
+  switch (st->type) {
+  case T_DURATION_POS:
+  case T_DURATION:
+    memcpy(&ms, field, sizeof(ms));
+    exact_duration(ms < 0 ? c->ttl_ms : ms, buf, len); /* fail-ttl: the ttl */
+    break;
+  case T_SIZE:
+    memcpy(&n, field, sizeof(n));
+    exact_size(n, buf, len);
+    break;
+  case T_URL:
+  case T_KEYFILE: /* its path; the key itself is never shown */
+  case T_STRING: {
+    char *v = *(char *const *)(const void *)field;
+    char *def = v == NULL && st->type == T_URL ? cdo__default_url() : NULL;
+
+    cdo__fmt(buf, len, "%s", v ? v : def ? def : "");
+    if (st->type == T_URL)
+      cdo__url_mask(buf);
+    free(def);
+    break;
+  }
+  case T_LIST: {
+    const struct cdo_strv *v = (const void *)field;
+
+    for (i = 0; i < v->n && used < len; i++)
+      used += (size_t)snprintf(buf + used, len - used, "%s%s", i ? " " : "",
+                               v->v[i]);
+    break;
+  }
+  case T_STORE_OPT: {
+    const struct cdo_strv *v = (const void *)field;
+    size_t bn = strlen(st->backend), on = strlen(st->option);
+    const char *val = cdo__store_option_default(st->backend, st->option);
+
+    for (i = 0; i < v->n; i++) /* "backend.option=value", the last wins */
+      if (strncmp(v->v[i], st->backend, bn) == 0 && v->v[i][bn] == '.' &&
+          strncmp(v->v[i] + bn + 1, st->option, on) == 0 &&
+          v->v[i][bn + 1 + on] == '=')
+        val = v->v[i] + bn + on + 2;
+    cdo__fmt(buf, len, "%s",
+             strcmp(st->option, "password") || !*val ? val : "***");
+    break;
+  }
+  case T_BOOL:
+  case T_NOFAIL:
+    memcpy(&b, field, sizeof(b));
+    if (st->type == T_NOFAIL)
+      b = c->fail_ttl_ms == 0;
+    cdo__fmt(buf, len, "%s", b ? "true" : "false");
+    break;
+  }
+}
+
+void cdo_config_show(const struct cdo_config *c, cdo_config_show_fn fn,
+                     void *ud)
+{
+  char value[4200], origin[4200];
+  size_t i;
+
+  for (i = 0; i < CDO__ARRAY_SIZE(settings); i++) {
+    const struct setting *st = &settings[i];
+    const struct cdo_origin *o = &c->origin[i];
+
+    show_value(c, st, value, sizeof(value));
+    if (o->kind == CDO_ORIGIN_FILE)
+      cdo__fmt(origin, sizeof(origin), "%s:%u", c->file ? c->file : "?",
+               o->line);
+    else if (o->kind == CDO_ORIGIN_ENV)
+      cdo__fmt(origin, sizeof(origin), "%s", st->env);
+    else if (o->kind == CDO_ORIGIN_FLAG)
+      cdo__fmt(origin, sizeof(origin), "--%s", st->name);
+    else if (st->type == T_DURATION && c->fail_ttl_ms <= 0 &&
+             st->off == offsetof(struct cdo_config, fail_ttl_ms))
+      cdo__fmt(origin, sizeof(origin), "%s",
+               c->fail_ttl_ms < 0 ? "default: the ttl" : "no-cache-failures");
+    else
+      cdo__fmt(origin, sizeof(origin), "default");
+    fn(ud, st->name, value, origin);
+  }
 }

@@ -189,3 +189,18 @@ char *cdo__xdg_dir(const char *var, const char *fallback)
     cdo__fmt(out, n, "%s/%s", home, fallback);
   return out;
 }
+
+char *cdo__default_url(void)
+{
+  char *dir = cdo__xdg_dir("XDG_CACHE_HOME", ".cache"), *url;
+  size_t n;
+
+  if (dir == NULL)
+    return NULL;
+  n = strlen(dir) + sizeof("sqlite:/cachedo/cache.db");
+  url = malloc(n);
+  if (url != NULL)
+    cdo__fmt(url, n, "sqlite:%s/cachedo/cache.db", dir);
+  free(dir);
+  return url;
+}

@@ -168,6 +168,17 @@ int cdo__store_option_check(const char *name, const char *option,
   return o ? set_option(NULL, o, val) : CDO_EBADVALUE;
 }
 
+const char *cdo__store_option_default(const char *name, const char *option)
+{
+  const struct cdo__store_opt *o = NULL;
+  size_t i;
+
+  for (i = 0; o == NULL && i < CDO__ARRAY_SIZE(backends); i++)
+    if (strcmp(backends[i]->name, name) == 0)
+      o = find_option(backends[i], option, strlen(option));
+  return o && o->def ? o->def : "";
+}
+
 /*
  * Applies the options "name=value&..." of query (s NULL: only checks them).
  * 0, or CDO_EBADURL with err saying which option is wrong.
@@ -342,22 +353,6 @@ int cdo_url_check(const char *url, char *err, size_t errlen)
   return r;
 }
 
-/* The default URL: sqlite:$XDG_CACHE_HOME/cachedo/cache.db. */
-static char *default_url(void)
-{
-  char *dir = cdo__xdg_dir("XDG_CACHE_HOME", ".cache"), *url;
-  size_t n;
-
-  if (dir == NULL)
-    return NULL;
-  n = strlen(dir) + sizeof("sqlite:/cachedo/cache.db");
-  url = malloc(n);
-  if (url != NULL)
-    cdo__fmt(url, n, "sqlite:%s/cachedo/cache.db", dir);
-  free(dir);
-  return url;
-}
-
 int cdo_store_open(struct cdo_store **out, const struct cdo_config *cfg,
                    char *err, size_t errlen)
 {
@@ -368,7 +363,7 @@ int cdo_store_open(struct cdo_store **out, const struct cdo_config *cfg,
   int r;
 
   *out = NULL;
-  url = cfg->cache ? strdup(cfg->cache) : default_url();
+  url = cfg->cache ? strdup(cfg->cache) : cdo__default_url();
   if (url == NULL) {
     cdo__fmt(err, errlen,
              "cannot find a cache location: set HOME, "

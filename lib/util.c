@@ -412,3 +412,50 @@ void cdo__vmsg(cdo_msg_fn fn, void *ud, int level, const char *fmt, va_list ap)
   vsnprintf(buf, sizeof(buf), fmt, ap);
   fn(ud, level, buf);
 }
+
+size_t cdo_edit_distance(const char *a, size_t n, const char *b)
+{
+  size_t m = strlen(b), d[40][40], i, j;
+
+  if (n >= 40 || m >= 40)
+    return (size_t)-1;
+  for (i = 0; i <= n; i++)
+    d[i][0] = i;
+  for (j = 0; j <= m; j++)
+    d[0][j] = j;
+  for (i = 1; i <= n; i++) {
+    for (j = 1; j <= m; j++) {
+      size_t best = d[i - 1][j - 1] + (a[i - 1] != b[j - 1]);
+
+      if (d[i - 1][j] + 1 < best)
+        best = d[i - 1][j] + 1;
+      if (d[i][j - 1] + 1 < best)
+        best = d[i][j - 1] + 1;
+      if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] &&
+          d[i - 2][j - 2] + 1 < best)
+        best = d[i - 2][j - 2] + 1;
+      d[i][j] = best;
+    }
+  }
+  return d[n][m];
+}
+
+void cdo_nearest(const char *word, size_t n, const char *const *names,
+                 size_t count, const char *prefix, char *buf, size_t len)
+{
+  size_t i, best = n <= 4 ? 1 : 2, used = 0;
+
+  if (len == 0)
+    return;
+  buf[0] = 0;
+  for (i = 0; i < count; i++) {
+    size_t d = cdo_edit_distance(word, n, names[i]);
+
+    if (d < best)
+      best = d;
+  }
+  for (i = 0; i < count && used < len; i++)
+    if (cdo_edit_distance(word, n, names[i]) == best)
+      used += (size_t)snprintf(buf + used, len - used, "%s%s%s",
+                               used ? " or " : "", prefix, names[i]);
+}

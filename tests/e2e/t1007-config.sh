@@ -108,6 +108,66 @@ test_expect_success 'a bad value in the config file is an error naming the file'
 	expect_count badvalue 0
 '
 
+test_expect_success 'a comment may follow a value' '
+	XDG_CONFIG_HOME=$TMP/cfg-trailing &&
+	write_config <<-EOF &&
+	ttl = 1h   # an hour
+	cache = sqlite:$PWD/trailing.db	# after a tab
+	EOF
+	expect_status 0 cachedo counted trailing 2>err &&
+	expect_lines 0 err &&
+	test -f trailing.db &&
+	cachedo counted trailing &&
+	expect_count trailing 1
+'
+
+test_expect_success 'an unknown setting suggests the nearest and lists the valid ones' '
+	XDG_CONFIG_HOME=$TMP/cfg-unknown &&
+	write_config <<-\EOF &&
+	tll = 5m
+	EOF
+	expect_status 125 cachedo counted unknown 2>err &&
+	expect_lines 1 err &&
+	expect_grep -F "config:1: unknown setting '\''tll'\'' (did you mean ttl? valid: ttl, fail-ttl," err &&
+	expect_grep -F ", verbose, quiet)" err &&
+	expect_count unknown 0
+'
+
+test_expect_success '--show-config names each value'\''s origin' '
+	XDG_CONFIG_HOME=$TMP/cfg-show &&
+	write_config <<-EOF &&
+	# settings
+	ttl = 90min # long
+	max-size = 1.5G
+	cache = sqlite:$PWD/from-file.db
+	EOF
+	CACHEDO_CACHE=sqlite:$PWD/from-env.db CACHEDO_STALE=1h \
+		cachedo --ref -v --env PATH --show-config >out 2>err &&
+	expect_lines 0 err &&
+	expect_grep -E "^ttl = 1h30m +\($XDG_CONFIG_HOME/cachedo/config:2\)\$" out &&
+	expect_grep -E "^max-size = 1536M +\($XDG_CONFIG_HOME/cachedo/config:3\)\$" out &&
+	expect_grep -E "^cache = sqlite:$PWD/from-env.db +\(CACHEDO_CACHE\)\$" out &&
+	expect_grep -E "^stale = 1h +\(CACHEDO_STALE\)\$" out &&
+	expect_grep -E "^refresh = true +\(--refresh\)\$" out &&
+	expect_grep -E "^verbose = true +\(--verbose\)\$" out &&
+	expect_grep -E "^env = PATH +\(--env\)\$" out &&
+	expect_grep -E "^fail-ttl = 1h30m +\(default: the ttl\)\$" out &&
+	expect_grep -E "^lock-timeout = 10m +\(default\)\$" out &&
+	expect_grep -E "^quiet = false +\(default\)\$" out &&
+	test ! -e from-env.db &&
+	test ! -e from-file.db
+'
+
+test_expect_success '--show-config shows the default cache resolved, and runs nothing' '
+	XDG_CONFIG_HOME=$TMP/cfg-none &&
+	unset CACHEDO_CACHE &&
+	cachedo --show-config >out &&
+	expect_grep -E "^cache = sqlite:$XDG_CACHE_HOME/cachedo/cache.db +\(default\)\$" out &&
+	expect_status 125 cachedo --show-config counted show 2>err &&
+	expect_grep -F "take no command" err &&
+	expect_count show 0
+'
+
 test_expect_success 'a CACHEDO_* variable set but empty counts as unset' '
 	CACHEDO_SCOPE= CACHEDO_TTL= cachedo counted emptyvar >out 2>err &&
 	expect_lines 0 err &&

@@ -509,7 +509,10 @@ static void test_file_good(void **state)
                     "  scope   =   my scope  \n"
                     "env = LANG LC_*\tAWS_*\n"
                     "no-cwd = yes\n"
-                    "max-output = 1M", /* no final newline */
+                    "fail-ttl = 2m # a comment after the value\n"
+                    "ignore-env = A B\t# after a tab\n"
+                    "cache = sqlite:/x/a#b.db\n" /* '#' inside a value */
+                    "max-output = 1M",           /* no final newline */
                     &dir, &path, err, sizeof(err)));
   assert_int_equal(c->ttl_ms, 90000);
   assert_int_equal(c->stale_ms, 10000);
@@ -520,6 +523,10 @@ static void test_file_good(void **state)
   assert_string_equal(c->env.v[2], "AWS_*");
   assert_int_equal(c->no_cwd, 1);
   assert_int_equal(c->max_output, 1 << 20);
+  assert_int_equal(c->fail_ttl_ms, 120000);
+  assert_int_equal(c->ignore_env.n, 2);
+  assert_string_equal(c->ignore_env.v[1], "B");
+  assert_string_equal(c->cache, "sqlite:/x/a#b.db");
   free(path);
   unit_rmtree(dir);
 }
@@ -536,6 +543,11 @@ static const struct {
     {"ttl = 0\n", {"FILE:1:", "'0'", "duration > 0"}},
     {"cache = nope:x\n", {"FILE:1:", "'nope:x'", "unknown scheme"}},
     {"env =\n", {"FILE:1:", "env", "non-empty"}},
+    {"ttl = # nothing but a comment\n", {"FILE:1:", "''", "duration"}},
+    {"tll = 5s\n",
+     {"FILE:1:", "unknown setting 'tll' (did you mean ttl? ",
+      "valid: ttl, fail-ttl, "}},
+    {"bogus = 1\n", {"'bogus' (valid: ttl, ", ", verbose, quiet)", NULL}},
 };
 
 static void test_file_bad(void **state)
@@ -643,6 +655,99 @@ static void test_env_list_replaces_file(void **state)
   unit_rmtree(dir);
 }
 
+/* ---- cdo_config_show ------------------------------------------------------
+ */
+
+struct shown {
+  char text[4000];
+};
+
+static void collect(void *ud, const char *name, const char *value,
+                    const char *origin)
+{
+  struct shown *sh = ud;
+  size_t n = strlen(sh->text);
+
+  cdo__fmt(sh->text + n, sizeof(sh->text) - n, "%s=%s (%s)\n", name, value,
+           origin);
+}
+
+/* Every setting once, its value as a file would say it, and its origin. */
+static void test_show(void **state)
+{
+  struct cdo_config *c = *state;
+  char err[400], *dir, *path, want[600];
+  struct shown sh = {""};
+  const char *p;
+  int lines = 0;
+
+  unit_ok(load_text(c, "# first\nttl = 1.5h\nmax-size = 1.5G # big\n", &dir,
+                    &path, err, sizeof(err)));
+  cdo_config_layer(c);
+  setenv("CACHEDO_CACHE", "redis://u:secret@h/1", 1);
+  unit_ok(cdo_config_load_env(c, environ, err, sizeof(err)));
+  unsetenv("CACHEDO_CACHE");
+  cdo_config_layer(c);
+  unit_ok(cdo_config_set(c, "env", "PATH", err, sizeof(err)));
+  unit_ok(cdo_config_set(c, "verbose", NULL, err, sizeof(err)));
+  cdo_config_show(c, collect, &sh);
+
+  cdo__fmt(want, sizeof(want), "ttl=1h30m (%s:2)\n", path);
+  assert_non_null(strstr(sh.text, want));
+  cdo__fmt(want, sizeof(want), "max-size=1536M (%s:3)\n", path);
+  assert_non_null(strstr(sh.text, want));
+  assert_non_null(strstr(sh.text, "cache=redis://u:***@h/1 (CACHEDO_CACHE)\n"));
+  assert_null(strstr(sh.text, "secret"));
+  assert_non_null(strstr(sh.text, "env=PATH (--env)\n"));
+  assert_non_null(strstr(sh.text, "verbose=true (--verbose)\n"));
+  assert_non_null(strstr(sh.text, "fail-ttl=1h30m (default: the ttl)\n"));
+  assert_non_null(strstr(sh.text, "stale=0 (default)\n"));
+  assert_non_null(strstr(sh.text, "lock-timeout=10m (default)\n"));
+  assert_non_null(strstr(sh.text, "max-output=256M (default)\n"));
+  assert_non_null(strstr(sh.text, "scope= (default)\n"));
+  assert_non_null(strstr(sh.text, "quiet=false (default)\n"));
+  /* One line per setting: each names a real setting, and only once. */
+  for (p = sh.text; *p; p = strchr(p, '\n') + 1) {
+    struct cdo_config scratch;
+    char name[64], line[80];
+    size_t n = strcspn(p, "=");
+
+    assert_true(n < sizeof(name));
+    cdo__fmt(name, sizeof(name), "%.*s", (int)n, p);
+    cdo_config_init(&scratch);
+    assert_int_not_equal(cdo_config_set(&scratch, name, "x", err, sizeof(err)),
+                         -ENOENT);
+    cdo_config_release(&scratch);
+    cdo__fmt(line, sizeof(line), "\n%s=", name);
+    assert_true(p == sh.text || strstr(sh.text, line) == p - 1);
+    assert_null(strstr(p, line));
+    lines++;
+  }
+  assert_true(lines >= 25);
+  free(path);
+  unit_rmtree(dir);
+}
+
+static void test_edit_distance(void **state)
+{
+  static const char *const names[] = {"ttl", "tty", "refresh", "json"};
+  char buf[100];
+
+  (void)state;
+  assert_int_equal(cdo_edit_distance("tll", 3, "ttl"), 1);
+  assert_int_equal(cdo_edit_distance("jsno", 4, "json"), 1); /* a swap */
+  assert_int_equal(cdo_edit_distance("refrsh", 6, "refresh"), 1);
+  assert_int_equal(cdo_edit_distance("abc", 3, "abc"), 0);
+  assert_int_equal(cdo_edit_distance("", 0, "abc"), 3);
+  assert_int_equal(cdo_edit_distance("ttlxyz", 3, "ttl"), 0); /* n bytes */
+  cdo_nearest("tt", 2, names, 4, "--", buf, sizeof(buf));
+  assert_string_equal(buf, "--ttl or --tty");
+  cdo_nearest("refrsh", 6, names, 4, "", buf, sizeof(buf));
+  assert_string_equal(buf, "refresh");
+  cdo_nearest("bogus", 5, names, 4, "", buf, sizeof(buf));
+  assert_string_equal(buf, "");
+}
+
 int main(void)
 {
   const struct CMUnitTest tests[] = {
@@ -652,6 +757,7 @@ int main(void)
       cmocka_unit_test(test_size_bad),
       cmocka_unit_test(test_format_duration),
       cmocka_unit_test(test_format_size),
+      cmocka_unit_test(test_edit_distance),
 #define T(f) cmocka_unit_test_setup_teardown(f, setup_config, teardown_config)
       T(test_set_bad),
       T(test_set_missing_value_and_unknown),
@@ -664,11 +770,13 @@ int main(void)
       T(test_file_default_location),
       T(test_env_ttl),
       T(test_env_list_replaces_file),
+      T(test_show),
 #undef T
   };
 
   /* The caller's own CACHEDO_* settings must not leak into the vectors. */
   unsetenv("CACHEDO_TTL");
   unsetenv("CACHEDO_ENV");
+  unsetenv("CACHEDO_CACHE");
   return cmocka_run_group_tests_name("parse", tests, NULL, NULL);
 }
