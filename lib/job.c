@@ -390,6 +390,9 @@ int cdo_job_run(struct cdo_job *j, struct cdo_store *s, struct cdo_result *res)
     cdo__job_msg(j, 0, "warning: %s; running uncached", j->uncacheable);
     s = NULL;
   }
+  if (s != NULL && j->stdin_unkeyed != NULL)
+    cdo__job_msg(j, 1, "stdin: not in the key (%s); use --stdin",
+                 j->stdin_unkeyed);
   if (s != NULL && !j->cfg->refresh) {
     r = cdo__store_lookup(s, &j->key, &b, &m, &joff);
     if (r == CDO__FRESH || r == CDO__STALE) {

@@ -29,7 +29,10 @@ struct cdo_job {
   size_t n_env;
   struct cdo__file_digest *files;
   size_t n_files;
-  int stdin_fd; /* spooled stdin with --stdin, else -1 */
+  int stdin_fd;              /* spooled stdin with --stdin, else -1 */
+  const char *stdin_unkeyed; /* without --stdin: "a pipe", "a socket" or
+                                "a regular file" when stdin is one (it
+                                may matter but is not in the key) */
   unsigned char stdin_digest[32];
   struct cdo__key key;
   cdo_msg_fn msg;

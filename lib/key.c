@@ -753,6 +753,12 @@ static void walk_stdin(const struct cdo_job *j, struct walker *w)
 {
   struct cdo__key_part p = {.hashed = 1, .v1 = j->stdin_digest, .n1 = 32};
 
+  if (j->stdin_fd < 0 && j->stdin_unkeyed != NULL && w->show) {
+    p.hashed = 0; /* only said, so that piped input is not a surprise */
+    cdo__fmt(w->buf, sizeof(w->buf), "not in the key (%s); use --stdin",
+             j->stdin_unkeyed);
+    emit(w, &p);
+  }
   if (j->stdin_fd < 0)
     return;
   if (w->show)
@@ -905,6 +911,22 @@ static char *read_cwd(void)
   return errno == ERANGE ? getcwd(NULL, 0) : NULL;
 }
 
+/* What stdin is when it may carry data the key does not see, else NULL. */
+static const char *unkeyed_stdin(void)
+{
+  struct stat st;
+
+  if (fstat(0, &st) < 0)
+    return NULL;
+  if (S_ISFIFO(st.st_mode))
+    return "a pipe";
+  if (S_ISSOCK(st.st_mode))
+    return "a socket";
+  if (S_ISREG(st.st_mode))
+    return "a regular file";
+  return NULL; /* a terminal, /dev/null: the common case */
+}
+
 /* The working directory into j->cwd, or why the job cannot be cached. */
 static int take_cwd(struct cdo_job *j)
 {
@@ -936,6 +958,8 @@ int cdo__key_gather(struct cdo_job *j, char *const envp[], char *err,
     r = digest_files(j, err, errlen);
   if (r == 0 && cfg->use_stdin && !cfg->no_cache && j->uncacheable == NULL)
     r = spool_stdin(j, err, errlen);
+  if (!cfg->use_stdin)
+    j->stdin_unkeyed = unkeyed_stdin();
   if (r == 0)
     hash_key(j);
   return r;

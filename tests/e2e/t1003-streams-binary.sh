@@ -105,4 +105,26 @@ test_expect_success '5 MiB on each stream: no deadlock, exact replay' '
 	done
 '
 
+# The README's quick-start note: the command never sees a terminal, and
+# output forced with --color=always is stored and replayed as it was.
+command -v script >/dev/null 2>&1 && test_set_prereq SCRIPT
+test_expect_success SCRIPT 'the command sees pipes even when cachedo runs on a terminal' '
+	printf "%s\n" "test -t 1 && echo out-tty || echo out-pipe" \
+		"test -t 2 && echo err-tty >&2 || echo err-pipe >&2" >probe.sh &&
+	script -qec "cachedo counted tty sh probe.sh" /dev/null >typescript &&
+	expect_grep out-pipe typescript &&
+	expect_grep err-pipe typescript &&
+	expect_no_grep -- -tty typescript &&
+	expect_count tty 1
+'
+
+test_expect_success 'forced colour is stored and replayed byte for byte' '
+	mkdir colours && : >colours/a && mkdir colours/d &&
+	cachedo counted colour ls --color=always colours >first &&
+	cachedo counted colour ls --color=always colours >second &&
+	expect_count colour 1 &&
+	expect_cmp first second &&
+	expect_grep -F "$(printf "\033[")" second
+'
+
 test_done

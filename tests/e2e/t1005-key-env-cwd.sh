@@ -214,6 +214,61 @@ test_expect_success 'without --stdin, stdin reaches the command but not the key'
 	expect_count nostdin 1
 '
 
+test_expect_success 'without --stdin, -v says once that piped stdin is not in the key' '
+	echo one | cachedo -v counted pipenote cat >out 2>err &&
+	expect_eq one "$(cat out)" &&
+	expect_grep -x "cachedo: stdin: not in the key (a pipe); use --stdin" err &&
+	expect_lines 2 err &&
+	echo two | cachedo -v counted pipenote cat >out 2>err &&
+	expect_eq one "$(cat out)" &&
+	expect_grep -x "cachedo: stdin: not in the key (a pipe); use --stdin" err &&
+	expect_grep "^cachedo: hit" err &&
+	expect_lines 2 err &&
+	echo two >file &&
+	cachedo -v counted pipenote cat <file >out 2>err &&
+	expect_grep -x "cachedo: stdin: not in the key (a regular file); use --stdin" err &&
+	expect_count pipenote 1
+'
+
+test_expect_success 'the note is not given without -v, with --stdin, or for /dev/null' '
+	echo one | cachedo counted quietpipe cat >out 2>err &&
+	expect_lines 0 err &&
+	cachedo -v counted quietpipe cat </dev/null >out 2>err &&
+	expect_no_grep "stdin" err &&
+	echo one | cachedo -v --stdin counted quietpipe cat >out 2>err &&
+	expect_no_grep "not in the key" err
+'
+
+test_expect_success '--explain says that piped stdin is not in the key' '
+	echo one | cachedo --explain counted cat >out &&
+	expect_grep -x "stdin    not in the key (a pipe); use --stdin" out &&
+	cachedo --explain counted cat </dev/null >out &&
+	expect_no_grep "^stdin" out &&
+	echo one | cachedo --stdin --explain counted cat >out &&
+	expect_grep "^stdin    " out &&
+	expect_no_grep "not in the key" out
+'
+
+# The README's "Makefiles and CI" recipes.
+command -v make >/dev/null 2>&1 && test_set_prereq MAKE
+test_expect_success MAKE 'make flags miss by default, and the README recipes hit' '
+	mkdir mk &&
+	printf "plain:\n\t@cachedo counted mkplain\n" >mk/Makefile &&
+	printf "ignored:\n\t@cachedo counted mkignored\n" >>mk/Makefile &&
+	printf "export CACHEDO_IGNORE_ENV = MAKEFLAGS MFLAGS MAKELEVEL\n" >mk/ignore.mk &&
+	printf "flags:\n\t@cachedo --ignore-env MAKEFLAGS --ignore-env MFLAGS --ignore-env MAKELEVEL counted mkflags\n" >>mk/Makefile &&
+	printf "allow:\n\t@cachedo counted mkallow\n" >>mk/Makefile &&
+	for flags in "" -s -k -j2; do
+		make -C mk --no-print-directory $flags plain flags >/dev/null &&
+		CACHEDO_ENV="PATH LANG" make -C mk --no-print-directory $flags allow >/dev/null &&
+		make -C mk --no-print-directory -f Makefile -f ignore.mk $flags ignored >/dev/null || return 1
+	done &&
+	expect_count mkplain 4 &&
+	expect_count mkflags 1 &&
+	expect_count mkignored 1 &&
+	expect_count mkallow 1
+'
+
 test_expect_success '--stdin passes a large input through whole' '
 	head -c 3000000 /dev/urandom >big &&
 	cachedo --stdin counted bigin cat <big >out &&
