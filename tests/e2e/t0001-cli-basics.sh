@@ -53,10 +53,10 @@ test_expect_success 'a mistyped long option gets a suggestion' '
 	expect_count typo 0
 '
 
-# The tests below that run commands keep their entries away from the cache
-# that expect_usage_error checks stays empty.
+# The tests below that run commands keep their entries and locks away from
+# the cache that expect_usage_error checks is empty.
 test_expect_success 'a long option typed with one dash is named as such' '
-	CACHEDO_CACHE=sqlite:$TMP/parsing.db &&
+	CACHEDO_CACHE=sqlite:$TMP/parsing.db XDG_RUNTIME_DIR=$TMP/parsing-run &&
 	expect_usage_error "'\''-ttl'\'' is a long option typed with one dash: write '\''--ttl'\'' (or -t VALUE)" \
 		-ttl 5 -- counted onedash &&
 	expect_usage_error "write '\''--ttl'\''" -ttl=5 counted onedash &&
@@ -72,7 +72,7 @@ test_expect_success 'a long option typed with one dash is named as such' '
 '
 
 test_expect_success 'an unambiguous prefix of a long option is that option' '
-	CACHEDO_CACHE=sqlite:$TMP/parsing.db &&
+	CACHEDO_CACHE=sqlite:$TMP/parsing.db XDG_RUNTIME_DIR=$TMP/parsing-run &&
 	cachedo --tt 1h counted prefix >out &&
 	cachedo --tt=1h counted prefix >out &&
 	expect_count prefix 1 &&
@@ -88,7 +88,7 @@ test_expect_success 'an unambiguous prefix of a long option is that option' '
 '
 
 test_expect_success 'an ambiguous prefix lists the candidates' '
-	CACHEDO_CACHE=sqlite:$TMP/parsing.db &&
+	CACHEDO_CACHE=sqlite:$TMP/parsing.db XDG_RUNTIME_DIR=$TMP/parsing-run &&
 	expect_usage_error "option '\''--st'\'' is ambiguous: --stale, --stdin, --stats" --st counted amb &&
 	expect_usage_error "--no-cache-failures, --no-cache, --no-cwd" --no-c counted amb &&
 	cachedo --no-cache counted amb &&
