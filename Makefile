@@ -1,5 +1,6 @@
 # cachedo: the only build system. `make`, `make test`, `make install`.
 # Knobs: CC CFLAGS LDFLAGS PREFIX DESTDIR O (build dir) V=1 (loud)
+#        BASHCOMPDIR ZSHCOMPDIR FISHCOMPDIR FISH_VENDORDIR (completions)
 #        SANITIZE=address,undefined  STATIC=0 (a dynamic executable)
 #        STATIC_DEPS=0 (link the libraries dynamically too)
 
@@ -10,6 +11,15 @@ DATADIR ?= $(PREFIX)/share
 BASHCOMPDIR ?= $(DATADIR)/bash-completion/completions
 ZSHCOMPDIR ?= $(DATADIR)/zsh/site-functions
 FISHCOMPDIR ?= $(DATADIR)/fish/vendor_completions.d
+# fish finds /usr/local/share/fish/vendor_completions.d through
+# XDG_DATA_DIRS only, which ssh sessions and containers often leave unset;
+# fish then looks in its own vendor directory, which its pkg-config file
+# names. So with the default PREFIX a second copy goes there when it
+# differs (FISH_VENDORDIR= installs none; other prefixes set it to want one).
+ifeq ($(PREFIX),/usr/local)
+FISH_VENDORDIR ?= $(shell $(PKG_CONFIG) --variable completionsdir fish 2>/dev/null)
+endif
+FISH_EXTRA = $(filter-out $(FISHCOMPDIR),$(FISH_VENDORDIR))
 CC ?= cc
 CFLAGS ?= -O2 -g
 PKG_CONFIG ?= pkg-config
@@ -133,11 +143,16 @@ install: all
 	$(INSTALL) -m 644 completions/cachedo.bash $(DESTDIR)$(BASHCOMPDIR)/cachedo
 	$(INSTALL) -m 644 completions/_cachedo $(DESTDIR)$(ZSHCOMPDIR)/_cachedo
 	$(INSTALL) -m 644 completions/cachedo.fish $(DESTDIR)$(FISHCOMPDIR)/cachedo.fish
+ifneq ($(FISH_EXTRA),)
+	$(INSTALL) -d $(DESTDIR)$(FISH_EXTRA)
+	$(INSTALL) -m 644 completions/cachedo.fish $(DESTDIR)$(FISH_EXTRA)/cachedo.fish
+endif
 
 uninstall:
 	rm -f $(DESTDIR)$(BINDIR)/cachedo $(DESTDIR)$(MANDIR)/man1/cachedo.1 \
 		$(DESTDIR)$(BASHCOMPDIR)/cachedo $(DESTDIR)$(ZSHCOMPDIR)/_cachedo \
-		$(DESTDIR)$(FISHCOMPDIR)/cachedo.fish
+		$(DESTDIR)$(FISHCOMPDIR)/cachedo.fish \
+		$(if $(FISH_EXTRA),$(DESTDIR)$(FISH_EXTRA)/cachedo.fish)
 
 format:
 	clang-format -i lib/*.c lib/*.h lib/compat/*.c cmd/*.c tests/unit/*.c tests/unit/*.h

@@ -1,7 +1,8 @@
 #!/bin/sh
 # make install / uninstall with DESTDIR and PREFIX: the binary, the manual
 # page and the three completions land where man, bash-completion, zsh and
-# fish look for them; the page renders without a warning.
+# fish look for them (fish also with XDG_DATA_DIRS unset); the page renders
+# without a warning.
 . "$(dirname "$0")/lib.sh"
 
 # Nothing here depends on the cache backend: run once, with the default.
@@ -55,6 +56,45 @@ test_expect_success MAKE 'PREFIX alone decides the paths' '
 	test -x "$TMP/d2/opt/cdo/bin/cachedo" &&
 	test -f "$TMP/d2/opt/cdo/share/man/man1/cachedo.1" &&
 	test -f "$TMP/d2/opt/cdo/share/bash-completion/completions/cachedo"
+'
+
+if test_have_prereq MAKE && command -v fish >/dev/null &&
+	pkg-config --variable completionsdir fish >/dev/null 2>&1; then
+	test_set_prereq MAKE_FISH
+fi
+
+# fish_in_root ROOT COMMAND-LINE: what fish, started with XDG_DATA_DIRS
+# unset (as in many ssh sessions and containers), completes for
+# COMMAND-LINE when its completion search path is looked up under ROOT, as
+# if ROOT were the installed system.
+fish_in_root () {
+	env -u XDG_DATA_DIRS fish -c "
+		set -l rooted
+		for d in \$fish_complete_path
+			set -a rooted '$1'\$d
+		end
+		set fish_complete_path \$rooted
+		complete -C '$2'" | cut -f1
+}
+
+test_expect_success MAKE_FISH 'fish finds the completion of the default PREFIX without XDG_DATA_DIRS' '
+	make -s -C "$ROOT" -o all install O="$bindir" DESTDIR="$TMP/d3" >out 2>&1 &&
+	fish_in_root "$TMP/d3" "cachedo --zero-s" >out &&
+	expect_grep -x -e --zero-stats out &&
+	fish_in_root "$TMP/d3" "cachedo --show-c" >out &&
+	expect_grep -x -e --show-config out &&
+	make -s -C "$ROOT" -o all uninstall O="$bindir" DESTDIR="$TMP/d3" >out 2>&1 &&
+	find "$TMP/d3" -type f >left &&
+	expect_lines 0 left &&
+	fish_in_root "$TMP/d3" "cachedo --zero-s" >out &&
+	expect_no_grep -e --zero-stats out
+'
+
+test_expect_success MAKE 'FISH_VENDORDIR= installs the fish completion under PREFIX only' '
+	make -s -C "$ROOT" -o all install O="$bindir" DESTDIR="$TMP/d4" FISH_VENDORDIR= >out 2>&1 &&
+	find "$TMP/d4" -name cachedo.fish >fish &&
+	expect_lines 1 fish &&
+	expect_grep -x "$TMP/d4/usr/local/share/fish/vendor_completions.d/cachedo.fish" fish
 '
 
 test_expect_success MAKE 'make uninstall removes every file it installed' '
