@@ -159,6 +159,17 @@ int cdo__dir_check(const char *path, char *err, size_t errlen);
 int cdo__tmpfile(const char *dir);
 /* $XDG_<what>_HOME, else $HOME/<fallback>; malloc'd, NULL if neither. */
 char *cdo__xdg_dir(const char *var, const char *fallback);
+/* --file DIR: how far the walk of a directory tree may go. */
+#define CDO__TREE_MAX_ENTRIES 100000
+#define CDO__TREE_MAX_DEPTH   64
+/*
+ * SHA-256 of the shape of the tree below the directory fd (names, types,
+ * sizes, modification times; the grammar is in tree.c), top naming it in
+ * messages. *entries counts what was hashed. 0, or a negative code with err
+ * saying why.
+ */
+int cdo__tree_digest(int fd, const char *top, unsigned char out[32],
+                     size_t *entries, char *err, size_t errlen);
 /* The default cache URL, sqlite:$XDG_CACHE_HOME/cachedo/cache.db; malloc'd,
  * NULL when neither XDG_CACHE_HOME nor HOME is set (or on ENOMEM). */
 char *cdo__default_url(void);

@@ -470,9 +470,34 @@ void cdo__explain_save(struct cdo_job *j, struct cdo_store *s)
 /* ---- telling the differences -------------------------------------------- */
 
 struct teller {
+  const struct cdo_job *j;
+  const unsigned char *salt;
   cdo_explain_fn fn;
   void *ud;
 };
+
+/* Is it a --file that did not exist (key.c hashes "absent" for one)? */
+static int file_absent(const struct teller *t, const struct item *it)
+{
+  unsigned char d[8];
+
+  if (it->type != 'f')
+    return 0;
+  digest(t->salt, 'f', "absent", 6, NULL, 0, d);
+  return memcmp(d, it->d, 8) == 0;
+}
+
+/* Is it a --file that is a directory now? */
+static int file_tree(const struct cdo_job *j, const struct item *it)
+{
+  size_t i;
+
+  for (i = 0; it->type == 'f' && i < j->n_files; i++)
+    if (strlen(j->files[i].path) == it->name_len &&
+        memcmp(j->files[i].path, it->name, it->name_len) == 0)
+      return j->files[i].tree;
+  return 0;
+}
 
 /* What differs in one component, in words; now or then may be NULL. */
 static void tell(void *ud, const struct item *now, const struct item *then)
@@ -485,6 +510,12 @@ static void tell(void *ud, const struct item *now, const struct item *then)
 
   if (c != NULL)
     how = c->how[now && then ? 0 : now ? 1 : 2];
+  if (now && then && file_absent(t, now))
+    how = "absent now";
+  else if (now && then && file_absent(t, then))
+    how = "present now, absent then";
+  else if (now && then && file_tree(t->j, now))
+    how = "another tree (names, types, sizes or modification times)";
   if (it->name_len > 0)
     cdo__fmt(buf, sizeof(buf), "%.*s: %s", (int)it->name_len, it->name, how);
   else
@@ -496,7 +527,7 @@ static int explain_miss(struct cdo_job *j, struct cdo_store *s,
                         cdo_explain_fn fn, void *ud)
 {
   char log[PATH_MAX], old[PATH_MAX], buf[200], age[32];
-  struct teller t = {fn, ud};
+  struct teller t = {j, NULL, fn, ud};
   unsigned char argv[8];
   struct side sd;
   struct set now;
@@ -511,6 +542,7 @@ static int explain_miss(struct cdo_job *j, struct cdo_store *s,
     fn(ud, "nearest", "none"); /* no salt yet: nothing was remembered */
     return 0;
   }
+  t.salt = salt;
   r = job_set(j, salt, &now);
   if (r < 0)
     return r;

@@ -10,6 +10,8 @@
 struct cdo__file_digest {
   const char *path; /* borrowed from the config */
   int absent;
+  int tree;       /* a directory: digest is of its tree's shape (tree.c) */
+  size_t entries; /* with tree: how many entries were hashed */
   unsigned char digest[32];
 };
 

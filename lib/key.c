@@ -12,6 +12,7 @@
  *   env      = tag("env") u32(n) { lp(name) lp(value) }{n}, sorted by name
  *   pure     = tag("pure")
  *   file     = tag("file") lp(path) ( "absent" | 32-byte SHA-256 )
+ *              (of the contents; of a directory, of its tree: tree.c)
  *   stdin    = tag("stdin") 32-byte SHA-256
  *   scope    = tag("scope") lp(name)
  *   tag(s)   = u32(len) bytes;  lp(s) = u64(len) bytes;  integers big-endian
@@ -415,6 +416,8 @@ static int select_env(struct cdo_job *j, char *const envp[])
 static int digest_files(struct cdo_job *j, char *err, size_t errlen)
 {
   const struct cdo_strv *f = &j->cfg->files;
+  char why[600];
+  struct stat st;
   size_t i;
 
   j->files = calloc(f->n + 1, sizeof(*j->files));
@@ -429,13 +432,23 @@ static int digest_files(struct cdo_job *j, char *err, size_t errlen)
       d->absent = 1;
       continue;
     }
-    r = fd < 0 ? CDO__ERR(errno) : digest_fd(fd, -1, d->digest);
+    r = fd < 0 ? CDO__ERR(errno) : fstat(fd, &st) < 0 ? CDO__ERR(errno) : 0;
+    d->tree = r == 0 && S_ISDIR(st.st_mode);
+    if (r == 0 && d->tree)
+      r = cdo__tree_digest(fd, f->v[i], d->digest, &d->entries, why,
+                           sizeof(why));
+    else if (r == 0)
+      r = digest_fd(fd, -1, d->digest);
     if (fd >= 0)
       close(fd);
+    if (r < 0 && d->tree) {
+      cdo__fmt(err, errlen, "cannot hash --file '%s': %s", f->v[i], why);
+      return CDO_EBADVALUE;
+    }
     if (r < 0) {
       cdo__fmt(err, errlen,
-               "cannot read --file '%s': %s (expected a "
-               "readable file, or one that does not exist)",
+               "cannot read --file '%s': %s (expected a readable file or "
+               "directory, or one that does not exist)",
                f->v[i], cdo_strerror(r));
       return CDO_EBADVALUE;
     }
@@ -733,6 +746,11 @@ static void walk_files(const struct cdo_job *j, struct walker *w)
     p.n1 = f->absent ? 6 : 32;
     if (w->show && f->absent) {
       cdo__fmt(w->buf, sizeof(w->buf), "%s absent", f->path);
+    } else if (w->show && f->tree) {
+      salted(w->salt, 'f', f->digest, 32, dig, sizeof(dig));
+      cdo__fmt(w->buf, sizeof(w->buf),
+               "%s tree of %zu entries (names, types, sizes, mtimes) %s",
+               f->path, f->entries, dig);
     } else if (w->show) {
       salted(w->salt, 'f', f->digest, 32, dig, sizeof(dig));
       cdo__fmt(w->buf, sizeof(w->buf), "%s %s", f->path, dig);

@@ -191,6 +191,63 @@ test_expect_success '--file is repeatable' '
 	expect_count files 2
 '
 
+test_expect_success '--file DIR hashes names, types, sizes and mtimes below it, not contents' '
+	mkdir -p tree/sub &&
+	echo a >tree/a &&
+	echo b >tree/sub/b &&
+	cachedo --file tree counted tree &&
+	cachedo --file tree counted tree &&
+	expect_count tree 1 &&
+	touch -r tree/sub/b stamp &&
+	echo c >tree/sub/b &&
+	touch -r stamp tree/sub/b &&
+	cachedo --file tree counted tree &&
+	expect_count tree 1 &&
+	touch -d "2001-02-03 04:05:06" tree/sub/b &&
+	cachedo --file tree counted tree &&
+	expect_count tree 2 &&
+	echo longer >tree/sub/b &&
+	touch -d "2001-02-03 04:05:06" tree/sub/b &&
+	cachedo --file tree counted tree &&
+	expect_count tree 3 &&
+	: >tree/new &&
+	cachedo --file tree counted tree &&
+	expect_count tree 4 &&
+	rm tree/new &&
+	cachedo --file tree counted tree &&
+	expect_count tree 4 &&
+	mv tree/a tree/renamed &&
+	cachedo --file tree counted tree &&
+	expect_count tree 5 &&
+	mkdir tree/empty &&
+	cachedo --file tree counted tree &&
+	ln -s sub tree/link &&
+	cachedo --file tree counted tree &&
+	expect_count tree 7 &&
+	cachedo --explain --file tree counted tree >out &&
+	expect_grep "^file     tree tree of 5 entries (names, types, sizes, mtimes) " out
+'
+
+test_expect_success '--file DIR: past 100000 entries or 64 levels, one clear error' '
+	mkdir wide &&
+	(cd wide && seq 100001 | xargs touch) &&
+	expect_status 125 cachedo --file wide counted bound 2>err &&
+	expect_lines 1 err &&
+	expect_grep -x "cachedo: cannot hash --file '\''wide'\'': more than 100000 entries below it (name a smaller directory, or the files that matter)" err &&
+	rm wide/1 &&
+	cachedo --file wide counted bound &&
+	expect_count bound 1 &&
+	deep=deep && i=0 &&
+	while [ $i -lt 65 ]; do deep=$deep/d; i=$((i + 1)); done &&
+	mkdir -p $deep &&
+	expect_status 125 cachedo --file deep counted bound 2>err &&
+	expect_lines 1 err &&
+	expect_grep "cachedo: cannot hash --file '\''deep'\'': more than 64 levels of directories below it" err &&
+	rmdir $deep &&
+	cachedo --file deep counted bound &&
+	expect_count bound 2
+'
+
 test_expect_success '--stdin hashes stdin and still feeds it to the command' '
 	echo one | cachedo --stdin counted stdin cat >out &&
 	expect_eq one "$(cat out)" &&

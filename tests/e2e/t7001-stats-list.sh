@@ -324,6 +324,17 @@ test_expect_success '-v says why a miss missed: cwd, file, expiry' '
 	echo 2 >input &&
 	cachedo -v --file input counted filed 2>err >/dev/null &&
 	expect_grep "^cachedo: miss.*file input: other contents" err &&
+	rm input &&
+	cachedo -v --file input counted filed 2>err >/dev/null &&
+	expect_grep "^cachedo: miss.*file input: absent now" err &&
+	echo 3 >input &&
+	cachedo -v --file input counted filed 2>err >/dev/null &&
+	expect_grep "^cachedo: miss.*file input: present now, absent then" err &&
+	mkdir tree && : >tree/a &&
+	cachedo --file tree counted treed >/dev/null &&
+	: >tree/b &&
+	cachedo -v --file tree counted treed 2>err >/dev/null &&
+	expect_grep "^cachedo: miss.*file tree: another tree (names, types, sizes or modification times)" err &&
 	cachedo --ttl 1ms counted brief >/dev/null &&
 	sleep 0.01 &&
 	cachedo -v --ttl 1ms counted brief 2>err >/dev/null &&

@@ -316,19 +316,53 @@ static void test_file(void **state)
   free(path);
 }
 
-/* An unreadable --file (a directory) is an error naming the path. */
-static void test_file_unreadable(void **state)
+/*
+ * A directory --file: the key follows its tree's names, types, sizes and
+ * mtimes, not contents; a tree past the depth bound is an error naming it.
+ */
+static void test_file_tree(void **state)
 {
   struct fixture *f = *state;
+  char *top = unit_path(f->dir, "top"), *a = unit_path(top, "a");
+  char *sub = unit_path(top, "sub"), path[4096];
+  char k1[65], k2[65], k3[65], k4[65], err[300] = "";
+  struct timespec ts[2] = {{1000000000, 0}, {1000000000, 0}};
   struct cdo_job *j = NULL;
-  char err[300] = "";
+  int i;
 
-  unit_ok(cdo_config_set(&f->cfg, "file", f->dir, err, sizeof(err)));
+  assert_int_equal(mkdir(top, 0700), 0);
+  unit_write_file(a, "one", 3, 0600);
+  assert_int_equal(utimensat(AT_FDCWD, a, ts, 0), 0);
+  unit_ok(cdo_config_set(&f->cfg, "file", top, err, sizeof(err)));
+  key(&f->cfg, ARGV("cat"), no_env, k1);
+  unit_write_file(a, "two", 3, 0600); /* same size, same mtime */
+  assert_int_equal(utimensat(AT_FDCWD, a, ts, 0), 0);
+  key(&f->cfg, ARGV("cat"), no_env, k2);
+  assert_string_equal(k1, k2);
+  ts[1].tv_sec++;
+  assert_int_equal(utimensat(AT_FDCWD, a, ts, 0), 0);
+  key(&f->cfg, ARGV("cat"), no_env, k3);
+  assert_string_not_equal(k2, k3);
+  assert_int_equal(mkdir(sub, 0700), 0);
+  key(&f->cfg, ARGV("cat"), no_env, k4);
+  assert_string_not_equal(k3, k4);
+
+  cdo__fmt(path, sizeof(path), "%s", sub);
+  for (i = 0; i < CDO__TREE_MAX_DEPTH; i++) {
+    size_t n = strlen(path);
+
+    cdo__fmt(path + n, sizeof(path) - n, "/d");
+    assert_int_equal(mkdir(path, 0700), 0);
+  }
   assert_int_equal(cdo_job_new(&j, &f->cfg, ARGV("cat"), no_env, NULL, NULL,
                                err, sizeof(err)),
                    CDO_EBADVALUE);
   assert_null(j);
-  assert_non_null(strstr(err, f->dir));
+  assert_non_null(strstr(err, top));
+  assert_non_null(strstr(err, "levels"));
+  free(top);
+  free(a);
+  free(sub);
 }
 
 /* The key of cat with --stdin, reading the given bytes from a pipe. */
@@ -700,7 +734,7 @@ int main(void)
       T(test_scope),
       T(test_components_walk),
       T(test_file),
-      T(test_file_unreadable),
+      T(test_file_tree),
       T(test_stdin),
       T(test_stdin_closed),
       T(test_stdin_unused),
