@@ -781,17 +781,12 @@ static void show_config(const struct cdo_config *cfg)
 }
 
 /* --clear, --stats, --list, --gc, --zero-stats: 0 success, 1 failure. */
-static int admin(const struct cli *cli, const struct cdo_config *cfg)
+/* One admin mode on one cache (one tier). */
+static int admin_one(const struct cli *cli, const struct cdo_config *cfg,
+                     struct cdo_store *s)
 {
-  struct cdo_store *s;
-  char err[800];
   int r;
 
-  r = cdo_store_open(&s, cfg, err, sizeof(err));
-  if (r < 0) {
-    say("%s", err);
-    return 1;
-  }
   if (cli->mode == M_CLEAR) {
     r = cdo_store_clear(s);
   } else if (cli->mode == M_ZERO_STATS) {
@@ -825,10 +820,60 @@ static int admin(const struct cli *cli, const struct cdo_config *cfg)
   } else {
     r = do_list(cli, s);
   }
-  if (r < 0)
-    say("%s", cdo_store_errmsg(s)[0] ? cdo_store_errmsg(s) : cdo_strerror(r));
+  return r;
+}
+
+/*
+ * --clear, --stats, --list, --gc, --zero-stats: on every tier of the cache
+ * in turn (a read-only one is left alone by the modes that write); several
+ * tiers print one section each, and as JSON one array of them.
+ */
+static int admin(const struct cli *cli, const struct cdo_config *cfg)
+{
+  struct cdo_store *s, *t;
+  char err[800];
+  int r, i, failed = 0, done = 0, tiers;
+
+  r = cdo_store_open(&s, cfg, err, sizeof(err));
+  if (r < 0) {
+    say("%s", err);
+    return 1;
+  }
+  tiers = cdo_store_tier(s, 1) != NULL;
+  if (tiers && cli->json && (cli->mode == M_STATS || cli->mode == M_LIST))
+    printf("[");
+  for (i = 0; (t = cdo_store_tier(s, i)) != NULL; i++) {
+    if (tiers && !cli->json && (cli->mode == M_STATS || cli->mode == M_LIST))
+      printf("%s# tier %d: %s\n", i ? "\n" : "", i + 1, cdo_store_url(t));
+    else if (tiers && cli->json &&
+             (cli->mode == M_STATS || cli->mode == M_LIST))
+      printf("%s", i ? ",\n" : "");
+    if (tiers && cli->json && cli->mode == M_LIST) {
+      printf("{\"cache\":");
+      json_str(cdo_store_url(t));
+      printf(",\"entries\":");
+    }
+    r = admin_one(cli, cfg, t);
+    if (tiers && cli->json && cli->mode == M_LIST)
+      printf("}");
+    if (r == CDO_EREADONLY && tiers)
+      continue; /* a read-only tier is left as it is */
+    done++;
+    if (r < 0)
+      say("%s", cdo_store_errmsg(t)[0] ? cdo_store_errmsg(t) : cdo_strerror(r));
+    failed |= r != 0;
+  }
+  if (tiers && cli->json && (cli->mode == M_STATS || cli->mode == M_LIST))
+    printf("]\n");
+  for (t = s; t != NULL; t = cdo_store_tier(t, 1))
+    if (cdo_store_skipped(t) != NULL && !quiet)
+      say("warning: %s; skipped", cdo_store_skipped(t));
+  if (done == 0 && !failed) {
+    say("every tier of the cache is read-only");
+    failed = 1;
+  }
   cdo_store_close(s);
-  return r != 0 ? 1 : 0;
+  return failed ? 1 : 0;
 }
 
 /*
@@ -851,8 +896,8 @@ static void verbose_line(const struct cdo_result *res)
     cdo_format_duration(res->age_ms, age, sizeof(age));
     if (res->exit_status != 0)
       snprintf(status, sizeof(status), ", exit %d", res->exit_status);
-    say("%s (age %s%s%s)", res->outcome == CDO_HIT ? "hit" : "stale", age,
-        status,
+    say("%s (age %s%s%s%s%s)", res->outcome == CDO_HIT ? "hit" : "stale", age,
+        status, res->tier[0] ? ", from " : "", res->tier,
         res->outcome == CDO_HIT ? "" : ", refreshing in the background");
     break;
   case CDO_MISS_STORED:

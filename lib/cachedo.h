@@ -68,10 +68,11 @@ struct cdo_strv {
  * then command-line options. Strings are owned by the struct.
  */
 struct cdo_config {
-  char *cache;             /* backend URL; NULL: the default SQLite path */
-  int64_t ttl_ms;          /* > 0 */
-  int64_t fail_ttl_ms;     /* < 0: same as ttl_ms; 0: store no failures */
-  int64_t stale_ms;        /* >= 0 */
+  char *cache;         /* backend URL, or blank-separated URLs of tiers, nearest
+                         first; NULL: the default SQLite path */
+  int64_t ttl_ms;      /* > 0 */
+  int64_t fail_ttl_ms; /* < 0: same as ttl_ms; 0: store no failures */
+  int64_t stale_ms;    /* >= 0 */
   int64_t lock_timeout_ms; /* >= 0 */
   uint64_t max_output;     /* bytes of journal that may be stored */
   uint64_t max_size;       /* bytes; 0: unlimited */
@@ -86,6 +87,7 @@ struct cdo_config {
   /* With signing: the key derived from sign_key_file's secret. */
   unsigned char sign_key[32];
   int signing, read_only;
+  unsigned cache_layer;       /* the config layer that set cache */
   struct cdo_strv env;        /* allowlist patterns; empty: default policy */
   struct cdo_strv ignore_env; /* patterns dropped from the hashed set */
   struct cdo_strv files;      /* --file paths */
@@ -203,6 +205,16 @@ int cdo_url_check(const char *url, char *err, size_t errlen);
  */
 int cdo_store_open(struct cdo_store **out, const struct cdo_config *cfg,
                    char *err, size_t errlen);
+/*
+ * A cache given as several URLs (--cache repeated, or a blank-separated
+ * list) has tiers, nearest first; cdo_store_open opens the nearest that
+ * opens. cdo_store_tier returns tier i (0: s itself), opening it when
+ * first asked, or NULL past the last; a tier that cannot be opened is
+ * skipped, and cdo_store_skipped of the tier before it says why (NULL:
+ * nothing skipped). Tiers are closed with s.
+ */
+struct cdo_store *cdo_store_tier(struct cdo_store *s, int i);
+const char *cdo_store_skipped(const struct cdo_store *s);
 /* Closes s (NULL is fine). */
 void cdo_store_close(struct cdo_store *s);
 /* The last error of s; borrowed, valid until the next call on s. */
@@ -351,6 +363,7 @@ struct cdo_result {
   char miss_why[300]; /* a miss with cfg->verbose: what differs from the
                          nearest stored entry of the command, or "" */
   char error[300];    /* exit 125/126/127 from cachedo itself: message */
+  char tier[200];     /* a hit of a cache with tiers: the tier's URL */
 };
 
 /*

@@ -123,6 +123,12 @@ uint64_t cdo__sum(const void *data, size_t n);
 /* The URL forms, for messages: "sqlite:PATH, dir:PATH, ... or exec:..". */
 const char *cdo__store_urls(void);
 /*
+ * The first URL of a blank-separated list of tiers (malloc'd; NULL at the
+ * end), advancing *list past it. After exec:, words without a scheme
+ * belong to it, so exec:PROGRAM ARG... stays whole.
+ */
+char *cdo__store_next_url(const char **list);
+/*
  * Checks val for the URL option called option of the backend called name
  * (config.c, for the settings mapped onto options). 0, or CDO_EBADVALUE
  * with *what saying what is expected.

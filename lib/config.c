@@ -321,6 +321,39 @@ static int check_url(const char *val, char *err, size_t errlen)
   return CDO_EBADVALUE;
 }
 
+/* Checks each blank-separated cache URL of list (a cache's tiers). */
+static int check_urls(const char *list, char *err, size_t errlen)
+{
+  const char *p = list;
+  char *url;
+  int n = 0;
+
+  while ((url = cdo__store_next_url(&p)) != NULL) {
+    int r = check_url(url, err, errlen);
+
+    n++;
+    free(url);
+    if (r < 0)
+      return r;
+  }
+  if (n == 0) {
+    cdo__fmt(err, errlen, "'%s': expected a cache URL", list);
+    return CDO_EBADVALUE;
+  }
+  return 0;
+}
+
+/* "a b", malloc'd. */
+static char *join_words(const char *a, const char *b)
+{
+  size_t n = strlen(a) + strlen(b) + 2;
+  char *s = malloc(n);
+
+  if (s != NULL)
+    cdo__fmt(s, n, "%s %s", a, b);
+  return s;
+}
+
 /* Applies one setting; split: list values are whitespace-separated words. */
 static int apply(struct cdo_config *c, const struct setting *st,
                  const char *val, int split, char *err, size_t errlen)
@@ -359,13 +392,22 @@ static int apply(struct cdo_config *c, const struct setting *st,
       r = CDO_EBADVALUE;
       break;
     }
-    if (st->type == T_URL && check_url(val, err, errlen) < 0)
-      return CDO_EBADVALUE;
-    s = strdup(val);
+    if (st->type == T_URL) {
+      r = check_urls(val, err, errlen);
+      if (r < 0)
+        return r;
+    }
+    /* --cache given again on one layer adds a farther tier */
+    if (st->type == T_URL && *dst != NULL && c->cache_layer == c->layer)
+      s = join_words(*dst, val);
+    else
+      s = strdup(val);
     if (s == NULL)
       return CDO__ERR(ENOMEM);
     free(*dst);
     *dst = s;
+    if (st->type == T_URL)
+      c->cache_layer = c->layer;
     break;
   }
   case T_LIST:

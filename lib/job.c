@@ -196,6 +196,10 @@ static void replay(struct cdo_job *j, struct cdo_store *s, struct cdo__blob *b,
   res->outcome = outcome;
   res->exit_status = m->exit_status;
   res->age_ms = cdo__now_ms() - m->created_ms;
+  if (s->answered != NULL) { /* a cache of tiers: the one that answered */
+    cdo__fmt(res->tier, sizeof(res->tier), "%s", cdo_store_url(s->answered));
+    s = s->answered;
+  }
   cdo__store_record(s, &j->key, outcome, m->duration_ms, 0);
 }
 
@@ -395,6 +399,8 @@ int cdo_job_run(struct cdo_job *j, struct cdo_store *s, struct cdo_result *res)
                  j->stdin_unkeyed);
   if (s != NULL && !j->cfg->refresh) {
     r = cdo__store_lookup(s, &j->key, &b, &m, &joff);
+    if (j->msg != NULL)
+      cdo__store_warn_down(s, j->msg, j->ud); /* tiers that failed */
     if (r == CDO__FRESH || r == CDO__STALE) {
       replay(j, s, b, &m, joff, r == CDO__FRESH ? CDO_HIT : CDO_STALE, res);
       return 0; /* on CDO_STALE the caller starts cdo_job_refresh() */
@@ -413,7 +419,7 @@ int cdo_job_run(struct cdo_job *j, struct cdo_store *s, struct cdo_result *res)
       corrupt = s->found_corrupt;
     }
   }
-  if (s != NULL && s->read_only) {
+  if (s != NULL && cdo__store_read_only(s)) {
     run_read_only(j, why, res);
     return 0;
   }
@@ -440,6 +446,8 @@ int cdo_job_run(struct cdo_job *j, struct cdo_store *s, struct cdo_result *res)
   }
   if (lk != NULL)
     cdo__store_unlock(s, &j->key, lk);
+  if (s != NULL && j->msg != NULL)
+    cdo__store_warn_down(s, j->msg, j->ud); /* tiers that failed */
   if (s != NULL && res->outcome == CDO_MISS_STORED)
     cdo__store_maintain(s); /* rate-limited; never on a hit */
   return 0;

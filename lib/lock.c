@@ -129,6 +129,8 @@ int cdo__store_lock(struct cdo_store *s, const struct cdo__key *k,
   off_t off = slot_of(k);
   int fd, r;
 
+  s = cdo__store_lock_tier(s); /* with tiers: the farthest lease */
+
   *lk = NULL;
   if (s->ops->locks != NULL)
     return s->ops->locks->lock(s, k, wait_ms, lk);
@@ -156,6 +158,8 @@ void cdo__store_unlock(struct cdo_store *s, const struct cdo__key *k, void *lk)
   static const unsigned char zero[SLOT_LEN];
   struct range_lk *f = lk;
 
+  s = cdo__store_lock_tier(s); /* with tiers: the farthest lease */
+
   if (lk == NULL)
     return;
   if (s->ops->locks != NULL) {
@@ -175,6 +179,8 @@ long cdo__store_lock_holder(struct cdo_store *s, const struct cdo__key *k)
   int fd;
   long pid = 0;
 
+  s = cdo__store_lock_tier(s); /* with tiers: the farthest lease */
+
   if (s->ops->locks != NULL)
     return 0;
   fd = open_lock_file(s, O_RDONLY);
@@ -191,6 +197,7 @@ long cdo__store_lock_holder(struct cdo_store *s, const struct cdo__key *k)
 int cdo__store_lock_renew(struct cdo_store *s, const struct cdo__key *k,
                           void *lk)
 {
+  s = cdo__store_lock_tier(s); /* with tiers: the farthest lease */
   if (lk == NULL || s->ops->locks == NULL || s->ops->locks->renew == NULL)
     return 0;
   return s->ops->locks->renew(s, k, lk);

@@ -180,6 +180,29 @@ const char *cdo__store_option_default(const char *name, const char *option)
 }
 
 /*
+ * The option every backend takes, read-only=1 (a tier that is only read):
+ * sets it in s (NULL: only checks). 0 or CDO_EBADVALUE.
+ */
+static int front_option(struct cdo_store *s, const char *v, size_t n)
+{
+  int on;
+
+  if (n == 1 && (*v == '1' || *v == '0'))
+    on = *v == '1';
+  else if ((n == 4 && strncmp(v, "true", 4) == 0) ||
+           (n == 3 && strncmp(v, "yes", 3) == 0))
+    on = 1;
+  else if ((n == 5 && strncmp(v, "false", 5) == 0) ||
+           (n == 2 && strncmp(v, "no", 2) == 0))
+    on = 0;
+  else
+    return CDO_EBADVALUE;
+  if (s != NULL && on)
+    s->read_only = 1;
+  return 0;
+}
+
+/*
  * Applies the options "name=value&..." of query (s NULL: only checks them).
  * 0, or CDO_EBADURL with err saying which option is wrong.
  */
@@ -191,7 +214,20 @@ static int apply_query(const struct cdo__store_ops *ops, struct cdo_store *s,
 
   while (*p != 0) {
     size_t n = strcspn(p, "&"), k = strcspn(p, "=");
-    const struct cdo__store_opt *o = find_option(ops, p, k < n ? k : n);
+    const struct cdo__store_opt *o;
+
+    if (k < n && k == 9 && strncmp(p, "read-only", 9) == 0) {
+      int r = front_option(s, p + k + 1, n - k - 1);
+
+      if (r < 0) {
+        cdo__fmt(err, errlen, "bad option '%.*s': expected read-only=1 or 0",
+                 (int)n, p);
+        return CDO_EBADURL;
+      }
+      p += n + (p[n] == '&');
+      continue;
+    }
+    o = find_option(ops, p, k < n ? k : n);
     char *val = o && k < n ? cdo__pct_decode(p + k + 1, n - k - 1) : NULL;
     int r = val == NULL ? CDO_EBADVALUE : set_option(s, o, val);
 
@@ -225,7 +261,8 @@ static int apply_query(const struct cdo__store_ops *ops, struct cdo_store *s,
 static int split_query(const struct cdo__store_ops *ops, const char *rest,
                        char **addr, char **query)
 {
-  const char *q = ops->query ? ops->query(rest) : NULL, *end;
+  const char *q = ops->query ? ops->query(rest) : strstr(rest, "?read-only="),
+             *end;
   size_t n;
 
   *query = NULL;
@@ -353,8 +390,9 @@ int cdo_url_check(const char *url, char *err, size_t errlen)
   return r;
 }
 
-int cdo_store_open(struct cdo_store **out, const struct cdo_config *cfg,
-                   char *err, size_t errlen)
+/* Opens the one cache named by url0 (NULL: the default); as cdo_store_open. */
+static int open_one(struct cdo_store **out, const struct cdo_config *cfg,
+                    const char *url0, char *err, size_t errlen)
 {
   const struct cdo__store_ops *ops;
   struct cdo_store *s;
@@ -363,7 +401,7 @@ int cdo_store_open(struct cdo_store **out, const struct cdo_config *cfg,
   int r;
 
   *out = NULL;
-  url = cfg->cache ? strdup(cfg->cache) : cdo__default_url();
+  url = url0 ? strdup(url0) : cdo__default_url();
   if (url == NULL) {
     cdo__fmt(err, errlen,
              "cannot find a cache location: set HOME, "
@@ -405,12 +443,135 @@ int cdo_store_open(struct cdo_store **out, const struct cdo_config *cfg,
   return 0;
 }
 
+/* ---- tiers --------------------------------------------------------------- */
+
+/*
+ * A cache of several tiers is a chain of stores, nearest first. Only the
+ * nearest is opened with the cache: each farther one when a lookup, a
+ * store or a command first needs it (a near hit never touches the others).
+ * A tier that fails is down for the rest of the run and says so once.
+ */
+
+char *cdo__store_next_url(const char **list)
+{
+  const char *p = *list + strspn(*list, " \t\n"), *e = p, *rest;
+
+  if (*p == 0)
+    return NULL;
+  do { /* words without a scheme are an exec: URL's arguments */
+    e += strcspn(e, " \t\n");
+    rest = e + strspn(e, " \t\n");
+  } while (*rest != 0 && strncmp(p, "exec:", 5) == 0 &&
+           find_backend(rest, &(const char *){NULL}) == NULL &&
+           (e = rest) != NULL);
+  *list = e;
+  return strndup(p, (size_t)(e - p));
+}
+
+/*
+ * Opens the first tier of *list that opens, advancing *list past it;
+ * those that fail are noted in note. 0 with *out set, *out NULL when the
+ * list ran out, or -ENOMEM.
+ */
+static int open_tier(struct cdo_store **out, const struct cdo_config *cfg,
+                     const char **list, char *note, size_t notelen,
+                     int *failure)
+{
+  char *url, err[600];
+
+  *out = NULL;
+  while ((url = cdo__store_next_url(list)) != NULL) {
+    int r = open_one(out, cfg, url, err, sizeof(err));
+
+    free(url);
+    if (r == 0)
+      return 0;
+    if (r == CDO__ERR(ENOMEM))
+      return r;
+    cdo__fmt(note, notelen, "%s", err);
+    *failure = r;
+  }
+  return 0;
+}
+
+int cdo_store_open(struct cdo_store **out, const struct cdo_config *cfg,
+                   char *err, size_t errlen)
+{
+  const char *list = cfg->cache;
+  char note[600] = "";
+  int r, failure = 0;
+
+  const char *probe = list;
+  char *first = list ? cdo__store_next_url(&probe) : NULL;
+
+  free(first);
+  if (list == NULL || *(probe + strspn(probe, " \t\n")) == 0)
+    return open_one(out, cfg, list, err, errlen);
+  r = open_tier(out, cfg, &list, note, sizeof(note), &failure);
+  if (r == 0 && *out == NULL) {
+    cdo__fmt(err, errlen, "%s", note);
+    return failure;
+  }
+  if (r == 0) {
+    (*out)->rest = strdup(list);
+    cdo__fmt((*out)->skipped, sizeof((*out)->skipped), "%s", note);
+  }
+  return r;
+}
+
+struct cdo_store *cdo__store_next(struct cdo_store *s)
+{
+  const char *list = s->rest;
+  struct cdo_store *n = NULL;
+  int failure = 0;
+
+  if (s->next != NULL || list == NULL)
+    return s->next;
+  if (open_tier(&n, s->cfg, &list, s->skipped, sizeof(s->skipped), &failure) ==
+          0 &&
+      n != NULL) {
+    n->rest = strdup(list);
+    n->tier = s->tier + 1;
+    s->next = n;
+  }
+  free(s->rest);
+  s->rest = NULL;
+  return s->next;
+}
+
+struct cdo_store *cdo_store_tier(struct cdo_store *s, int i)
+{
+  while (s != NULL && i-- > 0)
+    s = cdo__store_next(s);
+  return s;
+}
+
+const char *cdo_store_skipped(const struct cdo_store *s)
+{
+  return s->skipped[0] ? s->skipped : NULL;
+}
+
+/* Marks tier t down for the run after failure r (its errmsg says why). */
+static void tier_down(struct cdo_store *t, int r)
+{
+  t->down = r;
+  if (t->errmsg[0] == 0)
+    cdo__fmt(t->errmsg, sizeof(t->errmsg), "%s", cdo_strerror(r));
+}
+
+int cdo__store_tiered(const struct cdo_store *s)
+{
+  return s->next != NULL || s->rest != NULL;
+}
+
 void cdo_store_close(struct cdo_store *s)
 {
   const struct cdo__store_opt *o;
 
   if (s == NULL)
     return;
+  cdo_store_close(s->next);
+  free(s->rest);
   s->ops->close(s);
   for (o = s->ops->options; o != NULL && o->name != NULL; o++)
     if (o->type == CDO__V_STRING)
@@ -495,7 +656,8 @@ static int lookup_miss(struct cdo_store *s, const struct cdo__key *k, int r)
   return CDO__MISS;
 }
 
-int cdo__store_lookup(struct cdo_store *s, const struct cdo__key *k,
+/* cdo__store_lookup in one tier. */
+static int lookup_one(struct cdo_store *s, const struct cdo__key *k,
                       struct cdo__blob **out, struct cdo__meta *m,
                       uint64_t *journal_off)
 {
@@ -532,7 +694,8 @@ int cdo__store_lookup(struct cdo_store *s, const struct cdo__key *k,
   return age < ttl ? CDO__FRESH : CDO__STALE;
 }
 
-int cdo__store_put(struct cdo_store *s, const struct cdo__key *k,
+/* cdo__store_put in one tier. */
+static int put_one(struct cdo_store *s, const struct cdo__key *k,
                    const struct cdo__src *src, const struct cdo__put_info *info)
 {
   int r = cdo__store_writable(s, "store in");
@@ -570,11 +733,205 @@ int cdo__store_src_read(struct cdo_store *s, const struct cdo__src *src,
   return 0;
 }
 
-int cdo__store_del(struct cdo_store *s, const struct cdo__key *k)
+static int del_one(struct cdo_store *s, const struct cdo__key *k)
 {
   int r = cdo__store_writable(s, "remove an entry from");
 
   return r < 0 ? r : s->ops->del(s, k);
+}
+
+/*
+ * The bytes of blob b as a source to put: in place when they are in
+ * memory, else copied to a spool file (*fd, closed by the caller).
+ */
+static int blob_src(struct cdo__blob *b, struct cdo__src *src, int *fd)
+{
+  unsigned char buf[65536];
+  uint64_t off;
+  int r = 0;
+
+  memset(src, 0, sizeof(*src));
+  src->fd = *fd = -1;
+  if (b->mem != NULL) {
+    src->head = b->mem;
+    src->head_len = (size_t)b->size;
+    return 0;
+  }
+  *fd = cdo__tmpfile(NULL);
+  if (*fd < 0)
+    return *fd;
+  for (off = 0; r == 0 && off < b->size; off += sizeof(buf)) {
+    size_t n =
+        b->size - off < sizeof(buf) ? (size_t)(b->size - off) : sizeof(buf);
+
+    r = cdo__blob_read(b, buf, n, off);
+    if (r == 0)
+      r = cdo__write_all(*fd, buf, n);
+  }
+  src->fd = *fd;
+  src->fd_len = b->size;
+  return r;
+}
+
+/*
+ * Copies the entry b (k's, described by m) that tier `from` answered with
+ * into the writable tiers before it, for what is left of its lifetime.
+ */
+static void backfill(struct cdo_store *s, struct cdo_store *from,
+                     const struct cdo__key *k, struct cdo__blob *b,
+                     const struct cdo__meta *m)
+{
+  struct cdo__put_info info = {m->created_ms,  m->expires_ms, m->duration_ms,
+                               m->exit_status, NULL,          s->cfg->scope};
+  struct cdo__meta m2;
+  struct cdo__src src;
+  uint64_t joff;
+  char *command = NULL;
+  int fd = -1;
+
+  if (m->expires_ms <= cdo__now_ms() ||
+      cdo__entry_peek(b, &m2, k, &command, &joff) < 0 ||
+      blob_src(b, &src, &fd) < 0) {
+    free(command);
+    if (fd >= 0)
+      close(fd);
+    return;
+  }
+  info.command = command;
+  for (; s != from; s = s->next) {
+    int r = s->down || s->read_only ? 0 : put_one(s, k, &src, &info);
+
+    if (r < 0)
+      tier_down(s, r);
+  }
+  free(command);
+  if (fd >= 0)
+    close(fd);
+}
+
+int cdo__store_lookup(struct cdo_store *s, const struct cdo__key *k,
+                      struct cdo__blob **out, struct cdo__meta *m,
+                      uint64_t *journal_off)
+{
+  struct cdo_store *t;
+  const char *why = NULL;
+  int r, corrupt = 0, failure = 0, answered = 0;
+
+  if (!cdo__store_tiered(s))
+    return lookup_one(s, k, out, m, journal_off);
+  s->answered = NULL;
+  for (t = s; t != NULL; t = cdo__store_next(t)) {
+    if (t->down)
+      continue;
+    r = lookup_one(t, k, out, m, journal_off);
+    if (r < 0) {
+      tier_down(t, r);
+      failure = r;
+      continue;
+    }
+    answered = 1;
+    corrupt |= t->found_corrupt;
+    if (why == NULL)
+      why = t->miss_why;
+    if (r != CDO__MISS) {
+      s->answered = t;
+      if (t != s)
+        backfill(s, t, k, *out, m);
+      return r;
+    }
+  }
+  s->miss_why = why;
+  s->found_corrupt = corrupt;
+  return answered ? CDO__MISS : failure;
+}
+
+int cdo__store_put(struct cdo_store *s, const struct cdo__key *k,
+                   const struct cdo__src *src, const struct cdo__put_info *info)
+{
+  struct cdo_store *t;
+  int r, stored = 0, failure = CDO_EREADONLY;
+
+  if (!cdo__store_tiered(s))
+    return put_one(s, k, src, info);
+  for (t = s; t != NULL; t = cdo__store_next(t)) {
+    if (t->down || t->read_only)
+      continue;
+    r = put_one(t, k, src, info);
+    if (r < 0) {
+      tier_down(t, r);
+      failure = r;
+    } else {
+      stored = 1;
+    }
+  }
+  return stored ? 0 : cdo__store_fail(s, failure, "no tier took the result");
+}
+
+int cdo__store_del(struct cdo_store *s, const struct cdo__key *k)
+{
+  struct cdo_store *t;
+  int r, failure = 0, writable = 0;
+
+  if (!cdo__store_tiered(s))
+    return del_one(s, k);
+  for (t = s; t != NULL; t = cdo__store_next(t)) {
+    if (t->down || t->read_only)
+      continue;
+    writable = 1;
+    r = del_one(t, k);
+    if (r < 0 && failure == 0) {
+      failure = r;
+      cdo__fmt(s->errmsg, sizeof(s->errmsg), "%s: %s", t->url, t->errmsg);
+    }
+  }
+  return writable ? failure : cdo__store_writable(s, "remove an entry from");
+}
+
+int cdo__store_read_only(struct cdo_store *s)
+{
+  struct cdo_store *t;
+
+  for (t = s; t != NULL; t = cdo__store_next(t))
+    if (!t->down && !t->read_only)
+      return 0;
+  return 1;
+}
+
+struct cdo_store *cdo__store_lock_tier(struct cdo_store *s)
+{
+  struct cdo_store *t, *best = s;
+
+  if (!cdo__store_tiered(s))
+    return s;
+  if (s->lock_tier != NULL)
+    return s->lock_tier;
+  for (t = s; t != NULL; t = cdo__store_next(t))
+    if (!t->down && !t->read_only && t->ops->locks != NULL)
+      best = t;
+  s->lock_tier = best;
+  return best;
+}
+
+void cdo__store_warn_down(struct cdo_store *s, cdo_msg_fn fn, void *ud)
+{
+  struct cdo_store *t;
+  char buf[1200];
+
+  for (t = s; t != NULL; t = t->next) {
+    if (t->skipped[0] != 0) {
+      cdo__fmt(buf, sizeof(buf), "warning: %s; skipped for this run",
+               t->skipped);
+      fn(ud, 0, buf);
+      t->skipped[0] = 0;
+    }
+    if (t->down && !t->warned) {
+      cdo__fmt(buf, sizeof(buf),
+               "warning: cache '%s' failed: %s; skipped for this run", t->url,
+               t->errmsg);
+      fn(ud, 0, buf);
+      t->warned = 1;
+    }
+  }
 }
 
 int cdo__store_batch(struct cdo_store *s, int on)

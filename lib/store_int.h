@@ -65,6 +65,16 @@ struct cdo_store {
    * whether the entry was corrupt or another key's. */
   const char *miss_why;
   int found_corrupt;
+  /* Tiers: the next farther one, once opened; the URLs of those not yet
+   * tried (owned); this one's place (0: nearest); a failure this run that
+   * took it out (0: none), said once (warned); what failed to open after
+   * it (for a warning); in the nearest: the tier that answered the last
+   * lookup, and the one that takes single-flight locks. */
+  struct cdo_store *next;
+  char *rest;
+  int tier, down, warned;
+  char skipped[600];
+  struct cdo_store *answered, *lock_tier;
   unsigned char salt[32]; /* with salted: the cache's explain salt */
   int salted;
 };
@@ -224,6 +234,21 @@ struct cdo__store_ops {
   const struct cdo__store_counters *counters;
   const struct cdo__store_files *files;
 };
+
+/*
+ * Tiers (store.c). cdo__store_next opens (once) and returns the tier after
+ * s, or NULL. cdo__store_tiered: s has tiers after it. lookup, put and del
+ * act on every tier; cdo__store_read_only: no tier can be written;
+ * cdo__store_lock_tier: the farthest writable tier with lease locks, else
+ * s; cdo__store_warn_down: one warning line per tier that failed or could
+ * not be opened, through fn.
+ */
+struct cdo_store *cdo__store_next(struct cdo_store *s);
+
+int cdo__store_tiered(const struct cdo_store *s);
+int cdo__store_read_only(struct cdo_store *s);
+struct cdo_store *cdo__store_lock_tier(struct cdo_store *s);
+void cdo__store_warn_down(struct cdo_store *s, cdo_msg_fn fn, void *ud);
 
 /*
  * 0 when s may be written; else CDO_EREADONLY, with s->errmsg saying that
