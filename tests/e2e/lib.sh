@@ -254,6 +254,13 @@ wait_for () {
 	wait_until test -e "$1"
 }
 
+# upkeep_settled PREFIX: waits for the upkeep that a stored miss started in
+# the background on the cache whose own files are PREFIX-usage, -stats ...
+# (it writes PREFIX-stats under the lock on PREFIX-usage, then works on).
+upkeep_settled () {
+	wait_for "$1-stats" && flock "$1-usage" true
+}
+
 # write_config: stdin becomes $XDG_CONFIG_HOME/cachedo/config.
 write_config () {
 	mkdir -p "$XDG_CONFIG_HOME/cachedo" && cat >"$XDG_CONFIG_HOME/cachedo/config"

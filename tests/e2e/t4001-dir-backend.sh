@@ -178,6 +178,7 @@ test_expect_success 'a root deleted while the command runs: it keeps its output 
 	use_root "$TMP/gone" &&
 	cachedo true &&
 	test -d "$root" &&
+	upkeep_settled "$root/cachedo" &&
 	expect_status 3 cachedo counted gone \
 		sh -c "rm -rf \"$root\"; echo out; echo err >&2; exit 3" >out 2>err &&
 	expect_eq out "$(cat out)" &&
