@@ -110,7 +110,8 @@ static const char usage[] =
     "      --stdin                hash standard input (then feed it on)\n"
     "      --scope NAME           keep a separate namespace of entries\n"
     "Storage:\n"
-    "  -c, --cache URL            where results are kept (see Cache URLs)\n"
+    "  -c, --cache URL            where results are kept (see Cache URLs);\n"
+    "                             again: a farther tier (near first)\n"
     "      --max-output SIZE      store no output larger than SIZE (256M)\n"
     "      --max-size SIZE        keep the cache under SIZE: --gc and the "
     "hourly\n"
@@ -142,6 +143,7 @@ static const char usage[] =
 
 /* After the backends' URL forms, from their tables (print_help). */
 static const char usage_tail[] =
+    "Any URL also takes read-only=1: that tier is read, never written.\n"
     "\n"
     "DURATION: a number with a unit ms s m h d w, or msec sec min hour day\n"
     "  week (plural too), combined and with decimals: 90s, 1h30m, 1.5h, "
