@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# bench/run.sh [-v] [core|dir|redis|flight|scale|all]...: time cachedo against
+# bench/run.sh [-v] [core|dir|redis|tiers|flight|scale|all]...: time cachedo against
 # plain baselines in one run and print a row per target (see bench/README.md).
 # Expects an already built binary: $CACHEDO, else build/cachedo.
 set -eu
@@ -11,12 +11,12 @@ if [ "${1:-}" = -v ]; then
 	shift
 fi
 sections=("${@:-core}")
-[ "${sections[*]}" = all ] && sections=(core dir redis flight scale)
+[ "${sections[*]}" = all ] && sections=(core dir redis tiers flight scale)
 for s in "${sections[@]}"; do
 	case $s in
-	core | dir | redis | flight | scale) ;;
+	core | dir | redis | tiers | flight | scale) ;;
 	*)
-		echo "usage: bash bench/run.sh [-v] [core|dir|redis|flight|scale|all]..." >&2
+		echo "usage: bash bench/run.sh [-v] [core|dir|redis|tiers|flight|scale|all]..." >&2
 		exit 2
 		;;
 	esac
@@ -171,6 +171,32 @@ section_redis() {
 		"XDG_CACHE_HOME=$T/frozen/\$PAIRTIME_RUN XDG_RUNTIME_DIR=$T/frozen/\$PAIRTIME_RUN/run exec $cmd" 5
 	PAIR_ADDED_MS=20 pair redis.frozen "cat small.txt" "$cmd" 51
 	kill -CONT "$R_PID"
+}
+
+# A near SQLite tier in front of a redis-server: a near hit against a
+# one-tier hit; a far hit that is copied into a fresh near tier against a
+# Redis hit followed by a store into a fresh SQLite cache.
+section_tiers() {
+	if ! has_backend redis; then
+		skip tiers "backend 'redis' not built (cachedo --version)"
+		return
+	fi
+	if ! command -v redis-server >/dev/null || ! redis_start; then
+		skip tiers "cannot start redis-server"
+		return
+	fi
+	local far=redis://127.0.0.1:$R_PORT one=sqlite:$T/one.db near=sqlite:$T/near.db
+	if warm -c "$one" --ttl 1h -- cat small.txt &&
+		warm -c "$near" -c "$far" --ttl 1h -- cat small.txt; then
+		PAIR_TARGET=1.03 pair tiers.near_hit "$C -c $one --ttl 1h -- cat small.txt" \
+			"$C -c $near -c $far --ttl 1h -- cat small.txt"
+	else
+		skip tiers.near_hit "pre-warmed entry does not hit"
+	fi
+	mkdir -p "$T/bf" && chmod 700 "$T/bf"
+	PAIR_TARGET=1.00 PAIR_RUNVAR=1 pair tiers.far_hit_backfill \
+		"$C -q -c $far --ttl 1h -- cat small.txt >/dev/null && exec $C -q -c sqlite:$T/bf/b\$PAIRTIME_RUN.db --ttl 1h -- cat small.txt" \
+		"exec $C -q -c sqlite:$T/bf/c\$PAIRTIME_RUN.db -c $far --ttl 1h -- cat small.txt" 101
 }
 
 section_flight() {
