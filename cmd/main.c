@@ -56,6 +56,7 @@ static const struct option {
     {"ignore-env", 0, 1, -1},
     {"no-env", 0, 0, -1},
     {"pure", 0, 0, -1},
+    {"tty", 0, 0, -1},
     {"no-cwd", 0, 0, -1},
     {"file", 0, 1, -1},
     {"stdin", 0, 0, -1},
@@ -109,6 +110,9 @@ static const char usage[] =
     "                             and mtimes, not contents\n"
     "      --stdin                hash standard input (then feed it on)\n"
     "      --scope NAME           keep a separate namespace of entries\n"
+    "      --tty                  run COMMAND on a pseudo-terminal, so it\n"
+    "                             colours as on one (stdout and stderr become\n"
+    "                             one stream; part of the key)\n"
     "Storage:\n"
     "  -c, --cache URL            where results are kept (see Cache URLs);\n"
     "                             again: a farther tier (near first)\n"

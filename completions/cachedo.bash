@@ -5,7 +5,7 @@
 _cachedo_valued='@(-t|--ttl|--fail-ttl|--stale|-c|--cache|--env|--ignore-env|--file|--scope|--max-output|--lock-timeout|--max-size|--sign-key-file)'
 
 _cachedo_options='--ttl --fail-ttl --no-cache-failures --stale --refresh
-    --no-cache --cache --env --ignore-env --no-env --pure --no-cwd --file
+    --no-cache --cache --env --ignore-env --no-env --pure --tty --no-cwd --file
     --stdin --scope --max-output --max-size --lock-timeout --forget --key
     --explain --clear --stats --list --gc --zero-stats --json --show-config
     --verbose --quiet --help --version --sign-key-file --read-only'

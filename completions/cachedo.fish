@@ -91,6 +91,7 @@ complete $opts -l env -x -a '(set -nx)' -d 'Hash only variables matching PATTERN
 complete $opts -l ignore-env -x -a '(set -nx)' -d 'Leave matching variables out of the key'
 complete $opts -l no-env -d 'Hash no variable'
 complete $opts -l pure -d 'Run with only the hashed variables'
+complete $opts -l tty -d 'Run the command on a pseudo-terminal'
 complete $opts -l no-cwd -d 'Leave the working directory out of the key'
 complete $opts -l file -r -F -d 'Hash the contents of a file too'
 complete $opts -l stdin -d 'Hash standard input, then feed it on'

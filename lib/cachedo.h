@@ -92,6 +92,7 @@ struct cdo_config {
   struct cdo_strv ignore_env; /* patterns dropped from the hashed set */
   struct cdo_strv files;      /* --file paths */
   int no_env, no_cwd, pure, use_stdin, refresh, no_cache;
+  int tty; /* run the command on a pseudo-terminal (stdout and stderr one) */
   int verbose, quiet;
   unsigned layer; /* current layer, see cdo_config_layer() */
   /* Where each setting's value came from, for cdo_config_show(). */

@@ -67,6 +67,7 @@ static const struct setting {
     {"no-env", "CACHEDO_NO_ENV", T_BOOL, F(no_env)},
     {"no-cwd", "CACHEDO_NO_CWD", T_BOOL, F(no_cwd)},
     {"pure", "CACHEDO_PURE", T_BOOL, F(pure)},
+    {"tty", "CACHEDO_TTY", T_BOOL, F(tty)},
     {"stdin", NULL, T_BOOL, F(use_stdin)},
     {"refresh", NULL, T_BOOL, F(refresh)},
     {"no-cache", "CACHEDO_DISABLE", T_BOOL, F(no_cache)},

@@ -20,7 +20,8 @@
  *   set    = i64(stored ms) u32(count) item{count}
  *   item   = u8(type) u32(len) name 8-byte digest
  *   type   = 'x' executable | 'c' cwd | 'e' variable (name: its name)
- *          | 'p' --pure | 'f' --file (name: its path) | 's' stdin | 'o' scope
+ *          | 'p' --pure | 't' --tty | 'f' --file (name: its path) | 's' stdin |
+ * 'o' scope
  *
  * A record that does not check out (torn by a crash) is skipped, one byte
  * at a time, until one does.

@@ -4,13 +4,14 @@
  * that decides a command's output.
  *
  *   key      = SHA-256( "cachedo-key" u32(1) argv exe [cwd] env [pure]
- *                       file* [stdin] [scope] )
+ *                       [tty] file* [stdin] [scope] )
  *   argv     = tag("argv") u32(argc) { lp(arg) }{argc}
  *   exe      = tag("exe") lp(realpath) u64(size) i64(mtime s) u32(mtime ns)
  *            | tag("exe-missing") lp(argv[0])
  *   cwd      = tag("cwd") lp(working directory)
  *   env      = tag("env") u32(n) { lp(name) lp(value) }{n}, sorted by name
  *   pure     = tag("pure")
+ *   tty      = tag("tty")
  *   file     = tag("file") lp(path) ( "absent" | 32-byte SHA-256 )
  *              (of the contents; of a directory, of its tree: tree.c)
  *   stdin    = tag("stdin") 32-byte SHA-256
@@ -718,6 +719,21 @@ static void walk_pure(const struct cdo_job *j, struct walker *w)
     emit(w, &p); /* no value: a flag */
 }
 
+static void hash_tty(const struct cdo_job *j, struct key_writer *w)
+{
+  if (j->cfg->tty)
+    w_tag(w, "tty");
+}
+
+static void walk_tty(const struct cdo_job *j, struct walker *w)
+{
+  struct cdo__key_part p = {.hashed = 1};
+
+  p.shown = "the command runs on a pseudo-terminal";
+  if (j->cfg->tty)
+    emit(w, &p); /* no value: a flag */
+}
+
 static void hash_files(const struct cdo_job *j, struct key_writer *w)
 {
   size_t i;
@@ -836,6 +852,9 @@ static const struct comp_impl {
     {{'p', "pure", {"differs", "--pure now, not then", "--pure then, not now"}},
      hash_pure,
      walk_pure},
+    {{'t', "tty", {"differs", "--tty now, not then", "--tty then, not now"}},
+     hash_tty,
+     walk_tty},
     {{'f',
       "file",
       {"other contents", "hashed now, not then", "hashed then, not now"}},

@@ -7,7 +7,10 @@
 #include "job.h"
 #include "spawn.h"
 
+#include <fcntl.h>
 #include <signal.h>
+#include <sys/ioctl.h>
+#include <termios.h>
 #include <unistd.h>
 #include <uv.h> /* uv_strerror(): the words of the messages of 0.1 */
 
@@ -179,8 +182,50 @@ static int on_tick(struct cdo__proc *p)
 }
 
 /*
+ * --tty: a pseudo-terminal for the command's stdout and stderr, raw (no
+ * "\n" made "\r\n"), as large as the terminal of ours that has a size,
+ * else 80x24. 0, or -errno.
+ */
+static int open_pty(int *master, int *slave)
+{
+  struct winsize ws = {.ws_row = 24, .ws_col = 80}, ours;
+  static const int probe[] = {1, 2, 0};
+  struct termios t;
+  char name[128];
+  int fd, e;
+  size_t i;
+
+  *slave = -1;
+  fd = posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC);
+  if (fd < 0)
+    return CDO__ERR(errno);
+  if (grantpt(fd) < 0 || unlockpt(fd) < 0 ||
+      (errno = ptsname_r(fd, name, sizeof(name))) != 0 ||
+      (*slave = open(name, O_RDWR | O_NOCTTY | O_CLOEXEC)) < 0) {
+    e = errno;
+    close(fd);
+    return CDO__ERR(e);
+  }
+  if (tcgetattr(*slave, &t) == 0) {
+    cfmakeraw(&t);
+    tcsetattr(*slave, TCSANOW, &t);
+  }
+  for (i = 0; i < CDO__ARRAY_SIZE(probe); i++) {
+    if (ioctl(probe[i], TIOCGWINSZ, &ours) == 0 && ours.ws_col > 0) {
+      ws = ours;
+      break;
+    }
+  }
+  ioctl(*slave, TIOCSWINSZ, &ws);
+  *master = fd;
+  return 0;
+}
+
+/*
  * Runs the command to its end: with piped, stdout and stderr go through
- * us; otherwise it inherits them. 0, or -errno when it could not start.
+ * us; otherwise it inherits them. With --tty both go to one pseudo-
+ * terminal whose master we read, stored or not. 0, or -errno when it
+ * could not start.
  */
 static int run_proc(struct runner *rn, int piped)
 {
@@ -194,6 +239,12 @@ static int run_proc(struct runner *rn, int piped)
   p->envp = j->cfg->pure ? j->env : environ;
   p->fd[0] = j->stdin_fd >= 0 ? j->stdin_fd : CDO__PROC_OURS;
   p->fd[1] = p->fd[2] = piped ? CDO__PROC_PIPE : CDO__PROC_OURS;
+  if (j->cfg->tty) { /* one stream, on a terminal: read as stdout */
+    r = open_pty(&p->read_from[1], &p->fd[1]);
+    if (r < 0)
+      return r;
+    p->fd[2] = p->fd[1];
+  }
   p->on_output = on_output;
   p->started = on_started;
   p->ud = rn;

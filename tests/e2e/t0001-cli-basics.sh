@@ -73,8 +73,8 @@ test_expect_success 'a long option typed with one dash is named as such' '
 
 test_expect_success 'an unambiguous prefix of a long option is that option' '
 	CACHEDO_CACHE=sqlite:$TMP/parsing.db XDG_RUNTIME_DIR=$TMP/parsing-run &&
-	cachedo --tt 1h counted prefix >out &&
-	cachedo --tt=1h counted prefix >out &&
+	cachedo --lock-t 1m --fail 1h counted prefix >out &&
+	cachedo --lock-t=1m --fail=1h counted prefix >out &&
 	expect_count prefix 1 &&
 	cachedo --ttl 1h --ref counted prefix >out &&
 	expect_count prefix 2 &&
@@ -82,7 +82,7 @@ test_expect_success 'an unambiguous prefix of a long option is that option' '
 	expect_grep "^cachedo: hit" err &&
 	expect_status 0 cachedo --ke counted prefix >key &&
 	expect_eq "$(cachedo --key counted prefix)" "$(cat key)" &&
-	expect_usage_error "invalid --ttl '\''5x'\''" --tt 5x counted prefix &&
+	expect_usage_error "invalid --fail-ttl '\''5x'\''" --fail-t 5x counted prefix &&
 	expect_usage_error "option '\''--list'\'' takes no value" --li=3 &&
 	expect_count prefix 2
 '
@@ -90,6 +90,7 @@ test_expect_success 'an unambiguous prefix of a long option is that option' '
 test_expect_success 'an ambiguous prefix lists the candidates' '
 	CACHEDO_CACHE=sqlite:$TMP/parsing.db XDG_RUNTIME_DIR=$TMP/parsing-run &&
 	expect_usage_error "option '\''--st'\'' is ambiguous: --stale, --stdin, --stats" --st counted amb &&
+	expect_usage_error "option '\''--tt'\'' is ambiguous: --ttl, --tty" --tt 5 counted amb &&
 	expect_usage_error "--no-cache-failures, --no-cache, --no-cwd" --no-c counted amb &&
 	cachedo --no-cache counted amb &&
 	expect_count amb 1

@@ -127,4 +127,38 @@ test_expect_success 'forced colour is stored and replayed byte for byte' '
 	expect_grep -F "$(printf "\033[")" second
 '
 
+test_expect_success '--tty: stdout and stderr are one terminal, stored and replayed as one' '
+	printf "%s\n" "test -t 1 && echo out-tty || echo out-pipe" \
+		"test -t 2 && echo err-tty >&2 || echo err-pipe >&2" \
+		"printf \"raw\\nlines\\n\"" >ttyprobe.sh &&
+	printf "out-tty\nerr-tty\nraw\nlines\n" >expect &&
+	cachedo --tty counted ttyrun sh ttyprobe.sh >out 2>err &&
+	expect_cmp expect out &&
+	expect_lines 0 err &&
+	cachedo --tty counted ttyrun sh ttyprobe.sh >out 2>err &&
+	expect_cmp expect out &&
+	expect_lines 0 err &&
+	expect_count ttyrun 1 &&
+	cachedo counted ttyrun sh ttyprobe.sh >out 2>err &&
+	expect_grep -x out-pipe out &&
+	expect_grep -x err-pipe err &&
+	expect_count ttyrun 2
+'
+
+test_expect_success '--tty is in the key and shown by --explain' '
+	test "$(cachedo --key counted k)" != "$(cachedo --tty --key counted k)" &&
+	cachedo --tty --explain counted k >out &&
+	expect_grep -x "tty      the command runs on a pseudo-terminal" out &&
+	cachedo --explain counted k >out &&
+	expect_no_grep "^tty" out
+'
+
+test_expect_success '--tty without the cache still runs on a terminal; ls colours' '
+	cachedo --no-cache --tty sh -c "test -t 1 && echo yes" >out &&
+	expect_eq yes "$(cat out)" &&
+	mkdir -p tdir/sub &&
+	cachedo --tty ls --color=auto tdir >out &&
+	expect_grep -F "$(printf "\033[")" out
+'
+
 test_done

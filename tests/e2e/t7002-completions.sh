@@ -76,8 +76,10 @@ test_expect_success BASH 'bash: the completion file loads' '
 	expect_grep "complete -F _cachedo cachedo" out
 '
 
-test_expect_success BASH 'bash: --tt completes to --ttl' '
+test_expect_success BASH 'bash: --tt completes to --ttl and --tty, --ttl to itself' '
 	bash_complete "cachedo --tt" >out &&
+	expect_eq "--ttl --tty" "$(sort out | tr "\n" " " | sed "s/ \$//")" completion &&
+	bash_complete "cachedo --ttl" >out &&
 	expect_eq --ttl "$(cat out)" completion
 '
 
@@ -137,8 +139,10 @@ test_expect_success ZSH 'zsh: syntax, and compinit picks up _cachedo' '
 	expect_grep "_cachedo: function" out
 '
 
-test_expect_success ZSH 'zsh: --tt completes to --ttl' '
+test_expect_success ZSH 'zsh: --tt completes to --ttl and --tty, --ttl to itself' '
 	zsh_complete "cachedo --tt" >out &&
+	expect_eq "--ttl --tty" "$(sort out | tr "\n" " " | sed "s/ \$//")" completion &&
+	zsh_complete "cachedo --ttl" >out &&
 	expect_eq --ttl "$(cat out)" completion
 '
 
@@ -160,8 +164,10 @@ test_expect_success FISH 'fish: syntax' '
 	fish -n "$COMP/cachedo.fish"
 '
 
-test_expect_success FISH 'fish: --tt completes to --ttl' '
+test_expect_success FISH 'fish: --tt completes to --ttl and --tty, --ttl to itself' '
 	fish_complete "cachedo --tt" >out &&
+	expect_eq "--ttl --tty" "$(sort out | tr "\n" " " | sed "s/ \$//")" completion &&
+	fish_complete "cachedo --ttl" >out &&
 	expect_eq --ttl "$(cat out)" completion
 '
 

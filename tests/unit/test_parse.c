@@ -706,6 +706,7 @@ static void test_show(void **state)
   assert_non_null(strstr(sh.text, "max-output=256M (default)\n"));
   assert_non_null(strstr(sh.text, "scope= (default)\n"));
   assert_non_null(strstr(sh.text, "quiet=false (default)\n"));
+  assert_non_null(strstr(sh.text, "tty=false (default)\n"));
   /* One line per setting: each names a real setting, and only once. */
   for (p = sh.text; *p; p = strchr(p, '\n') + 1) {
     struct cdo_config scratch;
