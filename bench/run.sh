@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# bench/run.sh [-v] [core|dir|redis|tiers|flight|scale|all]...: time cachedo against
+# bench/run.sh [-v] [core|peers|dir|redis|tiers|flight|scale|all]...: time cachedo against
 # plain baselines in one run and print a row per target (see bench/README.md).
 # Expects an already built binary: $CACHEDO, else build/cachedo.
 set -eu
@@ -11,12 +11,12 @@ if [ "${1:-}" = -v ]; then
 	shift
 fi
 sections=("${@:-core}")
-[ "${sections[*]}" = all ] && sections=(core dir redis tiers flight scale)
+[ "${sections[*]}" = all ] && sections=(core peers dir redis tiers flight scale)
 for s in "${sections[@]}"; do
 	case $s in
-	core | dir | redis | tiers | flight | scale) ;;
+	core | peers | dir | redis | tiers | flight | scale) ;;
 	*)
-		echo "usage: bash bench/run.sh [-v] [core|dir|redis|tiers|flight|scale|all]..." >&2
+		echo "usage: bash bench/run.sh [-v] [core|peers|dir|redis|tiers|flight|scale|all]..." >&2
 		exit 2
 		;;
 	esac
@@ -44,27 +44,71 @@ warm() {
 	"$C" -v "$@" 2>&1 >/dev/null </dev/null | grep -q '^cachedo: hit'
 }
 
+# miss_rows PREFIX MISS_CMD [info]: the floor, then a miss of `true` whose
+# target is the floor's ratio + 0.3 (a wrapper cannot go below the floor),
+# none with "info"; sets FLOOR_RATIO.
+miss_rows() {
+	FLOOR_RATIO=
+	if floor_build; then
+		pair "$1.miss_floor" "true" "$FLOOR true"
+		FLOOR_RATIO=$R_RATIO
+	else
+		skip "$1.miss_floor" "cannot build bench/floor.c"
+	fi
+	local t=1.6
+	[ "${3:-}" = info ] && t=
+	[ -n "$FLOOR_RATIO" ] && [ -n "$t" ] && t=$(awk -v f="$FLOOR_RATIO" 'BEGIN { printf "%.2f", f + 0.3 }')
+	PAIR_TARGET=$t pair "$1.miss_true" "true" "$2"
+}
+
+# The rows of issue 15's table: a miss against its floor, hits against cat.
 section_core() {
+	miss_rows core "$C --refresh -- true"
 	local hit="$C --ttl 1h -- cat small.txt"
 	if warm --ttl 1h -- cat small.txt; then
-		PAIR_TARGET=1.10 pair core.hit_small "cat small.txt" "$hit"
+		PAIR_TARGET=1.05 pair core.hit_small "cat small.txt" "$hit"
 	else
 		skip core.hit_small "pre-warmed entry does not hit"
 	fi
 
-	PAIR_TARGET=1.6 pair core.miss_true "true" "$C --refresh -- true"
-	if floor_build; then
-		pair core.miss_floor "true" "$FLOOR true"
-	else
-		skip core.miss_floor "cannot build bench/floor.c"
-	fi
-
 	big_file
 	if warm --ttl 1h -- cat big.bin; then
-		PAIR_TARGET=1.5 pair "core.$BIG" "cat big.bin" "$C --ttl 1h -- cat big.bin" 31
+		PAIR_TARGET=1.15 pair "core.$BIG" "cat big.bin" "$C --ttl 1h -- cat big.bin" 31
 	else
 		skip "core.$BIG" "pre-warmed entry does not hit"
 	fi
+	if has_backend dir && warm -c "dir:$T/dircache" --ttl 1h -- cat big.bin; then
+		PAIR_TARGET=1.15 pair "core.dir_$BIG" "cat big.bin" \
+			"$C -c dir:$T/dircache --ttl 1h -- cat big.bin" 31
+	else
+		skip "core.dir_$BIG" "backend 'dir' not built or entry does not hit"
+	fi
+	if has_backend mem && warm -c mem: --ttl 1h -- cat small.txt; then
+		pair core.mem_hit_small "cat small.txt" "$C -c mem: --ttl 1h -- cat small.txt"
+	else
+		skip core.mem_hit_small "backend 'mem' not built or entry does not hit"
+	fi
+}
+
+# The same rows against a peer memoizer, bkt (BKT=/path/to/bkt), in its own
+# cache dir; then its miss against cachedo's, which should be below it.
+section_peers() {
+	if [ -z "${BKT:-}" ]; then
+		skip peers "set BKT=/path/to/bkt to compare with bkt"
+		return
+	fi
+	if [ ! -x "$BKT" ]; then
+		skip peers "BKT='$BKT' is not an executable file"
+		return
+	fi
+	local b="BKT_CACHE_DIR=$T/bkt exec $BKT"
+	miss_rows peers "$b --ttl=1h --force -- true" info
+	PAIR_TARGET=1.00 pair peers.miss_vs_cachedo "$b --ttl=1h --force -- true" "$C --refresh -- true"
+	BKT_CACHE_DIR=$T/bkt "$BKT" --ttl=1h -- cat small.txt >/dev/null 2>&1 || true
+	pair peers.hit_small "cat small.txt" "$b --ttl=1h -- cat small.txt"
+	big_file
+	BKT_CACHE_DIR=$T/bkt "$BKT" --ttl=1h -- cat big.bin >/dev/null 2>&1 || true
+	pair "peers.$BIG" "cat big.bin" "$b --ttl=1h -- cat big.bin" 31
 }
 
 section_dir() {
