@@ -359,37 +359,35 @@ static int upkeep_claim(struct cdo_store *s)
  * The upkeep itself, in the detached child: waits for the usage lock
  * (hourly) or leaves at once when another process holds it (fold only),
  * folds the usage records, and hourly removes the expired, evicts down to
- * max-size and prunes old explain data.
+ * max-size and prunes old explain data. Leaves u open (and locked): the
+ * caller releases it last.
  */
-static void upkeep(struct cdo_store *s, int hourly)
+static void upkeep(struct cdo_store *s, int hourly, struct cdo__usage_log *u)
 {
   const struct cdo_config *c = s->cfg;
   uint64_t removed = 0, freed = 0;
-  struct cdo__usage_log u;
 
   alarm(600); /* a lock never released ends the wait, and this process */
-  if (cdo__usage_open(s, &u, hourly ? LOCK_EX : LOCK_EX | LOCK_NB) < 0) {
-    cdo__usage_close(&u);
+  if (cdo__usage_open(s, u, hourly ? LOCK_EX : LOCK_EX | LOCK_NB) < 0)
     return;
-  }
   alarm(0);
-  if (cdo__usage_save(s, &u) == 0 && hourly) {
+  if (cdo__usage_save(s, u) == 0 && hourly) {
     if (s->ops->gc != NULL)
       s->ops->gc(s, cdo__now_ms(), &removed);
     cdo__store_locks_gc(s, cdo__now_ms());
     /* Eviction lists the cache: only when a size limit asks for it. */
     if (c->max_size != 0 &&
-        evict_locked(s, &u.sm, c->max_size, &removed, &freed) == 0)
-      cdo__usage_save(s, &u);
+        evict_locked(s, &u->sm, c->max_size, &removed, &freed) == 0)
+      cdo__usage_save(s, u);
     cdo__explain_prune(s, cdo__now_ms() - 30 * 86400000LL);
   }
-  cdo__usage_close(&u);
 }
 
 void cdo__store_maintain(struct cdo_store *s)
 {
   const struct cdo_config *cfg = s->cfg;
   struct cdo_store *own = NULL;
+  struct cdo__usage_log u = {.fd = -1};
   int hourly, fold_only = 0, fd;
   char err[300];
 
@@ -419,7 +417,11 @@ void cdo__store_maintain(struct cdo_store *s)
   }
   cdo_store_close(s);
   if (cdo_store_open(&own, cfg, err, sizeof(err)) == 0)
-    upkeep(own, hourly);
+    upkeep(own, hourly, &u);
+  /* The usage lock goes last: once it is free, this process holds no file
+   * in the cache, so a waiter may remove or unmount it. (No chdir("/"):
+   * a relative cache path is resolved against the inherited cwd.) */
   cdo_store_close(own);
+  cdo__usage_close(&u);
   _exit(0);
 }

@@ -437,6 +437,7 @@ void cdo__usage_close(struct cdo__usage_log *u)
 {
   if (u->fd >= 0)
     close(u->fd); /* releases the lock */
+  u->fd = -1;
   cdo__usage_sum_release(&u->sm);
 }
 

@@ -256,7 +256,8 @@ wait_for () {
 
 # upkeep_settled PREFIX: waits for the upkeep that a stored miss started in
 # the background on the cache whose own files are PREFIX-usage, -stats ...
-# (it writes PREFIX-stats under the lock on PREFIX-usage, then works on).
+# (it writes PREFIX-stats under the lock on PREFIX-usage, then works on,
+# and releases that lock last: after it, the upkeep holds no file there).
 upkeep_settled () {
 	wait_for "$1-stats" && flock "$1-usage" true
 }

@@ -171,6 +171,7 @@ test_expect_success MOUNT 'a full disk: output in full, status kept, one warning
 	expect_count full700 2 &&
 	cachedo counted small && cachedo counted small &&
 	expect_count small 1 &&
+	upkeep_settled "$root/cachedo" &&
 	umount "$TMP/full"
 '
 
