@@ -4,9 +4,6 @@
 # refresh runs. Runs are counted by side effect (counter files).
 . "$(dirname "$0")/lib.sh"
 
-# now_ms: wall clock in milliseconds (GNU date).
-now_ms () { echo $(($(date +%s%N) / 1000000)); }
-
 # slow NAME SECONDS STATUS: counted; sleeps, prints to both streams, exits.
 cat >"$TMP/bin/slow" <<EOF
 #!/bin/sh
@@ -25,25 +22,42 @@ n=\$((\$(wc -l <"$TMP/count.\$1")))
 if [ \$n = 1 ]; then echo \$\$ >"$TMP/first.\$1"; sleep 30; else sleep 0.2; fi
 echo "\$1 run \$n"
 EOF
-# versions NAME: run 1 prints v1 at once and exits 0; later runs take 1.5 s,
-# exit with $LATER_STATUS (default 0), print v<N> and then touch done.NAME.
+# one-at-a-time NAME SECONDS STATUS: counted; notes in overlap.NAME when
+# another run of NAME is still going, sleeps, exits with STATUS.
+cat >"$TMP/bin/one-at-a-time" <<EOF
+#!/bin/sh
+echo run >>"$TMP/count.\$1"
+mkdir "$TMP/running.\$1" 2>/dev/null || echo overlap >>"$TMP/overlap.\$1"
+sleep \$2
+rmdir "$TMP/running.\$1" 2>/dev/null
+exit \$3
+EOF
+# versions NAME: run 1 prints v1 at once and exits 0; later runs wait (up
+# to 10 s) for the test to create go.NAME, exit with $LATER_STATUS
+# (default 0), print v<N> and then touch done.NAME.
 cat >"$TMP/bin/versions" <<EOF
 #!/bin/sh
 echo run >>"$TMP/count.\$1"
 n=\$((\$(wc -l <"$TMP/count.\$1")))
 if [ \$n = 1 ]; then echo v1; exit 0; fi
-sleep 1.5
+i=0
+while [ ! -e "$TMP/go.\$1" ] && [ \$i -lt 100 ]; do sleep 0.1; i=\$((i + 1)); done
 echo v\$n
 touch "$TMP/done.\$1"
 exit \${LATER_STATUS:-0}
 EOF
-chmod 755 "$TMP/bin/slow" "$TMP/bin/first-slow" "$TMP/bin/versions"
+chmod 755 "$TMP/bin/slow" "$TMP/bin/first-slow" "$TMP/bin/versions" \
+	"$TMP/bin/one-at-a-time"
 
 # at_least NAME N: NAME ran N times or more.
 at_least () { [ "$(count "$1")" -ge "$2" ]; }
 
 # wait_count NAME N: polls (up to 10 s) until NAME ran N times.
 wait_count () { wait_until at_least "$1" "$2"; }
+
+# stored_is NAME VALUE: a fresh hit of `versions NAME` answers VALUE (its
+# run 1 is stored, so this never runs the command).
+stored_is () { [ "$(cachedo --ttl 1h versions "$1")" = "$2" ]; }
 
 # expect_all PREFIX N CONTENT: files PREFIX.1 .. PREFIX.N all hold CONTENT.
 expect_all () {
@@ -58,7 +72,6 @@ setup_backend "$test_backend"
 rm -f st.* out.* err.*
 
 test_expect_success '50 identical misses at once run the command once' '
-	t0=$(now_ms) &&
 	i=0 &&
 	while [ $i -lt 50 ]; do
 		i=$((i + 1))
@@ -66,15 +79,10 @@ test_expect_success '50 identical misses at once run the command once' '
 		  echo $st >st.$i; } &
 	done &&
 	wait &&
-	t1=$(now_ms) &&
 	expect_count flight 1 &&
 	expect_all out 50 "out flight" &&
 	expect_all err 50 "err flight" &&
-	expect_all st 50 3 &&
-	if test_have_prereq PLAIN_BUILD; then
-		test $((t1 - t0)) -lt 1500 ||
-		{ echo "50 calls of a 1 s command took $((t1 - t0)) ms" >&7; false; }
-	fi
+	expect_all st 50 3
 '
 
 test_expect_success 'hits take no lock: a hit is answered while a run holds it' '
@@ -87,7 +95,7 @@ test_expect_success 'hits take no lock: a hit is answered while a run holds it' 
 	wait
 '
 
-test_expect_success 'waiters take over within 2 s when the holder is killed' '
+test_expect_success 'waiters take over when the holder is killed' '
 	{ cachedo first-slow killed >/dev/null 2>&1 & } &&
 	holder=$! &&
 	wait_until test -s "$TMP/first.killed" &&
@@ -99,36 +107,29 @@ test_expect_success 'waiters take over within 2 s when the holder is killed' '
 	done &&
 	sleep 0.5 &&
 	expect_count killed 1 &&
-	t0=$(now_ms) &&
 	kill -KILL $holder &&
 	kill "$(cat "$TMP/first.killed")" &&
 	wait &&
-	t1=$(now_ms) &&
 	expect_count killed 2 &&
 	expect_all out 5 "killed run 2" &&
-	expect_all st 5 0 &&
-	{ test $((t1 - t0)) -lt 2000 ||
-	  { echo "waiters finished $((t1 - t0)) ms after the kill" >&7; false; }; }
+	expect_all st 5 0
 '
 
 test_expect_success 'an unstored result is run again by one waiter at a time' '
-	{ cachedo --no-cache-failures slow nostore 1 5 >/dev/null 2>&1 & } &&
+	{ cachedo --no-cache-failures one-at-a-time nostore 1 5 >/dev/null 2>&1 & } &&
 	wait_count nostore 1 &&
 	i=0 &&
 	while [ $i -lt 3 ]; do
 		i=$((i + 1))
 		{ st=0
-		  cachedo --no-cache-failures slow nostore 1 5 >/dev/null 2>&1 ||
-		  st=$?
+		  cachedo --no-cache-failures one-at-a-time nostore 1 5 \
+			>/dev/null 2>&1 || st=$?
 		  echo $st >st.$i; } &
 	done &&
-	sleep 0.5 &&
-	expect_count nostore 1 &&
-	sleep 1 &&
-	expect_count nostore 2 &&
 	wait &&
 	expect_all st 3 5 &&
-	expect_count nostore 4
+	expect_count nostore 4 &&
+	test ! -e "$TMP/overlap.nostore"
 '
 
 test_expect_success '--lock-timeout: a waiter gives up and runs uncached' '
@@ -186,11 +187,9 @@ test_expect_success '20 stale hits at once start one refresh' '
 	done &&
 	wait &&
 	expect_all out 20 v1 &&
-	wait_for "$TMP/done.stale20" &&
-	sleep 0.5 &&
-	expect_count stale20 2 &&
-	cachedo --ttl 1h versions stale20 >out &&
-	expect_eq v2 "$(cat out)"
+	touch "$TMP/go.stale20" &&
+	wait_until stored_is stale20 v2 &&
+	expect_count stale20 2
 '
 
 test_expect_success 'a stale answer does not wait for its refresh' '
@@ -200,9 +199,8 @@ test_expect_success 'a stale answer does not wait for its refresh' '
 	expect_eq v1 "$x" &&
 	test ! -e "$TMP/done.detached" &&
 	expect_grep -x "cachedo: stale (age [0-9][^,]*, refreshing in the background)" err &&
-	wait_for "$TMP/done.detached" &&
-	sleep 0.2 &&
-	expect_eq v2 "$(cachedo --ttl 1h versions detached)"
+	touch "$TMP/go.detached" &&
+	wait_until stored_is detached v2
 '
 
 test_expect_success 'a failing refresh keeps the stored good result' '
@@ -212,6 +210,7 @@ test_expect_success 'a failing refresh keeps the stored good result' '
 	export LATER_STATUS &&
 	cachedo --ttl 100ms --stale 1h --ignore-env LATER_STATUS versions flaky >out &&
 	expect_eq v1 "$(cat out)" &&
+	touch "$TMP/go.flaky" &&
 	wait_for "$TMP/done.flaky" &&
 	sleep 0.2 &&
 	expect_status 0 cachedo --ttl 100ms --stale 1h --ignore-env LATER_STATUS versions flaky >out &&
