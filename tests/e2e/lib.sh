@@ -33,6 +33,12 @@ test_cleanup () {
 	if [ "${KEEP_TMP-}" = 1 ]; then
 		echo "# kept $TMP"
 	else
+		# a detached refresh or upkeep may still be finishing its files
+		test_i=0
+		until rm -rf "$TMP" 2>/dev/null || [ $test_i -ge 50 ]; do
+			test_i=$((test_i + 1))
+			sleep 0.1
+		done
 		rm -rf "$TMP"
 	fi
 }
