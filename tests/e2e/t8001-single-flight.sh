@@ -46,8 +46,16 @@ echo v\$n
 touch "$TMP/done.\$1"
 exit \${LATER_STATUS:-0}
 EOF
+# gated NAME: counted; waits (up to 30 s) for the test to create go.NAME.
+cat >"$TMP/bin/gated" <<EOF
+#!/bin/sh
+echo run >>"$TMP/count.\$1"
+i=0
+while [ ! -e "$TMP/go.\$1" ] && [ \$i -lt 300 ]; do sleep 0.1; i=\$((i + 1)); done
+echo "out \$1"
+EOF
 chmod 755 "$TMP/bin/slow" "$TMP/bin/first-slow" "$TMP/bin/versions" \
-	"$TMP/bin/one-at-a-time"
+	"$TMP/bin/one-at-a-time" "$TMP/bin/gated"
 
 # at_least NAME N: NAME ran N times or more.
 at_least () { [ "$(count "$1")" -ge "$2" ]; }
@@ -156,16 +164,19 @@ test_expect_success 'concurrent --refresh calls run once' '
 
 test_expect_success 'a waiter on a terminal shows a status line' '
 	command -v script >/dev/null &&
-	{ cachedo slow status 2 0 >/dev/null 2>&1 & } &&
+	{ cachedo gated status >/dev/null 2>&1 & } &&
 	wait_count status 1 &&
-	script -qec "cachedo slow status 2 0" /dev/null >tty-out &&
-	expect_grep "waiting for .slow." tty-out &&
+	{ script -qec "cachedo gated status" /dev/null >tty-out & } &&
+	wait_until grep -q "waiting for" tty-out &&
+	touch "$TMP/go.status" &&
+	wait &&
+	expect_grep "waiting for .gated." tty-out &&
 	case $test_backend in
 	redis) ;; # the lock is a lease on the server: no local pid to show
-	*) expect_grep "waiting for .slow. (pid [0-9]*)" tty-out ;;
+	*) expect_grep "waiting for .gated. (pid [0-9]*)" tty-out ;;
 	esac &&
-	expect_count status 1 &&
-	wait
+	expect_grep "out status" tty-out &&
+	expect_count status 1
 '
 
 test_expect_success 'no status line when stderr is not a terminal' '
