@@ -1,19 +1,26 @@
 #!/usr/bin/env bash
 # bench/callgrind.sh: instructions executed (callgrind's Ir, children
 # included) by a cachedo hit against `cat small.txt`, and by a miss against
-# `true`. Instruction counts repeat from run to run where wall time does not.
+# `true` (sqlite, mem: and --no-cache, to split a miss into its steps), then
+# the same misses' syscalls, fsyncs (strace -f -c) and page faults
+# (/usr/bin/time -f %R) when those tools are there. Instruction counts
+# repeat from run to run where wall time does not.
 set -eu
 
 . "$(dirname "$0")/lib.sh"
 command -v valgrind >/dev/null || { echo "bench: valgrind not installed" >&2; exit 2; }
 bench_init
 
-# ir CMD...: total Ir of CMD and every process it starts.
+# ir CMD...: total Ir of CMD and every process it starts and waits for. Each
+# call writes into a fresh directory and sums what is there when CMD
+# returns: the detached upkeep child a miss may start writes its counts
+# later, into that directory only, so it is neither counted here nor later.
 ir() {
-	rm -f "$T"/cg.*
-	valgrind --tool=callgrind --trace-children=yes --callgrind-out-file="$T/cg.%p" \
+	local d
+	d=$(mktemp -d "$T/cg.XXXXXX")
+	valgrind --tool=callgrind --trace-children=yes --callgrind-out-file="$d/cg.%p" \
 		"$@" >/dev/null 2>"$T/valgrind.err" </dev/null || true
-	awk '/^summary:/ { s += $2 } END { print s + 0 }' "$T"/cg.*
+	cat "$d"/cg.* 2>/dev/null | awk '/^summary:/ { s += $2 } END { print s + 0 }'
 }
 
 # line NAME BASELINE_IR CANDIDATE_IR [NOTE]
@@ -30,3 +37,29 @@ valgrind --tool=callgrind --callgrind-out-file=/dev/null "$C" -v --ttl 1h -- cat
 	2>&1 >/dev/null </dev/null | grep -q '^cachedo: hit' && note= || note="(not a hit!)"
 line hit_small "$(ir cat small.txt)" "$hit" "$note"
 line miss_true "$(ir true)" "$(ir "$C" --refresh -- true)"
+# A first mem: miss creates its directory and starts the hourly upkeep.
+"$C" -c mem: --refresh -- true >/dev/null 2>&1 </dev/null || true
+line miss_mem "$(ir true)" "$(ir "$C" -c mem: --refresh -- true)" "(runner + mem: store)"
+line miss_no_cache "$(ir true)" "$(ir "$C" --no-cache -- true)" "(runner only)"
+
+# counts NAME CMD...: syscalls, fsync+fdatasync calls, minor page faults.
+counts() {
+	local name=$1 sc=- fs=- pf=-
+	shift
+	if command -v strace >/dev/null; then
+		strace -f -c -o "$T/st" "$@" >/dev/null 2>&1 </dev/null || true
+		sc=$(awk '$NF == "total" { print $4 }' "$T/st")
+		strace -f -c -e trace=fsync,fdatasync -o "$T/st" "$@" >/dev/null 2>&1 </dev/null || true
+		fs=$(awk '$NF == "total" { print $4 }' "$T/st")
+	fi
+	[ -x /usr/bin/time ] && pf=$(/usr/bin/time -f %R "$@" 2>&1 >/dev/null </dev/null | tail -1)
+	printf '%-16s %10s %8s %8s\n' "$name" "${sc:-0}" "${fs:-0}" "$pf"
+}
+
+printf '\n%-16s %10s %8s %8s\n' name syscalls fsyncs minflt
+counts true true
+counts miss_no_cache "$C" --no-cache -- true
+counts miss_mem "$C" -c mem: --refresh -- true
+# Two in a row: the WAL is checkpointed on every other miss or so.
+counts miss_true "$C" --refresh -- true
+counts miss_true_again "$C" --refresh -- true
