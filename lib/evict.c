@@ -148,12 +148,20 @@ static int cmp_sample(const void *a, const void *b)
   return (x->last_use > y->last_use) - (x->last_use < y->last_use);
 }
 
-/* From the sample: the last use up to which entries must go. */
+/*
+ * From the sample: the last use up to which entries must go. When the
+ * sample is not the whole cache, the estimate aims past the need by
+ * 1/256 of the bytes, so that one round nearly always suffices: a round
+ * that falls short costs two more walks of the cache for a few entries.
+ */
 static int64_t estimate_cutoff(struct evict_round *er)
 {
   double scale = er->n_smp ? (double)er->n / (double)er->n_smp : 1, cum = 0;
   double need = (double)(er->total - er->max_bytes);
   size_t i;
+
+  if (er->n > er->n_smp)
+    need += (double)er->total / 256;
 
   qsort(er->smp, er->n_smp, sizeof(*er->smp), cmp_sample);
   for (i = 0; i < er->n_smp; i++) {
