@@ -111,9 +111,12 @@ test_expect_success 'a signed entry with any byte changed is a miss' '
 			i=$((i + 1))
 			case $test_backend in
 			sqlite)
-				sqlite3 "$STORE_PATH" "UPDATE entry SET bytes = substr(bytes, 1, $off) || X'\''ff'\'' || substr(bytes, $off + 2) WHERE key = X'\''$key'\''" ;;
+				sqlite3 "$STORE_PATH" "UPDATE entry SET bytes = substr(bytes, 1, $off) || (CASE WHEN substr(bytes, $off + 1, 1) = X'\''ff'\'' THEN X'\''00'\'' ELSE X'\''ff'\'' END) || substr(bytes, $off + 2) WHERE key = X'\''$key'\''" ;;
 			*)
-				printf "\377" | dd of="$f" bs=1 seek=$off conv=notrunc 2>/dev/null ;;
+				# the byte changes whatever it was: 0xff becomes 0x00
+				b=$(od -An -tu1 -j "$off" -N1 "$f" | tr -d " ") &&
+				printf "\\$(printf %o $(( b == 255 ? 0 : 255 )))" |
+					dd of="$f" bs=1 seek=$off conv=notrunc 2>/dev/null ;;
 			esac
 			cachedo -q --sign-key-file "$TMP/key-a" counted flip >/dev/null &&
 			expect_count flip $((i + 1)) || exit 1
