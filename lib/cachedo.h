@@ -236,13 +236,17 @@ struct cdo_entry_info {
   int64_t duration_ms; /* how long the command ran */
   uint64_t size;       /* bytes of the stored entry */
   int exit_status;
-  const char *command; /* argv joined by spaces */
+  const char *command; /* argv as a shell would read it: a 'b c' */
+  char *const *argv;   /* the command's arguments, NULL-ended */
+  const char *scope;   /* the entry's --scope; NULL: none */
 };
 typedef int (*cdo_list_fn)(void *ud, const struct cdo_entry_info *info);
 /*
  * Calls fn for each entry as the store reads it (newest first on sqlite
  * and exec:, unsorted on dir, mem and Redis); stops when fn returns
- * non-zero. fn may delete the entry it was handed.
+ * non-zero. fn may delete the entry it was handed. With a scope configured
+ * (--scope), only that scope's entries; a backend that cannot tell scopes
+ * apart then fails with CDO_EUNSUPP.
  */
 int cdo_store_list(struct cdo_store *s, cdo_list_fn fn, void *ud);
 

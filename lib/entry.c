@@ -430,65 +430,160 @@ int64_t cdo__entry_ttl(const struct cdo_config *c, int exit_status)
   return exit_status != 0 && c->fail_ttl_ms >= 0 ? c->fail_ttl_ms : c->ttl_ms;
 }
 
-int cdo__argv_render_add(struct cdo__buf *b, size_t i, const char *arg,
-                         size_t n)
+/* The header's argv as one malloc'd, NULL-ended array (see entry_peek). */
+static int header_argv(const unsigned char *h, size_t n, char ***out)
 {
-  int r = i > 0 ? cdo__buf_add(b, " ", 1) : 0;
+  size_t off = HEAD_FIXED + 4, argc = cdo__get32(h + HEAD_FIXED), i;
+  char **v, *s;
 
-  return r < 0 ? r : cdo__buf_add(b, arg, n);
+  if (argc > n)
+    return CDO_ECORRUPT;
+  /* Every string fits in the header's bytes, with its NUL. */
+  v = malloc((argc + 1) * sizeof(*v) + n + argc + 1);
+  if (v == NULL)
+    return CDO__ERR(ENOMEM);
+  s = (char *)(v + argc + 1);
+  for (i = 0; i < argc; i++) {
+    size_t l;
+
+    if (n - off < 4)
+      goto bad;
+    l = cdo__get32(h + off);
+    off += 4;
+    if (l > n - off || memchr(h + off, 0, l) != NULL)
+      goto bad;
+    v[i] = s;
+    memcpy(s, h + off, l);
+    s[l] = 0;
+    s += l + 1;
+    off += l;
+  }
+  if (off != n)
+    goto bad;
+  v[argc] = NULL;
+  *out = v;
+  return 0;
+bad:
+  free(v);
+  return CDO_ECORRUPT;
+}
+
+/* Bytes an argument can hold unquoted in a shell word. */
+static int shell_safe(unsigned char c)
+{
+  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+         (c >= '0' && c <= '9') || strchr("_@%+=:,./-", c) != NULL;
+}
+
+int cdo__argv_quote(struct cdo__buf *b, char *const argv[])
+{
+  size_t i, k;
+  int r = 0;
+
+  for (i = 0; r == 0 && argv[i] != NULL; i++) {
+    const char *a = argv[i];
+    size_t n = strlen(a);
+
+    if (i > 0)
+      r = cdo__buf_add(b, " ", 1);
+    for (k = 0; k < n && shell_safe((unsigned char)a[k]); k++)
+      ;
+    if (r < 0 || (n > 0 && k == n)) {
+      r = r ? r : cdo__buf_add(b, a, n);
+      continue;
+    }
+    r = cdo__buf_add(b, "'", 1);
+    for (k = 0; r == 0 && k < n; k++)
+      r = a[k] == '\'' ? cdo__buf_add(b, "'\\''", 4)
+                       : cdo__buf_add(b, a + k, 1);
+    r = r ? r : cdo__buf_add(b, "'", 1);
+  }
+  if (r == 0 && b->p == NULL)
+    r = cdo__buf_add(b, "", 0);
+  return r;
+}
+
+/* Splits s at blanks outside quotes into words in out (NUL-separated). */
+static int unquote_words(const char *s, char *out, size_t *argc)
+{
+  int in_word = 0;
+
+  *argc = 0;
+  for (; *s; s++) {
+    if (*s == ' ') {
+      if (in_word)
+        *out++ = 0;
+      in_word = 0;
+      continue;
+    }
+    if (!in_word)
+      (*argc)++;
+    in_word = 1;
+    if (*s == '\'') {
+      for (s++; *s && *s != '\''; s++)
+        *out++ = *s;
+      if (*s == 0)
+        return -1;
+    } else if (*s == '\\' && s[1] != 0) {
+      *out++ = *++s;
+    } else {
+      *out++ = *s;
+    }
+  }
+  if (in_word)
+    *out = 0;
+  return 0;
+}
+
+char **cdo__argv_unquote(const char *s)
+{
+  size_t n = strlen(s), argc, i;
+  char *words = malloc(n + 1), *w, **v;
+
+  if (words == NULL)
+    return NULL;
+  if (unquote_words(s, words, &argc) < 0) {
+    /* Not written by cdo__argv_quote: its words as they stand. */
+    const char *p = s;
+
+    for (argc = 0, w = words; *(p += strspn(p, " ")) != 0; argc++) {
+      size_t l = strcspn(p, " ");
+
+      memcpy(w, p, l);
+      w[l] = 0;
+      w += l + 1;
+      p += l;
+    }
+  }
+  v = malloc((argc + 1) * sizeof(*v) + n + 1);
+  if (v == NULL) {
+    free(words);
+    return NULL;
+  }
+  w = (char *)(v + argc + 1);
+  memcpy(w, words, n + 1);
+  free(words);
+  for (i = 0; i < argc; i++) {
+    v[i] = w;
+    w += strlen(w) + 1;
+  }
+  v[argc] = NULL;
+  return v;
 }
 
 char *cdo__argv_render(char *const argv[])
 {
   struct cdo__buf b = {0};
-  size_t i;
 
-  for (i = 0; argv[i] != NULL; i++) {
-    if (cdo__argv_render_add(&b, i, argv[i], strlen(argv[i])) < 0) {
-      cdo__buf_release(&b);
-      return NULL;
-    }
-  }
-  if (b.p == NULL && cdo__buf_add(&b, "", 0) < 0)
+  if (cdo__argv_quote(&b, argv) < 0) {
+    cdo__buf_release(&b);
     return NULL;
+  }
   return (char *)b.p;
 }
 
-/* The header's argv as cdo__argv_render() shows it, malloc'd into *out. */
-static int header_argv(const unsigned char *h, size_t n, char **out)
-{
-  size_t off = HEAD_FIXED + 4, argc = cdo__get32(h + HEAD_FIXED), i;
-  struct cdo__buf b = {0};
-  int r = 0;
-
-  if (argc > n)
-    return CDO_ECORRUPT;
-  for (i = 0; r == 0 && i < argc; i++) {
-    size_t l;
-
-    if (n - off < 4)
-      break;
-    l = cdo__get32(h + off);
-    off += 4;
-    if (l > n - off)
-      break;
-    r = cdo__argv_render_add(&b, i, (const char *)h + off, l);
-    off += l;
-  }
-  if (r == 0 && (i < argc || off != n))
-    r = CDO_ECORRUPT;
-  if (r == 0 && b.p == NULL)
-    r = cdo__buf_add(&b, "", 0); /* no argument: an empty string */
-  if (r == 0 && out != NULL) {
-    *out = (char *)b.p;
-    return 0;
-  }
-  cdo__buf_release(&b);
-  return r;
-}
-
 int cdo__entry_peek(struct cdo__blob *b, struct cdo__meta *m,
-                    const struct cdo__key *k, char **argv,
+                    const struct cdo__key *k, char ***argv,
                     uint64_t *journal_off)
 {
   unsigned char fixed[HEAD_FIXED], tr[CDO__TRAILER_LEN], small[512];

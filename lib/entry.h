@@ -173,11 +173,12 @@ void cdo__entry_trailer(unsigned char out[CDO__TRAILER_LEN],
 /*
  * Checks everything but the journal: magic, version, lengths, header
  * checksum and, when k is non-NULL, that the entry was stored under k. Fills
- * *m and, when argv is non-NULL, *argv with the command as
- * cdo__argv_render() shows it (malloc'd). 0 or CDO_ECORRUPT.
+ * *m and, when argv is non-NULL, *argv with the command's arguments: a
+ * NULL-ended array in one malloc'd block (one free() releases it and its
+ * strings). 0 or CDO_ECORRUPT.
  */
 int cdo__entry_peek(struct cdo__blob *b, struct cdo__meta *m,
-                    const struct cdo__key *k, char **argv,
+                    const struct cdo__key *k, char ***argv,
                     uint64_t *journal_off);
 /*
  * Verifies the journal's checksum and chunk framing (0 or CDO_ECORRUPT)
@@ -202,12 +203,21 @@ int cdo__entry_replay(struct cdo__blob *b, const struct cdo__meta *m,
  */
 int64_t cdo__entry_ttl(const struct cdo_config *c, int exit_status);
 /*
- * The command of argv as --list and -v show it (arguments joined by
- * spaces), malloc'd; NULL on ENOMEM.
+ * Appends argv as a shell would read it back: words joined by blanks, a
+ * word with any byte outside [A-Za-z0-9_@%+=:,./-] (or empty) in single
+ * quotes, a quote inside as '\''. b holds a string after success.
+ */
+int cdo__argv_quote(struct cdo__buf *b, char *const argv[]);
+/*
+ * The command of argv as --list and -v show it (cdo__argv_quote),
+ * malloc'd; NULL on ENOMEM.
  */
 char *cdo__argv_render(char *const argv[]);
-/* Appends argument i (n bytes at arg) to a rendering in b; 0 or -ENOMEM. */
-int cdo__argv_render_add(struct cdo__buf *b, size_t i, const char *arg,
-                         size_t n);
+/*
+ * The inverse of cdo__argv_quote: s split into words, in one malloc'd
+ * NULL-ended block (see cdo__entry_peek); a string with an unbalanced quote
+ * is split at its blanks. NULL on ENOMEM.
+ */
+char **cdo__argv_unquote(const char *s);
 
 #endif /* CDO_ENTRY_H */

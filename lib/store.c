@@ -616,11 +616,51 @@ int cdo_store_clear(struct cdo_store *s)
   return s->ops->clear(s, s->cfg->scope);
 }
 
+struct listing {
+  cdo_list_fn fn;
+  void *ud;
+  const char *scope; /* only this scope's entries; NULL: all */
+  int err;
+};
+
+/* A backend's row, filtered by scope, with both argv and command. */
+static int list_row(void *ud, const struct cdo_entry_info *e)
+{
+  struct listing *l = ud;
+  struct cdo_entry_info row = *e;
+  struct cdo__buf quoted = {0};
+  char **argv = NULL;
+  int r;
+
+  if (l->scope != NULL &&
+      strcmp(e->scope != NULL ? e->scope : "", l->scope) != 0)
+    return 0;
+  if (row.argv == NULL) {
+    row.argv = argv = cdo__argv_unquote(row.command ? row.command : "");
+    if (argv == NULL)
+      l->err = CDO__ERR(ENOMEM);
+  } else if ((l->err = cdo__argv_quote(&quoted, row.argv)) == 0) {
+    row.command = (const char *)quoted.p;
+  }
+  r = l->err < 0 ? 1 : l->fn(l->ud, &row);
+  free(argv);
+  cdo__buf_release(&quoted);
+  return r;
+}
+
 int cdo_store_list(struct cdo_store *s, cdo_list_fn fn, void *ud)
 {
+  struct listing l = {fn, ud, s->cfg->scope, 0};
+  int r;
+
   if (s->ops->list == NULL)
     return cdo__store_unsupported(s, "list entries");
-  return s->ops->list(s, fn, ud);
+  if (l.scope != NULL && !s->ops->lists_scope)
+    return cdo__store_unsupported(s, "tell the entries of one scope apart");
+  r = s->ops->list(s, list_row, &l);
+  if (r == 0 && l.err < 0)
+    r = cdo__store_fail(s, l.err, "out of memory");
+  return r;
 }
 
 int cdo_store_stats(struct cdo_store *s, struct cdo_stats *st)

@@ -698,6 +698,26 @@ struct list_state {
   void *ud;
 };
 
+/* The scope stored in file fd after its entry's b_size bytes (malloc'd). */
+static int read_scope(int fd, const struct footer *f, uint64_t b_size,
+                      char **out)
+{
+  *out = NULL;
+  if (f->scope_len == 0)
+    return 0;
+  *out = malloc(f->scope_len + 1);
+  if (*out == NULL)
+    return CDO__ERR(ENOMEM);
+  (*out)[f->scope_len] = 0;
+  if (cdo__pread_all(fd, *out, f->scope_len, b_size) < 0 ||
+      memchr(*out, 0, f->scope_len) != NULL) {
+    free(*out);
+    *out = NULL;
+    return CDO_ECORRUPT;
+  }
+  return 0;
+}
+
 /* Each entry as the walk finds it (unordered); fn may delete it. */
 static int list_one(struct dir_store *d, int at, const char *name,
                     enum kind kind, void *ud)
@@ -709,7 +729,7 @@ static int list_one(struct dir_store *d, int at, const char *name,
   struct stat st;
   struct footer f;
   uint64_t joff, b_size;
-  char *argv;
+  char **argv = NULL, *scope = NULL;
   int fd, r;
 
   (void)d;
@@ -719,22 +739,34 @@ static int list_one(struct dir_store *d, int at, const char *name,
   if (fd < 0)
     return fd == CDO__ERR(ENOMEM) ? fd : 0; /* gone or corrupt: not listed */
   b_size = entry_size((uint64_t)st.st_size, &f);
+  r = read_scope(fd, &f, b_size, &scope);
+  if (r < 0) {
+    close(fd);
+    return r == CDO__ERR(ENOMEM) ? r : 0;
+  }
   b = cdo__blob_from_fd(fd, b_size);
-  if (b == NULL)
+  if (b == NULL) {
+    free(scope);
     return CDO__ERR(ENOMEM);
+  }
   r = cdo__entry_peek(b, &m, NULL, &argv, &joff);
   cdo__blob_free(b);
-  if (r < 0)
+  if (r < 0) {
+    free(scope);
     return r == CDO__ERR(ENOMEM) ? r : 0;
+  }
   memcpy(e.key, name, 65);
   e.created_ms = m.created_ms;
   e.expires_ms = f.expires_ms;
   e.duration_ms = m.duration_ms;
   e.size = b_size;
   e.exit_status = m.exit_status;
-  e.command = argv;
+  e.command = NULL;
+  e.argv = argv;
+  e.scope = scope;
   r = ls->fn(ls->ud, &e) != 0;
   free(argv);
+  free(scope);
   return r;
 }
 
@@ -791,6 +823,7 @@ const struct cdo__store_ops cdo__store_dir = {
     .del = dir_del,
     .clear = dir_clear,
     .list = dir_list,
+    .lists_scope = 1,
     .stats = dir_stats,
     .gc = dir_gc,
     .files = &dir_files,

@@ -591,13 +591,13 @@ static int collect_row(struct exec_store *x, const struct listed *e, void *ud)
   struct cdo__blob *b;
   struct cdo__meta m;
   uint64_t joff;
-  char *command = NULL;
+  char **argv = NULL;
   int r;
 
   r = fetch(x, e->key, &b);
   if (r < 0 || b == NULL)
     return r; /* gone since the list was made: skip it */
-  if (cdo__entry_peek(b, &m, NULL, &command, &joff) < 0) {
+  if (cdo__entry_peek(b, &m, NULL, &argv, &joff) < 0) {
     cdo__blob_free(b);
     return 0; /* not an entry: nothing to show */
   }
@@ -606,7 +606,7 @@ static int collect_row(struct exec_store *x, const struct listed *e, void *ud)
     struct cdo_entry_info *v = realloc(rows->v, cap * sizeof(*v));
 
     if (v == NULL) {
-      free(command);
+      free(argv);
       cdo__blob_free(b);
       return CDO__ERR(ENOMEM);
     }
@@ -619,7 +619,9 @@ static int collect_row(struct exec_store *x, const struct listed *e, void *ud)
   row->duration_ms = m.duration_ms;
   row->exit_status = m.exit_status;
   row->size = b->size;
-  row->command = command;
+  row->command = NULL;
+  row->argv = argv;
+  row->scope = NULL; /* the helper's list does not say */
   /* No expiry from the helper: the reader's TTL decides anyway. */
   row->expires_ms = e->expires_ms >= 0
                         ? e->expires_ms
@@ -646,7 +648,7 @@ static int exec_list(struct cdo_store *s, cdo_list_fn fn, void *ud)
   for (i = 0; i < rows.n; i++) {
     if (r == 0 && fn(ud, &rows.v[i]) != 0)
       r = 1;
-    free((char *)rows.v[i].command);
+    free((void *)rows.v[i].argv);
   }
   free(rows.v);
   return r > 0 ? 0 : r;

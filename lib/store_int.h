@@ -16,7 +16,7 @@ struct cdo__put_info {
   int64_t expires_ms; /* created + the writer's TTL + stale window */
   int64_t duration_ms;
   int exit_status;
-  const char *command; /* argv joined by spaces; borrowed */
+  const char *command; /* argv quoted by cdo__argv_quote; borrowed */
   const char *scope;   /* NULL: none; borrowed */
 };
 
@@ -204,9 +204,12 @@ struct cdo__store_ops {
    * Calls fn for each entry until fn returns non-zero, streaming: memory
    * must not grow with the number of entries (order: the store's; newest
    * first when it has an index for it). fn may delete the entry it was
-   * handed.
+   * handed. A row has argv (and command NULL), or command as
+   * cdo__argv_quote wrote it (and argv NULL): the front end fills in the
+   * other. scope is the entry's, when lists_scope.
    */
   int (*list)(struct cdo_store *s, cdo_list_fn fn, void *ud);
+  int lists_scope; /* list fills in each row's scope */
   /* Fills the entries and bytes of *st. */
   int (*stats)(struct cdo_store *s, struct cdo_stats *st);
   /* Removes entries expired by now_ms and leftovers of crashed writers. */

@@ -1090,6 +1090,14 @@ struct list_state {
   void *ud;
 };
 
+/* The scope in an entry's name (PREFIX SCOPE ":" HEXKEY), malloc'd. */
+static char *name_scope(const char *name, size_t len)
+{
+  size_t n = len - (sizeof(PREFIX) - 1) - 1 - HEX_KEY;
+
+  return n ? strndup(name + sizeof(PREFIX) - 1, n) : NULL;
+}
+
 /* Sends the commands for keys[i]; 0, or -1 when it is not an entry. */
 static int list_send(struct redis_store *r, const redisReply *key)
 {
@@ -1113,7 +1121,7 @@ static int list_row(struct redis_store *r, const redisReply *key,
   struct cdo_entry_info e;
   struct cdo__meta m;
   uint64_t joff;
-  char *argv = NULL;
+  char **argv = NULL, *scope;
   int rc, i;
 
   for (i = 0; i < LIST_REPLIES; i++)
@@ -1140,9 +1148,17 @@ static int list_row(struct redis_store *r, const redisReply *key,
   e.duration_ms = m.duration_ms;
   e.size = b.size;
   e.exit_status = m.exit_status;
-  e.command = argv;
+  scope = name_scope(key->str, key->len);
+  if (scope == NULL && key->len > sizeof(PREFIX) + HEX_KEY) {
+    free(argv);
+    return CDO__ERR(ENOMEM);
+  }
+  e.command = NULL;
+  e.argv = argv;
+  e.scope = scope;
   rc = ls->fn(ls->ud, &e) != 0;
   free(argv);
+  free(scope);
   return rc;
 }
 
@@ -1458,9 +1474,9 @@ static const char *unix_query(const char *rest)
     .size = sizeof(struct redis_store), .options = options_, .query = query_,  \
     .check = check_, .open = redis_open, .close = redis_close,                 \
     .get = redis_get, .put = redis_put, .del = redis_del,                      \
-    .clear = redis_clear, .list = redis_list, .stats = redis_stats,            \
-    .gc = redis_gc, .batch = redis_batch, .locks = &redis_locks,               \
-    .counters = &redis_counters,                                               \
+    .clear = redis_clear, .list = redis_list, .lists_scope = 1,                \
+    .stats = redis_stats, .gc = redis_gc, .batch = redis_batch,                \
+    .locks = &redis_locks, .counters = &redis_counters,                        \
   }
 
 const struct cdo__store_ops cdo__store_redis_tcp =

@@ -969,6 +969,7 @@ static int sqlite_evict_older(struct cdo_store *s, int64_t cutoff,
 struct list_page {
   struct cdo_entry_info rows[LIST_PAGE];
   char *commands[LIST_PAGE];
+  char *scopes[LIST_PAGE]; /* NULL: none */
   unsigned char last_key[32];
   sqlite3_int64 last_created;
   size_t n;
@@ -983,10 +984,11 @@ static int list_page(struct sqlite_store *q, struct list_page *pg, int first)
 
   r = prepare(q, q->db,
               first ? "SELECT key, created, expires, duration, size, status, "
-                      "command FROM entry ORDER BY created DESC, key DESC "
-                      "LIMIT ?3"
+                      "command, scope FROM entry "
+                      "ORDER BY created DESC, key DESC LIMIT ?3"
                     : "SELECT key, created, expires, duration, size, status, "
-                      "command FROM entry WHERE (created, key) < (?1, ?2) "
+                      "command, scope FROM entry "
+                      "WHERE (created, key) < (?1, ?2) "
                       "ORDER BY created DESC, key DESC "
                       "LIMIT ?3",
               &st);
@@ -1001,6 +1003,7 @@ static int list_page(struct sqlite_store *q, struct list_page *pg, int first)
     struct cdo_entry_info *e = &pg->rows[pg->n];
     const unsigned char *key = sqlite3_column_blob(st, 0);
     const char *cmd = (const char *)sqlite3_column_text(st, 6);
+    const char *scope = (const char *)sqlite3_column_text(st, 7);
     int i;
 
     if (sqlite3_column_bytes(st, 0) != 32)
@@ -1018,11 +1021,16 @@ static int list_page(struct sqlite_store *q, struct list_page *pg, int first)
     e->size = (uint64_t)sqlite3_column_int64(st, 4);
     e->exit_status = sqlite3_column_int(st, 5);
     pg->commands[pg->n] = strdup(cmd ? cmd : "");
-    if (pg->commands[pg->n] == NULL) {
+    pg->scopes[pg->n] = scope ? strdup(scope) : NULL;
+    if (pg->commands[pg->n] == NULL || (scope && pg->scopes[pg->n] == NULL)) {
+      free(pg->commands[pg->n]);
+      free(pg->scopes[pg->n]);
       r = CDO__ERR(ENOMEM);
       break;
     }
-    e->command = pg->commands[pg->n++];
+    e->command = pg->commands[pg->n];
+    e->argv = NULL;
+    e->scope = pg->scopes[pg->n++];
   }
   if (r == 0 && rc != SQLITE_DONE)
     r = db_fail(q, q->db, "cannot list entries");
@@ -1050,8 +1058,10 @@ static int sqlite_list(struct cdo_store *s, cdo_list_fn fn, void *ud)
     first = 0;
     for (i = 0; r == 0 && i < pg->n && !stop; i++)
       stop = fn(ud, &pg->rows[i]) != 0;
-    for (i = 0; i < pg->n; i++)
+    for (i = 0; i < pg->n; i++) {
       free(pg->commands[i]);
+      free(pg->scopes[i]);
+    }
     if (pg->n < LIST_PAGE)
       break;
   }
@@ -1125,6 +1135,7 @@ const struct cdo__store_ops cdo__store_sqlite = {
     .del = sqlite_del,
     .clear = sqlite_clear,
     .list = sqlite_list,
+    .lists_scope = 1,
     .stats = sqlite_stats,
     .gc = sqlite_gc,
     .batch = sqlite_batch,

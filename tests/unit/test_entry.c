@@ -17,18 +17,18 @@ struct chunk {
 static const struct vector {
   const char *name;
   char *const *argv;
-  const char *command; /* argv joined by spaces, as peek reports it */
+  const char *command; /* argv as cdo__argv_quote writes it */
   int exit_status;
   struct chunk chunks[5]; /* ends at stream 0 */
 } vectors[] = {
     {"plain",
      (char *const[]){"echo", "hello world", NULL},
-     "echo hello world",
+     "echo 'hello world'",
      0,
      {{CDO__STDOUT, "hello world\n", 0}}},
     {"interleaved, empty args",
      (char *const[]){"sh", "-c", "", "x y", "", NULL},
-     "sh -c  x y ",
+     "sh -c '' 'x y' ''",
      1,
      {{CDO__STDOUT, "a", 0},
       {CDO__STDERR, "b\n", 0},
@@ -36,7 +36,7 @@ static const struct vector {
       {CDO__STDERR, "d", 0}}},
     {"binary bytes",
      (char *const[]){"\x01\xff\x7f", "tab\there", "\xc3\x28", NULL},
-     "\x01\xff\x7f tab\there \xc3\x28",
+     "'\x01\xff\x7f' 'tab\there' '\xc3\x28'",
      7,
      {{CDO__STDOUT, "\0\0x\0", 4},
       {CDO__STDERR, "\0", 1},
@@ -100,18 +100,23 @@ static unsigned char *build(const struct vector *v, size_t *size,
  * skip) and that replay wrote out and err.
  */
 static void check_blob(struct cdo__blob *b, const struct cdo__meta *want,
-                       const char *command, const struct cdo__buf *out,
+                       char *const *argv_want, const struct cdo__buf *out,
                        const struct cdo__buf *err)
 {
   struct unit_capture cap;
   struct cdo__meta m;
   uint64_t joff;
-  char *argv = NULL;
+  char **argv = NULL;
+  size_t i;
   int r;
 
   unit_ok(cdo__entry_peek(b, &m, NULL, &argv, &joff));
   assert_non_null(argv);
-  assert_string_equal(argv, command);
+  for (i = 0; argv_want[i] != NULL; i++) {
+    assert_non_null(argv[i]);
+    assert_string_equal(argv[i], argv_want[i]);
+  }
+  assert_null(argv[i]);
   free(argv);
   if (want != NULL) {
     assert_int_equal(m.created_ms, want->created_ms);
@@ -128,6 +133,63 @@ static void check_blob(struct cdo__blob *b, const struct cdo__meta *want,
   unit_assert_bytes(cap.out, cap.out_len, out->p, out->len);
   unit_assert_bytes(cap.err, cap.err_len, err->p, err->len);
   unit_capture_release(&cap);
+}
+
+/* argv quoted for a shell, and read back, boundaries and bytes intact. */
+static void test_quote(void **state)
+{
+  const struct {
+    char *const *argv;
+    const char *quoted;
+  } q[] = {
+      {(char *const[]){"sh", "-c", "find / -name \"*.so\" | head -3", NULL},
+       "sh -c 'find / -name \"*.so\" | head -3'"},
+      {(char *const[]){"a", "b c", NULL}, "a 'b c'"},
+      {(char *const[]){"a b", "c", NULL}, "'a b' c"},
+      {(char *const[]){"it's", "", "x=1,y@2:3%/-_+.", NULL},
+       "'it'\\''s' '' x=1,y@2:3%/-_+."},
+      {(char *const[]){"~", "$HOME", "a\tb", "\\", NULL},
+       "'~' '$HOME' 'a\tb' '\\'"},
+      {(char *const[]){NULL}, ""},
+  };
+  size_t i, k;
+
+  (void)state;
+  for (i = 0; i < CDO__ARRAY_SIZE(vectors); i++) {
+    struct cdo__buf b = {0};
+    char **back;
+
+    unit_ok(cdo__argv_quote(&b, vectors[i].argv));
+    assert_string_equal((char *)b.p, vectors[i].command);
+    back = cdo__argv_unquote((char *)b.p);
+    for (k = 0; vectors[i].argv[k] != NULL; k++)
+      assert_string_equal(back[k], vectors[i].argv[k]);
+    assert_null(back[k]);
+    free(back);
+    cdo__buf_release(&b);
+  }
+  for (i = 0; i < CDO__ARRAY_SIZE(q); i++) {
+    struct cdo__buf b = {0};
+    char **back;
+
+    unit_ok(cdo__argv_quote(&b, q[i].argv));
+    assert_string_equal((char *)b.p, q[i].quoted);
+    back = cdo__argv_unquote((char *)b.p);
+    for (k = 0; q[i].argv[k] != NULL; k++)
+      assert_string_equal(back[k], q[i].argv[k]);
+    assert_null(back[k]);
+    free(back);
+    cdo__buf_release(&b);
+  }
+  /* A string quote never wrote (older entries): split at its blanks. */
+  {
+    char **back = cdo__argv_unquote("  echo  it's ");
+
+    assert_string_equal(back[0], "echo");
+    assert_string_equal(back[1], "it's");
+    assert_null(back[2]);
+    free(back);
+  }
 }
 
 static void test_round_trip(void **state)
@@ -153,13 +215,13 @@ static void test_round_trip(void **state)
       want.journal_len += CDO__CHUNK_HEAD + chunk_len(c);
 
     b = unit_blob_mem(bytes, size);
-    check_blob(b, &want, v->command, &out, &err);
+    check_blob(b, &want, v->argv, &out, &err);
     cdo__blob_free(b);
     b = unit_blob_cb(bytes, size);
-    check_blob(b, &want, v->command, &out, &err);
+    check_blob(b, &want, v->argv, &out, &err);
     cdo__blob_free(b);
     b = unit_blob_fd(bytes, size, 0);
-    check_blob(b, &want, v->command, &out, &err);
+    check_blob(b, &want, v->argv, &out, &err);
     cdo__blob_free(b);
 
     free(bytes);
@@ -200,7 +262,7 @@ static int rejected_by(struct cdo__blob *b, const unsigned char *mac_key)
 {
   struct cdo__meta m;
   uint64_t joff;
-  char *argv = NULL;
+  char **argv = NULL;
   int r = cdo__entry_peek(b, &m, NULL, &argv, &joff);
 
   free(argv);
@@ -327,16 +389,16 @@ static void test_large_blobs_agree(void **state)
   assert_true(e.meta.journal_len >= 65536);
 
   b = unit_blob_mem(bytes, size);
-  check_blob(b, &e.meta, "big output", &out, &err);
+  check_blob(b, &e.meta, argv, &out, &err);
   cdo__blob_free(b);
   b = unit_blob_cb(bytes, size);
-  check_blob(b, &e.meta, "big output", &out, &err);
+  check_blob(b, &e.meta, argv, &out, &err);
   cdo__blob_free(b);
   b = unit_blob_fd(bytes, size, 0);
-  check_blob(b, &e.meta, "big output", &out, &err);
+  check_blob(b, &e.meta, argv, &out, &err);
   cdo__blob_free(b);
   b = unit_blob_fd(bytes, size, 5000);
-  check_blob(b, &e.meta, "big output", &out, &err);
+  check_blob(b, &e.meta, argv, &out, &err);
   cdo__blob_free(b);
 
   /* A flipped journal byte deep in the file is caught on every path. */
@@ -578,7 +640,7 @@ static void test_writer_spools(void **state)
     off += CDO__CHUNK_HEAD + len;
   }
   assert_int_equal(off, joff + m.journal_len);
-  check_blob(b, &m, "big", &out, &err);
+  check_blob(b, &m, argv, &out, &err);
   cdo__blob_free(b);
   free(bytes);
   cdo__entry_writer_release(&w);
@@ -603,14 +665,14 @@ static void test_entry_ttl(void **state)
   assert_int_equal(cdo__entry_ttl(&c, 2), 0);
 }
 
-/* The displayed command: arguments joined by spaces, empty ones kept. */
+/* The displayed command: arguments quoted, empty ones kept. */
 static void test_argv_render(void **state)
 {
   char *s;
 
   (void)state;
   s = cdo__argv_render((char *const[]){"a", "", "b c", NULL});
-  assert_string_equal(s, "a  b c");
+  assert_string_equal(s, "a '' 'b c'");
   free(s);
   s = cdo__argv_render((char *const[]){NULL});
   assert_string_equal(s, "");
@@ -717,6 +779,7 @@ int main(void)
       cmocka_unit_test(test_signatures),
       cmocka_unit_test(test_writer_signs),
       cmocka_unit_test(test_round_trip),
+      cmocka_unit_test(test_quote),
       cmocka_unit_test(test_peek_without_argv),
       cmocka_unit_test(test_every_truncation),
       cmocka_unit_test(test_every_bit_flip),

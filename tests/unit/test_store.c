@@ -304,7 +304,12 @@ struct listing {
 static int collect(void *ud, const struct cdo_entry_info *info)
 {
   struct listing *l = ud;
+  struct cdo__buf quoted = {0};
 
+  /* argv and command tell the same arguments apart. */
+  unit_ok(cdo__argv_quote(&quoted, info->argv));
+  assert_string_equal((char *)quoted.p, info->command);
+  cdo__buf_release(&quoted);
   if (l->n < CDO__ARRAY_SIZE(l->rows)) {
     l->rows[l->n] = *info;
     cdo__fmt(l->commands[l->n], sizeof(l->commands[0]), "%s", info->command);
@@ -517,6 +522,49 @@ static void clear_scope_keeps_others(void **state)
   assert_fresh(su, &none, &e);
   assert_int_equal(count_entries(su), 2);
   unit_entry_release(&e);
+}
+
+/* A listed row carries the exact argv and the scope; --scope filters. */
+static void list_argv_and_scope(void **state)
+{
+  static char *const spaced[] = {"a b", "c", NULL},
+                     *split[] = {"a", "b c", NULL};
+  struct suite *su = begin(state);
+  struct unit_entry e1, e2;
+  struct cdo__key k1, k2;
+  struct listing l = {0};
+  int r;
+
+  make_key(&k1, "spaced");
+  make_key(&k2, "split");
+  unit_entry_begin(&e1, spaced);
+  unit_entry_end(&e1, 0, cdo__now_ms() - SEC);
+  unit_entry_begin(&e2, split);
+  unit_entry_end(&e2, 0, cdo__now_ms());
+  use_scope(su, "s1");
+  put_ok(su, &k1, &e1, 60 * SEC);
+  use_scope(su, NULL);
+  put_ok(su, &k2, &e2, 60 * SEC);
+  unit_ok(cdo_store_list(su->store, collect, &l));
+  assert_int_equal(l.n, 2);
+  /* In the store's order, which need not be the newest first. */
+  assert_true(strcmp(l.commands[0], "a 'b c'") == 0 ||
+              strcmp(l.commands[1], "a 'b c'") == 0);
+  assert_true(strcmp(l.commands[0], "'a b' c") == 0 ||
+              strcmp(l.commands[1], "'a b' c") == 0);
+  use_scope(su, "s1");
+  l.n = 0;
+  r = cdo_store_list(su->store, collect, &l);
+  if (su->store->ops->lists_scope) {
+    unit_ok(r);
+    assert_int_equal(l.n, 1);
+    assert_string_equal(l.rows[0].command, "'a b' c");
+  } else {
+    assert_int_equal(r, CDO_EUNSUPP);
+  }
+  use_scope(su, NULL);
+  unit_entry_release(&e1);
+  unit_entry_release(&e2);
 }
 
 /* The reader's TTL decides, not the writer's. */
@@ -1087,6 +1135,7 @@ static const struct {
     C(counters_count_and_zero),
     C(max_output_bounds_puts),
     C(locks_share_one_file),
+    C(list_argv_and_scope),
 #undef C
 };
 
