@@ -575,6 +575,7 @@ static int64_t now_ms(void)
 #define W_FRESH 9
 #define W_EXIT  4
 #define W_SIZE  7
+#define W_SCOPE 5
 
 struct list_state {
   int json, colour, width;
@@ -607,17 +608,40 @@ static void print_command(const char *cmd, int width)
   putchar('\n');
 }
 
+/* A cell of at least width bytes, control characters as '?'. */
+static void print_cell(const char *cell, int width)
+{
+  int n = 0;
+
+  for (; *cell; cell++, n++)
+    putchar((unsigned char)*cell < 0x20 || *cell == 0x7f ? '?' : *cell);
+  printf("%*s  ", width > n ? width - n : 0, "");
+}
+
 static void print_header(const struct list_state *ls)
 {
-  printf("%s%-12s  %*s  %*s  %*s  %*s  %s%s\n", ls->colour ? "\033[1m" : "",
-         "KEY", W_AGE, "AGE", W_FRESH, "FRESH FOR", W_EXIT, "EXIT", W_SIZE,
-         "SIZE", "COMMAND", ls->colour ? "\033[0m" : "");
+  printf("%s%-12s  %*s  %*s  %*s  %*s  %-*s  %s%s\n",
+         ls->colour ? "\033[1m" : "", "KEY", W_AGE, "AGE", W_FRESH, "FRESH FOR",
+         W_EXIT, "EXIT", W_SIZE, "SIZE", W_SCOPE, "SCOPE", "COMMAND",
+         ls->colour ? "\033[0m" : "");
 }
 
 static void print_json(struct list_state *ls, const struct cdo_entry_info *e)
 {
+  size_t i;
+
   printf("%s{\"key\":\"%s\",\"command\":", ls->n ? ",\n " : "", e->key);
   json_str(e->command);
+  printf(",\"argv\":[");
+  for (i = 0; e->argv[i] != NULL; i++) {
+    printf("%s", i ? "," : "");
+    json_str(e->argv[i]);
+  }
+  printf("],\"scope\":");
+  if (e->scope != NULL)
+    json_str(e->scope);
+  else
+    printf("null");
   printf(",\"created_ms\":%" PRId64 ",\"expires_ms\":%" PRId64
          ",\"age_ms\":%" PRId64 ",\"fresh\":%s,\"duration_ms\":%" PRId64
          ",\"exit_status\":%d,\"size\":%" PRIu64 "}",
@@ -634,7 +658,8 @@ static int print_entry(void *ud, const struct cdo_entry_info *e)
              *off = ls->colour ? "\033[0m" : "";
   char age[32], fresh[32], size[32];
   int expired = e->expires_ms <= ls->now, failed = e->exit_status != 0;
-  int fixed = 12 + 2 + W_AGE + 2 + W_FRESH + 2 + W_EXIT + 2 + W_SIZE + 2;
+  int fixed = 12 + 2 + W_AGE + 2 + W_FRESH + 2 + W_EXIT + 2 + W_SIZE + 2 +
+              max_int(W_SCOPE, e->scope ? (int)strlen(e->scope) : 0) + 2;
 
   if (ls->json) {
     print_json(ls, e);
@@ -653,6 +678,7 @@ static int print_entry(void *ud, const struct cdo_entry_info *e)
          expired ? dim : "", W_FRESH, fresh, expired ? off : "",
          failed ? red : "", W_EXIT, e->exit_status, failed ? off : "", W_SIZE,
          size);
+  print_cell(e->scope ? e->scope : "-", W_SCOPE);
   print_command(e->command, ls->width > 0 ? max_int(ls->width - fixed, 10) : 0);
   return 0;
 }
@@ -672,7 +698,7 @@ static int do_list(const struct cli *cli, struct cdo_store *s)
   if (cli->json)
     printf("]\n");
   else if (r == 0 && ls.n == 0)
-    print_header(&ls);
+    say("no entries");
   return r;
 }
 
@@ -692,6 +718,11 @@ static void stats_json(const struct cdo_stats *st, struct cdo_store *s,
 
   printf("{\"cache\":");
   json_str(cdo_store_url(s));
+  printf(",\"scope\":");
+  if (cfg->scope != NULL)
+    json_str(cfg->scope);
+  else
+    printf("null");
   if (st->listed)
     printf(",\"entries\":%" PRIu64 ",\"bytes\":%" PRIu64, st->entries,
            st->bytes);
@@ -731,6 +762,10 @@ static void stats_table(const struct cdo_stats *st, struct cdo_store *s,
   int k, n = 0;
 
   printf("%scache%s       %s\n", bold, off, cdo_store_url(s));
+  if (cfg->scope != NULL)
+    printf("%sscope%s       %s (its entries and size; the counters below are "
+           "the whole cache's)\n",
+           bold, off, cfg->scope);
   if (st->listed) {
     cdo_format_size(st->bytes, buf, sizeof(buf));
     printf("%sentries%s     %" PRIu64 "\n", bold, off, st->entries);

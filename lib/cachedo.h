@@ -280,7 +280,10 @@ struct cdo_stats {
   int counted;      /* the counters are kept (hits ... since_ms are real) */
   int listed;       /* the backend reported entries and bytes */
 };
-/* Fills *st; counters a backend does not keep stay 0. */
+/*
+ * Fills *st; counters a backend does not keep stay 0. With a scope
+ * configured, entries and bytes are that scope's (counted by listing).
+ */
 int cdo_store_stats(struct cdo_store *s, struct cdo_stats *st);
 /*
  * Everything --stats shows: cdo_store_stats() (a backend that cannot count

@@ -663,6 +663,15 @@ int cdo_store_list(struct cdo_store *s, cdo_list_fn fn, void *ud)
   return r;
 }
 
+static int count_row(void *ud, const struct cdo_entry_info *e)
+{
+  struct cdo_stats *st = ud;
+
+  st->entries++;
+  st->bytes += e->size;
+  return 0;
+}
+
 int cdo_store_stats(struct cdo_store *s, struct cdo_stats *st)
 {
   const struct cdo__store_counters *c = s->ops->counters;
@@ -674,6 +683,10 @@ int cdo_store_stats(struct cdo_store *s, struct cdo_stats *st)
   r = s->ops->stats(s, st);
   if (r == 0 && c != NULL)
     r = c->read(s, st);
+  if (r == 0 && s->cfg->scope != NULL) { /* one scope's: count its rows */
+    st->entries = st->bytes = 0;
+    r = cdo_store_list(s, count_row, st);
+  }
   return r;
 }
 
