@@ -821,6 +821,52 @@ static void show_config(const struct cdo_config *cfg)
   cdo_config_show(cfg, show_setting, &width);
 }
 
+/* "1 entry", "412 entries". */
+static const char *entries_word(uint64_t n)
+{
+  return n == 1 ? "entry" : "entries";
+}
+
+/* --clear -v: what went. */
+static void report_cleared(const struct cdo_stats *cleared)
+{
+  char size[32];
+
+  if (!cleared->listed) {
+    say("cleared the cache (this backend cannot count its entries)");
+    return;
+  }
+  cdo_format_size(cleared->bytes, size, sizeof(size));
+  say("cleared %" PRIu64 " %s (%s)", cleared->entries,
+      entries_word(cleared->entries), size);
+}
+
+/* --gc: expired entries out, then evict down to --max-size; one line. */
+static int do_gc(struct cdo_store *s, const struct cdo_config *cfg)
+{
+  uint64_t removed = 0, evicted = 0, freed = 0;
+  char fb[32], mb[32];
+  int r;
+
+  r = cdo_store_gc(s, &removed);
+  if (r == 0)
+    r = cdo_store_evict(s, cfg->max_size ? cfg->max_size : UINT64_MAX, &evicted,
+                        &freed);
+  if (r < 0 || quiet)
+    return r;
+  printf("removed %" PRIu64 " expired %s", removed, entries_word(removed));
+  if (cfg->max_size) {
+    cdo_format_size(freed, fb, sizeof(fb));
+    cdo_format_size(cfg->max_size, mb, sizeof(mb));
+    printf("; evicted %" PRIu64 " least recently used %s (%s) to stay under "
+           "%s\n",
+           evicted, entries_word(evicted), fb, mb);
+  } else {
+    printf("; evicted none (no --max-size)\n");
+  }
+  return 0;
+}
+
 /* --clear, --stats, --list, --gc, --zero-stats: 0 success, 1 failure. */
 /* One admin mode on one cache (one tier). */
 static int admin_one(const struct cli *cli, const struct cdo_config *cfg,
@@ -829,27 +875,15 @@ static int admin_one(const struct cli *cli, const struct cdo_config *cfg,
   int r;
 
   if (cli->mode == M_CLEAR) {
-    r = cdo_store_clear(s);
+    struct cdo_stats cleared;
+
+    r = cdo_store_clear(s, verbose ? &cleared : NULL);
+    if (r == 0 && verbose)
+      report_cleared(&cleared);
   } else if (cli->mode == M_ZERO_STATS) {
     r = cdo_store_zero_stats(s);
   } else if (cli->mode == M_GC) {
-    uint64_t removed, evicted = 0, freed = 0;
-
-    r = cdo_store_gc(s, &removed);
-    if (r == 0)
-      r = cdo_store_evict(s, cfg->max_size ? cfg->max_size : UINT64_MAX,
-                          &evicted, &freed);
-    if (r == 0 && !quiet)
-      printf("removed %" PRIu64 " expired entries\n", removed);
-    if (r == 0 && !quiet && cfg->max_size) {
-      char fb[32], mb[32];
-
-      cdo_format_size(freed, fb, sizeof(fb));
-      cdo_format_size(cfg->max_size, mb, sizeof(mb));
-      printf("evicted %" PRIu64 " least recently used entries (%s) to stay "
-             "under %s\n",
-             evicted, fb, mb);
-    }
+    r = do_gc(s, cfg);
   } else if (cli->mode == M_STATS) {
     struct cdo_stats st;
 
@@ -1091,6 +1125,8 @@ int main(int argc, char **argv)
     r = s ? cdo_job_forget(job, s) : 0;
     if (r < 0)
       say("%s", cdo_store_errmsg(s));
+    else if (verbose)
+      say(r > 0 ? "forgot 1 entry" : "no entry to forget");
     r = r < 0 ? 1 : 0;
     goto out;
   }

@@ -223,8 +223,13 @@ const char *cdo_store_errmsg(const struct cdo_store *s);
 /* The URL the store was opened with (the default resolved); borrowed. */
 const char *cdo_store_url(const struct cdo_store *s);
 
-/* Removes every entry (with cfg->scope: only that scope's). */
-int cdo_store_clear(struct cdo_store *s);
+struct cdo_stats;
+/*
+ * Removes every entry (with cfg->scope: only that scope's). cleared, when
+ * not NULL, gets the entries and bytes there were, as counted just before
+ * (listed 0: the backend cannot count them).
+ */
+int cdo_store_clear(struct cdo_store *s, struct cdo_stats *cleared);
 /* Removes expired entries and leftovers of crashed writers; *removed counts. */
 int cdo_store_gc(struct cdo_store *s, uint64_t *removed);
 
@@ -391,7 +396,7 @@ int cdo_job_run(struct cdo_job *j, struct cdo_store *s, struct cdo_result *res);
  */
 void cdo_job_refresh(struct cdo_job *j);
 
-/* Removes the job's entry from s. */
+/* Removes the job's entry from s: 1 when there was one, 0 when not. */
 int cdo_job_forget(struct cdo_job *j, struct cdo_store *s);
 
 #ifdef __cplusplus

@@ -455,5 +455,5 @@ int cdo_job_run(struct cdo_job *j, struct cdo_store *s, struct cdo_result *res)
 
 int cdo_job_forget(struct cdo_job *j, struct cdo_store *s)
 {
-  return cdo__store_del(s, &j->key);
+  return cdo__store_forget(s, &j->key);
 }

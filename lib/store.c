@@ -605,14 +605,24 @@ int cdo__store_writable(struct cdo_store *s, const char *what)
                          what, s->url);
 }
 
-int cdo_store_clear(struct cdo_store *s)
+int cdo_store_clear(struct cdo_store *s, struct cdo_stats *cleared)
 {
+  struct cdo_stats before;
   int r = cdo__store_writable(s, "clear");
 
   if (r < 0)
     return r;
   if (s->ops->clear == NULL)
     return cdo__store_unsupported(s, "clear");
+  if (cleared != NULL) {
+    memset(cleared, 0, sizeof(*cleared));
+    if (cdo_store_stats(s, &before) == 0) {
+      cleared->entries = before.entries;
+      cleared->bytes = before.bytes;
+      cleared->listed = 1;
+    }
+    s->errmsg[0] = 0; /* a backend that cannot count still clears */
+  }
   return s->ops->clear(s, s->cfg->scope);
 }
 
@@ -839,12 +849,14 @@ static void backfill(struct cdo_store *s, struct cdo_store *from,
   struct cdo__meta m2;
   struct cdo__src src;
   uint64_t joff;
-  char *command = NULL;
+  char **argv = NULL, *command = NULL;
   int fd = -1;
 
   if (m->expires_ms <= cdo__now_ms() ||
-      cdo__entry_peek(b, &m2, k, &command, &joff) < 0 ||
+      cdo__entry_peek(b, &m2, k, &argv, &joff) < 0 ||
+      (command = cdo__argv_render(argv)) == NULL ||
       blob_src(b, &src, &fd) < 0) {
+    free(argv);
     free(command);
     if (fd >= 0)
       close(fd);
@@ -857,6 +869,7 @@ static void backfill(struct cdo_store *s, struct cdo_store *from,
     if (r < 0)
       tier_down(s, r);
   }
+  free(argv);
   free(command);
   if (fd >= 0)
     close(fd);
@@ -938,6 +951,24 @@ int cdo__store_del(struct cdo_store *s, const struct cdo__key *k)
     }
   }
   return writable ? failure : cdo__store_writable(s, "remove an entry from");
+}
+
+int cdo__store_forget(struct cdo_store *s, const struct cdo__key *k)
+{
+  struct cdo_store *t;
+  int r, had = 0;
+
+  for (t = s; t != NULL && !had; t = cdo__store_next(t)) {
+    struct cdo__blob *b = NULL;
+
+    if (t->down || t->read_only)
+      continue;
+    if (t->ops->get(t, k, &b) == 0)
+      had = b != NULL;
+    cdo__blob_free(b);
+  }
+  r = cdo__store_del(s, k);
+  return r < 0 ? r : had;
 }
 
 int cdo__store_read_only(struct cdo_store *s)

@@ -318,6 +318,8 @@ int cdo__store_put(struct cdo_store *s, const struct cdo__key *k,
 int cdo__store_del(struct cdo_store *s, const struct cdo__key *k);
 /* ops->batch, when the backend has it; else 0. */
 int cdo__store_batch(struct cdo_store *s, int on);
+/* Removes k's entry: 1 when there was one, 0 when not, or an error. */
+int cdo__store_forget(struct cdo_store *s, const struct cdo__key *k);
 const char *cdo__store_spool_dir(struct cdo_store *s);
 
 /*

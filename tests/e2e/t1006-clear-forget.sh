@@ -40,6 +40,44 @@ test_expect_success '--forget takes the same key options as a run' '
 	expect_count forget3 3
 '
 
+test_expect_success '--clear -v says how many entries and bytes went' '
+	cachedo --clear &&
+	cachedo counted v1 sh -c "head -c 3000 /dev/zero" >/dev/null &&
+	cachedo counted v2 >/dev/null &&
+	cachedo --scope vs counted v3 >/dev/null &&
+	expect_status 0 cachedo --clear >out 2>err &&
+	expect_lines 0 out &&
+	expect_lines 0 err &&
+	cachedo counted v1 sh -c "head -c 3000 /dev/zero" >/dev/null &&
+	cachedo counted v2 >/dev/null &&
+	cachedo --scope vs counted v3 >/dev/null &&
+	if test "$test_backend" = exec; then
+		expect_status 0 cachedo -v --clear --scope vs >out 2>err &&
+		expect_grep -x "cachedo: cleared the cache (this backend cannot count its entries)" err
+	else
+		expect_status 0 cachedo -v --clear --scope vs >out 2>err &&
+		expect_grep -x "cachedo: cleared 1 entry ([0-9]* B)" err &&
+		expect_status 0 cachedo -v --clear >out 2>err &&
+		expect_grep -x "cachedo: cleared 2 entries (3\.[0-9] KiB)" err &&
+		expect_status 0 cachedo -v --clear >out 2>err &&
+		expect_grep -x "cachedo: cleared 0 entries (0 B)" err
+	fi &&
+	expect_lines 0 out
+'
+
+test_expect_success '--forget -v says whether there was an entry' '
+	cachedo counted fv >/dev/null &&
+	expect_status 0 cachedo --forget counted fv >out 2>err &&
+	expect_lines 0 err &&
+	cachedo counted fv >/dev/null &&
+	expect_status 0 cachedo -v --forget counted fv >out 2>err &&
+	expect_eq "cachedo: forgot 1 entry" "$(cat err)" &&
+	expect_status 0 cachedo -v --forget counted fv >out 2>err &&
+	expect_eq "cachedo: no entry to forget" "$(cat err)" &&
+	expect_lines 0 out &&
+	expect_count fv 2
+'
+
 test_expect_success 'admin modes: 1 when the cache fails, 125 on bad usage' '
 	expect_status 1 cachedo --cache sqlite:/proc/nope/cache.db --clear 2>err &&
 	expect_lines 1 err &&

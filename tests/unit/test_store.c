@@ -105,7 +105,7 @@ static int test_setup(void **state)
   r = cdo_config_set(&su->cfg, "cache", su->url, err, sizeof(err));
   if (r == 0)
     r = cdo_store_open(&su->store, &su->cfg, err, sizeof(err));
-  if (r == 0 && cdo_store_clear(su->store) < 0) {
+  if (r == 0 && cdo_store_clear(su->store, NULL) < 0) {
     cdo__fmt(err, sizeof(err), "clear: %s", cdo_store_errmsg(su->store));
     r = -1;
   }
@@ -476,6 +476,7 @@ static void clear_removes_all(void **state)
   struct suite *su = begin(state);
   struct unit_entry e;
   struct cdo__key k[3];
+  struct cdo_stats st;
   size_t i;
 
   make_entry(&e, "x", 2 << 20, 0, cdo__now_ms());
@@ -486,7 +487,11 @@ static void clear_removes_all(void **state)
   }
   use_scope(su, NULL);
   assert_int_equal(count_entries(su), 3);
-  unit_ok(cdo_store_clear(su->store)); /* no scope: every entry goes */
+  unit_ok(cdo_store_clear(su->store, &st)); /* no scope: every entry goes */
+  if (st.listed) {
+    assert_int_equal(st.entries, 3);
+    assert_int_equal(st.bytes, 3 * unit_entry_size(&e));
+  }
   for (i = 0; i < 3; i++) {
     use_scope(su, i == 1 ? "scope" : NULL);
     assert_miss(su, &k[i]);
@@ -501,6 +506,7 @@ static void clear_scope_keeps_others(void **state)
   struct suite *su = begin(state);
   struct unit_entry e;
   struct cdo__key a, ab, none;
+  struct cdo_stats st;
 
   /* Each entry is written and read under its own scope, as by cachedo. */
   make_key(&a, "in a");
@@ -514,7 +520,9 @@ static void clear_scope_keeps_others(void **state)
   use_scope(su, NULL);
   put_ok(su, &none, &e, 60 * SEC);
   use_scope(su, "a");
-  unit_ok(cdo_store_clear(su->store));
+  unit_ok(cdo_store_clear(su->store, &st));
+  if (st.listed)
+    assert_int_equal(st.entries, 1);
   assert_miss(su, &a);
   use_scope(su, "ab");
   assert_fresh(su, &ab, &e);
