@@ -710,6 +710,15 @@ static double hit_rate(const struct cdo_stats *st)
   return all ? (double)answered / (double)all : -1;
 }
 
+/* A wait for people: "2.7s" under a minute, else "3m 4s". */
+static void format_wait(int64_t ms, char *buf, size_t len)
+{
+  if (ms < 60000)
+    snprintf(buf, len, "%.1fs", (double)ms / 1000);
+  else
+    cdo_format_duration(ms, buf, len);
+}
+
 static void stats_json(const struct cdo_stats *st, struct cdo_store *s,
                        const struct cdo_config *cfg)
 {
@@ -739,6 +748,8 @@ static void stats_json(const struct cdo_stats *st, struct cdo_store *s,
     printf(",\"hit_rate\":%.4f", rate);
   else
     printf(",\"hit_rate\":null");
+  printf(",\"waits\":%" PRIu64 ",\"waited_ms\":%" PRId64, st->waits,
+         st->waited_ms);
   printf(",\"saved_ms\":%" PRId64 ",\"errors\":%" PRIu64
          ",\"errors_by_kind\":{",
          st->saved_ms, st->errors);
@@ -785,7 +796,10 @@ static void stats_table(const struct cdo_stats *st, struct cdo_store *s,
   else
     printf("%shit rate%s    -\n", bold, off);
   cdo_format_duration(st->saved_ms, buf, sizeof(buf));
-  printf("%stime saved%s  %s saved\n", bold, off, st->saved_ms ? buf : "0s");
+  printf("%stime saved%s  %s\n", bold, off, st->saved_ms ? buf : "0s");
+  format_wait(st->waited_ms, buf, sizeof(buf));
+  printf("%swaited%s      %" PRIu64 " for another run, total %s\n", bold, off,
+         st->waits, buf);
   printf("%suncached%s    %" PRIu64 "\n", bold, off, st->uncached);
   printf("%serrors%s      %" PRIu64, bold, off, st->errors);
   for (k = 0; k < CDO_ERRKIND_COUNT; k++)
@@ -962,11 +976,20 @@ static void on_sigpipe(int sig)
 
 static void verbose_line(const struct cdo_result *res)
 {
-  char age[32], status[24] = "";
+  char age[32], status[24] = "", pid[32] = "";
 
   switch (res->outcome) {
   case CDO_HIT:
   case CDO_STALE:
+    if (res->waited_ms > 0) { /* replayed the run it waited for */
+      format_wait(res->waited_ms, age, sizeof(age));
+      if (res->wait_pid > 0)
+        snprintf(pid, sizeof(pid), " for pid %ld", res->wait_pid);
+      if (res->exit_status != 0)
+        snprintf(status, sizeof(status), " (exit %d)", res->exit_status);
+      say("hit after waiting %s%s%s", age, pid, status);
+      break;
+    }
     /* What was replayed: its age, a failure's status, and what follows. */
     cdo_format_duration(res->age_ms, age, sizeof(age));
     if (res->exit_status != 0)

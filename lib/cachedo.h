@@ -278,7 +278,11 @@ int cdo_errkind_of(int code);
 struct cdo_stats {
   uint64_t entries, bytes;
   uint64_t hits, misses, stale, errors;
-  int64_t saved_ms;  /* sum of the original run time of every hit */
+  int64_t saved_ms;  /* sum of the original run time of every hit, less
+                        what the hits that waited for it waited */
+  uint64_t waits;    /* hits that waited for an identical run, then replayed
+                        its result (counted in hits too) */
+  int64_t waited_ms; /* how long those waited, in all */
   uint64_t uncached; /* ran without the cache after a cache failure */
   uint64_t error_kinds[CDO_ERRKIND_COUNT]; /* errors, by cdo_errkind */
   int64_t since_ms; /* counting since (creation or --zero-stats); 0: unknown */
@@ -372,6 +376,9 @@ struct cdo_result {
   int exit_status;    /* the command's status, or 125/126/127 */
   int term_signal;    /* > 0: the command died of this signal */
   int64_t age_ms;     /* CDO_HIT / CDO_STALE: age of the entry */
+  int64_t waited_ms;  /* > 0: a hit that first waited this long for the
+                         identical run whose result it replays */
+  long wait_pid;      /* that run's process id; 0: unknown */
   char reason[200];   /* CDO_MISS_NOT_STORED / CDO_UNCACHED: why */
   char miss_why[300]; /* a miss with cfg->verbose: what differs from the
                          nearest stored entry of the command, or "" */

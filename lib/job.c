@@ -191,6 +191,10 @@ static void replay(struct cdo_job *j, struct cdo_store *s, struct cdo__blob *b,
                    const struct cdo__meta *m, uint64_t joff,
                    enum cdo_outcome outcome, struct cdo_result *res)
 {
+  /* A hit that waited for the run it replays saved only what is left. */
+  struct cdo__usage u = {
+      0, m->duration_ms - res->waited_ms, outcome, -1, &j->key, res->waited_ms};
+
   cdo__entry_replay(b, m, joff);
   cdo__blob_free(b);
   res->outcome = outcome;
@@ -200,7 +204,7 @@ static void replay(struct cdo_job *j, struct cdo_store *s, struct cdo__blob *b,
     cdo__fmt(res->tier, sizeof(res->tier), "%s", cdo_store_url(s->answered));
     s = s->answered;
   }
-  cdo__store_record(s, &j->key, outcome, m->duration_ms, 0);
+  cdo__store_record_usage(s, &u);
 }
 
 /* Replays k's entry if it is fresh now; 1 when it did, else 0. */
@@ -232,6 +236,7 @@ static int single_flight(struct cdo_job *j, struct cdo_store *s, void **lk,
   const struct cdo_config *c = j->cfg;
   int64_t start = cdo__mono_ms(), waited = 0;
   int r, contended = 0, status_shown = 0;
+  long pid = 0;
   char elapsed[32];
 
   for (;;) {
@@ -252,6 +257,8 @@ static int single_flight(struct cdo_job *j, struct cdo_store *s, void **lk,
       *lk = NULL;
       return 1;
     }
+    if (!contended)
+      pid = cdo__store_lock_holder(s, &j->key);
     contended = 1;
     if (waited >= c->lock_timeout_ms) {
       if (status_shown)
@@ -264,8 +271,7 @@ static int single_flight(struct cdo_job *j, struct cdo_store *s, void **lk,
       return -1;
     }
     if (waited >= 1000) {
-      long pid = cdo__store_lock_holder(s, &j->key);
-
+      pid = cdo__store_lock_holder(s, &j->key);
       cdo_format_duration(waited, elapsed, sizeof(elapsed));
       if (pid > 0)
         cdo__job_msg(j, 2, "waiting for '%s' (pid %ld), %s", j->argv[0], pid,
@@ -282,11 +288,17 @@ static int single_flight(struct cdo_job *j, struct cdo_store *s, void **lk,
    * while we waited: then it is ours to replay. A --refresh that did not
    * have to wait runs regardless.
    */
+  if (contended) { /* a replay then counts the wait, not the time saved */
+    res->waited_ms = waited > 0 ? waited : 1;
+    res->wait_pid = pid;
+  }
   if ((contended || !c->refresh) && replay_if_fresh(j, s, res)) {
     cdo__store_unlock(s, &j->key, *lk);
     *lk = NULL;
     return 0;
   }
+  res->waited_ms = 0;
+  res->wait_pid = 0;
   return 1;
 }
 

@@ -23,10 +23,13 @@ struct cdo__put_info {
 /* One run, as cdo__store_record() hands it to a backend's count member. */
 struct cdo__usage {
   int64_t time_ms;  /* wall clock at the end of the run */
-  int64_t saved_ms; /* hits and stale answers: the entry's run time */
+  int64_t saved_ms; /* hits and stale answers: the entry's run time, less
+                       waited_ms */
   enum cdo_outcome outcome;
   int error_kind;             /* -1, or the CDO_ERRKIND_* of a cache failure */
   const struct cdo__key *key; /* NULL when unknown */
+  int64_t waited_ms; /* > 0: a hit that waited this long for the identical
+                        run it replays */
 };
 
 /* When entries were last read, folded from the usage records. */
@@ -41,6 +44,8 @@ struct cdo__usage_sum {
   int64_t since_ms;
   uint64_t n[CDO_UNCACHED + 1]; /* by enum cdo_outcome */
   int64_t saved_ms;
+  uint64_t waits;    /* hits that waited for an identical run */
+  int64_t waited_ms; /* how long they waited, in all */
   uint64_t kinds[CDO_ERRKIND_COUNT];
   struct cdo__atime *at; /* sorted by prefix, one per prefix */
   size_t n_at, cap_at;
@@ -350,6 +355,8 @@ int cdo__store_lock_renew(struct cdo_store *s, const struct cdo__key *k,
  */
 void cdo__store_record(struct cdo_store *s, const struct cdo__key *k,
                        enum cdo_outcome outcome, int64_t saved_ms, int error);
+/* The same for a run described whole (time_ms 0: now). */
+void cdo__store_record_usage(struct cdo_store *s, const struct cdo__usage *u);
 /*
  * Starts the upkeep, rate-limited; call after a miss was stored, never on
  * a hit. At most once an hour per cache (one stat(2) decides; the stamp

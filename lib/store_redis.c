@@ -949,6 +949,8 @@ static const char count_lua[] =
     "if ARGV[3] ~= '0' then "
     "redis.call('HINCRBY', KEYS[1], 'saved_ms', ARGV[3]) end "
     "if ARGV[4] ~= '' then redis.call('HINCRBY', KEYS[1], ARGV[4], 1) end "
+    "if ARGV[5] ~= '0' then redis.call('HINCRBY', KEYS[1], 'waits', 1) "
+    "redis.call('HINCRBY', KEYS[1], 'waited_ms', ARGV[5]) end "
     "return 0";
 
 /*
@@ -968,9 +970,10 @@ static int redis_count(struct cdo_store *s, const struct cdo__usage *u)
   if (u->error_kind >= 0)
     cdo__fmt(kind, sizeof(kind), "err_%s", cdo_errkind_name(u->error_kind));
   if (redisAppendCommand(
-          r->c, "EVAL %s 1 %s %lld %s %lld %s", count_lua, r->stats_key,
+          r->c, "EVAL %s 1 %s %lld %s %lld %s %lld", count_lua, r->stats_key,
           (long long)u->time_ms, outcome_field[u->outcome],
-          (long long)(u->saved_ms > 0 ? u->saved_ms : 0), kind) != REDIS_OK)
+          (long long)(u->saved_ms > 0 ? u->saved_ms : 0), kind,
+          (long long)(u->waited_ms > 0 ? u->waited_ms : 0)) != REDIS_OK)
     return CDO__ERR(ENOMEM);
   r->pending++;
   while (!done)
@@ -1018,6 +1021,10 @@ static int read_counters(struct redis_store *r, struct cdo_stats *st)
       st->since_ms = n;
     else if (strcmp(f, "saved_ms") == 0)
       st->saved_ms = n;
+    else if (strcmp(f, "waits") == 0)
+      st->waits = (uint64_t)n;
+    else if (strcmp(f, "waited_ms") == 0)
+      st->waited_ms = n;
     else if (strcmp(f, "hit") == 0)
       st->hits = (uint64_t)n;
     else if (strcmp(f, "stale") == 0)

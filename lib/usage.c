@@ -10,15 +10,19 @@
  *   P-usage   append-only records, one O_APPEND write each, no lock taken:
  *     record  = u8(0xc5) u8(outcome) u8(error kind + 1, or 0) u8(flags)
  *               u32(check) i64(time ms) i64(saved ms) 8-byte key prefix
- *     flags bit 0: the key prefix is set; check: the low 32 bits of
- *     cdo__sum over the record with check zeroed. A record that does not
- *     check out is skipped, one byte at a time, until one does.
+ *     flags bit 0: the key prefix is set; bit 1: a hit that waited for
+ *     an identical run, whose i64(saved ms) is u32(saved ms) u32(waited
+ *     ms) instead; check: the low 32 bits of cdo__sum over the record with
+ *     check zeroed. A record that does not check out is skipped, one byte
+ *     at a time, until one does.
  *   P-stats   the summary, replaced whole by rename:
- *     summary = "cdostat1" u64(bytes of P-usage folded) i64(since ms)
+ *     summary = "cdostat2" u64(bytes of P-usage folded) i64(since ms)
  *               u64(count){5, by outcome} i64(saved ms)
+ *               u64(waits) i64(waited ms)
  *               u32(kinds) u64(errors){kinds}
  *               u32(n) { 8-byte key prefix i64(last read ms) }{n}
  *               u64(cdo__sum of everything before)
+ *     A "cdostat1" summary (before waits were counted) has no waits.
  *
  * Folding takes flock(LOCK_EX) on P-usage (writers never lock it), adds
  * the records past the folded offset, and writes P-stats. Readers take
@@ -36,7 +40,9 @@
 #define REC_LEN      32
 #define REC_MAGIC    0xc5
 #define N_OUTCOMES   5
-#define SUM_MAGIC    "cdostat1"
+#define SUM_MAGIC    "cdostat2"
+#define SUM_MAGIC_V1 "cdostat1"
+#define REC_WAITED   2 /* flags: saved and waited as two u32 */
 #define ROTATE_BYTES (1 << 20)
 #define SUMMARY_MAX  (64 << 20)
 #define ATIMES_MAX   (1 << 20)
@@ -59,26 +65,47 @@ static uint32_t rec_check(const unsigned char *rec)
 void cdo__store_record(struct cdo_store *s, const struct cdo__key *k,
                        enum cdo_outcome outcome, int64_t saved_ms, int error)
 {
+  struct cdo__usage u = {0, saved_ms, outcome, -1, k, 0};
+
+  u.error_kind = error < 0 ? cdo_errkind_of(error) : -1;
+  cdo__store_record_usage(s, &u);
+}
+
+static uint32_t clamp32(int64_t v)
+{
+  return v <= 0 ? 0 : v >= UINT32_MAX ? UINT32_MAX : (uint32_t)v;
+}
+
+void cdo__store_record_usage(struct cdo_store *s, const struct cdo__usage *in)
+{
+  struct cdo__usage u = *in;
   unsigned char rec[REC_LEN] = {0};
   char path[PATH_MAX];
-  int kind = error < 0 ? cdo_errkind_of(error) : -1, fd;
+  int fd;
 
-  if (s == NULL || s->read_only || outcome < CDO_HIT || outcome > CDO_UNCACHED)
+  if (s == NULL || s->read_only || u.outcome < CDO_HIT ||
+      u.outcome > CDO_UNCACHED)
     return; /* a read-only cache is not written, not even counters */
+  if (u.time_ms == 0)
+    u.time_ms = cdo__now_ms();
   if (s->ops->counters != NULL) {
-    struct cdo__usage u = {cdo__now_ms(), saved_ms, outcome, kind, k};
-
     s->ops->counters->count(s, &u);
     return;
   }
   rec[0] = REC_MAGIC;
-  rec[1] = (unsigned char)outcome;
-  rec[2] = (unsigned char)(kind + 1);
-  rec[3] = k != NULL;
-  cdo__put64(rec + 8, (uint64_t)cdo__now_ms());
-  cdo__put64(rec + 16, (uint64_t)(saved_ms > 0 ? saved_ms : 0));
-  if (k != NULL)
-    memcpy(rec + 24, k->hash, 8);
+  rec[1] = (unsigned char)u.outcome;
+  rec[2] = (unsigned char)(u.error_kind + 1);
+  rec[3] = u.key != NULL;
+  cdo__put64(rec + 8, (uint64_t)u.time_ms);
+  if (u.waited_ms > 0) {
+    rec[3] |= REC_WAITED;
+    cdo__put32(rec + 16, clamp32(u.saved_ms));
+    cdo__put32(rec + 20, clamp32(u.waited_ms));
+  } else {
+    cdo__put64(rec + 16, (uint64_t)(u.saved_ms > 0 ? u.saved_ms : 0));
+  }
+  if (u.key != NULL)
+    memcpy(rec + 24, u.key->hash, 8);
   cdo__put32(rec + 4, rec_check(rec));
   if (cdo__store_local_file(s, "-usage", path, sizeof(path), 0) < 0)
     return;
@@ -108,6 +135,8 @@ static void summary_zero_counters(struct cdo__usage_sum *sm, int64_t now)
   memset(sm->n, 0, sizeof(sm->n));
   memset(sm->kinds, 0, sizeof(sm->kinds));
   sm->saved_ms = 0;
+  sm->waits = 0;
+  sm->waited_ms = 0;
   sm->since_ms = now;
 }
 
@@ -181,8 +210,14 @@ static size_t fold_records(struct cdo__usage_sum *sm, const unsigned char *buf,
     sm->n[r[1]]++;
     if (r[2] > 0)
       sm->kinds[r[2] - 1]++;
-    if (r[1] == CDO_HIT || r[1] == CDO_STALE) {
+    if ((r[1] == CDO_HIT || r[1] == CDO_STALE) && (r[3] & REC_WAITED)) {
+      sm->saved_ms += cdo__get32(r + 16);
+      sm->waits++;
+      sm->waited_ms += cdo__get32(r + 20);
+    } else if (r[1] == CDO_HIT || r[1] == CDO_STALE) {
       sm->saved_ms += (int64_t)cdo__get64(r + 16);
+    }
+    if (r[1] == CDO_HIT || r[1] == CDO_STALE) {
       if ((r[3] & 1) && add_atime(sm, cdo__get64(r + 24), t) < 0)
         return p; /* out of memory: fold the rest next time */
     }
@@ -268,7 +303,7 @@ static int summary_read(const char *path, struct cdo__usage_sum *sm)
   struct stat st;
   unsigned char *buf = NULL;
   uint32_t kinds, i, n;
-  int fd, r = 0;
+  int fd, r = 0, v1;
 
   memset(sm, 0, sizeof(*sm));
   fd = open_file(path, O_RDONLY);
@@ -286,7 +321,8 @@ static int summary_read(const char *path, struct cdo__usage_sum *sm)
   c.p = buf;
   c.n = (size_t)st.st_size - 8;
   c.bad = 0;
-  if (memcmp(buf, SUM_MAGIC, 8) != 0 ||
+  v1 = memcmp(buf, SUM_MAGIC_V1, 8) == 0;
+  if ((!v1 && memcmp(buf, SUM_MAGIC, 8) != 0) ||
       cdo__get64(buf + c.n) != cdo__sum(buf, c.n))
     goto out;
   c.p += 8;
@@ -296,6 +332,10 @@ static int summary_read(const char *path, struct cdo__usage_sum *sm)
   for (i = 1; i <= N_OUTCOMES; i++)
     sm->n[i] = take64(&c);
   sm->saved_ms = (int64_t)take64(&c);
+  if (!v1) {
+    sm->waits = take64(&c);
+    sm->waited_ms = (int64_t)take64(&c);
+  }
   kinds = take32(&c);
   for (i = 0; i < kinds && !c.bad; i++) {
     uint64_t v = take64(&c);
@@ -334,6 +374,8 @@ static int summary_write(const char *path, const struct cdo__usage_sum *sm)
   for (i = 1; i <= N_OUTCOMES; i++)
     r |= cdo__buf_u64(&b, sm->n[i]);
   r |= cdo__buf_u64(&b, (uint64_t)sm->saved_ms);
+  r |= cdo__buf_u64(&b, sm->waits);
+  r |= cdo__buf_u64(&b, (uint64_t)sm->waited_ms);
   r |= cdo__buf_u32(&b, CDO_ERRKIND_COUNT);
   for (i = 0; i < CDO_ERRKIND_COUNT; i++)
     r |= cdo__buf_u64(&b, sm->kinds[i]);
@@ -467,6 +509,8 @@ int cdo_store_summary(struct cdo_store *s, struct cdo_stats *st)
     st->misses = u.sm.n[CDO_MISS_STORED] + u.sm.n[CDO_MISS_NOT_STORED];
     st->uncached = u.sm.n[CDO_UNCACHED];
     st->saved_ms = u.sm.saved_ms;
+    st->waits = u.sm.waits;
+    st->waited_ms = u.sm.waited_ms;
     st->since_ms = u.sm.since_ms;
     st->errors = 0;
     for (i = 0; i < CDO_ERRKIND_COUNT; i++) {

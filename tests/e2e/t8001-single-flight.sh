@@ -93,6 +93,40 @@ test_expect_success '50 identical misses at once run the command once' '
 	expect_all st 50 3
 '
 
+# json FILE EXPR: prints EXPR evaluated by python3 on the JSON in FILE (d).
+json () {
+	python3 -c 'import json, sys; d = json.load(open(sys.argv[1])); print(eval(sys.argv[2]))' "$1" "$2"
+}
+
+test_expect_success 'a hit after waiting: -v names the wait, --stats counts it apart' '
+	cachedo --zero-stats &&
+	cachedo slow waited 1 0 >out.first 2>&1 &
+	first=$! &&
+	wait_count waited 1 &&
+	cachedo -v slow waited 1 0 >out.2 2>err.2 &&
+	wait "$first" &&
+	expect_count waited 1 &&
+	# A Redis lease does not say which process holds it.
+	if test "$test_backend" = redis; then
+		expect_grep -x "cachedo: hit after waiting [0-9]*\.[0-9]s" err.2
+	else
+		expect_grep -x "cachedo: hit after waiting [0-9]*\.[0-9]s for pid $first" err.2
+	fi &&
+	cachedo --stats --json >stats.json &&
+	cachedo --list --json >list.json &&
+	expect_eq 1 "$(json stats.json "d[\"hits\"]")" hits &&
+	expect_eq 1 "$(json stats.json "d[\"waits\"]")" waits &&
+	waited=$(json stats.json "d[\"waited_ms\"]") &&
+	saved=$(json stats.json "d[\"saved_ms\"]") &&
+	ran=$(json list.json "[r for r in d if r[\"argv\"][1] == \"waited\"][0][\"duration_ms\"]") &&
+	test "$waited" -gt 0 &&
+	# Saved: what the run took, less the wait (which may be longer).
+	expect_eq "$((ran > waited ? ran - waited : 0))" "$saved" "time saved" &&
+	cachedo --stats >stats.txt &&
+	expect_grep -x "waited      1 for another run, total [0-9]*\.[0-9]s" stats.txt &&
+	expect_grep -x "time saved  [0-9][^ ]*" stats.txt
+'
+
 test_expect_success 'hits take no lock: a hit is answered while a run holds it' '
 	cachedo --ttl 1h slow hitnolock 0 0 >/dev/null 2>&1 &&
 	{ cachedo --refresh slow hitnolock 2 0 >/dev/null 2>&1 & } &&
