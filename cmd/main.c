@@ -28,6 +28,7 @@ enum mode {
   M_FORGET,
   M_KEY,
   M_EXPLAIN,
+  M_WARM,
   M_CLEAR,
   M_STATS,
   M_LIST,
@@ -71,6 +72,7 @@ static const struct option {
     {"forget", 0, 0, M_FORGET},
     {"key", 0, 0, M_KEY},
     {"explain", 0, 0, M_EXPLAIN},
+    {"warm", 0, 0, M_WARM},
     {"clear", 0, 0, M_CLEAR},
     {"stats", 0, 0, M_STATS},
     {"list", 0, 0, M_LIST},
@@ -84,7 +86,8 @@ static const struct option {
 
 static const char usage[] =
     "Usage: cachedo [OPTION]... [--] COMMAND [ARG]...\n"
-    "       cachedo [OPTION]... --forget|--key|--explain [--] COMMAND...\n"
+    "       cachedo [OPTION]... --forget|--key|--explain|--warm [--] "
+    "COMMAND...\n"
     "       cachedo [OPTION]... --clear | --stats | --list | --gc | "
     "--zero-stats\n"
     "       cachedo [OPTION]... --show-config\n"
@@ -128,6 +131,9 @@ static const char usage[] =
     "                             or lock entries in the cache\n"
     "Modes:\n"
     "      --forget               remove this command's entry\n"
+    "      --warm                 refresh this command's entry in the "
+    "background\n"
+    "                             and return at once\n"
     "      --key                  print the key\n"
     "      --explain              print what went into the key (with -v: and\n"
     "                             what differs from the nearest stored entry)\n"
@@ -966,6 +972,32 @@ static int admin(const struct cli *cli, const struct cdo_config *cfg)
 }
 
 /*
+ * --warm: checks that the cache opens (closing it again: an open database
+ * must not cross fork()), then leaves the refresh to a detached child.
+ * 0, 1 when there is no cache to warm, or the command's 126/127.
+ */
+static int warm(struct cdo_job *job, const struct cdo_config *cfg)
+{
+  struct cdo_store *s;
+  char err[800];
+  int r;
+
+  if (cfg->no_cache) {
+    say("--warm has no cache to fill (the cache is disabled)");
+    return 1;
+  }
+  if (cdo_store_open(&s, cfg, err, sizeof(err)) < 0) {
+    say("%s", err);
+    return 1;
+  }
+  cdo_store_close(s);
+  r = cdo_job_warm(job, err, sizeof(err));
+  if (r != 0)
+    say("%s", err);
+  return r;
+}
+
+/*
  * A handler, not SIG_IGN: writes to a closed pipe then fail with EPIPE, and
  * the command, whose handlers exec resets, still gets the default SIGPIPE.
  */
@@ -1132,6 +1164,10 @@ int main(int argc, char **argv)
     if (cli.mode == M_EXPLAIN && verbose && s != NULL)
       cdo_job_explain_miss(job, s, print_nearest, NULL);
     r = 0;
+    goto out;
+  }
+  if (cli.mode == M_WARM) {
+    r = warm(job, &cfg);
     goto out;
   }
   if ((!cfg.no_cache || cli.mode == M_FORGET) &&

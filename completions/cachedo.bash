@@ -6,9 +6,10 @@ _cachedo_valued='@(-t|--ttl|--fail-ttl|--stale|-c|--cache|--env|--ignore-env|--f
 
 _cachedo_options='--ttl --fail-ttl --no-cache-failures --stale --refresh
     --no-cache --cache --env --ignore-env --no-env --pure --tty --no-cwd --file
-    --stdin --scope --max-output --max-size --lock-timeout --forget --key
-    --explain --clear --stats --list --gc --zero-stats --json --show-config
-    --verbose --quiet --help --version --sign-key-file --read-only'
+    --stdin --scope --max-output --max-size --lock-timeout --forget --warm
+    --key --explain --clear --stats --list --gc --zero-stats --json
+    --show-config --verbose --quiet --help --version --sign-key-file
+    --read-only'
 
 # Completes a duration: after digits, the units; else a few examples.
 _cachedo_duration()

@@ -102,6 +102,7 @@ complete $opts -l lock-timeout -x -a '(__cachedo_duration)' -d 'Wait this long f
 complete $opts -l sign-key-file -r -F -d 'Sign entries; serve only validly signed ones'
 complete $opts -l read-only -d 'Read and replay only: never write the cache'
 complete $opts -l forget -d "Remove this command's entry"
+complete $opts -l warm -d "Refresh this command's entry in the background"
 complete $opts -l key -d 'Print the key'
 complete $opts -l explain -d 'Print what went into the key'
 complete $opts -l clear -d 'Remove every entry'

@@ -402,6 +402,15 @@ int cdo_job_run(struct cdo_job *j, struct cdo_store *s, struct cdo_result *res);
  * process: an open database connection must not cross fork().
  */
 void cdo_job_refresh(struct cdo_job *j);
+/*
+ * --warm: starts the same detached refresh now, whether or not a fresh
+ * entry is there, and returns at once. Single-flight: nothing happens while
+ * another run of the job holds its lock; a failing run does not replace a
+ * successful result. Returns 0 when started, else the status to exit with
+ * (126/127: the command cannot run; 1: no refresh) and err says why. Call it
+ * with no store handle open in this process.
+ */
+int cdo_job_warm(struct cdo_job *j, char *err, size_t errlen);
 
 /* Removes the job's entry from s: 1 when there was one, 0 when not. */
 int cdo_job_forget(struct cdo_job *j, struct cdo_store *s);

@@ -308,7 +308,7 @@ static int single_flight(struct cdo_job *j, struct cdo_store *s, void **lk,
  * entry under the run lock; identical stale hits meanwhile find the lock
  * taken and leave it be. It opens its own store.
  */
-void cdo_job_refresh(struct cdo_job *j)
+static int refresh_detached(struct cdo_job *j, int warm)
 {
   struct cdo_store *s = NULL;
   struct cdo_result res;
@@ -318,11 +318,11 @@ void cdo_job_refresh(struct cdo_job *j)
   int fd, r;
 
   if (j->cfg->read_only)
-    return; /* the stale entry is all a read-only cache can give */
+    return 0; /* the stale entry is all a read-only cache can give */
   fflush(NULL);
   pid = fork();
   if (pid != 0)
-    return; /* the parent, or fork failed: the entry stays stale */
+    return pid < 0 ? CDO__ERR(errno) : 0; /* else the entry stays as is */
   setsid();
   fd = open("/dev/null", O_RDWR);
   if (fd >= 0) {
@@ -343,13 +343,43 @@ void cdo_job_refresh(struct cdo_job *j)
     int fresh = cdo__store_lookup(s, &j->key, &b, &m, &joff);
 
     cdo__blob_free(b);
-    /* Fresh again: another refresh finished first, nothing to do. */
-    if (fresh != CDO__FRESH)
-      run_command(j, s, lk, &res, fresh == CDO__STALE && m.exit_status == 0);
+    /*
+     * Fresh again: another refresh finished first, nothing to do, unless
+     * warming up. A failing run does not replace a successful result.
+     */
+    if (fresh != CDO__FRESH || warm)
+      run_command(j, s, lk, &res,
+                  (fresh == CDO__STALE || fresh == CDO__FRESH) &&
+                      m.exit_status == 0);
   }
   cdo__store_unlock(s, &j->key, lk);
   cdo_store_close(s);
   _exit(0);
+}
+
+void cdo_job_refresh(struct cdo_job *j)
+{
+  refresh_detached(j, 0);
+}
+
+int cdo_job_warm(struct cdo_job *j, char *err, size_t errlen)
+{
+  int r;
+
+  if (j->exe_status != 0) {
+    cdo__fmt(err, errlen, "%s", j->exe_err);
+    return j->exe_status;
+  }
+  if (j->uncacheable != NULL) {
+    cdo__fmt(err, errlen, "cannot warm the cache: %s", j->uncacheable);
+    return 1;
+  }
+  r = refresh_detached(j, 1);
+  if (r < 0) {
+    cdo__fmt(err, errlen, "cannot start the refresh: %s", cdo_strerror(r));
+    return 1;
+  }
+  return 0;
 }
 
 /* Appends one line of cdo__explain_miss() to res->miss_why. */
