@@ -377,6 +377,58 @@ static void sqlite_upgrades_version_2(void **state)
   unit_entry_release(&b);
 }
 
+/*
+ * --stats reads a summary written before waits were counted ("cdostat1"),
+ * and a hit that waited counts its wait apart from the time it saved.
+ */
+static void sqlite_usage_counts_waits(void **state)
+{
+  struct suite *su = begin(state);
+  struct cdo__buf b = {0};
+  struct cdo__key k;
+  struct cdo__usage waited = {0, 300, CDO_HIT, -1, NULL, 700};
+  struct cdo_stats st;
+  char path[4300];
+  size_t i;
+  FILE *f;
+
+  unit_ok(cdo__store_local_file(su->store, "-stats", path, sizeof(path), 0));
+  unit_ok(cdo__buf_add(&b, "cdostat1", 8));
+  unit_ok(cdo__buf_u64(&b, 0));             /* nothing of P-usage folded */
+  unit_ok(cdo__buf_u64(&b, 1700000000000)); /* since */
+  for (i = 1; i <= 5; i++)                  /* 1 hit, 2 stale, 3 misses ... */
+    unit_ok(cdo__buf_u64(&b, i));
+  unit_ok(cdo__buf_u64(&b, 5000)); /* saved */
+  unit_ok(cdo__buf_u32(&b, 0));    /* error kinds */
+  unit_ok(cdo__buf_u32(&b, 0));    /* access times */
+  unit_ok(cdo__buf_u64(&b, cdo__sum(b.p, b.len)));
+  f = fopen(path, "wb");
+  assert_non_null(f);
+  assert_int_equal(fwrite(b.p, 1, b.len, f), b.len);
+  fclose(f);
+  cdo__buf_release(&b);
+
+  make_key(&k, "counted");
+  waited.key = &k;
+  cdo__store_record(su->store, &k, CDO_HIT, 2000, 0); /* an ordinary hit */
+  cdo__store_record_usage(su->store, &waited);
+  unit_ok(cdo_store_summary(su->store, &st));
+  assert_int_equal(st.hits, 1 + 2);
+  assert_int_equal(st.stale, 2);
+  assert_int_equal(st.since_ms, 1700000000000);
+  assert_int_equal(st.saved_ms, 5000 + 2000 + 300);
+  assert_int_equal(st.waits, 1);
+  assert_int_equal(st.waited_ms, 700);
+  /* A fold writes the new summary; it reads back the same. */
+  unit_ok(cdo_store_zero_stats(su->store));
+  cdo__store_record_usage(su->store, &waited);
+  unit_ok(cdo_store_summary(su->store, &st));
+  assert_int_equal(st.hits, 1);
+  assert_int_equal(st.waits, 1);
+  assert_int_equal(st.waited_ms, 700);
+  assert_int_equal(st.saved_ms, 300);
+}
+
 static const struct unit_own sqlite_own[] = {
 #define C(f)                                                                   \
   {                                                                            \
@@ -388,5 +440,6 @@ static const struct unit_own sqlite_own[] = {
     C(sqlite_wal_stays_short),
     C(sqlite_upgrades_version_1),
     C(sqlite_upgrades_version_2),
+    C(sqlite_usage_counts_waits),
 #undef C
 };
