@@ -1123,13 +1123,15 @@ int main(int argc, char **argv)
     goto out;
   quiet = cfg.quiet;
   verbose = cfg.verbose;
-  if (cfg.read_only && (cli.mode == M_CLEAR || cli.mode == M_GC ||
-                        cli.mode == M_FORGET || cli.mode == M_ZERO_STATS)) {
+  if (cfg.read_only &&
+      (cli.mode == M_CLEAR || cli.mode == M_GC || cli.mode == M_FORGET ||
+       cli.mode == M_ZERO_STATS || cli.mode == M_WARM)) {
     say("%s cannot change a read-only cache (drop --read-only, or "
         "CACHEDO_READ_ONLY)",
         cli.mode == M_CLEAR    ? "--clear"
         : cli.mode == M_GC     ? "--gc"
         : cli.mode == M_FORGET ? "--forget"
+        : cli.mode == M_WARM   ? "--warm"
                                : "--zero-stats");
     goto out;
   }

@@ -73,6 +73,8 @@ test_expect_success '--warm of a missing command fails at once; --warm needs a c
 	expect_status 1 cachedo --no-cache --warm counted w6 2>err &&
 	expect_grep "cache is disabled" err &&
 	expect_status 125 cachedo --warm --forget counted w6 2>err &&
+	expect_status 125 cachedo --read-only --warm counted w6 2>err &&
+	expect_grep "cannot change a read-only cache" err &&
 	expect_status 1 cachedo --cache sqlite:/proc/nope/cache.db --warm counted w6 2>err &&
 	expect_lines 1 err &&
 	sleep 0.3 &&
