@@ -887,7 +887,6 @@ static int do_gc(struct cdo_store *s, const struct cdo_config *cfg)
   return 0;
 }
 
-/* --clear, --stats, --list, --gc, --zero-stats: 0 success, 1 failure. */
 /* One admin mode on one cache (one tier). */
 static int admin_one(const struct cli *cli, const struct cdo_config *cfg,
                      struct cdo_store *s)
