@@ -30,23 +30,35 @@ test_expect_success '--warm runs again over a fresh entry' '
 	expect_count w2 2
 '
 
+# w3: waits (up to 20 s) for $0/go.w3, which the test creates only once
+# --warm has returned, then prints late and creates $0/done.w3.
+w3='i=0
+while ! test -e "$0/go.w3" && test $i -lt 200; do sleep 0.1; i=$((i + 1)); done
+echo late; touch "$0/done.w3"'
+
 test_expect_success '--warm returns before the command ends' '
-	x=$(cachedo --warm counted w3 sh -c "sleep 1; echo late; touch \"$TMP/done.w3\"") &&
+	x=$(cachedo --warm counted w3 sh -c "$w3" "$TMP") &&
 	expect_eq "" "$x" &&
 	test ! -e "$TMP/done.w3" &&
+	touch "$TMP/go.w3" &&
 	wait_for "$TMP/done.w3" &&
 	wait_until listed w3 &&
-	expect_eq late "$(cachedo counted w3 sh -c "sleep 1; echo late; touch \"$TMP/done.w3\"")" &&
+	expect_eq late "$(cachedo counted w3 sh -c "$w3" "$TMP")" &&
 	expect_count w3 1
 '
+
+# warming NAME: a --warm of `counted NAME` whose command line names this
+# test's dir is still running (its detached child keeps the command line;
+# the brackets keep pgrep from matching the shell that runs it).
+warming () { pgrep -f "[c]achedo --warm counted $1 .*$TMP/" >/dev/null; }
 
 test_expect_success '--warm starts nothing while an identical run holds the lock' '
 	cachedo counted w4 sh -c "while ! test -e \"$TMP/go.w4\"; do sleep 0.05; done; echo first" >out.first &
 	first=$! &&
 	wait_until ran w4 1 &&
 	expect_status 0 cachedo --warm counted w4 sh -c "while ! test -e \"$TMP/go.w4\"; do sleep 0.05; done; echo first" &&
-	# the warm-up finds the lock taken and leaves; give it time to try
-	sleep 1 &&
+	# the warm-up finds the lock taken and leaves
+	wait_until eval "! warming w4" &&
 	touch "$TMP/go.w4" &&
 	wait "$first" &&
 	expect_eq first "$(cat out.first)" &&
