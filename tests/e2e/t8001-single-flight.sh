@@ -100,10 +100,11 @@ json () {
 
 test_expect_success 'a hit after waiting: -v names the wait, --stats counts it apart' '
 	cachedo --zero-stats &&
-	cachedo slow waited 1 0 >out.first 2>&1 &
+	# 3 s: time enough for the second call to start while the first runs
+	cachedo slow waited 3 0 >out.first 2>&1 &
 	first=$! &&
 	wait_count waited 1 &&
-	cachedo -v slow waited 1 0 >out.2 2>err.2 &&
+	cachedo -v slow waited 3 0 >out.2 2>err.2 &&
 	wait "$first" &&
 	expect_count waited 1 &&
 	# A Redis lease does not say which process holds it.
