@@ -933,6 +933,7 @@ static int admin(const struct cli *cli, const struct cdo_config *cfg)
     say("%s", err);
     return 1;
   }
+  cdo_store_set_msg(s, on_msg, NULL);
   tiers = cdo_store_tier(s, 1) != NULL;
   if (tiers && cli->json && (cli->mode == M_STATS || cli->mode == M_LIST))
     printf("[");
@@ -1181,6 +1182,8 @@ int main(int argc, char **argv)
     if (!quiet)
       say("warning: %s; running uncached", err);
   }
+  if (s != NULL)
+    cdo_store_set_msg(s, on_msg, NULL);
   if (cli.mode == M_FORGET) {
     r = s ? cdo_job_forget(job, s) : 0;
     if (r < 0)

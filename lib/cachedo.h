@@ -218,6 +218,18 @@ struct cdo_store *cdo_store_tier(struct cdo_store *s, int i);
 const char *cdo_store_skipped(const struct cdo_store *s);
 /* Closes s (NULL is fine). */
 void cdo_store_close(struct cdo_store *s);
+/*
+ * Warnings and notices from the library, one line each without the
+ * "cachedo: " prefix or newline. level 0 = warning, 1 = verbose note,
+ * 2 = a status line that replaces the previous one (shown only on a
+ * terminal), 3 = clear the status line (msg is "").
+ */
+typedef void (*cdo_msg_fn)(void *ud, int level, const char *msg);
+/*
+ * Where s sends warnings about what it did on its own, such as replacing a
+ * damaged database file (level 0). Unset, they are dropped.
+ */
+void cdo_store_set_msg(struct cdo_store *s, cdo_msg_fn fn, void *ud);
 /* The last error of s; borrowed, valid until the next call on s. */
 const char *cdo_store_errmsg(const struct cdo_store *s);
 /* The URL the store was opened with (the default resolved); borrowed. */
@@ -312,14 +324,6 @@ int cdo_store_evict(struct cdo_store *s, uint64_t max_bytes, uint64_t *removed,
 /* ---- jobs: one memoized command ----------------------------------------- */
 
 struct cdo_job; /* opaque */
-
-/*
- * Warnings and notices from the library, one line each without the
- * "cachedo: " prefix or newline. level 0 = warning, 1 = verbose note,
- * 2 = a status line that replaces the previous one (shown only on a
- * terminal), 3 = clear the status line (msg is "").
- */
-typedef void (*cdo_msg_fn)(void *ud, int level, const char *msg);
 
 /*
  * Prepares the command argv (argv[0] looked up in PATH) under cfg and envp:

@@ -33,6 +33,27 @@ int cdo__store_fail(struct cdo_store *s, int code, const char *fmt, ...)
   return code;
 }
 
+void cdo__store_warn(struct cdo_store *s, const char *fmt, ...)
+{
+  char msg[1024];
+  va_list ap;
+
+  if (s->msg == NULL)
+    return;
+  va_start(ap, fmt);
+  vsnprintf(msg, sizeof(msg), fmt, ap);
+  va_end(ap);
+  s->msg(s->msg_ud, 0, msg);
+}
+
+void cdo_store_set_msg(struct cdo_store *s, cdo_msg_fn fn, void *ud)
+{
+  for (; s != NULL; s = s->next) { /* tiers opened later copy it */
+    s->msg = fn;
+    s->msg_ud = ud;
+  }
+}
+
 const char *cdo_backends(void)
 {
   static char names[128];
@@ -532,6 +553,8 @@ struct cdo_store *cdo__store_next(struct cdo_store *s)
       n != NULL) {
     n->rest = strdup(list);
     n->tier = s->tier + 1;
+    n->msg = s->msg;
+    n->msg_ud = s->msg_ud;
     s->next = n;
   }
   free(s->rest);

@@ -76,6 +76,74 @@ static int is_hex(const char *s, size_t n)
   return s[n] == 0;
 }
 
+/* ---- damage ------------------------------------------------------------- */
+
+/*
+ * Removes name (relative to at) whatever it is, a whole tree included. Only
+ * cachedo writes under v1, so anything there that is not what cachedo puts
+ * there is damage. 0 or -errno.
+ */
+static int remove_any(int at, const char *name)
+{
+  struct dirent *e;
+  DIR *dir;
+  int fd, r = 0;
+
+  if (unlinkat(at, name, 0) == 0 || errno == ENOENT)
+    return 0;
+  if (errno != EISDIR && errno != EPERM)
+    return CDO__ERR(errno);
+  fd = openat(at, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+  if (fd < 0)
+    return errno == ENOENT ? 0 : CDO__ERR(errno);
+  dir = fdopendir(fd);
+  if (dir == NULL) {
+    close(fd);
+    return CDO__ERR(ENOMEM);
+  }
+  while ((e = readdir(dir)) != NULL) {
+    int q;
+
+    if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
+      continue;
+    q = remove_any(fd, e->d_name);
+    if (r == 0)
+      r = q;
+  }
+  closedir(dir);
+  if (unlinkat(at, name, AT_REMOVEDIR) < 0 && errno != ENOENT && r == 0)
+    r = CDO__ERR(errno);
+  return r;
+}
+
+/*
+ * Makes sure the folder sub of the root ("v1", "v1/ab") is a directory:
+ * creates it when missing, and replaces anything else found there, with a
+ * warning. 0 or -errno.
+ */
+static int ensure_dir(struct dir_store *d, const char *sub)
+{
+  struct stat st;
+  int r;
+
+  if (mkdirat(d->fd, sub, 0700) == 0)
+    return 0;
+  if (errno != EEXIST)
+    return CDO__ERR(errno);
+  if (fstatat(d->fd, sub, &st, AT_SYMLINK_NOFOLLOW) < 0)
+    return CDO__ERR(errno);
+  if (S_ISDIR(st.st_mode))
+    return 0;
+  r = remove_any(d->fd, sub);
+  if (r == 0 && mkdirat(d->fd, sub, 0700) < 0 && errno != EEXIST)
+    r = CDO__ERR(errno);
+  if (r == 0)
+    cdo__store_warn(&d->base,
+                    "removed '%s/%s', which was not a folder, and made one",
+                    d->root, sub);
+  return r;
+}
+
 /* ---- opening ------------------------------------------------------------- */
 
 static int dir_check_url(const char *rest, char *err, size_t errlen)
@@ -162,9 +230,15 @@ static const char *dir_spool_dir(struct cdo_store *s)
   return ds(s)->root;
 }
 
-/* Where lock.c keeps its one file of byte-range locks. */
+/*
+ * Where lock.c keeps its one file of byte-range locks. Asked for on a miss
+ * only, before anything is stored: v1 and v1/locks are made sure of here,
+ * which costs two mkdirat(2).
+ */
 static const char *dir_lock_dir(struct cdo_store *s)
 {
+  if (ensure_dir(ds(s), "v1") == 0)
+    ensure_dir(ds(s), "v1/locks");
   return ds(s)->locks;
 }
 
@@ -317,7 +391,7 @@ static int dir_get(struct cdo_store *s, const struct cdo__key *k,
   close(fd);
   if (r == CDO_ECORRUPT) { /* a torn or foreign file: a miss, and it goes */
     if (names_file(d->fd, rp.p, &st)) /* and not a newer put */
-      unlinkat(d->fd, rp.p, 0);
+      remove_any(d->fd, rp.p);
     return 0;
   }
   if (r < 0)
@@ -328,17 +402,17 @@ static int dir_get(struct cdo_store *s, const struct cdo__key *k,
 
 /* ---- writing ------------------------------------------------------------- */
 
-/* Creates v1 and v1/<sub> (mode 0700) as far as they are missing. */
+/*
+ * Creates v1 and v1/<sub> (mode 0700) as far as they are missing, and
+ * replaces whatever else is in their place.
+ */
 static int make_dirs(struct dir_store *d, const char *sub)
 {
   char p[64];
+  int r = ensure_dir(d, "v1");
 
   cdo__fmt(p, sizeof(p), "v1/%s", sub);
-  if (mkdirat(d->fd, "v1", 0700) < 0 && errno != EEXIST)
-    return CDO__ERR(errno);
-  if (mkdirat(d->fd, p, 0700) < 0 && errno != EEXIST)
-    return CDO__ERR(errno);
-  return 0;
+  return r < 0 ? r : ensure_dir(d, p);
 }
 
 /*
@@ -372,7 +446,8 @@ static int create_temp(struct dir_store *d, const struct cdo__key *k,
     if (fd >= 0)
       return fd;
     fd = CDO__ERR(errno);
-    if (errno == ENOENT) { /* first put in this folder, or after --clear */
+    if (errno == ENOENT || errno == ENOTDIR) { /* first put in this folder,
+                                                  after --clear, or damage */
       char sub[3] = {k->hex[0], k->hex[1], 0};
       int r = make_dirs(d, sub);
 
@@ -495,8 +570,10 @@ static int dir_put(struct cdo_store *s, const struct cdo__key *k,
     r = CDO__ERR(errno);
   if (r == 0) {
     entry_path(&name, k);
-    if (renameat(d->fd, tmp.p, d->fd, name.p) < 0)
-      r = CDO__ERR(errno);
+    if (renameat(d->fd, tmp.p, d->fd, name.p) < 0 &&
+        (errno != EISDIR || remove_any(d->fd, name.p) < 0 ||
+         renameat(d->fd, tmp.p, d->fd, name.p) < 0))
+      r = CDO__ERR(errno); /* a folder in the entry's place is removed */
   }
   if (r < 0) {
     unlinkat(d->fd, tmp.p, 0);
@@ -523,10 +600,17 @@ static int dir_del(struct cdo_store *s, const struct cdo__key *k)
 
 enum kind { ENTRY, TEMP };
 
+static int walk_fail(struct dir_store *d)
+{
+  return cdo__store_fail(&d->base, CDO__ERR(errno), "cannot read '%s/v1': %s",
+                         d->root, strerror(errno));
+}
+
 /*
  * Calls fn for every file of ours under v1: entries (64 hex digits, in the
  * folder of their first two) and temp files. at is the folder's fd. A
- * missing v1 is an empty cache. With prune, folders left empty are removed.
+ * missing v1 is an empty cache. With prune, folders left empty are removed,
+ * and so is what is not a folder in a folder's place.
  */
 static int walk(struct dir_store *d, int prune,
                 int (*fn)(struct dir_store *d, int at, const char *name,
@@ -539,11 +623,10 @@ static int walk(struct dir_store *d, int prune,
   struct dirent *de;
   int r = 0;
 
+  if (v1fd < 0 && errno == ENOTDIR && prune) /* damage: it goes */
+    return remove_any(d->fd, "v1") == 0 ? 0 : walk_fail(d);
   if (v1fd < 0)
-    return errno == ENOENT ? 0
-                           : cdo__store_fail(&d->base, CDO__ERR(errno),
-                                             "cannot read '%s/v1': %s", d->root,
-                                             strerror(errno));
+    return errno == ENOENT ? 0 : walk_fail(d);
   v1 = fdopendir(v1fd);
   if (v1 == NULL) {
     close(v1fd);
@@ -558,6 +641,8 @@ static int walk(struct dir_store *d, int prune,
       continue;
     at = openat(v1fd, de->d_name,
                 O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (at < 0 && prune && (errno == ENOTDIR || errno == ELOOP))
+      remove_any(v1fd, de->d_name); /* damage */
     if (at < 0)
       continue; /* not a folder of ours, or gone */
     sub = fdopendir(at);
@@ -620,8 +705,8 @@ static int clear_one(struct dir_store *d, int at, const char *name,
   struct footer f;
   int fd, same;
 
-  if (scope == NULL)
-    return unlink_at(d, at, name);
+  if (scope == NULL) /* whatever it is: damage goes too */
+    return remove_any(at, name) == 0 ? 0 : unlink_at(d, at, name);
   if (kind != ENTRY)
     return 0;
   fd = open_file(at, name, &st, &f);

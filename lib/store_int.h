@@ -82,6 +82,8 @@ struct cdo_store {
   struct cdo_store *answered, *lock_tier;
   unsigned char salt[32]; /* with salted: the cache's explain salt */
   int salted;
+  cdo_msg_fn msg; /* warnings; NULL: none shown */
+  void *msg_ud;
 };
 
 /*
@@ -263,6 +265,13 @@ void cdo__store_warn_down(struct cdo_store *s, cdo_msg_fn fn, void *ud);
  * it cannot `what` (e.g. "clear") s.
  */
 int cdo__store_writable(struct cdo_store *s, const char *what);
+
+/*
+ * A warning about something the backend did on its own (e.g. replaced a
+ * damaged file), through the callback of cdo_store_set_msg().
+ */
+void cdo__store_warn(struct cdo_store *s, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
 
 /* Fills s->errmsg (printf-style) and returns code. */
 int cdo__store_fail(struct cdo_store *s, int code, const char *fmt, ...)

@@ -32,6 +32,7 @@
 #include "store_int.h"
 
 #include <sodium.h>
+#include <limits.h>
 #include <sqlite3.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -48,6 +49,11 @@
 #define PENDING_MAX_AGE_MS    3600000
 #define BATCH_OPS             4096
 #define EVICT_RANGES_PER_CKPT 32
+#define NEWEST_PLAUSIBLE      255 /* a larger schema version is damage */
+
+/* Which file SQLite found damaged (struct sqlite_store's damaged). */
+#define DAMAGED_DB  1
+#define DAMAGED_BIG 2
 
 struct sqlite_store {
   struct cdo_store base;
@@ -63,6 +69,10 @@ struct sqlite_store {
   int ckpt_held;  /* maybe_checkpoint waits (sqlite_evict_older) */
   /* In a batch, the statements of a delete by key, prepared once. */
   sqlite3_stmt *del_sel, *del_doom;
+  int damaged;  /* DAMAGED_* bits: SQLite called the file damaged */
+  int replaced; /* damaged files were replaced (once per store) */
+  int clearing; /* in --clear: a newer schema version counts as damage */
+  struct stat id, big_id; /* the files db and big opened */
 };
 
 static const char schema[] =
@@ -86,9 +96,25 @@ static struct sqlite_store *sq(struct cdo_store *s)
   return (struct sqlite_store *)s;
 }
 
+/*
+ * Did SQLite fail on db because the file is damaged: corrupt, not a
+ * database, or read-only by its header although we may write to it?
+ */
+static int is_damage(sqlite3 *db)
+{
+  int rc = sqlite3_extended_errcode(db);
+  const char *f = sqlite3_db_filename(db, "main");
+
+  return (rc & 0xff) == SQLITE_CORRUPT || (rc & 0xff) == SQLITE_NOTADB ||
+         (rc == SQLITE_READONLY && f != NULL && access(f, W_OK) == 0);
+}
+
 static int db_fail(struct sqlite_store *q, sqlite3 *db, const char *what)
 {
   int rc = sqlite3_extended_errcode(db);
+
+  if (is_damage(db))
+    q->damaged |= db == q->big ? DAMAGED_BIG : DAMAGED_DB;
 
   cdo__store_fail(&q->base,
                   (rc & 0xff) == SQLITE_BUSY ? CDO__ERR(EBUSY) : CDO_EBACKEND,
@@ -154,8 +180,13 @@ static int on_wal(void *ud, sqlite3 *db, const char *name, int frames)
   return SQLITE_OK;
 }
 
-/* Opens path into *db with the settings both files share. */
-static int open_file(struct sqlite_store *q, const char *path, sqlite3 **db)
+/*
+ * Opens path into *db with the settings both files share; *id gets the
+ * file's identity, so a damaged file is replaced only while it is still
+ * the one at path.
+ */
+static int open_file(struct sqlite_store *q, const char *path, sqlite3 **db,
+                     struct stat *id)
 {
   int one = 1, rc;
   mode_t old = umask(077); /* the database and its -wal and -shm: 0600 */
@@ -167,10 +198,24 @@ static int open_file(struct sqlite_store *q, const char *path, sqlite3 **db)
   if (rc != SQLITE_OK)
     return cdo__store_fail(&q->base, CDO_EBACKEND, "%s",
                            *db ? sqlite3_errmsg(*db) : sqlite3_errstr(rc));
+  if (stat(path, id) < 0)
+    memset(id, 0, sizeof(*id));
   sqlite3_busy_timeout(*db, BUSY_MS);
   /* Each invocation opens and closes the database: keep the -wal file
    * between them rather than deleting and recreating it every time. */
   sqlite3_file_control(*db, "main", SQLITE_FCNTL_PERSIST_WAL, &one);
+  return 0;
+}
+
+/* Opens PATH into q->db. */
+static int open_db(struct sqlite_store *q)
+{
+  int r = open_file(q, q->path, &q->db, &q->id);
+
+  if (r < 0)
+    return r;
+  sqlite3_db_config(q->db, SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 1, (int *)NULL);
+  sqlite3_wal_hook(q->db, on_wal, q);
   return 0;
 }
 
@@ -204,12 +249,7 @@ static int sqlite_open(struct cdo_store *s, const char *rest)
   /* One thread, one connection at a time: no mutexes, no accounting. */
   sqlite3_config(SQLITE_CONFIG_SINGLETHREAD);
   sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
-  r = open_file(q, q->path, &q->db);
-  if (r < 0)
-    return r;
-  sqlite3_db_config(q->db, SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 1, (int *)NULL);
-  sqlite3_wal_hook(q->db, on_wal, q);
-  return 0;
+  return open_db(q);
 }
 
 static void sqlite_close(struct cdo_store *s)
@@ -258,6 +298,9 @@ static int init_schema(struct sqlite_store *q, sqlite3 *db, const char *sql,
   if (r == 0 && sqlite3_step(st) == SQLITE_ROW)
     version = sqlite3_column_int(st, 0);
   sqlite3_finalize(st);
+  if (r == 0 && version > SCHEMA_VERSION &&
+      (q->clearing || version > NEWEST_PLAUSIBLE))
+    q->damaged |= db == q->big ? DAMAGED_BIG : DAMAGED_DB;
   if (r == 0 && version > SCHEMA_VERSION)
     r = cdo__store_fail(&q->base, CDO_EBACKEND,
                         "'%s' has schema version %d, newer than this "
@@ -310,7 +353,7 @@ static int open_big(struct sqlite_store *q)
 
   if (q->big != NULL)
     return 0;
-  r = open_file(q, q->big_path, &q->big);
+  r = open_file(q, q->big_path, &q->big, &q->big_id);
   if (r == 0) {
     /* The last connection to close checkpoints and truncates the WAL. */
     sqlite3_exec(q->big, "PRAGMA journal_size_limit = 0", NULL, NULL, NULL);
@@ -394,6 +437,103 @@ static int tx_after(struct sqlite_store *q, int doomed)
   return r;
 }
 
+/* ---- damaged files ------------------------------------------------------- */
+
+/* Is path still the file id describes? */
+static int same_file(const char *path, const struct stat *id)
+{
+  struct stat now;
+
+  return id->st_ino != 0 && stat(path, &now) == 0 && now.st_ino == id->st_ino &&
+         now.st_dev == id->st_dev;
+}
+
+/* Removes path and its -wal and -shm files. */
+static void unlink_db(const char *path)
+{
+  char p[PATH_MAX];
+
+  unlink(path);
+  cdo__fmt(p, sizeof(p), "%s-wal", path);
+  unlink(p);
+  cdo__fmt(p, sizeof(p), "%s-shm", path);
+  unlink(p);
+}
+
+/*
+ * PATH was damaged: moves it to PATH.corrupt (for a person to look at),
+ * drops its WAL and PATH-big (whose bytes only PATH could find), and opens
+ * a new empty PATH. Nothing is moved when another process replaced PATH
+ * first. why is the error that showed the damage.
+ */
+static int replace_db(struct sqlite_store *q, const char *why)
+{
+  char aside[PATH_MAX];
+
+  sqlite3_finalize(q->del_sel); /* a batch's, of the old connection */
+  sqlite3_finalize(q->del_doom);
+  q->del_sel = q->del_doom = NULL;
+  sqlite3_close_v2(q->big);
+  sqlite3_close_v2(q->db);
+  q->big = q->db = NULL;
+  q->tuned = q->wal_frames = 0;
+  cdo__fmt(aside, sizeof(aside), "%s.corrupt", q->path);
+  if (same_file(q->path, &q->id)) {
+    unlink_db(aside);
+    if (rename(q->path, aside) < 0)
+      unlink(q->path);
+    unlink_db(q->path);
+    unlink_db(q->big_path);
+    cdo__store_warn(&q->base,
+                    "cache database '%s' was damaged (%s): moved it to '%s' "
+                    "and started an empty one",
+                    q->path, why, aside);
+  }
+  return open_db(q);
+}
+
+/*
+ * PATH-big was damaged: removes it (a new one is made when needed) and the
+ * rows of PATH that point into it.
+ */
+static int replace_big(struct sqlite_store *q, const char *why)
+{
+  char sql[128];
+
+  sqlite3_close_v2(q->big);
+  q->big = NULL;
+  if (same_file(q->big_path, &q->big_id)) {
+    unlink_db(q->big_path);
+    cdo__store_warn(&q->base,
+                    "cache file '%s' was damaged (%s): removed it and the "
+                    "entries larger than %llu KiB it held",
+                    q->big_path, why, (unsigned long long)(SMALL_MAX >> 10));
+  }
+  cdo__fmt(sql, sizeof(sql),
+           "DELETE FROM entry WHERE size > %llu; DELETE FROM pending",
+           (unsigned long long)SMALL_MAX);
+  sqlite3_exec(q->db, sql, NULL, NULL, NULL); /* else reads drop them */
+  return 0;
+}
+
+/*
+ * After a failure: replaces the files SQLite found damaged, once per
+ * store. Returns 1 when it did (the caller tries again), else 0.
+ */
+static int repaired(struct sqlite_store *q)
+{
+  char why[256];
+  int r;
+
+  if (q->damaged == 0 || q->replaced)
+    return 0;
+  q->replaced = 1;
+  cdo__fmt(why, sizeof(why), "%s", q->base.errmsg);
+  r = q->damaged & DAMAGED_DB ? replace_db(q, why) : replace_big(q, why);
+  q->damaged = 0;
+  return r == 0;
+}
+
 /* ---- reading ------------------------------------------------------------- */
 
 /*
@@ -413,6 +553,17 @@ struct big_reader {
   int in_tx;          /* the read transaction is ours */
 };
 
+/*
+ * A failed read of a big entry: on a damaged file the entry is corrupt, so
+ * the front end drops it, and its del replaces the file.
+ */
+static int big_fail(struct big_reader *br, const char *what)
+{
+  int r = db_fail(br->q, br->q->big, what);
+
+  return br->q->damaged ? CDO_ECORRUPT : r;
+}
+
 /* Reads row i into br->buf, checking that it is there and whole. */
 static int big_load(struct big_reader *br, uint64_t i, uint64_t size)
 {
@@ -424,7 +575,7 @@ static int big_load(struct big_reader *br, uint64_t i, uint64_t size)
   br->cur = UINT64_MAX;
   if (!br->in_tx && sqlite3_get_autocommit(db)) {
     if (sqlite3_exec(db, "BEGIN", NULL, NULL, NULL) != SQLITE_OK)
-      return db_fail(br->q, db, "cannot read the cache");
+      return big_fail(br, "cannot read the cache");
     br->in_tx = 1;
   }
   if (br->h == NULL)
@@ -434,11 +585,11 @@ static int big_load(struct big_reader *br, uint64_t i, uint64_t size)
   if (rc == SQLITE_ERROR)
     return CDO_ECORRUPT; /* no such row */
   if (rc != SQLITE_OK)
-    return db_fail(br->q, db, "cannot read the cache");
+    return big_fail(br, "cannot read the cache");
   if ((uint64_t)sqlite3_blob_bytes(br->h) != want)
     return CDO_ECORRUPT;
   if (sqlite3_blob_read(br->h, br->buf, (int)want, 0) != SQLITE_OK)
-    return db_fail(br->q, db, "cannot read the cache");
+    return big_fail(br, "cannot read the cache");
   br->len = (size_t)want;
   br->cur = i;
   return 0;
@@ -530,8 +681,8 @@ static int big_blob(struct sqlite_store *q, sqlite3_int64 blob, uint64_t size,
   return 0;
 }
 
-static int sqlite_get(struct cdo_store *s, const struct cdo__key *k,
-                      struct cdo__blob **out)
+static int do_get(struct cdo_store *s, const struct cdo__key *k,
+                  struct cdo__blob **out)
 {
   struct sqlite_store *q = sq(s);
   sqlite3_stmt *st = NULL;
@@ -731,9 +882,8 @@ static int publish(struct sqlite_store *q, const struct cdo__key *k,
   return r;
 }
 
-static int sqlite_put(struct cdo_store *s, const struct cdo__key *k,
-                      const struct cdo__src *src,
-                      const struct cdo__put_info *info)
+static int do_put(struct cdo_store *s, const struct cdo__key *k,
+                  const struct cdo__src *src, const struct cdo__put_info *info)
 {
   struct sqlite_store *q = sq(s);
   uint64_t size = cdo__src_size(src);
@@ -865,12 +1015,12 @@ static int delete_where(struct sqlite_store *q, const char *where,
   return tx_after(q, doomed);
 }
 
-static int sqlite_del(struct cdo_store *s, const struct cdo__key *k)
+static int do_del(struct cdo_store *s, const struct cdo__key *k)
 {
   return delete_where(sq(s), "key = ?1", k->hash, 32, NULL, NULL);
 }
 
-static int sqlite_clear(struct cdo_store *s, const char *scope)
+static int do_clear(struct cdo_store *s, const char *scope)
 {
   struct sqlite_store *q = sq(s);
   struct stat st;
@@ -890,7 +1040,7 @@ static int sqlite_clear(struct cdo_store *s, const char *scope)
   return r;
 }
 
-static int sqlite_gc(struct cdo_store *s, int64_t now_ms, uint64_t *removed)
+static int do_gc(struct cdo_store *s, int64_t now_ms, uint64_t *removed)
 {
   struct sqlite_store *q = sq(s);
   sqlite3_int64 now = now_ms;
@@ -1043,7 +1193,7 @@ static int list_page(struct sqlite_store *q, struct list_page *pg, int first)
  * is open while fn runs, so fn may delete entries (eviction does), and
  * memory stays a page's whatever the number of entries.
  */
-static int sqlite_list(struct cdo_store *s, cdo_list_fn fn, void *ud)
+static int do_list(struct cdo_store *s, cdo_list_fn fn, void *ud)
 {
   struct sqlite_store *q = sq(s);
   struct list_page *pg = calloc(1, sizeof(*pg));
@@ -1069,7 +1219,7 @@ static int sqlite_list(struct cdo_store *s, cdo_list_fn fn, void *ud)
   return r;
 }
 
-static int sqlite_stats(struct cdo_store *s, struct cdo_stats *stats)
+static int do_stats(struct cdo_store *s, struct cdo_stats *stats)
 {
   struct sqlite_store *q = sq(s);
   sqlite3_stmt *st = NULL;
@@ -1115,6 +1265,68 @@ static int sqlite_batch(struct cdo_store *s, int on)
 static const char *sqlite_local_path(struct cdo_store *s)
 {
   return sq(s)->path;
+}
+
+/* ---- the members: each tries once more after replacing damaged files --- */
+
+static int sqlite_get(struct cdo_store *s, const struct cdo__key *k,
+                      struct cdo__blob **out)
+{
+  int r = do_get(s, k, out);
+
+  return r < 0 && repaired(sq(s)) ? do_get(s, k, out) : r;
+}
+
+static int sqlite_put(struct cdo_store *s, const struct cdo__key *k,
+                      const struct cdo__src *src,
+                      const struct cdo__put_info *info)
+{
+  int r = do_put(s, k, src, info);
+
+  return r < 0 && repaired(sq(s)) ? do_put(s, k, src, info) : r;
+}
+
+static int sqlite_del(struct cdo_store *s, const struct cdo__key *k)
+{
+  int r;
+
+  repaired(sq(s)); /* reading the entry may have found the damage */
+  r = do_del(s, k);
+  return r < 0 && repaired(sq(s)) ? do_del(s, k) : r;
+}
+
+/* Whatever state the files are in, --clear leaves an empty cache. */
+static int sqlite_clear(struct cdo_store *s, const char *scope)
+{
+  int r;
+
+  sq(s)->clearing = 1;
+  r = do_clear(s, scope);
+  if (r < 0 && repaired(sq(s)))
+    r = do_clear(s, scope);
+  sq(s)->clearing = 0;
+  return r;
+}
+
+static int sqlite_gc(struct cdo_store *s, int64_t now_ms, uint64_t *removed)
+{
+  int r = do_gc(s, now_ms, removed);
+
+  return r < 0 && repaired(sq(s)) ? do_gc(s, now_ms, removed) : r;
+}
+
+static int sqlite_list(struct cdo_store *s, cdo_list_fn fn, void *ud)
+{
+  int r = do_list(s, fn, ud);
+
+  return r < 0 && repaired(sq(s)) ? do_list(s, fn, ud) : r;
+}
+
+static int sqlite_stats(struct cdo_store *s, struct cdo_stats *st)
+{
+  int r = do_stats(s, st);
+
+  return r < 0 && repaired(sq(s)) ? do_stats(s, st) : r;
 }
 
 static const struct cdo__store_files sqlite_files = {
