@@ -40,8 +40,9 @@ void cdo__store_warn(struct cdo_store *s, const char *fmt, ...)
 
   if (s->msg == NULL)
     return;
+  memcpy(msg, "warning: ", 9);
   va_start(ap, fmt);
-  vsnprintf(msg, sizeof(msg), fmt, ap);
+  vsnprintf(msg + 9, sizeof(msg) - 9, fmt, ap);
   va_end(ap);
   s->msg(s->msg_ud, 0, msg);
 }

@@ -12,9 +12,16 @@ test_expect_success 'a directory where the database file should be' '
 	expect_fail_open isdir --cache "sqlite:$PWD/isdir.db"
 '
 
-test_expect_success 'a file of garbage where the database should be' '
+test_expect_success 'a file of garbage where the database should be: moved aside, once' '
 	head -c 65536 /dev/zero | tr "\0" G >garbage.db &&
-	expect_fail_open garbage --cache "sqlite:$PWD/garbage.db"
+	expect_status 3 cachedo --cache "sqlite:$PWD/garbage.db" counted garbage \
+		sh -c "echo out; echo err >&2; exit 3" >out 2>err &&
+	expect_eq out "$(cat out)" && expect_grep -x err err && expect_lines 2 err &&
+	expect_grep "^cachedo: warning: .*garbage.db.* was damaged" err &&
+	test -f garbage.db.corrupt &&
+	expect_status 3 cachedo --cache "sqlite:$PWD/garbage.db" counted garbage \
+		sh -c "echo out; echo err >&2; exit 3" >out 2>err &&
+	expect_lines 1 err && expect_count garbage 1
 '
 
 test_expect_success 'CACHEDO_CACHE pointing somewhere unwritable' '
