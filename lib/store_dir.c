@@ -7,7 +7,8 @@
  *
  *   v1/ab/abcdef...          an entry, named by its 64-hex-digit key, in the
  *                            folder named by the key's first two digits
- *   v1/ab/.tmp-0123...       a put in progress (16 random hex digits)
+ *   v1/ab/.tmp-0123...       a put in progress (16 random hex digits),
+ *                            flock(2)ed by its writer while it lives
  *   v1/locks/cachedo.lock    single-flight byte-range locks (lock.c)
  *   cachedo-usage, ...       the front end's usage counters (usage.c)
  *
@@ -35,6 +36,7 @@
 #define SMALL_MAX      (64 * 1024) /* entries read into memory in one read(2) */
 #define COPY_BUF       (256 * 1024)
 #define TEMP_MAX_AGE_S 3600 /* --gc: older temp and lock files are dead */
+#define TEMP_MIN_AGE_S 1    /* --gc: an unlocked temp file this old is dead */
 #define TEMP_PREFIX    ".tmp-"
 #define TEMP_HEX       16
 
@@ -443,8 +445,10 @@ static int create_temp(struct dir_store *d, const struct cdo__key *k,
     cdo__fmt(rp->p, sizeof(rp->p), "v1/%.2s/" TEMP_PREFIX "%s", k->hex, name);
     fd = openat(d->fd, rp->p,
                 O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
-    if (fd >= 0)
+    if (fd >= 0) {
+      flock(fd, LOCK_EX | LOCK_NB); /* held until closed: --gc sees we live */
       return fd;
+    }
     fd = CDO__ERR(errno);
     if (errno == ENOENT || errno == ENOTDIR) { /* first put in this folder,
                                                   after --clear, or damage */
@@ -722,6 +726,30 @@ static int dir_clear(struct cdo_store *s, const char *scope)
   return walk(ds(s), scope == NULL, clear_one, (void *)scope);
 }
 
+/*
+ * Is the temp file name (relative to at) a dead writer's? A live writer
+ * holds its flock; one that has just created the file and not yet locked
+ * it is given TEMP_MIN_AGE_S; and any temp file of an hour is dead.
+ */
+static int temp_dead(int at, const char *name, int64_t now_ms)
+{
+  struct stat st;
+  int fd, dead;
+
+  if (fstatat(at, name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+    return 0;
+  if (st.st_mtime < now_ms / 1000 - TEMP_MAX_AGE_S)
+    return 1;
+  if (st.st_mtime > now_ms / 1000 - TEMP_MIN_AGE_S - 1)
+    return 0;
+  fd = openat(at, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
+  if (fd < 0)
+    return 0;
+  dead = flock(fd, LOCK_EX | LOCK_NB) == 0;
+  close(fd);
+  return dead;
+}
+
 struct gc_state {
   int64_t now_ms;
   uint64_t removed;
@@ -735,13 +763,8 @@ static int gc_one(struct dir_store *d, int at, const char *name, enum kind kind,
   struct footer f;
   int fd, r;
 
-  if (kind == TEMP) {
-    /* A writer's temp file this old belongs to a writer that died. */
-    if (fstatat(at, name, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
-        st.st_mtime < g->now_ms / 1000 - TEMP_MAX_AGE_S)
-      return unlink_at(d, at, name);
-    return 0;
-  }
+  if (kind == TEMP)
+    return temp_dead(at, name, g->now_ms) ? unlink_at(d, at, name) : 0;
   /* Not due by its time (see mtime_is_expiry): not even opened. */
   if (fstatat(at, name, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG(st.st_mode) &&
       (int64_t)st.st_mtim.tv_sec * 1000 + st.st_mtim.tv_nsec / 1000000 >

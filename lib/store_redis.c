@@ -6,8 +6,10 @@
  *
  * Keys (P = "cachedo:v1:" SCOPE ":" HEXKEY, SCOPE empty without --scope):
  *   P              the entry's bytes, expiring (PX) at the writer's TTL
- *   P ":tmp:" T    an entry of writer T being written in pieces, renamed
- *                  to P when whole; it expires on its own if T dies
+ *   P ":tmp:" T ":" ID  an entry of writer T (a random token; ID its
+ *                  connection's CLIENT ID) being written in pieces, renamed
+ *                  to P when whole; it expires on its own if T dies, and
+ *                  --gc removes it once connection ID is gone
  *   P ":lock"      the single-flight lock: a random token, SET NX PX; its
  *                  owner deletes it and PUBLISHes on the channel P ":lock"
  *   "cachedo:v1:stats"  a hash of usage counters shared by every client
@@ -654,6 +656,19 @@ static const char publish_lua[] =
     "redis.call('RENAME', KEYS[1], KEYS[2]) "
     "redis.call('PEXPIRE', KEYS[2], ARGV[1]) return 1";
 
+/* The CLIENT ID of r->c, asked once; 0 when the server does not say. */
+static long long client_id(struct redis_store *r)
+{
+  if (r->client_id == 0) {
+    redisReply *id = command(r, "CLIENT ID");
+
+    if (id != NULL && id->type == REDIS_REPLY_INTEGER)
+      r->client_id = id->integer;
+    freeReplyObject(id);
+  }
+  return r->client_id;
+}
+
 static int put_large(struct redis_store *r, const char *name,
                      const struct cdo__src *src, long long px)
 {
@@ -667,7 +682,7 @@ static int put_large(struct redis_store *r, const char *name,
     return CDO__ERR(ENOMEM);
   randombytes_buf(token, sizeof(token));
   sodium_bin2hex(hex, sizeof(hex), token, sizeof(token));
-  cdo__fmt(tmp, sizeof(tmp), "%s:tmp:%s", name, hex);
+  cdo__fmt(tmp, sizeof(tmp), "%s:tmp:%s:%lld", name, hex, client_id(r));
   while (rc == 0 && off < size) {
     size_t n = size - off < PIECE ? (size_t)(size - off) : PIECE;
 
@@ -1210,12 +1225,42 @@ static int redis_list(struct cdo_store *s, cdo_list_fn fn, void *ud)
   return rc;
 }
 
+/* Unlinks the temp keys among keys whose writer's connection is gone. */
+static int unlink_dead_temps(struct redis_store *r, redisReply **keys, size_t n,
+                             void *ud)
+{
+  size_t i;
+
+  (void)ud;
+  for (i = 0; i < n && !r->base.failed; i++) {
+    const char *colon;
+    long long id;
+    redisReply *cl;
+
+    if (keys[i]->type != REDIS_REPLY_STRING ||
+        strstr(keys[i]->str, ":tmp:") == NULL)
+      continue;
+    colon = strrchr(keys[i]->str, ':');
+    id = strtoll(colon + 1, NULL, 10);
+    if (id <= 0)
+      continue; /* no writer named: it expires on its own */
+    cl = command(r, "CLIENT LIST ID %lld", id);
+    if (cl != NULL && cl->type == REDIS_REPLY_STRING && cl->len == 0)
+      freeReplyObject(command(r, "UNLINK %b", keys[i]->str, keys[i]->len));
+    freeReplyObject(cl);
+  }
+  return r->base.failed ? no_reply(r) : 0;
+}
+
+/*
+ * The server expires entries, and dead writers' temp keys after their
+ * lease; --gc removes those at once whose writer's connection is gone.
+ */
 static int redis_gc(struct cdo_store *s, int64_t now_ms, uint64_t *removed)
 {
-  (void)s;
   (void)now_ms;
-  *removed = 0; /* the server expires entries and dead writers' temp keys */
-  return 0;
+  *removed = 0;
+  return scan(rs(s), PREFIX "*:tmp:*", unlink_dead_temps, NULL);
 }
 
 /* ---- single-flight ------------------------------------------------------- */
@@ -1327,16 +1372,9 @@ static int redis_lock(struct cdo_store *s, const struct cdo__key *k,
     free(name);
     return CDO__ERR(ENOMEM);
   }
-  if (r->client_id == 0) {
-    redisReply *id = command(r, "CLIENT ID");
-
-    if (id != NULL && id->type == REDIS_REPLY_INTEGER)
-      r->client_id = id->integer;
-    freeReplyObject(id);
-  }
   randombytes_buf(token, sizeof(token));
   sodium_bin2hex(l->token, 33, token, sizeof(token));
-  cdo__fmt(l->token + 32, sizeof(l->token) - 32, ":%lld", r->client_id);
+  cdo__fmt(l->token + 32, sizeof(l->token) - 32, ":%lld", client_id(r));
   for (;;) {
     redisReply *rep =
         command(r, "SET %s %s NX PX %d", name, l->token, LOCK_LEASE_MS);

@@ -23,7 +23,9 @@
  * transaction of PATH that points entry.key at it. A reader sees a whole old
  * or a whole new entry. A replaced or deleted big blob is marked doomed in
  * the same transaction and its rows are deleted right after; a writer that
- * dies leaves a pending blob, which --gc removes.
+ * dies leaves a pending blob, which --gc removes. A writer holds flock(2)
+ * LOCK_SH on the empty file PATH-writers while its blob is pending: --gc,
+ * when it gets LOCK_EX at once, knows every pending blob is a dead one.
  *
  * PATH's WAL is not checkpointed when a connection closes, which would cost
  * two fsyncs on every miss: a writer truncates it once it holds WAL_FRAMES
@@ -33,7 +35,9 @@
 
 #include <sodium.h>
 #include <limits.h>
+#include <fcntl.h>
 #include <sqlite3.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -69,9 +73,10 @@ struct sqlite_store {
   int ckpt_held;  /* maybe_checkpoint waits (sqlite_evict_older) */
   /* In a batch, the statements of a delete by key, prepared once. */
   sqlite3_stmt *del_sel, *del_doom;
-  int damaged;  /* DAMAGED_* bits: SQLite called the file damaged */
-  int replaced; /* damaged files were replaced (once per store) */
-  int clearing; /* in --clear: a newer schema version counts as damage */
+  int damaged;    /* DAMAGED_* bits: SQLite called the file damaged */
+  int replaced;   /* damaged files were replaced (once per store) */
+  int clearing;   /* in --clear: a newer schema version counts as damage */
+  int writers_fd; /* PATH-writers, once needed; -1 before */
   struct stat id, big_id; /* the files db and big opened */
 };
 
@@ -226,6 +231,7 @@ static int sqlite_open(struct cdo_store *s, const char *rest)
   char *dir, *slash;
   int r;
 
+  q->writers_fd = -1;
   q->path = strdup(rest);
   q->big_path = malloc(n + sizeof("-big"));
   dir = strdup(rest);
@@ -260,6 +266,8 @@ static void sqlite_close(struct cdo_store *s)
   sqlite3_finalize(q->del_doom);
   sqlite3_close_v2(q->big);
   sqlite3_close_v2(q->db);
+  if (q->writers_fd >= 0)
+    close(q->writers_fd);
   free(q->path);
   free(q->big_path);
 }
@@ -722,6 +730,33 @@ static int do_get(struct cdo_store *s, const struct cdo__key *k,
 
 /* ---- writing ------------------------------------------------------------- */
 
+/*
+ * flock(2) on PATH-writers (see the top): how is LOCK_SH (a writer, which
+ * waits for a --gc at work), LOCK_EX | LOCK_NB (--gc) or LOCK_UN. 0 when
+ * done, else -1.
+ */
+static int writers_lock(struct sqlite_store *q, int how)
+{
+  char p[PATH_MAX];
+  int r;
+
+  if (q->writers_fd < 0 && how != LOCK_UN) {
+    cdo__fmt(p, sizeof(p), "%s-writers", q->path);
+    q->writers_fd = open(p, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
+    if (q->writers_fd >= 0 && q->writers_fd <= 2) { /* not a stdio slot */
+      int fd = fcntl(q->writers_fd, F_DUPFD_CLOEXEC, 3);
+
+      close(q->writers_fd);
+      q->writers_fd = fd;
+    }
+  }
+  if (q->writers_fd < 0)
+    return -1;
+  while ((r = flock(q->writers_fd, how)) < 0 && errno == EINTR)
+    ;
+  return r;
+}
+
 /* Deletes blob's rows from PATH-big. */
 static int big_delete(struct sqlite_store *q, sqlite3_int64 blob)
 {
@@ -904,6 +939,7 @@ static int do_put(struct cdo_store *s, const struct cdo__key *k,
     randombytes_buf(&blob, sizeof(blob));
     blob &= ((sqlite3_int64)1 << (63 - ROW_BITS)) - 1;
     /* Announce the blob so --gc can tell a dead writer from a live one. */
+    writers_lock(q, LOCK_SH);
     r = prepare(q, q->db, "INSERT INTO pending(blob, started) VALUES(?1, ?2)",
                 &st);
     if (r == 0) {
@@ -934,8 +970,11 @@ static int do_put(struct cdo_store *s, const struct cdo__key *k,
       sqlite3_step(st);
       sqlite3_finalize(st);
     }
-    return r;
   }
+  if (big)
+    writers_lock(q, LOCK_UN);
+  if (r < 0)
+    return r;
   tx_after(q, doomed); /* failing here leaves the work to --gc */
   return 0;
 }
@@ -1047,9 +1086,15 @@ static int do_gc(struct cdo_store *s, int64_t now_ms, uint64_t *removed)
   int r;
 
   r = delete_where(q, "expires <= ?1", &now, 8, removed, NULL);
-  /* Doomed blobs, and those of writers that died (pending for an hour). */
-  if (r == 0)
-    r = purge(q, now_ms - PENDING_MAX_AGE_MS, NULL);
+  /* Doomed blobs, and those of writers that died: every pending one when
+   * no writer is at work, else those pending for an hour. */
+  if (r == 0) {
+    int alone = writers_lock(q, LOCK_EX | LOCK_NB) == 0;
+
+    r = purge(q, alone ? INT64_MAX : now_ms - PENDING_MAX_AGE_MS, NULL);
+    if (alone)
+      writers_lock(q, LOCK_UN);
+  }
   return r;
 }
 
