@@ -101,6 +101,14 @@ static struct sqlite_store *sq(struct cdo_store *s)
   return (struct sqlite_store *)s;
 }
 
+/* Did the last statement fail for want of a table or column? */
+static int schema_missing(sqlite3 *db)
+{
+  return sqlite3_errcode(db) == SQLITE_ERROR &&
+         (strstr(sqlite3_errmsg(db), "no such table") != NULL ||
+          strstr(sqlite3_errmsg(db), "no such column") != NULL);
+}
+
 /*
  * Did SQLite fail on db because the file is damaged: corrupt, not a
  * database, or read-only by its header although we may write to it?
@@ -118,7 +126,9 @@ static int db_fail(struct sqlite_store *q, sqlite3 *db, const char *what)
 {
   int rc = sqlite3_extended_errcode(db);
 
-  if (is_damage(db))
+  /* A table missing after ensure_schema: the file is not what its schema
+   * version says (e.g. PATH and PATH-big swapped). */
+  if (is_damage(db) || schema_missing(db))
     q->damaged |= db == q->big ? DAMAGED_BIG : DAMAGED_DB;
 
   cdo__store_fail(&q->base,
@@ -155,14 +165,6 @@ static void rollback(sqlite3 *db)
 {
   if (db != NULL && !sqlite3_get_autocommit(db))
     sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
-}
-
-/* Did the last statement fail for want of a table or column? */
-static int schema_missing(sqlite3 *db)
-{
-  return sqlite3_errcode(db) == SQLITE_ERROR &&
-         (strstr(sqlite3_errmsg(db), "no such table") != NULL ||
-          strstr(sqlite3_errmsg(db), "no such column") != NULL);
 }
 
 static int sqlite_check(const char *rest, char *err, size_t errlen)

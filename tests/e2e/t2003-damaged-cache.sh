@@ -110,6 +110,18 @@ c.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()' "$db"
 		expect_count bigj 2
 	'
 
+	test_expect_success 'PATH and PATH-big swapped: replaced, then store and hit' '
+		cachedo --clear &&
+		cachedo counted swap sh -c "$big_gen" >/dev/null && checkpoint &&
+		python3 -c "import sqlite3, sys
+sqlite3.connect(sys.argv[1]).execute(\"PRAGMA wal_checkpoint(TRUNCATE)\").fetchall()" "$db-big" &&
+		mv "$db" "$TMP/swap" && mv "$db-big" "$db" && mv "$TMP/swap" "$db-big" &&
+		rm -f "$db-wal" "$db-shm" "$db-big-wal" "$db-big-shm" &&
+		heals swap2 &&
+		cachedo counted swap sh -c "$big_gen" >got &&
+		expect_cmp "$TMP/big.expect" got
+	'
+
 	test_expect_success '--clear of a junk PATH and PATH-big leaves a working cache' '
 		cachedo counted clr1 sh -c "$big_gen" >/dev/null &&
 		head -c 20000 /dev/urandom >"$db" &&
