@@ -247,15 +247,20 @@ static void sqlite_big_rows_go_with_their_entry(void **state)
   unit_entry_release(&c);
 }
 
-/* --gc removes the rows of a writer that died an hour ago, not a live one's. */
+/*
+ * --gc removes the rows of a writer that died an hour ago, not those of one
+ * that may live (it holds PATH-writers); once no writer holds that file,
+ * every pending blob is a dead writer's and goes.
+ */
 static void sqlite_gc_removes_abandoned_rows(void **state)
 {
   struct suite *su = begin(state);
   struct unit_entry e;
   struct cdo__key k;
-  char big_db[4300], sql[256];
+  char big_db[4300], sql[256], writers[4300];
   uint64_t removed = 0;
   int64_t now = cdo__now_ms();
+  int fd;
 
   big_path(su, big_db, sizeof(big_db));
   make_key(&k, "big");
@@ -266,12 +271,20 @@ static void sqlite_gc_removes_abandoned_rows(void **state)
   cdo__fmt(sql, sizeof(sql), "INSERT INTO pending VALUES(7, %lld), (8, %lld)",
            (long long)(now - 7200 * SEC), (long long)(now - 60 * SEC));
   sql_exec(db_path(su), sql);
+  cdo__fmt(writers, sizeof(writers), "%s-writers", db_path(su));
+  fd = open(writers, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+  assert_true(fd >= 0);
+  assert_int_equal(flock(fd, LOCK_SH), 0); /* a writer at work */
   unit_ok(cdo_store_gc(su->store, &removed));
   assert_int_equal(
       sql_int(big_db, "SELECT count(*) FROM chunk WHERE id / 65536 = 7"), 0);
   assert_int_equal(
       sql_int(big_db, "SELECT count(*) FROM chunk WHERE id / 65536 = 8"), 1);
   assert_int_equal(sql_int(db_path(su), "SELECT blob FROM pending"), 8);
+  close(fd); /* no writer left */
+  unit_ok(cdo_store_gc(su->store, &removed));
+  assert_int_equal(sql_int(big_db, "SELECT count(*) FROM chunk"), rows_of(&e));
+  assert_int_equal(sql_int(db_path(su), "SELECT count(*) FROM pending"), 0);
   assert_fresh(su, &k, &e);
   unit_entry_release(&e);
 }

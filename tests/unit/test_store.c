@@ -11,7 +11,9 @@
 #include "store_int.h"
 #include "unit.h"
 
+#include <fcntl.h>
 #include <signal.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
