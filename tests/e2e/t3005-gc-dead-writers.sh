@@ -65,18 +65,19 @@ test_expect_success 'a dead writer'"'"'s leftover goes with --gc at once' '
 '
 
 if [ "$test_backend" = redis ]; then
+	subscribed () { redis_cli CLIENT LIST | grep -q "cmd=subscribe"; }
 	test_expect_success 'a live writer'"'"'s temp key stays' '
 		# A connection that lives while --gc runs holds the key.
-		mkfifo fifo &&
-		{ sleep 30 >fifo & } &&
-		redis-cli -s "$REDIS_SOCK" <fifo >cli.out &
-		wait_until test "$(redis_cli CLIENT LIST | wc -l)" -ge 2 &&
-		id=$(redis_cli CLIENT LIST | grep -v "cmd=client" | sed -n "s/^id=\([0-9]*\) .*/\1/p" | head -n 1) &&
+		redis-cli -s "$REDIS_SOCK" SUBSCRIBE t3005 >/dev/null &
+		sub=$! &&
+		wait_until subscribed &&
+		id=$(redis_cli CLIENT LIST | sed -n "s/^id=\([0-9]*\) .*cmd=subscribe.*/\1/p") &&
 		test -n "$id" &&
 		redis_cli SET "$temp:$id" partial PX 60000 >/dev/null &&
 		expect_status 0 cachedo --gc >out &&
 		expect_eq 1 "$(redis_cli EXISTS "$temp:$id")" &&
-		redis_cli CLIENT KILL ID "$id" >/dev/null &&
+		kill $sub && wait $sub || : &&
+		wait_until test -z "$(redis_cli CLIENT LIST ID $id)" &&
 		expect_status 0 cachedo --gc >out &&
 		expect_eq 0 "$(redis_cli EXISTS "$temp:$id")"
 	'
