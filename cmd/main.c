@@ -239,8 +239,8 @@ struct cli {
     const char *name;  /* the setting, also its long option's name */
     const char *value; /* NULL for a flag */
     char short_name;   /* a short option as given, or 0 (a long one) */
-  } * sets;            /* as many as there are arguments */
-  int nset;
+  } * sets;            /* nset of them, room for cap */
+  int nset, cap;
 };
 
 #define NOPTIONS (sizeof(options) / sizeof(options[0]))
@@ -348,8 +348,20 @@ static int take(struct cli *cli, const struct option *o, const char *value,
     if (cli->mode != M_HELP && cli->mode != M_VERSION)
       cli->mode = (enum mode)o->mode;
   } else {
-    struct cli_set *st = &cli->sets[cli->nset++];
+    struct cli_set *st;
 
+    if (cli->nset == cli->cap) { /* -vq: an argument can hold several */
+      int cap = cli->cap ? 2 * cli->cap : 16;
+      struct cli_set *sets = realloc(cli->sets, (size_t)cap * sizeof(*sets));
+
+      if (sets == NULL) {
+        say("out of memory");
+        return -1;
+      }
+      cli->sets = sets;
+      cli->cap = cap;
+    }
+    st = &cli->sets[cli->nset++];
     st->name = o->name;
     st->value = value;
     st->short_name = short_name;
@@ -444,11 +456,6 @@ static int parse_args(struct cli *cli, int argc, char **argv)
 {
   int i;
 
-  cli->sets = calloc((size_t)argc, sizeof(*cli->sets));
-  if (cli->sets == NULL) {
-    say("out of memory");
-    return -1;
-  }
   for (i = 1; i < argc; i++) {
     const char *a = argv[i];
 

@@ -174,4 +174,12 @@ test_expect_success 'option parsing stops at the first non-option' '
 	expect_eq --help "$(cat out)"
 '
 
+# Found by the command-line fuzz target: each letter of a bundle is a
+# setting of its own (a heap overflow under ASan before).
+test_expect_success 'a bundle of many short flags in one argument' '
+	expect_status 0 cachedo -vvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvq counted bundle >out 2>err &&
+	expect_eq "bundle run 1" "$(cat out)" &&
+	expect_no_grep -i "sanitizer\|runtime error" err
+'
+
 test_done
