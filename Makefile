@@ -3,6 +3,9 @@
 #        BASHCOMPDIR ZSHCOMPDIR FISHCOMPDIR FISH_VENDORDIR (completions)
 #        SANITIZE=address,undefined  STATIC=0 (a dynamic executable)
 #        STATIC_DEPS=0 (link the libraries dynamically too)
+#        FUZZ_TIME=30 (seconds per target of `make fuzz`), FUZZ_CC=clang
+#        CAMPAIGN_SEED CAMPAIGN_KILLS CAMPAIGN_LARGE CAMPAIGN_DAMAGES
+#        (the crash and corruption campaigns of `make test`)
 
 PREFIX ?= /usr/local
 BINDIR ?= $(PREFIX)/bin
@@ -114,13 +117,55 @@ $(O)/.flags: FORCE
 	@echo '$(CC) $(ALL_CFLAGS) $(ALL_LDFLAGS) $(DEP_LIBS)' | cmp -s - $@ || \
 		echo '$(CC) $(ALL_CFLAGS) $(ALL_LDFLAGS) $(DEP_LIBS)' > $@
 
+# Fuzz targets (tests/fuzz/fuzz_*.c), built with clang's libFuzzer, ASan
+# and UBSan over their own build of the library; `make fuzz` runs each for
+# FUZZ_TIME seconds from its seed corpus (tests/fuzz/corpus/TARGET/, never
+# written: new inputs go under $(FUZZ_O)/corpus/). A finding stops the run
+# and leaves the input in $(FUZZ_O)/.
+FUZZ_CC ?= clang
+FUZZ_TIME ?= 30
+FUZZ_O = $(O)/fuzz
+FUZZ_SRC = $(wildcard tests/fuzz/fuzz_*.c)
+FUZZ_BIN = $(FUZZ_SRC:tests/fuzz/%.c=$(FUZZ_O)/%)
+
+fuzz-build:
+	$(Q)$(MAKE) --no-print-directory O=$(FUZZ_O)/lib CC=$(FUZZ_CC) \
+		SANITIZE=fuzzer-no-link,address,undefined $(FUZZ_O)/lib/libcachedo.a
+	$(Q)$(MAKE) --no-print-directory fuzz-bins
+
+fuzz-bins: $(FUZZ_BIN)
+	@:
+
+$(FUZZ_O)/fuzz_%: tests/fuzz/fuzz_%.c tests/fuzz/fuzz.h $(FUZZ_O)/lib/libcachedo.a
+	$(QLD)$(FUZZ_CC) $(CFLAGS) -std=c11 -D_GNU_SOURCE $(WARNINGS) -Wno-missing-prototypes \
+		-fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
+		-fno-omit-frame-pointer $(DEP_CFLAGS) -Ilib -o $@ $< \
+		$(FUZZ_O)/lib/libcachedo.a $(DEP_LIBS)
+
+$(FUZZ_O)/fuzz_cli: cmd/main.c lib/cachedo.h
+$(FUZZ_O)/fuzz_entry: lib/entry.h lib/cdo_int.h
+
+fuzz: fuzz-build
+	$(Q)for t in $(FUZZ_BIN); do \
+		n=$${t##*/fuzz_}; \
+		mkdir -p $(FUZZ_O)/corpus/$$n && \
+		echo "  FUZZ    $$n ($(FUZZ_TIME) s)" && \
+		$$t -max_total_time=$(FUZZ_TIME) -timeout=10 -rss_limit_mb=2048 \
+			-max_len=65536 -print_final_stats=1 -close_fd_mask=1 \
+			-artifact_prefix=$(FUZZ_O)/$$n- $(FUZZ_O)/corpus/$$n \
+			tests/fuzz/corpus/$$n >$(FUZZ_O)/$$n.log 2>&1 || \
+			{ tail -n 60 $(FUZZ_O)/$$n.log; echo "fuzz $$n: FAILED (log: $(FUZZ_O)/$$n.log)"; exit 1; }; \
+		grep -E '^stat::number_of_executed_units|^Done' $(FUZZ_O)/$$n.log | \
+			sed "s/^/    $$n: /"; \
+	done
+
 deps:
 	@if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
 	$$SUDO apt-get update -q && \
 	DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q \
 		build-essential pkg-config libuv1-dev libsqlite3-dev libsodium-dev \
 		libcmocka-dev libhiredis-dev redis-server time \
-		bash-completion zsh fish man-db python3
+		bash-completion zsh fish man-db python3 clang libclang-rt-14-dev
 
 test: all $(UNIT_BIN)
 	$(Q)CACHEDO=$(CURDIR)/$(O)/cachedo CACHEDO_TEST_SANITIZE=$(SANITIZE) sh tests/run.sh \
@@ -155,15 +200,15 @@ uninstall:
 		$(if $(FISH_EXTRA),$(DESTDIR)$(FISH_EXTRA)/cachedo.fish)
 
 format:
-	clang-format -i lib/*.c lib/*.h lib/compat/*.c cmd/*.c tests/unit/*.c tests/unit/*.h
+	clang-format -i lib/*.c lib/*.h lib/compat/*.c cmd/*.c tests/unit/*.c tests/unit/*.h tests/fuzz/*.c tests/fuzz/*.h
 
 check-format:
-	clang-format --dry-run --Werror lib/*.c lib/*.h lib/compat/*.c cmd/*.c tests/unit/*.c tests/unit/*.h
+	clang-format --dry-run --Werror lib/*.c lib/*.h lib/compat/*.c cmd/*.c tests/unit/*.c tests/unit/*.h tests/fuzz/*.c tests/fuzz/*.h
 
 clean:
 	rm -rf $(O)
 
 .PHONY: all deps test test-unit test-e2e check install uninstall format \
-	check-format clean FORCE
+	check-format clean fuzz fuzz-build fuzz-bins FORCE
 
 -include $(LIB_OBJ:.o=.d) $(CMD_OBJ:.o=.d)
