@@ -4,8 +4,8 @@
 #        SANITIZE=address,undefined  STATIC=0 (a dynamic executable)
 #        STATIC_DEPS=0 (link the libraries dynamically too)
 #        FUZZ_TIME=30 (seconds per target of `make fuzz`), FUZZ_CC=clang
-#        CAMPAIGN_SEED CAMPAIGN_KILLS CAMPAIGN_LARGE (the crash campaign
-#        of `make test`)
+#        CAMPAIGN_SEED CAMPAIGN_KILLS CAMPAIGN_LARGE CAMPAIGN_DAMAGES
+#        (the crash and corruption campaigns of `make test`)
 
 PREFIX ?= /usr/local
 BINDIR ?= $(PREFIX)/bin
