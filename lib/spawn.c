@@ -10,6 +10,7 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <spawn.h>
+#include <sys/ioctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 #include <uv.h>
@@ -31,6 +32,7 @@ struct engine {
   uv_pipe_t pipes[3]; /* [1] stdout, [2] stderr, when piped */
   uv_poll_t in;       /* our end of its stdin, when piped */
   int in_fd;
+  int in_rd; /* a copy of its end of that pipe: what it leaves there shows */
   uint64_t in_off;
   size_t ilen, ipos;
   uv_timer_t idle, tick;
@@ -263,10 +265,10 @@ static void on_read(uv_stream_t *st, ssize_t n, const uv_buf_t *buf)
     return;
   moved(e);
   r = e->p->on_output(e->p, fd, buf->base, (size_t)n);
+  if (r < 0)
+    failed(e, r); /* killed before it can see its output closed */
   if (r != 0)
     close_handle((uv_handle_t *)st);
-  if (r < 0)
-    failed(e, r);
 }
 
 /* Its stdin can take bytes: feeds it the next ones. */
@@ -307,6 +309,26 @@ done: /* the end of the input, or the child stopped reading (EPIPE) */
 }
 
 /*
+ * The child is gone: it reads no more input. What it read is what went in,
+ * less what is still queued in the pipe.
+ */
+static void input_done(struct engine *e)
+{
+  int queued = 0;
+
+  if (e->in_fd >= 0)
+    on_writable(&e->in, UV_EPIPE, 0); /* stops feeding, closes our end */
+  if (e->in_rd < 0)
+    return;
+  if (ioctl(e->in_rd, FIONREAD, &queued) < 0 || queued < 0)
+    queued = 0;
+  e->p->in_read =
+      e->in_off > (uint64_t)queued ? e->in_off - (uint64_t)queued : 0;
+  close(e->in_rd);
+  e->in_rd = -1;
+}
+
+/*
  * SIGCHLD: reaps the child once it has ended. Other children, and the
  * child stopping or continuing, raise it too.
  */
@@ -336,6 +358,7 @@ static void on_sigchld(uv_signal_t *h, int sig)
   }
   p->pid = 0;
   close_handle((uv_handle_t *)h);
+  input_done(e);
 }
 
 static void on_idle(uv_timer_t *t)
@@ -398,6 +421,7 @@ static int make_pipes(struct engine *e, int fd[3])
       return r;
     if (i == 0) {
       fd[0] = fds[0];
+      e->in_rd = fcntl(fds[0], F_DUPFD_CLOEXEC, 3);
       e->in_fd = fds[1];
       uv_poll_init(&e->loop, &e->in, e->in_fd);
       e->in.data = e;
@@ -463,6 +487,9 @@ static void wind_down(struct engine *e, int started)
   if (e->in_fd >= 0)
     close(e->in_fd);
   e->in_fd = -1;
+  if (e->in_rd >= 0)
+    close(e->in_rd);
+  e->in_rd = -1;
   if (started && e->p->idle_ms > 0)
     close_handle((uv_handle_t *)&e->idle);
   if (started && e->p->tick != NULL)
@@ -500,8 +527,9 @@ int cdo__proc_run(struct cdo__proc *p)
 
   memset(&e, 0, sizeof(e));
   e.p = p;
-  e.in_fd = -1;
+  e.in_fd = e.in_rd = -1;
   p->pid = 0;
+  p->in_read = 0;
   for (i = 0; i <= 2; i++)
     fd[i] = p->fd[i] == CDO__PROC_PIPE ? -1 : p->fd[i];
   r = uv_loop_init(&e.loop);

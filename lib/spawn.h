@@ -63,6 +63,11 @@ struct cdo__proc {
   int status_lost; /* reaped behind our back: the status is unknown */
   int timed_out;   /* killed after idle_ms */
   int error;       /* of on_output or feed, when they failed */
+  /*
+   * fd 0 a pipe: the bytes of its input it read. Feeding stops when it
+   * exits; what it left in the pipe then does not count.
+   */
+  uint64_t in_read;
 };
 
 /*

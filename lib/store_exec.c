@@ -212,6 +212,11 @@ struct call {
   uint64_t out_len;           /* bytes written to out */
   char *env[4]; /* extra "NAME=VALUE"s for the helper, NULL-ended */
   int status;   /* exit status; -1 when killed by a signal */
+  /* Kept while the helper runs: */
+  int64_t start;   /* when it started, monotonic ms */
+  uint64_t moved;  /* bytes through its stdin and stdout so far */
+  int overall;     /* killed at the call's deadline */
+  uint64_t unread; /* bytes of src it did not read */
 };
 
 extern char **environ;
@@ -260,18 +265,54 @@ static int call_fail(struct exec_store *x, const struct call *c, int code,
                          c->verb, why);
 }
 
-/* The helper's stdout, into c->out. */
+/*
+ * The helper's stdout, into c->out; no more than the largest entry this
+ * front end stores: a longer answer is not one, and the helper is killed.
+ */
 static int helper_output(struct cdo__proc *p, int fd, const char *buf, size_t n)
 {
   struct call *c = p->ud;
-  int r = cdo__write_all(c->out, buf, n);
+  uint64_t max = cdo__store_max_entry(&c->x->base);
+  int r;
 
   (void)fd; /* only stdout is piped */
+  if (c->out_len + n > max) {
+    char lim[32], mo[32];
+
+    cdo_format_size(max, lim, sizeof(lim));
+    cdo_format_size(c->x->base.cfg->max_output, mo, sizeof(mo));
+    return call_fail(c->x, c, CDO_EBACKEND,
+                     "answered more than %s, more than any entry "
+                     "--max-output %s allows; killed it",
+                     lim, mo);
+  }
+  r = cdo__write_all(c->out, buf, n);
   if (r < 0)
     return cdo__store_fail(&c->x->base, r, "cannot write the spool: %s",
                            cdo_strerror(r));
   c->out_len += n;
+  c->moved += n;
   return 0;
+}
+
+/*
+ * Every call has an overall deadline besides the idle one: the timeout,
+ * and as much again for each MiB it moved, so that a helper trickling a
+ * byte at a time ends while a large entry has its time.
+ */
+static int helper_tick(struct cdo__proc *p)
+{
+  struct call *c = p->ud;
+  int64_t deadline =
+      c->start + c->x->timeout_ms * (int64_t)(1 + (c->moved >> 20));
+
+  /* Nothing moved yet: the idle timeout is the one that ends it. */
+  if (c->moved == 0 || cdo__mono_ms() < deadline || p->pid <= 0)
+    return 0;
+  c->overall = 1;
+  kill(-p->pid, SIGKILL); /* its process group: what it started too */
+  kill(p->pid, SIGKILL);
+  return -1;
 }
 
 /* The helper's stdin, from c->src. */
@@ -284,6 +325,8 @@ static ssize_t helper_input(struct cdo__proc *p, uint64_t off, void *buf,
   if (got < 0)
     cdo__store_fail(&c->x->base, (int)got, "cannot read the spool: %s",
                     cdo_strerror((int)got));
+  else
+    c->moved += (uint64_t)got;
   return got;
 }
 
@@ -293,6 +336,11 @@ static int helper_ended(struct exec_store *x, struct call *c,
 {
   char t[32];
 
+  if (c->overall) {
+    cdo_format_duration(cdo__mono_ms() - c->start, t, sizeof(t));
+    return call_fail(x, c, CDO_EBACKEND, "still running after %s; killed it",
+                     t);
+  }
   if (p->timed_out) {
     cdo_format_duration(x->timeout_ms, t, sizeof(t));
     return call_fail(x, c, CDO_EBACKEND, "no progress for %s; killed it", t);
@@ -334,7 +382,9 @@ static int call_helper(struct exec_store *x, struct call *c, const char *key,
   x->base.errmsg[0] = 0;
   c->x = x;
   c->status = -1;
-  c->out_len = 0;
+  c->out_len = c->moved = c->unread = 0;
+  c->overall = 0;
+  c->start = cdo__mono_ms();
   if (x->base.failed)
     return cdo__store_fail(&x->base, CDO_EFAILED, "helper '%s' failed earlier",
                            x->argv[0]);
@@ -354,8 +404,12 @@ static int call_helper(struct exec_store *x, struct call *c, const char *key,
   p.on_output = helper_output;
   p.feed = helper_input;
   p.idle_ms = x->timeout_ms;
+  p.tick = helper_tick;
+  p.tick_ms = 50;
   p.ud = c;
   r = cdo__proc_run(&p);
+  if (c->src != NULL && p.in_read < cdo__src_size(c->src))
+    c->unread = cdo__src_size(c->src) - p.in_read;
   if (envp != environ)
     free(envp);
   if (r < 0)
@@ -444,6 +498,12 @@ static int exec_put(struct cdo_store *s, const struct cdo__key *k,
   }
   r = call_helper(x, &c, k->hex, ttl);
   free(scope);
+  if (r == 0 && c.status == 0 && c.unread > 0)
+    return call_fail(x, &c, CDO_EBACKEND,
+                     "exit status 0, but %llu of the entry's %llu bytes "
+                     "were not read",
+                     (unsigned long long)c.unread,
+                     (unsigned long long)cdo__src_size(src));
   if (r < 0 || c.status == 0)
     return r;
   return bad_status(x, &c, "0");
