@@ -24,6 +24,7 @@ int cdo_job_new(struct cdo_job **out, const struct cdo_config *cfg,
     return CDO__ERR(ENOMEM);
   j->cfg = cfg;
   j->argv = argv;
+  j->start_ms = cdo__now_ms();
   j->msg = msg;
   j->ud = ud;
   j->stdin_fd = -1;
@@ -207,16 +208,19 @@ static void replay(struct cdo_job *j, struct cdo_store *s, struct cdo__blob *b,
   cdo__store_record_usage(s, &u);
 }
 
-/* Replays k's entry if it is fresh now; 1 when it did, else 0. */
+/*
+ * Replays k's entry if it is fresh now and was stored at since_ms or later;
+ * 1 when it did, else 0.
+ */
 static int replay_if_fresh(struct cdo_job *j, struct cdo_store *s,
-                           struct cdo_result *res)
+                           int64_t since_ms, struct cdo_result *res)
 {
   struct cdo__blob *b = NULL;
   struct cdo__meta m;
   uint64_t joff;
   int r = cdo__store_lookup(s, &j->key, &b, &m, &joff);
 
-  if (r == CDO__FRESH) {
+  if (r == CDO__FRESH && m.created_ms >= since_ms) {
     replay(j, s, b, &m, joff, CDO_HIT, res);
     return 1;
   }
@@ -234,7 +238,7 @@ static int single_flight(struct cdo_job *j, struct cdo_store *s, void **lk,
                          struct cdo_result *res)
 {
   const struct cdo_config *c = j->cfg;
-  int64_t start = cdo__mono_ms(), waited = 0;
+  int64_t start = cdo__mono_ms(), waited = 0, since = INT64_MIN;
   int r, contended = 0, status_shown = 0;
   long pid = 0;
   char elapsed[32];
@@ -285,14 +289,17 @@ static int single_flight(struct cdo_job *j, struct cdo_store *s, void **lk,
     cdo__job_msg(j, 3, "%s", "");
   /*
    * Someone may have stored a result between our lookup and the lock, or
-   * while we waited: then it is ours to replay. A --refresh that did not
-   * have to wait runs regardless.
+   * while we waited: then it is ours to replay. A --refresh replays only a
+   * result stored since it started (by an identical --refresh it waited
+   * for), never the one it was asked to replace.
    */
   if (contended) { /* a replay then counts the wait, not the time saved */
     res->waited_ms = waited > 0 ? waited : 1;
     res->wait_pid = pid;
   }
-  if ((contended || !c->refresh) && replay_if_fresh(j, s, res)) {
+  if (c->refresh)
+    since = j->start_ms;
+  if ((contended || !c->refresh) && replay_if_fresh(j, s, since, res)) {
     cdo__store_unlock(s, &j->key, *lk);
     *lk = NULL;
     return 0;
