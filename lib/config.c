@@ -19,6 +19,7 @@ enum type {
   T_STRING = CDO__V_STRING,
   T_URL = CDO__V_COUNT,
   T_LIST,
+  T_PATTERNS, /* a list, blank-separated wherever it comes from */
   T_BOOL,
   T_NOFAIL,    /* --no-cache-failures: fail_ttl_ms = 0 */
   T_STORE_OPT, /* a backend's URL option: backend, option */
@@ -61,8 +62,8 @@ static const struct setting {
     {"scope", "CACHEDO_SCOPE", T_STRING, F(scope)},
     {"sign-key-file", "CACHEDO_SIGN_KEY_FILE", T_KEYFILE, F(sign_key_file)},
     {"read-only", "CACHEDO_READ_ONLY", T_BOOL, F(read_only)},
-    {"env", "CACHEDO_ENV", T_LIST, F(env)},
-    {"ignore-env", "CACHEDO_IGNORE_ENV", T_LIST, F(ignore_env)},
+    {"env", "CACHEDO_ENV", T_PATTERNS, F(env)},
+    {"ignore-env", "CACHEDO_IGNORE_ENV", T_PATTERNS, F(ignore_env)},
     {"file", NULL, T_LIST, F(files)},
     {"no-env", "CACHEDO_NO_ENV", T_BOOL, F(no_env)},
     {"no-cwd", "CACHEDO_NO_CWD", T_BOOL, F(no_cwd)},
@@ -92,6 +93,8 @@ static const char *expected(const struct setting *st)
   case T_LIST:
   case T_STORE_OPT:
     return "a non-empty value";
+  case T_PATTERNS:
+    return "non-empty, blank-separated patterns like 'PATH LANG LC_*'";
   case T_BOOL:
   case T_NOFAIL:
     return "one of 1, 0, true, false, yes, no, on, off";
@@ -412,10 +415,12 @@ static int apply(struct cdo_config *c, const struct setting *st,
     break;
   }
   case T_LIST:
-    if (*val == 0)
+  case T_PATTERNS:
+    if (val[strspn(val, split || st->type == T_PATTERNS ? " \t\n" : "")] == 0)
       r = CDO_EBADVALUE;
     else
-      r = set_list(c, (struct cdo_strv *)(void *)field, val, split);
+      r = set_list(c, (struct cdo_strv *)(void *)field, val,
+                   split || st->type == T_PATTERNS);
     break;
   case T_BOOL:
     r = parse_bool(val, &b);
@@ -503,7 +508,9 @@ int cdo_config_load_env(struct cdo_config *c, char *const envp[], char *err,
     const char *v = vals[i];
     int r;
 
-    if (v == NULL || *v == 0) /* set but empty: as if unset */
+    /* set but empty (or, for patterns, blank): as if unset */
+    if (v == NULL || *v == 0 ||
+        (st->type == T_PATTERNS && v[strspn(v, " \t\n")] == 0))
       continue;
     r = apply_from(c, st, v, CDO_ORIGIN_ENV, 0, why, sizeof(why));
     if (r < 0) {
@@ -706,7 +713,8 @@ static void show_value(const struct cdo_config *c, const struct setting *st,
     free(def);
     break;
   }
-  case T_LIST: {
+  case T_LIST:
+  case T_PATTERNS: {
     const struct cdo_strv *v = (const void *)field;
 
     for (i = 0; i < v->n && used < len; i++)

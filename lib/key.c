@@ -414,6 +414,25 @@ static int select_env(struct cdo_job *j, char *const envp[])
   return 0;
 }
 
+/*
+ * An allowlist that lets no variable of this environment through is almost
+ * always a mistake (a misspelt or mis-quoted pattern): say so once.
+ */
+static void warn_empty_allowlist(struct cdo_job *j)
+{
+  const struct cdo_strv *p = &j->cfg->env;
+  char list[300];
+  size_t i, n = 0;
+
+  if (p->n == 0 || j->cfg->no_env || j->n_env > 0)
+    return;
+  list[0] = 0;
+  for (i = 0; i < p->n && n < sizeof(list); i++)
+    n += (size_t)snprintf(list + n, sizeof(list) - n, "%s%s", i ? " " : "",
+                          p->v[i]);
+  cdo__job_msg(j, 0, "warning: --env '%s' matches no variable", list);
+}
+
 static int digest_files(struct cdo_job *j, char *err, size_t errlen)
 {
   const struct cdo_strv *f = &j->cfg->files;
@@ -991,6 +1010,8 @@ int cdo__key_gather(struct cdo_job *j, char *const envp[], char *err,
     r = take_cwd(j);
   if (r == 0)
     r = select_env(j, envp);
+  if (r == 0)
+    warn_empty_allowlist(j);
   if (r == 0)
     r = digest_files(j, err, errlen);
   if (r == 0 && cfg->use_stdin && !cfg->no_cache && j->uncacheable == NULL)

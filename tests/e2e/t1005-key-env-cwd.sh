@@ -78,6 +78,33 @@ test_expect_success '--env is repeatable' '
 	expect_count allow2 2
 '
 
+test_expect_success '--env and --ignore-env take blank-separated lists, as CACHEDO_ENV' '
+	FOO1=a BAR=x cachedo --env "FOO1 BAR" counted list1 &&
+	FOO1=a BAR=y cachedo --env "FOO1  BAR" counted list1 &&
+	expect_count list1 2 &&
+	FOO1=a BAR=y FOO2=z cachedo --env "FOO1	BAR" counted list1 &&
+	expect_count list1 2 &&
+	FOO1=a BAR=b cachedo --env "FOO1 BAR" --pure /bin/sh -c "echo \${FOO1-unset} \${BAR-unset}" >out &&
+	expect_eq "a b" "$(cat out)" &&
+	BAR=1 BAZ=1 FOO=1 cachedo --ignore-env "BAR BAZ" counted list2 &&
+	BAR=2 BAZ=2 FOO=1 cachedo --ignore-env "BAR BAZ" counted list2 &&
+	expect_count list2 1 &&
+	expect_status 125 cachedo --env " " true 2>err &&
+	expect_grep "^cachedo: invalid --env .*expected non-empty, blank-separated patterns" err
+'
+
+test_expect_success 'an allowlist that matches no variable gets one warning' '
+	cachedo --env "NOSUCH_* ALSO_NOT" counted nomatch >out 2>err &&
+	expect_lines 1 err &&
+	expect_grep -x "cachedo: warning: --env .NOSUCH_\* ALSO_NOT. matches no variable" err &&
+	CACHEDO_ENV="NOSUCH_A NOSUCH_B" cachedo counted nomatch >out 2>err &&
+	expect_grep -x "cachedo: warning: --env .NOSUCH_A NOSUCH_B. matches no variable" err &&
+	cachedo -q --env NOSUCH counted nomatch >out 2>err &&
+	expect_lines 0 err &&
+	FOO=1 cachedo --env "NOSUCH FOO" counted nomatch >out 2>err &&
+	expect_lines 0 err
+'
+
 test_expect_success 'CACHEDO_ENV sets the allowlist' '
 	CACHEDO_ENV="FOO* OTHER" &&
 	export CACHEDO_ENV &&
