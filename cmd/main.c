@@ -585,7 +585,7 @@ static int64_t now_ms(void)
  * fixed widths, wide enough for the usual cells.
  */
 #define W_AGE   6
-#define W_FRESH 9
+#define W_STATE 10
 #define W_EXIT  4
 #define W_SIZE  7
 #define W_SCOPE 5
@@ -593,8 +593,34 @@ static int64_t now_ms(void)
 struct list_state {
   int json, colour, width;
   int64_t now;
+  const struct cdo_config *cfg; /* the TTLs a run would judge by */
   size_t n;
 };
+
+/*
+ * An entry as a run with these settings would judge it now: "fresh" before
+ * the TTL, "stale" within the stale window after it, else "expired";
+ * never past the writer's expiry, when the entry goes. *fresh_until and
+ * *stale_until get the ends of the first two (wall clock ms).
+ */
+static const char *entry_state(const struct list_state *ls,
+                               const struct cdo_entry_info *e,
+                               int64_t *fresh_until, int64_t *stale_until)
+{
+  const struct cdo_config *c = ls->cfg;
+  int64_t ttl =
+      e->exit_status != 0 && c->fail_ttl_ms >= 0 ? c->fail_ttl_ms : c->ttl_ms;
+
+  *fresh_until = e->created_ms + ttl;
+  *stale_until = *fresh_until + c->stale_ms;
+  if (*fresh_until > e->expires_ms)
+    *fresh_until = e->expires_ms;
+  if (*stale_until > e->expires_ms)
+    *stale_until = e->expires_ms;
+  if (ls->now < *fresh_until)
+    return "fresh";
+  return ls->now < *stale_until ? "stale" : "expired";
+}
 
 static int max_int(int a, int b)
 {
@@ -633,14 +659,16 @@ static void print_cell(const char *cell, int width)
 
 static void print_header(const struct list_state *ls)
 {
-  printf("%s%-12s  %*s  %*s  %*s  %*s  %-*s  %s%s\n",
-         ls->colour ? "\033[1m" : "", "KEY", W_AGE, "AGE", W_FRESH, "FRESH FOR",
+  printf("%s%-12s  %*s  %-*s  %*s  %*s  %-*s  %s%s\n",
+         ls->colour ? "\033[1m" : "", "KEY", W_AGE, "AGE", W_STATE, "STATE",
          W_EXIT, "EXIT", W_SIZE, "SIZE", W_SCOPE, "SCOPE", "COMMAND",
          ls->colour ? "\033[0m" : "");
 }
 
 static void print_json(struct list_state *ls, const struct cdo_entry_info *e)
 {
+  int64_t fresh_until, stale_until;
+  const char *state = entry_state(ls, e, &fresh_until, &stale_until);
   size_t i;
 
   printf("%s{\"key\":\"%s\",\"command\":", ls->n ? ",\n " : "", e->key);
@@ -656,11 +684,13 @@ static void print_json(struct list_state *ls, const struct cdo_entry_info *e)
   else
     printf("null");
   printf(",\"created_ms\":%" PRId64 ",\"expires_ms\":%" PRId64
-         ",\"age_ms\":%" PRId64 ",\"fresh\":%s,\"duration_ms\":%" PRId64
-         ",\"exit_status\":%d,\"size\":%" PRIu64 "}",
-         e->created_ms, e->expires_ms, ls->now - e->created_ms,
-         e->expires_ms > ls->now ? "true" : "false", e->duration_ms,
-         e->exit_status, e->size);
+         ",\"age_ms\":%" PRId64 ",\"state\":\"%s\",\"fresh\":%s"
+         ",\"fresh_until_ms\":%" PRId64 ",\"stale_until_ms\":%" PRId64
+         ",\"duration_ms\":%" PRId64 ",\"exit_status\":%d,\"size\":%" PRIu64
+         "}",
+         e->created_ms, e->expires_ms, ls->now - e->created_ms, state,
+         *state == 'f' ? "true" : "false", fresh_until, stale_until,
+         e->duration_ms, e->exit_status, e->size);
 }
 
 static int print_entry(void *ud, const struct cdo_entry_info *e)
@@ -669,9 +699,11 @@ static int print_entry(void *ud, const struct cdo_entry_info *e)
   const char *dim = ls->colour ? "\033[2m" : "",
              *red = ls->colour ? "\033[31m" : "",
              *off = ls->colour ? "\033[0m" : "";
-  char age[32], fresh[32], size[32];
-  int expired = e->expires_ms <= ls->now, failed = e->exit_status != 0;
-  int fixed = 12 + 2 + W_AGE + 2 + W_FRESH + 2 + W_EXIT + 2 + W_SIZE + 2 +
+  char age[32], state[48], left[32], size[32];
+  int64_t fresh_until, stale_until;
+  const char *st = entry_state(ls, e, &fresh_until, &stale_until);
+  int expired = *st == 'e', failed = e->exit_status != 0;
+  int fixed = 12 + 2 + W_AGE + 2 + W_STATE + 2 + W_EXIT + 2 + W_SIZE + 2 +
               max_int(W_SCOPE, e->scope ? (int)strlen(e->scope) : 0) + 2;
 
   if (ls->json) {
@@ -682,13 +714,16 @@ static int print_entry(void *ud, const struct cdo_entry_info *e)
   if (ls->n++ == 0)
     print_header(ls);
   cdo_format_duration(ls->now - e->created_ms, age, sizeof(age));
-  if (expired)
-    snprintf(fresh, sizeof(fresh), "expired");
-  else
-    cdo_format_duration(e->expires_ms - ls->now, fresh, sizeof(fresh));
+  if (expired) {
+    snprintf(state, sizeof(state), "%s", st);
+  } else {
+    cdo_format_duration((*st == 'f' ? fresh_until : stale_until) - ls->now,
+                        left, sizeof(left));
+    snprintf(state, sizeof(state), "%s %s", st, left);
+  }
   cdo_format_size(e->size, size, sizeof(size));
-  printf("%-12.12s  %*s  %s%*s%s  %s%*d%s  %*s  ", e->key, W_AGE, age,
-         expired ? dim : "", W_FRESH, fresh, expired ? off : "",
+  printf("%-12.12s  %*s  %s%-*s%s  %s%*d%s  %*s  ", e->key, W_AGE, age,
+         expired ? dim : "", W_STATE, state, expired ? off : "",
          failed ? red : "", W_EXIT, e->exit_status, failed ? off : "", W_SIZE,
          size);
   print_cell(e->scope ? e->scope : "-", W_SCOPE);
@@ -696,9 +731,10 @@ static int print_entry(void *ud, const struct cdo_entry_info *e)
   return 0;
 }
 
-static int do_list(const struct cli *cli, struct cdo_store *s)
+static int do_list(const struct cli *cli, const struct cdo_config *cfg,
+                   struct cdo_store *s)
 {
-  struct list_state ls = {cli->json, 0, 0, now_ms(), 0};
+  struct list_state ls = {cli->json, 0, 0, now_ms(), cfg, 0};
   int r;
 
   if (!cli->json) {
@@ -919,7 +955,7 @@ static int admin_one(const struct cli *cli, const struct cdo_config *cfg,
     else if (r == 0)
       stats_table(&st, s, cfg);
   } else {
-    r = do_list(cli, s);
+    r = do_list(cli, cfg, s);
   }
   return r;
 }

@@ -113,7 +113,7 @@ test_expect_success '--list: newest first, one row per entry, sizes and ages' '
 	expect_status 0 cachedo --list >out &&
 	expect_lines 4 out &&
 	head -n 1 out >header &&
-	expect_grep "^KEY  *AGE  *FRESH FOR  *EXIT  *SIZE  *SCOPE  *COMMAND\$" header &&
+	expect_grep "^KEY  *AGE  *STATE  *EXIT  *SIZE  *SCOPE  *COMMAND\$" header &&
 	if test_have_prereq NEWEST_FIRST; then
 		sed -n 2p out | grep "counted third\$" &&
 		sed -n 3p out | grep "counted second\$" &&
@@ -150,6 +150,39 @@ test_expect_success LOCAL_STORE '--list shows an expired entry as expired' '
 	expect_eq "[False]" \
 		"$(json out.json "[r[\"fresh\"] for r in d if r[\"command\"] == \"counted brief\"]")" fresh &&
 	cachedo --forget counted brief
+'
+
+test_expect_success '--list tells fresh, stale and expired apart, as a run would' '
+	row="[r for r in d if r[\"command\"] == \"counted states\"][0]" &&
+	states="$row[\"state\"]" &&
+	cachedo --ttl 100ms --stale 1h counted states >/dev/null &&
+	sleep 0.3 &&
+	cachedo --ttl 100ms --stale 1h --list >out &&
+	expect_grep "  stale [0-9]*m.*counted states\$" out &&
+	cachedo --ttl 100ms --stale 1h --list --json >out.json &&
+	expect_eq stale "$(json out.json "$states")" state &&
+	expect_eq False "$(json out.json "$row[\"fresh\"]")" fresh &&
+	test "$(json out.json "$row[\"stale_until_ms\"] - $row[\"fresh_until_ms\"]")" -gt 3000000 &&
+	cachedo --ttl 100ms --list >out &&
+	expect_grep "  expired  .*counted states\$" out &&
+	cachedo --ttl 100ms --list --json >out.json &&
+	expect_eq expired "$(json out.json "$states")" state &&
+	cachedo --ttl 1h --list >out &&
+	expect_grep "  fresh [0-9]*m.*counted states\$" out &&
+	cachedo --ttl 1h --list --json >out.json &&
+	expect_eq fresh "$(json out.json "$states")" state &&
+	expect_eq True "$(json out.json "$row[\"fresh\"]")" fresh &&
+	cachedo -v --ttl 100ms --stale 1h counted states >/dev/null 2>err &&
+	expect_grep "^cachedo: stale" err
+'
+
+test_expect_success '--list never calls an entry fresh past its writer'"'"'s expiry' '
+	cachedo --ttl 100ms --stale 200ms counted gone >/dev/null &&
+	sleep 0.4 &&
+	cachedo --ttl 1h --list --json >out.json &&
+	expect_eq expired "$(json out.json "next((r[\"state\"] for r in d if r[\"command\"] == \"counted gone\"), \"expired\")")" state &&
+	cachedo --ttl 1h --list >out &&
+	expect_no_grep "fresh.*counted gone" out
 '
 
 test_expect_success '--list fits the command column to $COLUMNS' '
