@@ -1146,7 +1146,7 @@ int main(int argc, char **argv)
   struct cdo_store *s = NULL;
   struct cdo_result res;
   char err[800];
-  int r;
+  int r, open_failed = 0;
 
   sanitize_stdfds();
   signal(SIGPIPE, on_sigpipe);
@@ -1178,6 +1178,7 @@ int main(int argc, char **argv)
                                : "--zero-stats");
     goto out;
   }
+  cfg.deliberate = cli.mode >= M_CLEAR || cli.mode == M_FORGET;
   if (cli.mode >= M_CLEAR) {
     if (cli.command[0] != NULL)
       say("unexpected argument '%s' (--clear, --stats, --list, --gc, "
@@ -1224,6 +1225,7 @@ int main(int argc, char **argv)
     }
     if (!quiet)
       say("warning: %s; running uncached", err);
+    open_failed = 1;
   }
   if (s != NULL)
     cdo_store_set_msg(s, on_msg, NULL);
@@ -1237,6 +1239,9 @@ int main(int argc, char **argv)
     goto out;
   }
   cdo_job_run(job, s, &res);
+  if (open_failed && res.outcome == CDO_UNCACHED && res.error[0] == 0)
+    snprintf(res.reason, sizeof(res.reason), "%.199s",
+             err); /* not "disabled" */
   cdo_store_close(s);
   if (res.outcome == CDO_STALE)
     cdo_job_refresh(job);

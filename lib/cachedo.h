@@ -94,6 +94,12 @@ struct cdo_config {
   int no_env, no_cwd, pure, use_stdin, refresh, no_cache;
   int tty; /* run the command on a pseudo-terminal (stdout and stderr one) */
   int verbose, quiet;
+  /*
+   * Set for what the user asked of the cache itself (--clear, --forget,
+   * --stats, --list, --gc): backends then try the server even inside a
+   * breaker window, which only spares runs the wait.
+   */
+  int deliberate;
   unsigned layer; /* current layer, see cdo_config_layer() */
   /* Where each setting's value came from, for cdo_config_show(). */
   struct cdo_origin {

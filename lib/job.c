@@ -165,10 +165,11 @@ static int run_command(struct cdo_job *j, struct cdo_store *s, void *lk,
   }
   if (r > 0)
     ; /* it did not run */
-  else if (s == NULL)
-    cdo__fmt(res->reason, sizeof(res->reason), "%s",
-             run.reason[0] ? run.reason : "cache disabled");
-  else if (not_stored(j, &run, keep_good, res->reason, sizeof(res->reason)))
+  else if (s == NULL) {
+    if (res->reason[0] == 0) /* else the caller said why */
+      cdo__fmt(res->reason, sizeof(res->reason), "%s",
+               run.reason[0] ? run.reason : "cache disabled");
+  } else if (not_stored(j, &run, keep_good, res->reason, sizeof(res->reason)))
     ; /* res->reason says why */
   else if ((r = store_result(j, s, &run)) < 0) {
     cdo__job_msg(
@@ -441,6 +442,7 @@ int cdo_job_run(struct cdo_job *j, struct cdo_store *s, struct cdo_result *res)
   }
   if (s != NULL && j->uncacheable != NULL) {
     cdo__job_msg(j, 0, "warning: %s; running uncached", j->uncacheable);
+    cdo__fmt(res->reason, sizeof(res->reason), "%s", j->uncacheable);
     s = NULL;
   }
   if (s != NULL && j->stdin_unkeyed != NULL)
@@ -455,12 +457,14 @@ int cdo_job_run(struct cdo_job *j, struct cdo_store *s, struct cdo_result *res)
       return 0; /* on CDO_STALE the caller starts cdo_job_refresh() */
     }
     if (r < 0) {
+      const char *failed =
+          cdo_store_errmsg(s)[0] ? cdo_store_errmsg(s) : cdo_strerror(r);
+
       cdo__job_msg(j, 0,
-                   "warning: cannot read cache '%s': %s; running "
-                   "uncached",
-                   cdo_store_url(s),
-                   cdo_store_errmsg(s)[0] ? cdo_store_errmsg(s)
-                                          : cdo_strerror(r));
+                   "warning: cannot read cache '%s': %s; running uncached",
+                   cdo_store_url(s), failed);
+      cdo__fmt(res->reason, sizeof(res->reason), "cannot read the cache: %s",
+               failed);
       cdo__store_record(s, &j->key, CDO_UNCACHED, 0, r);
       s = NULL;
     } else {
@@ -478,6 +482,8 @@ int cdo_job_run(struct cdo_job *j, struct cdo_store *s, struct cdo_result *res)
       return 0;
     if (r < 0) {
       cdo__store_record(s, &j->key, CDO_UNCACHED, 0, CDO__ERR(ETIMEDOUT));
+      cdo__fmt(res->reason, sizeof(res->reason),
+               "gave up waiting for an identical run");
       s = NULL;
     }
   }

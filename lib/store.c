@@ -1121,7 +1121,9 @@ int cdo__breaker_open(struct cdo_store *s, const char *who, const char *where,
   buf[strcspn(buf, "\n")] = 0;
   at = strtoll(buf, &sp, 10);
   now = cdo__now_ms();
-  if (*sp != ' ' || at > now + 1000 || now - at >= window_ms)
+  /* What the user asked of the cache itself tries the server regardless. */
+  if (*sp != ' ' || at > now + 1000 || now - at >= window_ms ||
+      s->cfg->deliberate)
     return 0;
   t = (time_t)(at / 1000);
   localtime_r(&t, &tm);

@@ -81,10 +81,23 @@ test_expect_success 'frozen server: the next run inside the breaker window does 
 	expect_count frozen 2
 '
 
-test_expect_success 'frozen server: --clear and --stats fail fast with status 1' '
-	expect_status 1 timeout 1 cachedo -c redis://127.0.0.1:$frozen_port --clear 2>err &&
-	expect_grep "skipped since" err &&
-	expect_status 1 timeout 1 cachedo -c redis://127.0.0.1:$frozen_port --stats 2>err
+test_expect_success 'frozen server: --clear and --stats still try it, with the normal timeout' '
+	expect_status 1 timeout 10 cachedo -c redis://127.0.0.1:$frozen_port --clear 2>err &&
+	expect_grep "no answer within 1s" err &&
+	expect_no_grep "skipped since" err &&
+	expect_status 1 timeout 10 cachedo -c redis://127.0.0.1:$frozen_port --stats 2>err &&
+	expect_grep "no answer within 1s" err
+'
+
+test_expect_success '-v names the failure of a run that went uncached' '
+	expect_status 3 cachedo -v -c redis://127.0.0.1:$frozen_port counted frozen \
+		sh -c "$job" >out 2>err &&
+	expect_grep "^cachedo: uncached: .*skipped since" err &&
+	expect_no_grep "cache disabled" err &&
+	expect_status 3 cachedo -v -c redis://127.0.0.1:$stopped_port counted refused \
+		sh -c "$job" >out 2>err &&
+	expect_grep "^cachedo: uncached: .*127.0.0.1:$stopped_port" err &&
+	expect_no_grep "cache disabled" err
 '
 
 test_expect_success 'frozen with a short --redis-timeout in the config: one short wait' '
@@ -109,6 +122,41 @@ test_expect_success 'a thawed server serves the entry stored before the freeze' 
 	expect_eq "warm-frozen run 1" "$(cat out)" &&
 	expect_lines 0 err &&
 	expect_count warm-frozen 1
+'
+
+test_expect_success 'a server back inside the breaker window: admin commands use it and close the breaker' '
+	redis_start "$TMP/flaky" &&
+	url=redis://127.0.0.1:$REDIS_PORT &&
+	cachedo -c $url counted flaky >/dev/null &&
+	kill -STOP $REDIS_PID &&
+	expect_fallback flaky -c $url &&
+	expect_fallback flaky -c $url &&
+	expect_grep "skipped since" err &&
+	kill -CONT $REDIS_PID &&
+	for mode in --stats --list --gc --clear; do
+		expect_status 0 timeout 10 cachedo -c $url $mode >out 2>err &&
+		expect_no_grep "skipped" err || exit 1
+	done &&
+	expect_status 0 cachedo -c $url --forget counted flaky &&
+	cachedo -v -c $url counted flaky >out 2>err &&
+	expect_grep "miss, stored" err &&
+	expect_count flaky 4 &&
+	cachedo -c $url counted flaky >out &&
+	expect_count flaky 4 &&
+	redis_stop
+'
+
+test_expect_success '--forget tries a server inside the breaker window' '
+	redis_start "$TMP/flaky2" &&
+	url=redis://127.0.0.1:$REDIS_PORT &&
+	kill -STOP $REDIS_PID &&
+	expect_fallback flaky2 -c $url &&
+	kill -CONT $REDIS_PID &&
+	expect_status 0 timeout 10 cachedo -c $url --forget counted flaky2 2>err &&
+	expect_lines 0 err &&
+	cachedo -c $url counted flaky2 >/dev/null 2>err &&
+	expect_lines 0 err &&
+	redis_stop
 '
 
 test_expect_success 'wrong password: the command runs, the server says why, no password shown' '
