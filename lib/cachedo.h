@@ -32,7 +32,8 @@ extern "C" {
   XX(EFAILED, -4009, "backend marked failed earlier")                          \
   XX(EUNSIGNED, -4010, "the entry is not signed")                              \
   XX(EBADSIG, -4011, "the entry's signature is not valid")                     \
-  XX(EREADONLY, -4012, "the cache is read-only")
+  XX(EREADONLY, -4012, "the cache is read-only")                               \
+  XX(EVANISHED, -4013, "the entry was removed while being written")
 
 enum {
 #define CDO__XX(name, val, msg) CDO_##name = (val),

@@ -171,7 +171,10 @@ static int run_command(struct cdo_job *j, struct cdo_store *s, void *lk,
                run.reason[0] ? run.reason : "cache disabled");
   } else if (not_stored(j, &run, keep_good, res->reason, sizeof(res->reason)))
     ; /* res->reason says why */
-  else if ((r = store_result(j, s, &run)) < 0) {
+  else if ((r = store_result(j, s, &run)) == CDO_EVANISHED)
+    /* A race the user caused (--clear): no warning, no error counted. */
+    cdo__fmt(res->reason, sizeof(res->reason), "%s", cdo_store_errmsg(s));
+  else if (r < 0) {
     cdo__job_msg(
         j, 0, "warning: cannot store the result in '%s': %s", cdo_store_url(s),
         cdo_store_errmsg(s)[0] ? cdo_store_errmsg(s) : cdo_strerror(r));

@@ -579,6 +579,11 @@ static int dir_put(struct cdo_store *s, const struct cdo__key *k,
          renameat(d->fd, tmp.p, d->fd, name.p) < 0))
       r = CDO__ERR(errno); /* a folder in the entry's place is removed */
   }
+  /* The temp file or its folder went: --clear ran meanwhile. Not stored. */
+  if (r == CDO__ERR(ENOENT))
+    return cdo__store_fail(s, CDO_EVANISHED,
+                           "'%s' was cleared while the entry was written",
+                           d->root);
   if (r < 0) {
     unlinkat(d->fd, tmp.p, 0);
     return cdo__store_fail(s, r, "cannot write '%s/%s': %s", d->root, tmp.p,

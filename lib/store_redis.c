@@ -644,8 +644,9 @@ static int put_piece(struct redis_store *r, const char *tmp,
   if (rep->type == REDIS_REPLY_ERROR)
     return reply_fail(r, rep, "cannot store the entry");
   if (rep->type != REDIS_REPLY_INTEGER || (uint64_t)rep->integer != end)
-    rc = cdo__store_fail(&r->base, CDO_EBACKEND,
-                         "the entry was evicted while being written");
+    rc = cdo__store_fail(&r->base, CDO_EVANISHED,
+                         "the entry's temporary key was removed while being "
+                         "written (--clear, or eviction)");
   freeReplyObject(rep);
   return rc;
 }
@@ -703,8 +704,9 @@ static int put_large(struct redis_store *r, const char *name,
     if (rep->type == REDIS_REPLY_ERROR)
       return reply_fail(r, rep, "cannot store the entry");
     if (rep->type != REDIS_REPLY_INTEGER || rep->integer != 1)
-      rc = cdo__store_fail(&r->base, CDO_EBACKEND,
-                           "the entry was evicted while being written");
+      rc = cdo__store_fail(&r->base, CDO_EVANISHED,
+                           "the entry's temporary key was removed while being "
+                           "written (--clear, or eviction)");
     freeReplyObject(rep);
   }
   if (rc < 0 && !r->base.failed)
