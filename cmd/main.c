@@ -205,6 +205,45 @@ static void print_help(void)
   fputs(usage_tail, stdout);
 }
 
+/* Bytes of the UTF-8 sequence at p that is whole and not a C1 control. */
+static size_t utf8_ok(const unsigned char *p)
+{
+  size_t n = p[0] >= 0xf0 ? 4 : p[0] >= 0xe0 ? 3 : p[0] >= 0xc2 ? 2 : 0, i;
+
+  if (n == 0 || p[0] > 0xf4 || (p[0] == 0xc2 && p[1] < 0xa0))
+    return 0;
+  for (i = 1; i < n; i++)
+    if ((p[i] & 0xc0) != 0x80)
+      return 0;
+  return n;
+}
+
+/*
+ * Writes msg to stderr with what could break the line or drive the
+ * terminal escaped: control bytes as \n, \t, \r or \xHH, and bytes that
+ * are not whole UTF-8 (or are C1 controls) as \xHH. Messages echo values
+ * the user gave, which may hold anything.
+ */
+static void put_escaped(const char *msg)
+{
+  const unsigned char *p = (const unsigned char *)msg;
+
+  while (*p) {
+    size_t n = *p >= 0x80 ? utf8_ok(p) : (*p >= 0x20 && *p != 0x7f);
+
+    if (n > 0) {
+      fwrite(p, 1, n, stderr);
+      p += n;
+      continue;
+    }
+    if (*p == '\n' || *p == '\t' || *p == '\r')
+      fprintf(stderr, "\\%c", *p == '\n' ? 'n' : *p == '\t' ? 't' : 'r');
+    else
+      fprintf(stderr, "\\x%02x", *p);
+    p++;
+  }
+}
+
 static void say(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 static void say(const char *fmt, ...)
@@ -215,7 +254,9 @@ static void say(const char *fmt, ...)
   va_start(ap, fmt);
   vsnprintf(buf, sizeof(buf), fmt, ap);
   va_end(ap);
-  fprintf(stderr, "cachedo: %s\n", buf);
+  fputs("cachedo: ", stderr);
+  put_escaped(buf);
+  fputc('\n', stderr);
 }
 
 static void on_msg(void *ud, int level, const char *msg)
@@ -223,8 +264,12 @@ static void on_msg(void *ud, int level, const char *msg)
   (void)ud;
   if (level >= 2) {
     /* One status line on a terminal, rewritten in place, then erased. */
-    if (!quiet && isatty(2))
-      fprintf(stderr, level == 2 ? "\rcachedo: %s\033[K" : "\r\033[K%s", msg);
+    if (!quiet && isatty(2)) {
+      fputs(level == 2 ? "\rcachedo: " : "\r\033[K", stderr);
+      put_escaped(msg);
+      if (level == 2)
+        fputs("\033[K", stderr);
+    }
     return;
   }
   if ((level == 0 && !quiet) || (level == 1 && verbose))

@@ -603,6 +603,7 @@ int cdo_config_load_file(struct cdo_config *c, const char *path, char *err,
                          size_t errlen)
 {
   char *line = NULL;
+  ssize_t len;
   size_t cap = 0;
   unsigned lineno = 0;
   FILE *f;
@@ -635,8 +636,16 @@ int cdo_config_load_file(struct cdo_config *c, const char *path, char *err,
     c->file = NULL;
     return r;
   }
-  while (r == 0 && getline(&line, &cap, f) >= 0)
+  while (r == 0 && (len = getline(&line, &cap, f)) >= 0) {
+    if (memchr(line, 0, (size_t)len) != NULL) { /* it would cut the line */
+      cdo__fmt(err, errlen,
+               "%s:%u: a NUL byte in the line (a config file is text)", c->file,
+               ++lineno);
+      r = CDO_EBADVALUE;
+      break;
+    }
     r = file_line(c, line, ++lineno, err, errlen);
+  }
   free(line);
   fclose(f);
   return r;

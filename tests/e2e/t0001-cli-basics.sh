@@ -182,4 +182,41 @@ test_expect_success 'a bundle of many short flags in one argument' '
 	expect_no_grep -i "sanitizer\|runtime error" err
 '
 
+# no_raw_controls FILE: FILE holds no control byte but the line ends.
+no_raw_controls () {
+	expect_no_grep "$(printf "[\001-\011\013-\037\177]")" "$1"
+}
+
+test_expect_success 'a bad value with a newline or ESC is one line, escaped' '
+	expect_status 125 cachedo --ttl "$(printf "5\nx\033[31m")" true 2>err &&
+	expect_lines 1 err &&
+	expect_grep -F "invalid --ttl '"'"'5\nx\x1b[31m'"'"'" err &&
+	no_raw_controls err &&
+	expect_status 125 cachedo "--t$(printf "\033")tl" 5 true 2>err &&
+	expect_lines 1 err &&
+	expect_grep -F "\x1b" err &&
+	no_raw_controls err &&
+	expect_status 125 cachedo -c "$(printf "bogus\r\033:x")" true 2>err &&
+	expect_lines 1 err &&
+	expect_grep -F "bogus\r\x1b" err &&
+	no_raw_controls err &&
+	CACHEDO_STALE="$(printf "1\nm")" expect_status 125 cachedo true 2>err &&
+	expect_lines 1 err &&
+	expect_grep -F "1\nm" err
+'
+
+test_expect_success 'a warning that echoes a path with control bytes is one line' '
+	bad="$TMP/file$(printf "\r\033")x" &&
+	: >"$bad" &&
+	expect_status 3 cachedo -c "dir:$bad/cache" sh -c "exit 3" 2>err &&
+	expect_lines 1 err &&
+	expect_grep -F "file\r\x1bx" err &&
+	no_raw_controls err
+'
+
+test_expect_success 'non-ASCII text in a message stays as it is; broken bytes are escaped' '
+	expect_status 125 cachedo --ttl "$(printf "5\303\251\377")" true 2>err &&
+	expect_grep -F "$(printf "5\303\251")\xff" err
+'
+
 test_done

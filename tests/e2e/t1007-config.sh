@@ -177,4 +177,27 @@ test_expect_success 'a CACHEDO_* variable set but empty counts as unset' '
 	expect_count emptyvar 1
 '
 
+test_expect_success 'a NUL byte anywhere in the config file is an error naming file and line' '
+	printf "ttl = 5m\0junk\n" | write_config &&
+	expect_status 125 cachedo counted nul true 2>err &&
+	expect_lines 1 err &&
+	expect_grep "config:1: a NUL byte" err &&
+	printf "# fine\n\0\0garbage = = =\n" | write_config &&
+	expect_status 125 cachedo counted nul true 2>err &&
+	expect_grep "config:2: a NUL byte" err &&
+	printf "ttl = 5m\n# a comm\0ent\n" | write_config &&
+	expect_status 125 cachedo counted nul true 2>err &&
+	expect_grep "config:2: a NUL byte" err &&
+	expect_count nul 0 &&
+	rm "$XDG_CONFIG_HOME/cachedo/config"
+'
+
+test_expect_success 'control bytes of a config value are shown escaped' '
+	printf "ttl = 5\033[31m\n" | write_config &&
+	expect_status 125 cachedo true 2>err &&
+	expect_lines 1 err &&
+	expect_grep -F "config:1: invalid ttl '"'"'5\x1b[31m'"'"'" err &&
+	rm "$XDG_CONFIG_HOME/cachedo/config"
+'
+
 test_done
