@@ -51,7 +51,7 @@ test_expect_success 'a get that trickles a byte at a time meets the overall dead
 	put) cat >/dev/null ;;
 	esac
 	EOF
-	CACHEDO_EXEC_TIMEOUT=500ms &&
+	CACHEDO_EXEC_TIMEOUT=2s &&
 	export CACHEDO_EXEC_TIMEOUT &&
 	limited cachedo -c exec:trickle counted trickle sh -c "$job" >out 2>err ||
 		test $? = 3 &&
@@ -67,7 +67,7 @@ test_expect_success 'a put that trickles its reading meets the overall deadline'
 	put) while dd bs=4096 count=1 of=/dev/null 2>/dev/null; do sleep 0.1; done ;;
 	esac
 	EOF
-	CACHEDO_EXEC_TIMEOUT=500ms &&
+	CACHEDO_EXEC_TIMEOUT=2s &&
 	export CACHEDO_EXEC_TIMEOUT &&
 	limited cachedo -c exec:slowput counted slowput sh -c "head -c 1000000 /dev/zero; exit 3" >out 2>err ||
 		test $? = 3 &&
