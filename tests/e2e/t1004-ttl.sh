@@ -31,13 +31,16 @@ for ttl in 1h30m 1.5h 90min 2hours 1day 1week 2m30s 1.5 0.5d; do
 	'
 done
 
+# (0.01h is checked on an entry of its own: a Redis server drops an entry
+# at its writer's TTL, so the 0.2s entry may be gone before a later read.)
 test_expect_success 'a decimal TTL counts its fraction' '
 	cachedo --ttl 0.2s counted frac &&
 	sleep 0.4 &&
 	cachedo --ttl 0.2s counted frac &&
 	expect_count frac 2 &&
-	cachedo --ttl 0.01h counted frac &&
-	expect_count frac 2
+	cachedo --ttl 0.01h counted frac36 &&
+	cachedo --ttl 0.01h counted frac36 &&
+	expect_count frac36 1
 '
 
 test_expect_success 'the compound TTL is the sum of its terms' '
