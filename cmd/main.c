@@ -1183,15 +1183,106 @@ static void sanitize_stdfds(void)
   }
 }
 
+/* The name of a mode that changes the cache, for the read-only refusal. */
+static const char *changing_mode_name(enum mode mode)
+{
+  switch (mode) {
+  case M_CLEAR:
+    return "--clear";
+  case M_GC:
+    return "--gc";
+  case M_FORGET:
+    return "--forget";
+  case M_WARM:
+    return "--warm";
+  case M_ZERO_STATS:
+    return "--zero-stats";
+  default:
+    return NULL;
+  }
+}
+
+/* The modes without a command: --clear, --stats, ..., --show-config. */
+static int run_admin_mode(const struct cli *cli, const struct cdo_config *cfg)
+{
+  if (cli->command[0] != NULL) {
+    say("unexpected argument '%s' (--clear, --stats, --list, --gc, "
+        "--zero-stats and --show-config take no command)",
+        cli->command[0]);
+    return 125;
+  }
+  if (cli->mode == M_SHOW_CONFIG) {
+    show_config(cfg);
+    return 0;
+  }
+  return admin(cli, cfg);
+}
+
+/* --key and --explain: what went into the key; *s is opened for digests. */
+static int run_key_mode(const struct cli *cli, const struct cdo_config *cfg,
+                        struct cdo_job *job, struct cdo_store **s)
+{
+  char err[800];
+
+  if (cli->mode == M_KEY) {
+    printf("%s\n", cdo_job_key(job));
+    return 0;
+  }
+  if (!cfg->no_cache && cdo_store_open(s, cfg, err, sizeof(err)) < 0)
+    *s = NULL; /* then no digests */
+  cdo_job_explain(job, *s, print_explain, NULL);
+  if (verbose && *s != NULL)
+    cdo_job_explain_miss(job, *s, print_nearest, NULL);
+  return 0;
+}
+
+/* --forget: 0 whether or not there was an entry, 1 when the store failed. */
+static int run_forget(struct cdo_job *job, struct cdo_store *s)
+{
+  int r = s ? cdo_job_forget(job, s) : 0;
+
+  if (r < 0)
+    say("%s", cdo_store_errmsg(s));
+  else if (verbose)
+    say(r > 0 ? "forgot 1 entry" : "no entry to forget");
+  return r < 0 ? 1 : 0;
+}
+
+/*
+ * Runs the command through the cache (s NULL: uncached, because open_err
+ * said why), releases everything, and exits as the command did.
+ */
+static void run_and_exit(struct cdo_job *job, struct cdo_store *s,
+                         const char *open_err, struct cdo_config *cfg,
+                         struct cli *cli)
+{
+  struct cdo_result res;
+
+  cdo_job_run(job, s, &res);
+  if (open_err != NULL && res.outcome == CDO_UNCACHED && res.error[0] == 0)
+    snprintf(res.reason, sizeof(res.reason), "%.199s",
+             open_err); /* not "disabled" */
+  cdo_store_close(s);
+  if (res.outcome == CDO_STALE)
+    cdo_job_refresh(job);
+  cdo_job_free(job);
+  cdo_config_release(cfg);
+  free(cli->sets);
+  if (res.error[0])
+    say("%s", res.error);
+  if (verbose)
+    verbose_line(&res);
+  exit_like(&res);
+}
+
 int main(int argc, char **argv)
 {
   struct cli cli = {0};
   struct cdo_config cfg;
   struct cdo_job *job = NULL;
   struct cdo_store *s = NULL;
-  struct cdo_result res;
   char err[800];
-  int r, open_failed = 0;
+  int r;
 
   sanitize_stdfds();
   signal(SIGPIPE, on_sigpipe);
@@ -1211,28 +1302,15 @@ int main(int argc, char **argv)
     goto out;
   quiet = cfg.quiet;
   verbose = cfg.verbose;
-  if (cfg.read_only &&
-      (cli.mode == M_CLEAR || cli.mode == M_GC || cli.mode == M_FORGET ||
-       cli.mode == M_ZERO_STATS || cli.mode == M_WARM)) {
+  if (cfg.read_only && changing_mode_name(cli.mode) != NULL) {
     say("%s cannot change a read-only cache (drop --read-only, or "
         "CACHEDO_READ_ONLY)",
-        cli.mode == M_CLEAR    ? "--clear"
-        : cli.mode == M_GC     ? "--gc"
-        : cli.mode == M_FORGET ? "--forget"
-        : cli.mode == M_WARM   ? "--warm"
-                               : "--zero-stats");
+        changing_mode_name(cli.mode));
     goto out;
   }
   cfg.deliberate = cli.mode >= M_CLEAR || cli.mode == M_FORGET;
   if (cli.mode >= M_CLEAR) {
-    if (cli.command[0] != NULL)
-      say("unexpected argument '%s' (--clear, --stats, --list, --gc, "
-          "--zero-stats and --show-config take no command)",
-          cli.command[0]);
-    else if (cli.mode == M_SHOW_CONFIG)
-      show_config(&cfg), r = 0;
-    else
-      r = admin(&cli, &cfg);
+    r = run_admin_mode(&cli, &cfg);
     goto out;
   }
   if (cli.command[0] == NULL) {
@@ -1245,16 +1323,7 @@ int main(int argc, char **argv)
     goto out;
   }
   if (cli.mode == M_KEY || cli.mode == M_EXPLAIN) {
-    if (cli.mode == M_EXPLAIN && !cfg.no_cache &&
-        cdo_store_open(&s, &cfg, err, sizeof(err)) < 0)
-      s = NULL; /* then no digests */
-    if (cli.mode == M_KEY)
-      printf("%s\n", cdo_job_key(job));
-    else
-      cdo_job_explain(job, s, print_explain, NULL);
-    if (cli.mode == M_EXPLAIN && verbose && s != NULL)
-      cdo_job_explain_miss(job, s, print_nearest, NULL);
-    r = 0;
+    r = run_key_mode(&cli, &cfg, job, &s);
     goto out;
   }
   if (cli.mode == M_WARM) {
@@ -1270,34 +1339,15 @@ int main(int argc, char **argv)
     }
     if (!quiet)
       say("warning: %s; running uncached", err);
-    open_failed = 1;
+    s = NULL;
   }
   if (s != NULL)
     cdo_store_set_msg(s, on_msg, NULL);
   if (cli.mode == M_FORGET) {
-    r = s ? cdo_job_forget(job, s) : 0;
-    if (r < 0)
-      say("%s", cdo_store_errmsg(s));
-    else if (verbose)
-      say(r > 0 ? "forgot 1 entry" : "no entry to forget");
-    r = r < 0 ? 1 : 0;
+    r = run_forget(job, s);
     goto out;
   }
-  cdo_job_run(job, s, &res);
-  if (open_failed && res.outcome == CDO_UNCACHED && res.error[0] == 0)
-    snprintf(res.reason, sizeof(res.reason), "%.199s",
-             err); /* not "disabled" */
-  cdo_store_close(s);
-  if (res.outcome == CDO_STALE)
-    cdo_job_refresh(job);
-  cdo_job_free(job);
-  cdo_config_release(&cfg);
-  free(cli.sets);
-  if (res.error[0])
-    say("%s", res.error);
-  if (verbose)
-    verbose_line(&res);
-  exit_like(&res);
+  run_and_exit(job, s, s == NULL && !cfg.no_cache ? err : NULL, &cfg, &cli);
   return 125;
 out:
   cdo_store_close(s);
