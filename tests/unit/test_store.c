@@ -80,6 +80,12 @@ static int group_setup(void **state)
   cdo__fmt(su->url, sizeof(su->url), "%s/xdg-cache", su->dir);
   if (setenv("XDG_CACHE_HOME", su->url, 1) < 0)
     return -1;
+  /* Lock files of stores without a lock directory of their own: private to
+   * this run, so two runs of the suite (or a cachedo in use) never share a
+   * slot. */
+  cdo__fmt(su->url, sizeof(su->url), "%s/xdg-run", su->dir);
+  if (setenv("XDG_RUNTIME_DIR", su->url, 1) < 0)
+    return -1;
   su->skip = su->be->url(su->dir, su->url, sizeof(su->url));
   *state = su;
   return 0;
