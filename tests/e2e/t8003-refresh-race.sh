@@ -50,7 +50,7 @@ test_expect_success 'a --refresh that waited replays the result stored by the on
 	wait_until test -s "$TMP/held.w" &&
 	{ cachedo -v --ttl 1h --refresh held w >out 2>err & } &&
 	waiter=$! &&
-	sleep 1 &&
+	sleep 3 &&
 	rm "$TMP/hold.w" &&
 	wait $first &&
 	wait $waiter &&
