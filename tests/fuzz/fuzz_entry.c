@@ -44,7 +44,7 @@ static void decode(unsigned char *p, size_t n, const unsigned char *mac_key)
   struct cdo__meta m;
   struct cdo__key k = {{0}, {0}};
   uint64_t joff;
-  char *argv = NULL;
+  char **argv = NULL;
 
   if (n >= KEY_OFF + 32)
     memcpy(k.hash, p + KEY_OFF, 32);
