@@ -38,6 +38,8 @@ void cdo__vmsg(cdo_msg_fn fn, void *ud, int level, const char *fmt, va_list ap)
  * a "password=..." URL option.
  */
 void cdo__url_mask(char *url);
+/* a, sep and b in one malloc'd string; NULL on ENOMEM. */
+char *cdo__strjoin(const char *a, const char *sep, const char *b);
 /* A malloc'd copy of p[0, n) with %XX escapes decoded; NULL if bad or ENOMEM.
  */
 char *cdo__pct_decode(const char *p, size_t n);

@@ -347,17 +347,6 @@ static int check_urls(const char *list, char *err, size_t errlen)
   return 0;
 }
 
-/* "a b", malloc'd. */
-static char *join_words(const char *a, const char *b)
-{
-  size_t n = strlen(a) + strlen(b) + 2;
-  char *s = malloc(n);
-
-  if (s != NULL)
-    cdo__fmt(s, n, "%s %s", a, b);
-  return s;
-}
-
 /* Applies one setting; split: list values are whitespace-separated words. */
 static int apply(struct cdo_config *c, const struct setting *st,
                  const char *val, int split, char *err, size_t errlen)
@@ -403,7 +392,7 @@ static int apply(struct cdo_config *c, const struct setting *st,
     }
     /* --cache given again on one layer adds a farther tier */
     if (st->type == T_URL && *dst != NULL && c->cache_layer == c->layer)
-      s = join_words(*dst, val);
+      s = cdo__strjoin(*dst, " ", val);
     else
       s = strdup(val);
     if (s == NULL)

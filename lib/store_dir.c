@@ -157,17 +157,6 @@ static int dir_check_url(const char *rest, char *err, size_t errlen)
   return 0;
 }
 
-/* root followed by suffix, malloc'd; NULL on ENOMEM. */
-static char *path_join(const char *root, const char *suffix)
-{
-  size_t n = strlen(root) + strlen(suffix) + 1;
-  char *p = malloc(n);
-
-  if (p != NULL)
-    cdo__fmt(p, n, "%s%s", root, suffix);
-  return p;
-}
-
 /*
  * Checks root (creating it 0700 when missing) and opens it. A root that is
  * not a safe directory of ours is refused.
@@ -178,8 +167,8 @@ static int open_root(struct dir_store *d, const char *root)
   int r;
 
   d->root = strdup(root);
-  d->locks = path_join(root, "/v1/locks");
-  d->local = path_join(root, "/cachedo");
+  d->locks = cdo__strjoin(root, "/", "v1/locks");
+  d->local = cdo__strjoin(root, "/", "cachedo");
   if (d->root == NULL || d->locks == NULL || d->local == NULL)
     return CDO__ERR(ENOMEM);
   r = cdo__dir_check(root, s->errmsg, sizeof(s->errmsg));

@@ -459,3 +459,13 @@ void cdo_nearest(const char *word, size_t n, const char *const *names,
       used += (size_t)snprintf(buf + used, len - used, "%s%s%s",
                                used ? " or " : "", prefix, names[i]);
 }
+
+char *cdo__strjoin(const char *a, const char *sep, const char *b)
+{
+  size_t n = strlen(a) + strlen(sep) + strlen(b) + 1;
+  char *s = malloc(n);
+
+  if (s != NULL)
+    cdo__fmt(s, n, "%s%s%s", a, sep, b);
+  return s;
+}
