@@ -120,6 +120,26 @@ void cdo__sum_update(struct cdo__sum *s, const void *data, size_t n);
 uint64_t cdo__sum_final(const struct cdo__sum *s);
 uint64_t cdo__sum(const void *data, size_t n);
 
+/* ---- entry files checked whole in this boot (verified.c) ---------------- */
+
+#define CDO__VERIFIED_REC 128
+/*
+ * Has the entry of key at [off, off + size) of fd's file, with journal sum
+ * jsum, been checked whole in this boot, with the file unchanged since? 1
+ * when table (a file of the cache's) says so, else 0. before gets the
+ * file's identity now, for cdo__verified_note.
+ */
+int cdo__verified_seen(const char *table, const unsigned char key[32], int fd,
+                       uint64_t off, uint64_t size, uint64_t jsum,
+                       unsigned char before[CDO__VERIFIED_REC]);
+/*
+ * After the entry passed its check: records it in table, when the file is
+ * still what before says (best effort).
+ */
+void cdo__verified_note(const char *table, const unsigned char key[32], int fd,
+                        uint64_t off, uint64_t size, uint64_t jsum,
+                        const unsigned char before[CDO__VERIFIED_REC]);
+
 /* ---- what config.c asks of the stores (store.c) ------------------------- */
 
 /* The URL forms, for messages: "sqlite:PATH, dir:PATH, ... or exec:..". */

@@ -7,11 +7,15 @@
 #include "store_int.h"
 
 #include <fcntl.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <strings.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
+
+/* Entries from this journal size on are checked once per boot (verify). */
+#define VERIFIED_MIN ((uint64_t)1 << 20)
 
 /* The backends, each defined in its own store_NAME.c. */
 extern const struct cdo__store_ops cdo__store_sqlite, cdo__store_dir,
@@ -743,6 +747,45 @@ static int lookup_miss(struct cdo_store *s, const struct cdo__key *k, int r)
   return CDO__MISS;
 }
 
+/*
+ * Writes into buf the path of s's table of entry files checked whole in
+ * this boot (verified.c) when b is such a file worth not reading twice: a
+ * large unsigned entry of a store with local files. 0, else -1.
+ */
+static int verified_table(struct cdo_store *s, const struct cdo__blob *b,
+                          const struct cdo__meta *m, char *buf, size_t len)
+{
+  const struct cdo__store_files *f = s->ops->files;
+
+  if (b->fd < 0 || b->mem != NULL || m->journal_len < VERIFIED_MIN ||
+      s->cfg->signing || f == NULL || f->local_path == NULL)
+    return -1;
+  return cdo__store_local_file(s, "-verified", buf, len, 0) == 0 ? 0 : -1;
+}
+
+/*
+ * Checks the journal of b (see cdo__entry_verify), once per boot for a
+ * large entry file that stays unchanged.
+ */
+static int verify(struct cdo_store *s, const struct cdo__key *k,
+                  struct cdo__blob *b, const struct cdo__meta *m,
+                  uint64_t journal_off)
+{
+  const struct cdo_config *c = s->cfg;
+  unsigned char before[CDO__VERIFIED_REC];
+  char table[PATH_MAX];
+  int once = verified_table(s, b, m, table, sizeof(table)) == 0, r;
+
+  if (once && cdo__verified_seen(table, k->hash, b->fd, b->off, b->size,
+                                 m->journal_sum, before))
+    return 0;
+  r = cdo__entry_verify(b, m, journal_off, c->signing ? c->sign_key : NULL);
+  if (r == 0 && once)
+    cdo__verified_note(table, k->hash, b->fd, b->off, b->size, m->journal_sum,
+                       before);
+  return r;
+}
+
 /* cdo__store_lookup in one tier. */
 static int lookup_one(struct cdo_store *s, const struct cdo__key *k,
                       struct cdo__blob **out, struct cdo__meta *m,
@@ -771,7 +814,7 @@ static int lookup_one(struct cdo_store *s, const struct cdo__key *k,
       cdo__blob_free(b);
       return CDO__MISS;
     }
-    r = cdo__entry_verify(b, m, *journal_off, c->signing ? c->sign_key : NULL);
+    r = verify(s, k, b, m, *journal_off);
   }
   if (r < 0) {
     cdo__blob_free(b);
