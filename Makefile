@@ -165,7 +165,7 @@ deps:
 	DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q \
 		build-essential pkg-config libuv1-dev libsqlite3-dev libsodium-dev \
 		libcmocka-dev libhiredis-dev redis-server time \
-		bash-completion zsh fish man-db python3 procps clang libclang-rt-14-dev
+		bash-completion zsh fish man-db python3 procps strace clang libclang-rt-14-dev
 
 test: all $(UNIT_BIN)
 	$(Q)CACHEDO=$(CURDIR)/$(O)/cachedo CACHEDO_TEST_SANITIZE=$(SANITIZE) sh tests/run.sh \

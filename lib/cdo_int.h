@@ -183,6 +183,13 @@ int cdo__mkdir_private(const char *path, char *err, size_t errlen);
  * 0, or CDO_EUNSAFE / -errno with err saying why.
  */
 int cdo__dir_check(const char *path, char *err, size_t errlen);
+/*
+ * fork(2) for background work: in the child (0 returned) in a session of
+ * its own, niced by niceness, stdio on /dev/null. The parent gets the pid,
+ * or -1 when fork failed. Open stores must not cross it: the child closes
+ * the ones it inherited before opening its own.
+ */
+pid_t cdo__detach(int niceness);
 /* An unlinked temp file in dir (NULL: $TMPDIR or /tmp); fd or -errno. */
 int cdo__tmpfile(const char *dir);
 /* $XDG_<what>_HOME, else $HOME/<fallback>; malloc'd, NULL if neither. */

@@ -391,41 +391,87 @@ static void upkeep(struct cdo_store *s, int hourly, struct cdo__usage_log *u)
   }
 }
 
+/*
+ * Claims the tidying of the tiers whose writes asked for it: for each,
+ * flock(2) LOCK_EX | LOCK_NB on its file P-tidy, which the child inherits
+ * and holds until it is done, so that one child at a time tidies a cache
+ * and a miss that finds one at work starts none. Sets bit i of *tiers for
+ * tier i claimed, its descriptor in fds[i]; returns how many.
+ */
+#define TIDY_TIERS 8
+static int tidy_claim(struct cdo_store *s, unsigned *tiers, int fds[])
+{
+  char path[PATH_MAX];
+  int i, n = 0;
+
+  *tiers = 0;
+  for (i = 0; s != NULL && i < TIDY_TIERS; s = s->next, i++) {
+    fds[i] = -1;
+    if (!s->tidy || s->ops->tidy == NULL ||
+        cdo__store_local_file(s, "-tidy", path, sizeof(path), 0) < 0)
+      continue;
+    fds[i] =
+        open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY, 0600);
+    if (fds[i] >= 0 && flock(fds[i], LOCK_EX | LOCK_NB) < 0) {
+      close(fds[i]);
+      fds[i] = -1;
+    }
+    if (fds[i] >= 0) {
+      *tiers |= 1u << i;
+      n++;
+    }
+  }
+  return n;
+}
+
+static void tidy_release(unsigned tiers, const int fds[])
+{
+  int i;
+
+  for (i = 0; i < TIDY_TIERS; i++)
+    if (tiers & 1u << i)
+      close(fds[i]);
+}
+
 void cdo__store_maintain(struct cdo_store *s)
 {
   const struct cdo_config *cfg = s->cfg;
   struct cdo_store *own = NULL;
   struct cdo__usage_log u = {.fd = -1};
-  int hourly, fold_only = 0, fd;
+  int hourly = 0, fold_only = 0, upkeep_due = 0, fds[TIDY_TIERS], i;
+  unsigned tiers;
   char err[300];
 
-  if (s->ops->counters != NULL)
-    return;
-  hourly = upkeep_claim(s);
-  if (!hourly &&
-      !(cdo__usage_due(s, MAINTAIN_EVERY_MS, &fold_only) && fold_only))
-    return;
-  fflush(NULL);
-  if (fork() != 0)
-    return; /* the parent, or fork failed: the next miss tries again */
-  /* A detached, niced child, stdio on /dev/null (`x=$(cachedo ...)` does
-   * not wait for it), with its own store: the inherited one is closed
-   * first, since a database connection must not cross a fork. */
-  setsid();
-  if (nice(10) == -1) {
-    /* still upkeep, at the usual priority */
+  tidy_claim(s, &tiers, fds);
+  if (s->ops->counters == NULL) {
+    hourly = upkeep_claim(s);
+    upkeep_due = hourly || (cdo__usage_due(s, MAINTAIN_EVERY_MS, &fold_only) &&
+                            fold_only);
   }
-  fd = open("/dev/null", O_RDWR | O_CLOEXEC);
-  if (fd >= 0) {
-    dup2(fd, 0);
-    dup2(fd, 1);
-    dup2(fd, 2);
-    if (fd > 2)
-      close(fd);
+  if (!upkeep_due && tiers == 0)
+    return;
+  /* A detached, niced child (`x=$(cachedo ...)` does not wait for it) with
+   * its own store: the inherited one is closed first, since a database
+   * connection must not cross a fork. */
+  if (cdo__detach(10) != 0) {
+    tidy_release(tiers, fds); /* the parent, or fork failed: a later miss */
+    for (i = 0; i < TIDY_TIERS && s != NULL; i++, s = s->next)
+      if (tiers & 1u << i)
+        s->tidy = 0;
+    return;
   }
   cdo_store_close(s);
-  if (cdo_store_open(&own, cfg, err, sizeof(err)) == 0)
-    upkeep(own, hourly, &u);
+  if (cdo_store_open(&own, cfg, err, sizeof(err)) == 0) {
+    for (i = 0; i < TIDY_TIERS; i++) {
+      struct cdo_store *t = tiers & 1u << i ? cdo_store_tier(own, i) : NULL;
+
+      if (t != NULL && t->ops->tidy != NULL)
+        t->ops->tidy(t);
+    }
+    tidy_release(tiers, fds);
+    if (upkeep_due)
+      upkeep(own, hourly, &u);
+  }
   /* The usage lock goes last: once it is free, this process holds no file
    * in the cache, so a waiter may remove or unmount it. (No chdir("/"):
    * a relative cache path is resolved against the inherited cwd.) */

@@ -1,5 +1,8 @@
 /* SPDX-License-Identifier: MIT */
-/* File helpers: full reads and writes, private directories, temp files. */
+/*
+ * File helpers: full reads and writes, private directories, temp files;
+ * and the detached child that background work runs in.
+ */
 #include "cdo_int.h"
 
 #include <fcntl.h>
@@ -74,6 +77,32 @@ int cdo__pread_all(int fd, void *buf, size_t n, uint64_t off)
     p += r;
     n -= (size_t)r;
     off += (uint64_t)r;
+  }
+  return 0;
+}
+
+pid_t cdo__detach(int niceness)
+{
+  pid_t pid;
+  int fd;
+
+  fflush(NULL);
+  pid = fork();
+  if (pid != 0)
+    return pid;
+  /* Its own session, stdio on /dev/null: `x=$(cachedo ...)` does not wait
+   * for it, and no terminal signal reaches it. */
+  setsid();
+  if (niceness > 0 && nice(niceness) == -1) {
+    /* the work still runs, at the usual priority */
+  }
+  fd = open("/dev/null", O_RDWR | O_CLOEXEC);
+  if (fd >= 0) {
+    dup2(fd, 0);
+    dup2(fd, 1);
+    dup2(fd, 2);
+    if (fd > 2)
+      close(fd);
   }
   return 0;
 }

@@ -326,23 +326,13 @@ static int refresh_detached(struct cdo_job *j, int warm)
   char err[300];
   void *lk = NULL;
   pid_t pid;
-  int fd, r;
+  int r;
 
   if (j->cfg->read_only)
     return 0; /* the stale entry is all a read-only cache can give */
-  fflush(NULL);
-  pid = fork();
+  pid = cdo__detach(0);
   if (pid != 0)
     return pid < 0 ? CDO__ERR(errno) : 0; /* else the entry stays as is */
-  setsid();
-  fd = open("/dev/null", O_RDWR);
-  if (fd >= 0) {
-    dup2(fd, 0);
-    dup2(fd, 1);
-    dup2(fd, 2);
-    if (fd > 2)
-      close(fd);
-  }
   j->msg = NULL;
   if (cdo_store_open(&s, j->cfg, err, sizeof(err)) < 0)
     _exit(0);

@@ -66,6 +66,7 @@ struct cdo_store {
   char *breaker;    /* the file remembering a failure; NULL: none; owned */
   int breaker_seen; /* that file was there at open */
   int read_only;    /* reads only: no put, del, count, lease */
+  int tidy;         /* its writes left work for ops->tidy */
   /* What the last lookup found: why it missed (static, or NULL) and
    * whether the entry was corrupt or another key's. */
   const char *miss_why;
@@ -238,6 +239,13 @@ struct cdo__store_ops {
   int (*evict_older)(struct cdo_store *s, int64_t cutoff, const uint64_t *keep,
                      size_t n_keep, uint64_t need, uint64_t *removed,
                      uint64_t *freed);
+  /*
+   * Work a write leaves that a user's run should not wait for (SQLite: the
+   * checkpoint of its WAL, and the fsyncs that go with it). A backend sets
+   * s->tidy when its writes left some; cdo__store_maintain then runs tidy
+   * in its detached child, on a store of the child's own. May be NULL.
+   */
+  void (*tidy)(struct cdo_store *s);
 
   /* ---- optional sub-tables (NULL: the front end's default) ---- */
   const struct cdo__store_locks *locks;
@@ -372,8 +380,11 @@ void cdo__store_record_usage(struct cdo_store *s, const struct cdo__usage *u);
  * is the file P-upkeep), or when the usage records want folding, it forks
  * a detached, niced child that does the work with its own store, under
  * the usage lock: folds the records, removes expired entries and, with
- * cfg->max_size, evicts least-recently-used ones. The caller's run does
- * none of it. After a fork, s is closed in the child only.
+ * cfg->max_size, evicts least-recently-used ones. The same child (or one
+ * of its own when no upkeep is due) runs ops->tidy for each tier whose
+ * writes asked for it (s->tidy), one child per cache at a time. The
+ * caller's run does none of it. After a fork, s is closed in the child
+ * only.
  */
 void cdo__store_maintain(struct cdo_store *s);
 /*

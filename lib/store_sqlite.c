@@ -27,9 +27,12 @@
  * LOCK_SH on the empty file PATH-writers while its blob is pending: --gc,
  * when it gets LOCK_EX at once, knows every pending blob is a dead one.
  *
- * PATH's WAL is not checkpointed when a connection closes, which would cost
- * two fsyncs on every miss: a writer truncates it once it holds WAL_FRAMES
- * frames, so a process opening PATH has at most that many frames to scan.
+ * PATH's WAL is not checkpointed when a connection closes, nor by the
+ * writer of a miss, which would cost fsyncs on the user's run: once it
+ * holds WAL_FRAMES frames, the miss leaves the checkpoint to a detached
+ * child (sqlite_tidy), which also restarts the WAL, so that the writers
+ * that follow only append to it, with no fsync. A process opening PATH
+ * has about that many frames to scan.
  */
 #include "store_int.h"
 
@@ -47,7 +50,7 @@
 #define ROW                   (1 << 20)
 #define ROW_BITS              16
 #define ROWS_PER_TX           16
-#define WAL_FRAMES            4
+#define WAL_FRAMES            8
 #define BUSY_MS               60000
 #define CHECKPOINT_BUSY_MS    50
 #define PENDING_MAX_AGE_MS    3600000
@@ -71,6 +74,7 @@ struct sqlite_store {
   int batch_ops;  /* operations in the batch's open transaction */
   int doomed;     /* big blobs doomed by the open transaction */
   int ckpt_held;  /* maybe_checkpoint waits (sqlite_evict_older) */
+  int bulk;       /* in bulk work, which checkpoints (maybe_checkpoint) */
   /* In a batch, the statements of a delete by key, prepared once. */
   sqlite3_stmt *del_sel, *del_doom;
   int damaged;    /* DAMAGED_* bits: SQLite called the file damaged */
@@ -382,30 +386,86 @@ static int open_big(struct sqlite_store *q)
   return r;
 }
 
-/* Applies the writer's pragmas, once per connection. */
-static int tune_for_writing(struct sqlite_store *q)
+/*
+ * Is db in WAL mode? Known once a statement has read it: SQLite then has
+ * the WAL open (a database in rollback mode has no journal open between
+ * transactions).
+ */
+static int in_wal(sqlite3 *db)
 {
-  if (q->tuned)
-    return 0;
-  q->tuned = 1;
-  wal_mode(q->db);
-  return exec(q, q->db, "PRAGMA synchronous = NORMAL");
+  sqlite3_file *f = NULL;
+
+  return sqlite3_file_control(db, "main", SQLITE_FCNTL_JOURNAL_POINTER, &f) ==
+             SQLITE_OK &&
+         f != NULL && f->pMethods != NULL;
 }
 
 /*
- * Empties PATH's WAL into the database once it holds WAL_FRAMES frames.
- * Readers are short, so a checkpoint that would wait long is skipped: the
- * next writer tries again.
+ * Applies the writer's pragmas, once per connection; WAL mode only when
+ * the file is not in it yet (e.g. its creator could not switch it).
+ */
+static int tune_for_writing(struct sqlite_store *q)
+{
+  int r;
+
+  if (q->tuned)
+    return 0;
+  q->tuned = 1;
+  r = exec(q, q->db, "PRAGMA synchronous = NORMAL");
+  if (r == 0 && !in_wal(q->db))
+    wal_mode(q->db);
+  return r;
+}
+
+/*
+ * Copies PATH's WAL into the database (PASSIVE: it waits for no reader or
+ * writer; SQLite fsyncs the WAL, then the database) and, when every frame
+ * is in, restarts the WAL with one small write: the schema version,
+ * rewritten as it is. SQLite fsyncs the header of a restarted WAL (and,
+ * the first time, its directory); done here, that is not left to the next
+ * writer, a user's miss, which then only appends. The file is cut back to
+ * that one frame.
+ */
+static void checkpoint(struct sqlite_store *q)
+{
+  sqlite3_stmt *st = NULL;
+  int log = -1, copied = -1, version = -1;
+
+  if (sqlite3_wal_checkpoint_v2(q->db, NULL, SQLITE_CHECKPOINT_PASSIVE, &log,
+                                &copied) != SQLITE_OK ||
+      log <= 0 || copied < log)
+    return;
+  q->wal_frames = 0;
+  sqlite3_exec(q->db, "PRAGMA journal_size_limit = 0", NULL, NULL, NULL);
+  sqlite3_busy_timeout(q->db, CHECKPOINT_BUSY_MS);
+  if (sqlite3_exec(q->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) == SQLITE_OK &&
+      sqlite3_prepare_v2(q->db, "PRAGMA user_version", -1, &st, NULL) ==
+          SQLITE_OK &&
+      sqlite3_step(st) == SQLITE_ROW)
+    version = sqlite3_column_int(st, 0);
+  sqlite3_finalize(st);
+  if (version == SCHEMA_VERSION &&
+      sqlite3_exec(q->db, SET_VERSION, NULL, NULL, NULL) == SQLITE_OK)
+    sqlite3_exec(q->db, "COMMIT", NULL, NULL, NULL);
+  rollback(q->db);
+  sqlite3_busy_timeout(q->db, BUSY_MS);
+}
+
+/*
+ * Once PATH's WAL holds WAL_FRAMES frames: bulk work (batches, eviction,
+ * --gc, --clear) checkpoints it there and then; any other write, a user's
+ * miss, leaves that to the detached child (s->tidy, sqlite_tidy), so that
+ * the run waits for no fsync. Readers are short: a checkpoint they hold
+ * up is skipped, and the next write asks again.
  */
 static void maybe_checkpoint(struct sqlite_store *q)
 {
   if (q->wal_frames < WAL_FRAMES || q->ckpt_held)
     return;
-  sqlite3_busy_timeout(q->db, CHECKPOINT_BUSY_MS);
-  if (sqlite3_wal_checkpoint_v2(q->db, NULL, SQLITE_CHECKPOINT_TRUNCATE, NULL,
-                                NULL) == SQLITE_OK)
-    q->wal_frames = 0;
-  sqlite3_busy_timeout(q->db, BUSY_MS);
+  if (q->bulk)
+    checkpoint(q);
+  else
+    q->base.tidy = 1;
 }
 
 /* Opens one operation's write transaction, or joins the batch's. */
@@ -1117,6 +1177,7 @@ static int sqlite_evict_older(struct cdo_store *s, int64_t cutoff,
   size_t i;
   int r, b;
 
+  q->bulk = 1;
   r = tune_for_writing(q);
   if (r == 0)
     r = ensure_schema(q);
@@ -1155,6 +1216,7 @@ static int sqlite_evict_older(struct cdo_store *s, int64_t cutoff,
   }
   q->ckpt_held = 0;
   maybe_checkpoint(q);
+  q->bulk = 0;
   return r;
 }
 
@@ -1289,6 +1351,7 @@ static int sqlite_batch(struct cdo_store *s, int on)
   int r = 0, w;
 
   if (on) {
+    q->bulk = 1;
     r = tune_for_writing(q);
     if (r == 0)
       r = ensure_schema(q);
@@ -1305,7 +1368,20 @@ static int sqlite_batch(struct cdo_store *s, int on)
   if (r < 0)
     rollback(q->db);
   w = tx_after(q, 0);
+  q->bulk = 0;
   return r < 0 ? r : w;
+}
+
+/*
+ * In the detached child, after a miss left PATH's WAL long: checkpoints
+ * it and restarts it (see checkpoint). The first statement opens the WAL.
+ */
+static void sqlite_tidy(struct cdo_store *s)
+{
+  struct sqlite_store *q = sq(s);
+
+  if (tune_for_writing(q) == 0 && in_wal(q->db))
+    checkpoint(q);
 }
 
 /* The front end's own files (usage, stats) go next to the database. */
@@ -1347,19 +1423,24 @@ static int sqlite_clear(struct cdo_store *s, const char *scope)
 {
   int r;
 
-  sq(s)->clearing = 1;
+  sq(s)->clearing = sq(s)->bulk = 1;
   r = do_clear(s, scope);
   if (r < 0 && repaired(sq(s)))
     r = do_clear(s, scope);
-  sq(s)->clearing = 0;
+  sq(s)->clearing = sq(s)->bulk = 0;
   return r;
 }
 
 static int sqlite_gc(struct cdo_store *s, int64_t now_ms, uint64_t *removed)
 {
-  int r = do_gc(s, now_ms, removed);
+  int r;
 
-  return r < 0 && repaired(sq(s)) ? do_gc(s, now_ms, removed) : r;
+  sq(s)->bulk = 1;
+  r = do_gc(s, now_ms, removed);
+  if (r < 0 && repaired(sq(s)))
+    r = do_gc(s, now_ms, removed);
+  sq(s)->bulk = 0;
+  return r;
 }
 
 static int sqlite_list(struct cdo_store *s, cdo_list_fn fn, void *ud)
@@ -1399,5 +1480,6 @@ const struct cdo__store_ops cdo__store_sqlite = {
     .gc = sqlite_gc,
     .batch = sqlite_batch,
     .evict_older = sqlite_evict_older,
+    .tidy = sqlite_tidy,
     .files = &sqlite_files,
 };

@@ -1,0 +1,57 @@
+#!/bin/sh
+# A miss waits for no fsync: storing its entry needs none on the user's
+# run. (SQLite's checkpoints, and the WAL restarts that follow them, are
+# what fsync; a miss leaves both to a detached child.) strace without -f
+# follows the cachedo process alone, not the command or that child.
+. "$(dirname "$0")/lib.sh"
+
+case $test_backend in
+sqlite | dir | mem) ;;
+*) skip_all "local backends only (sqlite, dir, mem)" ;;
+esac
+if ! command -v strace >/dev/null 2>&1; then
+	test "${CI-}" != true || { echo "Bail out! no strace (CI=true; make deps installs it)"; exit 1; }
+	skip_all "no strace"
+fi
+strace -o /dev/null true 2>/dev/null || skip_all "strace cannot trace here"
+
+# traced_misses N ARGS...: N misses of `cachedo ARGS... counted NAME` (a new
+# NAME each time), each traced; fails listing the syncs they made.
+syncs=fsync,fdatasync,sync_file_range,syncfs,sync,msync
+traced_misses () {
+	n=$1
+	shift
+	i=0
+	while [ "$i" -lt "$n" ]; do
+		strace -o "trace.$i" -e trace=$syncs cachedo "$@" counted "m$i" >/dev/null
+		i=$((i + 1))
+	done
+	cat trace.* >all
+	grep -v '^[-+]' all >syncs || :
+	expect_lines 0 syncs
+}
+
+test_expect_success 'the miss that creates the cache stores its entry' '
+	cachedo counted first >out &&
+	expect_eq "first run 1" "$(cat out)"
+'
+
+test_expect_success 'misses of new commands make no fsync' '
+	traced_misses 12 &&
+	expect_count m0 1 &&
+	expect_count m11 1
+'
+
+test_expect_success 'misses with --refresh make no fsync' '
+	traced_misses 12 --refresh &&
+	expect_count m0 2 &&
+	expect_count m11 2
+'
+
+test_expect_success 'the entries were stored: they hit' '
+	cachedo counted m5 >out &&
+	expect_count m5 2 &&
+	expect_eq "m5 run 2" "$(cat out)"
+'
+
+test_done
