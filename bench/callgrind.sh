@@ -2,7 +2,7 @@
 # bench/callgrind.sh: instructions executed (callgrind's Ir, children
 # included) by a cachedo hit against `cat small.txt`, and by a miss against
 # `true` (sqlite, mem: and --no-cache, to split a miss into its steps), then
-# the same misses' syscalls, fsyncs (strace -f -c) and page faults
+# the same misses' syscalls, fsyncs (strace -ff) and page faults
 # (/usr/bin/time -f %R) when those tools are there. Instruction counts
 # repeat from run to run where wall time does not.
 set -eu
@@ -42,24 +42,31 @@ line miss_true "$(ir true)" "$(ir "$C" --refresh -- true)"
 line miss_mem "$(ir true)" "$(ir "$C" -c mem: --refresh -- true)" "(runner + mem: store)"
 line miss_no_cache "$(ir true)" "$(ir "$C" --no-cache -- true)" "(runner only)"
 
-# counts NAME CMD...: syscalls, fsync+fdatasync calls, minor page faults.
+# counts NAME CMD...: syscalls, fsync+fdatasync calls, minor page faults of
+# CMD and the command it runs; not of a detached child (one that calls
+# setsid but execs nothing: the upkeep, SQLite's checkpoint), which the run
+# does not wait for.
 counts() {
-	local name=$1 sc=- fs=- pf=-
+	local name=$1 sc=- fs=- pf= f
 	shift
 	if command -v strace >/dev/null; then
-		strace -f -c -o "$T/st" "$@" >/dev/null 2>&1 </dev/null || true
-		sc=$(awk '$NF == "total" { print $4 }' "$T/st")
-		strace -f -c -e trace=fsync,fdatasync -o "$T/st" "$@" >/dev/null 2>&1 </dev/null || true
-		fs=$(awk '$NF == "total" { print $4 }' "$T/st")
+		rm -rf "$T/st" && mkdir "$T/st"
+		strace -ff -o "$T/st/s" "$@" >/dev/null 2>&1 </dev/null || true
+		sc=0 fs=0
+		for f in "$T/st"/s.*; do
+			grep -q '^setsid(' "$f" && ! grep -q '^execve(' "$f" && continue
+			sc=$((sc + $(grep -cE '^[a-z_0-9]+\(' "$f" || true)))
+			fs=$((fs + $(grep -cE '^f(data)?sync\(' "$f" || true)))
+		done
 	fi
 	[ -x /usr/bin/time ] && pf=$(/usr/bin/time -f %R "$@" 2>&1 >/dev/null </dev/null | tail -1)
-	printf '%-16s %10s %8s %8s\n' "$name" "${sc:-0}" "${fs:-0}" "$pf"
+	printf '%-16s %10s %8s %8s\n' "$name" "$sc" "$fs" "${pf:--}"
 }
 
 printf '\n%-16s %10s %8s %8s\n' name syscalls fsyncs minflt
 counts true true
 counts miss_no_cache "$C" --no-cache -- true
 counts miss_mem "$C" -c mem: --refresh -- true
-# Two in a row: the WAL is checkpointed on every other miss or so.
+# Two in a row: the WAL grows by a miss, and is checkpointed every few.
 counts miss_true "$C" --refresh -- true
 counts miss_true_again "$C" --refresh -- true
