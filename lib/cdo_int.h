@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sodium/crypto_hash_sha256.h>
 #include <sys/types.h>
 
 #include "cachedo.h"
@@ -139,6 +140,34 @@ int cdo__verified_seen(const char *table, const unsigned char key[32], int fd,
 void cdo__verified_note(const char *table, const unsigned char key[32], int fd,
                         uint64_t off, uint64_t size, uint64_t jsum,
                         const unsigned char before[CDO__VERIFIED_REC]);
+
+/* ---- SHA-256 (sha256.c) -------------------------------------------------- */
+
+/*
+ * SHA-256, streaming: init, update any number of times, final (which wipes
+ * the state). SHA-NI instructions where the CPU has them, else libsodium.
+ */
+struct cdo__sha256 {
+  union {
+    crypto_hash_sha256_state sodium; /* the portable code */
+    struct {
+      uint32_t s[8];
+      uint64_t bytes; /* hashed so far */
+      unsigned char buf[64];
+    } x; /* SHA-NI */
+  } u;
+  int accel;
+};
+void cdo__sha256_init(struct cdo__sha256 *h);
+void cdo__sha256_update(struct cdo__sha256 *h, const void *data, size_t n);
+void cdo__sha256_final(struct cdo__sha256 *h, unsigned char out[32]);
+void cdo__sha256(const void *data, size_t n, unsigned char out[32]);
+/*
+ * Whether states initialised from now on use SHA-NI: allow 0 forces the
+ * portable code, 1 uses SHA-NI if the CPU has it, -1 only asks. Returns 1
+ * when SHA-NI is in use.
+ */
+int cdo__sha256_accel(int allow);
 
 /* ---- what config.c asks of the stores (store.c) ------------------------- */
 

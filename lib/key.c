@@ -116,7 +116,7 @@ int cdo__env_volatile(const char *name)
  * first, since many tiny updates cost more than the hashing itself.
  */
 struct key_writer {
-  crypto_hash_sha256_state h;
+  struct cdo__sha256 h;
   size_t n;
   unsigned char buf[1024]; /* a multiple of SHA-256's 64-byte block */
 };
@@ -135,7 +135,7 @@ static void w_add(struct key_writer *w, const void *p, size_t n)
     s += k;
     n -= k;
     if (w->n == sizeof(w->buf)) {
-      crypto_hash_sha256_update(&w->h, w->buf, w->n);
+      cdo__sha256_update(&w->h, w->buf, w->n);
       w->n = 0;
     }
   }
@@ -179,10 +179,10 @@ static void w_str(struct key_writer *w, const char *s)
 /* SHA-256 of everything fd yields; with copy >= 0 also writes it there. */
 static int digest_fd(int fd, int copy, unsigned char out[32])
 {
-  crypto_hash_sha256_state h;
+  struct cdo__sha256 h;
   unsigned char buf[65536];
 
-  crypto_hash_sha256_init(&h);
+  cdo__sha256_init(&h);
   for (;;) {
     ssize_t r = read(fd, buf, sizeof(buf));
 
@@ -192,11 +192,11 @@ static int digest_fd(int fd, int copy, unsigned char out[32])
       return CDO__ERR(errno);
     if (r == 0)
       break;
-    crypto_hash_sha256_update(&h, buf, (size_t)r);
+    cdo__sha256_update(&h, buf, (size_t)r);
     if (copy >= 0 && cdo__write_all(copy, buf, (size_t)r) < 0)
       return CDO__ERR(errno);
   }
-  crypto_hash_sha256_final(&h, out);
+  cdo__sha256_final(&h, out);
   return 0;
 }
 
@@ -928,14 +928,14 @@ static void hash_key(struct cdo_job *j)
   struct key_writer w;
   size_t i;
 
-  crypto_hash_sha256_init(&w.h);
+  cdo__sha256_init(&w.h);
   w.n = 0;
   w_tag(&w, "cachedo-key");
   w_u32(&w, KEY_VERSION);
   for (i = 0; i < CDO__ARRAY_SIZE(comps); i++)
     comps[i].hash(j, &w);
-  crypto_hash_sha256_update(&w.h, w.buf, w.n);
-  crypto_hash_sha256_final(&w.h, j->key.hash);
+  cdo__sha256_update(&w.h, w.buf, w.n);
+  cdo__sha256_final(&w.h, j->key.hash);
   for (i = 0; i < 32; i++) {
     j->key.hex[2 * i] = hex[j->key.hash[i] >> 4];
     j->key.hex[2 * i + 1] = hex[j->key.hash[i] & 15];
@@ -947,11 +947,11 @@ void cdo__key_argv_digest(const struct cdo_job *j, unsigned char out[32])
 {
   struct key_writer w;
 
-  crypto_hash_sha256_init(&w.h);
+  cdo__sha256_init(&w.h);
   w.n = 0;
   hash_argv(j, &w);
-  crypto_hash_sha256_update(&w.h, w.buf, w.n);
-  crypto_hash_sha256_final(&w.h, out);
+  cdo__sha256_update(&w.h, w.buf, w.n);
+  cdo__sha256_final(&w.h, out);
 }
 
 /*

@@ -18,12 +18,11 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <limits.h>
-#include <sodium.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 struct tree {
-  crypto_hash_sha256_state h;
+  struct cdo__sha256 h;
   size_t entries;
   char path[PATH_MAX]; /* the entry's path below the top */
   char *err;
@@ -33,7 +32,7 @@ struct tree {
 
 static void put(struct tree *t, const void *p, size_t n)
 {
-  crypto_hash_sha256_update(&t->h, p, n);
+  cdo__sha256_update(&t->h, p, n);
 }
 
 static int by_name(const void *a, const void *b)
@@ -184,7 +183,7 @@ int cdo__tree_digest(int fd, const char *top, unsigned char out[32],
 
   if (t == NULL)
     return CDO__ERR(ENOMEM);
-  crypto_hash_sha256_init(&t->h);
+  cdo__sha256_init(&t->h);
   t->entries = 0;
   t->path[0] = 0;
   t->err = err;
@@ -194,7 +193,7 @@ int cdo__tree_digest(int fd, const char *top, unsigned char out[32],
   cdo__put32(v, 1);
   put(t, v, 4);
   r = walk(t, fd, 0, 0);
-  crypto_hash_sha256_final(&t->h, out);
+  cdo__sha256_final(&t->h, out);
   *entries = t->entries;
   free(t);
   return r;
