@@ -1309,6 +1309,7 @@ int main(int argc, char **argv)
     goto out;
   }
   cfg.deliberate = cli.mode >= M_CLEAR || cli.mode == M_FORGET;
+  cfg.keyless = cfg.no_cache && cli.mode == M_RUN; /* a run needs no key */
   if (cli.mode >= M_CLEAR) {
     r = run_admin_mode(&cli, &cfg);
     goto out;

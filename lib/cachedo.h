@@ -101,6 +101,13 @@ struct cdo_config {
    * breaker window, which only spares runs the wait.
    */
   int deliberate;
+  /*
+   * Set by a front end whose job only runs its command, uncached (a run
+   * with --no-cache): cdo_job_new() then neither gathers nor hashes the
+   * key (no cwd, --file or --stdin digests; the environment only for
+   * --pure), and cdo_job_run() uses no store.
+   */
+  int keyless;
   unsigned layer; /* current layer, see cdo_config_layer() */
   /* Where each setting's value came from, for cdo_config_show(). */
   struct cdo_origin {
@@ -334,7 +341,8 @@ struct cdo_job; /* opaque */
 
 /*
  * Prepares the command argv (argv[0] looked up in PATH) under cfg and envp:
- * resolves the executable, reads stdin when cfg->use_stdin, hashes the key.
+ * resolves the executable, reads stdin when cfg->use_stdin, hashes the key
+ * (unless cfg->keyless).
  * cfg, argv and envp are borrowed for the life of the job. The caller owns
  * *out; free it with cdo_job_free(). On failure err holds the message.
  */
@@ -343,7 +351,7 @@ int cdo_job_new(struct cdo_job **out, const struct cdo_config *cfg,
                 void *ud, char *err, size_t errlen);
 void cdo_job_free(struct cdo_job *j);
 
-/* The key as 64 lower-case hex digits; borrowed from j. */
+/* The key as 64 lower-case hex digits ("" if keyless); borrowed from j. */
 const char *cdo_job_key(const struct cdo_job *j);
 
 /*

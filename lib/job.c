@@ -427,6 +427,8 @@ int cdo_job_run(struct cdo_job *j, struct cdo_store *s, struct cdo_result *res)
   int r, corrupt = 0;
 
   memset(res, 0, sizeof(*res));
+  if (j->cfg->keyless)
+    s = NULL; /* no key to look up or store under */
   if (j->exe_status != 0) {
     res->outcome = CDO_UNCACHED;
     res->exit_status = j->exe_status;

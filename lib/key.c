@@ -274,6 +274,8 @@ fail : {
 found:
   if (j->exe == NULL)
     return CDO__ERR(ENOMEM);
+  if (j->cfg->keyless)
+    return 0; /* the real path is for the key only */
   j->exe_real = realpath(j->exe, NULL);
   if (j->exe_real == NULL)
     j->exe_real = strdup(j->exe);
@@ -1006,6 +1008,11 @@ int cdo__key_gather(struct cdo_job *j, char *const envp[], char *err,
   const struct cdo_config *cfg = j->cfg;
   int r = resolve_exe(j, j->argv[0]);
 
+  if (cfg->keyless) { /* it only runs: --pure's environment is all it needs */
+    if (r == 0 && cfg->pure && (r = select_env(j, envp)) == 0)
+      warn_empty_allowlist(j);
+    return r;
+  }
   if (r == 0 && !cfg->no_cwd)
     r = take_cwd(j);
   if (r == 0)

@@ -64,6 +64,27 @@ test_expect_success 'CACHEDO_DISABLE=1 runs every time and stores nothing' '
 	expect_count disable 4
 '
 
+test_expect_success '--no-cache gathers no key: --file and --env are left alone' '
+	deep=deep && i=0 &&
+	while [ $i -lt 65 ]; do deep=$deep/d; i=$((i + 1)); done &&
+	mkdir -p $deep &&
+	expect_status 125 cachedo --file deep counted nokey 2>err &&
+	expect_grep "cannot hash --file .deep." err &&
+	expect_status 0 cachedo --no-cache --file deep counted nokey >out 2>err &&
+	expect_lines 0 err &&
+	CACHEDO_DISABLE=1 cachedo --file deep --env NOSUCH counted nokey >out 2>err &&
+	expect_lines 0 err &&
+	expect_count nokey 2 &&
+	cachedo --no-cache --pure --env NOSUCH counted nokey >out 2>err &&
+	expect_grep -x "cachedo: warning: --env .NOSUCH. matches no variable" err &&
+	expect_count nokey 3 &&
+	cachedo --key counted nokey >k1 &&
+	cachedo --no-cache --key counted nokey >k2 &&
+	expect_cmp k1 k2 &&
+	expect_status 125 cachedo --no-cache --key --file deep counted nokey 2>err &&
+	expect_grep "cannot hash --file .deep." err
+'
+
 test_expect_success 'argv boundaries are part of the key' '
 	cachedo --key sh -c "x" a "b c" >k1 &&
 	cachedo --key sh -c "x" "a b" c >k2 &&
