@@ -84,4 +84,14 @@ test_expect_success 'a failure stored by default is replayed with --fail-ttl uns
 	expect_cmp err1 err2
 '
 
+test_expect_success 'an ignored SIGCHLD inherited from the caller loses no status' '
+	command -v bash >/dev/null || { echo "no bash to ignore SIGCHLD with"; return 0; } &&
+	bash -c "trap \"\" CHLD; grep -q \"^SigIgn:.*[1-9a-f]\" /proc/self/status" &&
+	export CACHEDO &&
+	expect_status 3 bash -c "trap \"\" CHLD; exec \"\$CACHEDO\" --no-cache sh -c \"exit 3\"" &&
+	expect_status 4 bash -c "trap \"\" CHLD; exec \"\$CACHEDO\" counted ignchld sh -c \"exit 4\"" &&
+	expect_status 4 cachedo counted ignchld sh -c "exit 4" &&
+	expect_count ignchld 1
+'
+
 test_done
