@@ -863,6 +863,66 @@ int cdo__store_src_read(struct cdo_store *s, const struct cdo__src *src,
   return 0;
 }
 
+#define COPY_BUF ((size_t)256 << 10)
+
+/*
+ * Copies the spool's journal into fd: in the kernel with copy_file_range
+ * when both files allow it, else through a buffer.
+ */
+static int copy_journal(int fd, const struct cdo__src *src)
+{
+  uint64_t left = src->fd_len;
+  loff_t in = 0;
+  unsigned char *buf;
+  int r = 0;
+
+  while (left > 0) {
+    size_t n = left < ((size_t)1 << 30) ? (size_t)left : ((size_t)1 << 30);
+    ssize_t w = copy_file_range(src->fd, &in, fd, NULL, n, 0);
+
+    if (w < 0 && errno == EINTR)
+      continue;
+    if (w < 0 && (errno == EXDEV || errno == EINVAL || errno == ENOSYS ||
+                  errno == EOPNOTSUPP || errno == EBADF))
+      break; /* not between these files: copy by hand */
+    if (w < 0)
+      return CDO__ERR(errno);
+    if (w == 0)
+      return CDO_ECORRUPT; /* the spool shrank under us */
+    left -= (uint64_t)w;
+  }
+  if (left == 0)
+    return 0;
+  buf = malloc(COPY_BUF);
+  if (buf == NULL)
+    return CDO__ERR(ENOMEM);
+  while (r == 0 && left > 0) {
+    uint64_t off = src->head_len + (src->fd_len - left);
+    size_t want = left < COPY_BUF ? (size_t)left : COPY_BUF;
+    ssize_t got = cdo__src_read(src, off, buf, want);
+
+    if (got <= 0)
+      r = got < 0 ? (int)got : CDO_ECORRUPT;
+    else
+      r = cdo__write_all(fd, buf, (size_t)got);
+    if (r == 0)
+      left -= (uint64_t)got;
+  }
+  free(buf);
+  return r;
+}
+
+int cdo__store_src_write(int fd, const struct cdo__src *src)
+{
+  int r = cdo__write_all(fd, src->head, src->head_len);
+
+  if (r == 0)
+    r = copy_journal(fd, src);
+  if (r == 0)
+    r = cdo__write_all(fd, src->tail, src->tail_len);
+  return r;
+}
+
 static int del_one(struct cdo_store *s, const struct cdo__key *k)
 {
   int r = cdo__store_writable(s, "remove an entry from");

@@ -294,6 +294,11 @@ int cdo__store_unsupported(struct cdo_store *s, const char *what);
 int cdo__store_src_read(struct cdo_store *s, const struct cdo__src *src,
                         uint64_t off, void *buf, size_t n);
 /*
+ * Writes src's whole bytes at fd's offset, the spool's part copied in the
+ * kernel (copy_file_range) when the two files allow it. 0 or an error.
+ */
+int cdo__store_src_write(int fd, const struct cdo__src *src);
+/*
  * The --max-output bound, for backends: no entry this front end writes is
  * larger than this (the journal's bound plus room for header and
  * trailer), so a get that finds more has found something else. Puts of a

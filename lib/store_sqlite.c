@@ -2,30 +2,35 @@
 /*
  * The default backend: SQLite in WAL mode, safe for many processes at once.
  *
- * Two database files. PATH, with small pages, holds every entry's row, with
- * the bytes of entries up to SMALL_MAX in it: a hit is one lookup that
- * touches a few 4 KiB pages (each page a process touches costs it a page
- * fault or two), and a miss usually changes one page. PATH-big,
- * with 64 KiB pages, holds the bytes of larger entries in rows of ROW bytes
- * (16 overflow pages each rather than 256), and is opened only when such an
- * entry is read or written.
+ * PATH, a database with small pages, holds every entry's row, with the
+ * bytes of entries up to SMALL_MAX in it: a hit is one lookup that touches
+ * a few 4 KiB pages (each page a process touches costs it a page fault or
+ * two), and a miss usually changes one page. The bytes of a larger entry
+ * are a plain file, PATH-blobs/<blob id in 16 hex digits>, which a hit
+ * replays as dir: does (sendfile, checked once per boot: store.c).
  *
- *   PATH      entry(key, blob, size, created, expires, duration, status,
- *                   scope, command, bytes) bytes: the entry when size <=
- *                                          SMALL_MAX, else NULL and blob
- *             pending(blob, started)       big blobs being written, or
- *                                          doomed (started = 0)
- *   PATH-big  chunk(id = blob << ROW_BITS | seq, bytes)
+ *   PATH        entry(key, blob, size, created, expires, duration, status,
+ *                     scope, command, bytes) bytes: the entry when size <=
+ *                                            SMALL_MAX, else NULL and blob
+ *               pending(blob, started)       big blobs being written, or
+ *                                            doomed (started = 0)
+ *   PATH-blobs/ one file per big blob
+ *   PATH-big    chunk(id = blob << ROW_BITS | seq, bytes): where caches
+ *               written before PATH-blobs kept big blobs, in rows of ROW
+ *               bytes; still read (a blob with no file is looked up there)
+ *               and emptied by deletes, never written
  *
- * A small entry is written in one statement. A big one first goes into
- * PATH-big under a new random blob id listed in pending (in transactions of
- * 16 MiB, so no writer holds the lock for long), then is published in one
- * transaction of PATH that points entry.key at it. A reader sees a whole old
- * or a whole new entry. A replaced or deleted big blob is marked doomed in
- * the same transaction and its rows are deleted right after; a writer that
- * dies leaves a pending blob, which --gc removes. A writer holds flock(2)
+ * A small entry is written in one statement. A big one is first listed in
+ * pending under a new random blob id, then written to its file (no fsync:
+ * a file torn by a crash fails the entry's checksums, is a miss and goes),
+ * then published in one transaction of PATH that points entry.key at it.
+ * A reader sees a whole old or a whole new entry; a blob whose file is
+ * missing is a miss. A replaced or deleted big blob is marked doomed in the
+ * same transaction and its file removed right after; a writer that dies
+ * leaves a pending blob, which --gc removes. A writer holds flock(2)
  * LOCK_SH on the empty file PATH-writers while its blob is pending: --gc,
- * when it gets LOCK_EX at once, knows every pending blob is a dead one.
+ * when it gets LOCK_EX at once, knows every pending blob is a dead one,
+ * and removes every file of PATH-blobs that no row names.
  *
  * PATH's WAL is not checkpointed when a connection closes, nor by the
  * writer of a miss, which would cost fsyncs on the user's run: once it
@@ -37,6 +42,7 @@
 #include "store_int.h"
 
 #include <sodium.h>
+#include <dirent.h>
 #include <limits.h>
 #include <fcntl.h>
 #include <sqlite3.h>
@@ -49,7 +55,6 @@
 #define SMALL_MAX             ((uint64_t)256 << 10)
 #define ROW                   (1 << 20)
 #define ROW_BITS              16
-#define ROWS_PER_TX           16
 #define WAL_FRAMES            8
 #define BUSY_MS               60000
 #define CHECKPOINT_BUSY_MS    50
@@ -68,6 +73,7 @@ struct sqlite_store {
   sqlite3 *big; /* PATH-big, once needed */
   char *path;
   char *big_path;
+  char *blobs;    /* PATH-blobs */
   int tuned;      /* writer pragmas applied to db */
   int wal_frames; /* frames in db's WAL after our last commit */
   int batch;      /* in a batch (sqlite_batch) */
@@ -240,13 +246,17 @@ static int sqlite_open(struct cdo_store *s, const char *rest)
   q->writers_fd = -1;
   q->path = strdup(rest);
   q->big_path = malloc(n + sizeof("-big"));
+  q->blobs = malloc(n + sizeof("-blobs"));
   dir = strdup(rest);
-  if (q->path == NULL || q->big_path == NULL || dir == NULL) {
+  if (q->path == NULL || q->big_path == NULL || q->blobs == NULL ||
+      dir == NULL) {
     free(dir);
     return CDO__ERR(ENOMEM);
   }
   memcpy(q->big_path, rest, n);
   memcpy(q->big_path + n, "-big", sizeof("-big"));
+  memcpy(q->blobs, rest, n);
+  memcpy(q->blobs + n, "-blobs", sizeof("-blobs"));
   slash = strrchr(dir, '/');
   if (slash == dir)
     slash[1] = 0;
@@ -276,6 +286,7 @@ static void sqlite_close(struct cdo_store *s)
     close(q->writers_fd);
   free(q->path);
   free(q->big_path);
+  free(q->blobs);
 }
 
 /*
@@ -507,6 +518,49 @@ static int tx_after(struct sqlite_store *q, int doomed)
   return r;
 }
 
+/* ---- big blobs' files ---------------------------------------------------- */
+
+/* The path of blob's file in PATH-blobs. */
+static void blob_file(const struct sqlite_store *q, sqlite3_int64 blob,
+                      char *buf, size_t len)
+{
+  cdo__fmt(buf, len, "%s/%016llx", q->blobs, (unsigned long long)blob);
+}
+
+static int cmp_blob(const void *a, const void *b)
+{
+  sqlite3_int64 x = *(const sqlite3_int64 *)a, y = *(const sqlite3_int64 *)b;
+
+  return x < y ? -1 : x > y;
+}
+
+/*
+ * Removes what PATH-blobs holds but the files of the n blob ids in keep
+ * (sorted): whatever else is there is no blob any row names.
+ */
+static void remove_blob_files(struct sqlite_store *q, const sqlite3_int64 *keep,
+                              size_t n)
+{
+  DIR *d = opendir(q->blobs);
+  struct dirent *e;
+
+  if (d == NULL)
+    return;
+  while ((e = readdir(d)) != NULL) {
+    sqlite3_int64 id;
+    char *end;
+
+    if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
+      continue;
+    id = (sqlite3_int64)strtoull(e->d_name, &end, 16);
+    if (n > 0 && *end == 0 && strlen(e->d_name) == 16 &&
+        bsearch(&id, keep, n, sizeof(*keep), cmp_blob) != NULL)
+      continue;
+    unlinkat(dirfd(d), e->d_name, 0);
+  }
+  closedir(d);
+}
+
 /* ---- damaged files ------------------------------------------------------- */
 
 /* Is path still the file id describes? */
@@ -554,6 +608,7 @@ static int replace_db(struct sqlite_store *q, const char *why)
       unlink(q->path);
     unlink_db(q->path);
     unlink_db(q->big_path);
+    remove_blob_files(q, NULL, 0);
     cdo__store_warn(&q->base,
                     "cache database '%s' was damaged (%s): moved it to '%s' "
                     "and started an empty one",
@@ -563,8 +618,8 @@ static int replace_db(struct sqlite_store *q, const char *why)
 }
 
 /*
- * PATH-big was damaged: removes it (a new one is made when needed) and the
- * rows of PATH that point into it.
+ * PATH-big was damaged: removes it and the big entries of PATH, whose rows
+ * do not tell which of them it held, with their files.
  */
 static int replace_big(struct sqlite_store *q, const char *why)
 {
@@ -583,6 +638,7 @@ static int replace_big(struct sqlite_store *q, const char *why)
            "DELETE FROM entry WHERE size > %llu; DELETE FROM pending",
            (unsigned long long)SMALL_MAX);
   sqlite3_exec(q->db, sql, NULL, NULL, NULL); /* else reads drop them */
+  remove_blob_files(q, NULL, 0);              /* no row names them now */
   return 0;
 }
 
@@ -751,6 +807,37 @@ static int big_blob(struct sqlite_store *q, sqlite3_int64 blob, uint64_t size,
   return 0;
 }
 
+/*
+ * A blob over the file of big entry blob, of size bytes. A missing or
+ * foreign file gives an empty blob, which the codec calls corrupt (a miss,
+ * and the row goes); a blob with no file, in a cache that has PATH-big,
+ * was written there by an older cachedo. 0 or an error.
+ */
+static int file_blob(struct sqlite_store *q, sqlite3_int64 blob, uint64_t size,
+                     struct cdo__blob **out)
+{
+  char p[PATH_MAX];
+  struct stat st;
+  int fd;
+
+  blob_file(q, blob, p, sizeof(p));
+  fd = open(p, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+  if (fd < 0 && (errno == ENOENT || errno == ENOTDIR) &&
+      lstat(q->big_path, &st) == 0)
+    return big_blob(q, blob, size, out);
+  if (fd < 0 && errno != ENOENT && errno != ENOTDIR && errno != ELOOP)
+    return cdo__store_fail(&q->base, CDO__ERR(errno), "cannot open '%s': %s", p,
+                           strerror(errno));
+  if (fd >= 0 && (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) ||
+                  (uint64_t)st.st_size != size)) {
+    close(fd);
+    fd = -1;
+  }
+  *out =
+      fd >= 0 ? cdo__blob_from_fd(fd, size) : cdo__blob_from_mem(malloc(1), 0);
+  return *out ? 0 : CDO__ERR(ENOMEM);
+}
+
 static int do_get(struct cdo_store *s, const struct cdo__key *k,
                   struct cdo__blob **out)
 {
@@ -778,7 +865,7 @@ static int do_get(struct cdo_store *s, const struct cdo__key *k,
   if (size > 0 && (uint64_t)size > SMALL_MAX && blob >= 0 &&
       blob < (sqlite3_int64)1 << (63 - ROW_BITS)) {
     sqlite3_finalize(st);
-    return big_blob(q, blob, (uint64_t)size, out);
+    return file_blob(q, blob, (uint64_t)size, out);
   }
   /* Whatever bytes are there: the codec tells a damaged entry. */
   n = sqlite3_column_bytes(st, 2);
@@ -819,12 +906,21 @@ static int writers_lock(struct sqlite_store *q, int how)
   return r;
 }
 
-/* Deletes blob's rows from PATH-big. */
+/* Deletes blob's file, and its rows from PATH-big when there is one. */
 static int big_delete(struct sqlite_store *q, sqlite3_int64 blob)
 {
   sqlite3_stmt *st = NULL;
-  int r = open_big(q);
+  char p[PATH_MAX];
+  struct stat sb;
+  int r;
 
+  blob_file(q, blob, p, sizeof(p));
+  if (unlink(p) < 0 && errno != ENOENT && errno != ENOTDIR)
+    return cdo__store_fail(&q->base, CDO__ERR(errno), "cannot remove '%s': %s",
+                           p, strerror(errno));
+  if (lstat(q->big_path, &sb) < 0)
+    return 0;
+  r = open_big(q);
   if (r == 0)
     r = prepare(q, q->big, "DELETE FROM chunk WHERE id >= ?1 AND id < ?2", &st);
   if (r == 0) {
@@ -870,48 +966,34 @@ static int purge(struct sqlite_store *q, sqlite3_int64 cutoff, uint64_t *n)
   return r;
 }
 
-/* Writes src's bytes into PATH-big under blob, ROWS_PER_TX rows at a time. */
-static int write_big(struct sqlite_store *q, sqlite3_int64 blob,
-                     const struct cdo__src *src)
+/* Writes src's bytes into blob's new file, making PATH-blobs if needed. */
+static int write_blob_file(struct sqlite_store *q, sqlite3_int64 blob,
+                           const struct cdo__src *src)
 {
-  uint64_t size = cdo__src_size(src), off = 0;
-  unsigned char *buf = malloc(ROW);
-  sqlite3_stmt *ins = NULL;
-  sqlite3_int64 seq = 0;
-  int r;
+  const int flags = O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC;
+  char p[PATH_MAX];
+  int fd, r;
 
-  if (buf == NULL)
-    return CDO__ERR(ENOMEM);
-  r = open_big(q);
-  if (r == 0) {
-    wal_mode(q->big);
-    r = exec(q, q->big, "PRAGMA synchronous = NORMAL");
+  blob_file(q, blob, p, sizeof(p));
+  fd = open(p, flags, 0600);
+  if (fd < 0 && (errno == ENOENT || errno == ENOTDIR)) {
+    if (errno == ENOTDIR) /* damage: something else in the folder's place */
+      unlink(q->blobs);
+    if (mkdir(q->blobs, 0700) == 0 || errno == EEXIST)
+      fd = open(p, flags, 0600);
   }
-  if (r == 0)
-    r = prepare(q, q->big, "INSERT INTO chunk(id, bytes) VALUES(?1, ?2)", &ins);
-  while (r == 0 && off < size) {
-    int in_tx = 0;
-
-    r = exec(q, q->big, "BEGIN IMMEDIATE");
-    while (r == 0 && off < size && in_tx++ < ROWS_PER_TX) {
-      size_t n = size - off < ROW ? (size_t)(size - off) : ROW;
-
-      r = cdo__store_src_read(&q->base, src, off, buf, n);
-      if (r < 0)
-        break;
-      sqlite3_bind_int64(ins, 1, (blob << ROW_BITS) + seq++);
-      sqlite3_bind_blob(ins, 2, buf, (int)n, SQLITE_STATIC);
-      r = step_done(q, q->big, ins, "cannot store a chunk");
-      off += n;
-    }
-    if (r == 0)
-      r = exec(q, q->big, "COMMIT");
+  if (fd < 0)
+    return cdo__store_fail(&q->base, CDO__ERR(errno), "cannot create '%s': %s",
+                           p, strerror(errno));
+  r = cdo__store_src_write(fd, src);
+  if (close(fd) < 0 && r == 0)
+    r = CDO__ERR(errno);
+  if (r < 0) {
+    unlink(p);
+    return cdo__store_fail(&q->base, r, "cannot write '%s': %s", p,
+                           cdo_strerror(r));
   }
-  if (r < 0)
-    rollback(q->big);
-  sqlite3_finalize(ins);
-  free(buf);
-  return r;
+  return 0;
 }
 
 /*
@@ -1011,7 +1093,7 @@ static int do_put(struct cdo_store *s, const struct cdo__key *k,
       sqlite3_finalize(st);
     }
     if (r == 0)
-      r = write_big(q, blob, src);
+      r = write_blob_file(q, blob, src);
   } else {
     buf = malloc((size_t)size + 1);
     r = buf ? cdo__store_src_read(s, src, 0, buf, (size_t)size)
@@ -1133,11 +1215,56 @@ static int do_clear(struct cdo_store *s, const char *scope)
   if (r == 0)
     r = exec(q, q->db, "DELETE FROM pending");
   /* Bytes of writers still at work go too, as their entries would. */
+  if (r == 0)
+    remove_blob_files(q, NULL, 0);
   if (r == 0 && lstat(q->big_path, &st) == 0) {
     r = open_big(q);
     if (r == 0)
       r = exec(q, q->big, "DELETE FROM chunk");
   }
+  return r;
+}
+
+/*
+ * Removes the files of PATH-blobs that no entry or pending row names (a
+ * writer's whose rows a power loss undid); call with no writer at work.
+ */
+static int sweep_blobs(struct sqlite_store *q)
+{
+  sqlite3_stmt *st = NULL;
+  sqlite3_int64 *keep = NULL, *more;
+  size_t n = 0, cap = 0;
+  struct stat sb;
+  int r, rc = SQLITE_DONE;
+
+  if (lstat(q->blobs, &sb) < 0)
+    return 0;
+  r = prepare(q, q->db,
+              "SELECT blob FROM entry WHERE size > ?1 "
+              "UNION SELECT blob FROM pending",
+              &st);
+  if (r == 0)
+    sqlite3_bind_int64(st, 1, (sqlite3_int64)SMALL_MAX);
+  while (r == 0 && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+    if (n == cap) {
+      cap = cap ? 2 * cap : 256;
+      more = realloc(keep, cap * sizeof(*keep));
+      if (more == NULL) {
+        r = CDO__ERR(ENOMEM);
+        break;
+      }
+      keep = more;
+    }
+    keep[n++] = sqlite3_column_int64(st, 0);
+  }
+  if (r == 0 && rc != SQLITE_DONE)
+    r = db_fail(q, q->db, "cannot read big entries");
+  sqlite3_finalize(st);
+  if (r == 0) {
+    qsort(keep, n, sizeof(*keep), cmp_blob);
+    remove_blob_files(q, keep, n);
+  }
+  free(keep);
   return r;
 }
 
@@ -1154,6 +1281,8 @@ static int do_gc(struct cdo_store *s, int64_t now_ms, uint64_t *removed)
     int alone = writers_lock(q, LOCK_EX | LOCK_NB) == 0;
 
     r = purge(q, alone ? INT64_MAX : now_ms - PENDING_MAX_AGE_MS, NULL);
+    if (r == 0 && alone)
+      r = sweep_blobs(q);
     if (alone)
       writers_lock(q, LOCK_UN);
   }

@@ -1,7 +1,8 @@
 #!/bin/sh
 # A damaged cache heals itself: a SQLite file that SQLite calls corrupt or
 # not a database is moved aside (PATH) or removed (PATH-big) once, with one
-# warning; a dir:/mem: root with something foreign in its folders' or
+# warning; a damaged or missing file of a big SQLite entry is a miss; a
+# dir:/mem: root with something foreign in its folders' or
 # entries' places is repaired; --clear leaves a working empty cache
 # whatever the files hold. Every run gives the command's own output.
 . "$(dirname "$0")/lib.sh"
@@ -61,6 +62,24 @@ if [ "$test_backend" = sqlite ]; then
 c = sqlite3.connect(sys.argv[1])
 c.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()' "$db"
 	}
+	# old_layout: the big entries' files become rows of PATH-big, where
+	# caches written before PATH-blobs kept them.
+	old_layout () {
+		python3 -c 'import os, sqlite3, sys
+db = sqlite3.connect(sys.argv[1])
+big = sqlite3.connect(sys.argv[1] + "-big")
+big.execute("PRAGMA page_size = 65536")
+big.execute("PRAGMA journal_mode = WAL")
+big.execute("CREATE TABLE IF NOT EXISTS chunk(id INTEGER PRIMARY KEY, bytes BLOB)")
+for (b,) in db.execute("SELECT blob FROM entry WHERE bytes IS NULL"):
+    f = "%s-blobs/%016x" % (sys.argv[1], b)
+    data = open(f, "rb").read()
+    for i in range(0, len(data), 1 << 20):
+        big.execute("INSERT INTO chunk VALUES(?, ?)", ((b << 16) + (i >> 20), data[i:i + (1 << 20)]))
+    os.unlink(f)
+big.commit()
+big.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()' "$db"
+	}
 	# fill N: N small entries, so PATH has pages past its first.
 	fill () {
 		i=0
@@ -87,9 +106,47 @@ c.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()' "$db"
 		expect_grep "damaged (.*malformed.*): moved it" first-err
 	'
 
-	test_expect_success 'PATH-big truncated: removed, one warning, byte-exact again' '
+	test_expect_success 'a big entry of an older cache is served from PATH-big' '
 		cachedo --clear &&
-		cachedo counted bigt sh -c "$big_gen" >/dev/null &&
+		cachedo counted bigo sh -c "$big_gen" >/dev/null && old_layout &&
+		test "$(find "$db-blobs" -type f | wc -l)" = 0 &&
+		cachedo counted bigo sh -c "$big_gen" >got 2>err &&
+		expect_cmp "$TMP/big.expect" got && expect_lines 0 err &&
+		expect_count bigo 1
+	'
+
+	test_expect_success 'a big entry'"'"'s file truncated or junk: a miss, byte-exact again' '
+		cachedo --clear &&
+		cachedo counted bigf sh -c "$big_gen" >/dev/null &&
+		f=$(find "$db-blobs" -type f) && test -f "$f" &&
+		truncate -s 70000 "$f" &&
+		cachedo counted bigf sh -c "$big_gen" >got 2>err &&
+		expect_cmp "$TMP/big.expect" got && expect_lines 0 err &&
+		expect_count bigf 2 &&
+		f=$(find "$db-blobs" -type f) && test -f "$f" &&
+		head -c 1000 /dev/urandom | dd of="$f" bs=1 seek=50000 conv=notrunc 2>/dev/null &&
+		cachedo counted bigf sh -c "$big_gen" >got 2>err &&
+		expect_cmp "$TMP/big.expect" got && expect_lines 0 err &&
+		expect_count bigf 3 &&
+		cachedo counted bigf sh -c "$big_gen" >got 2>err &&
+		expect_cmp "$TMP/big.expect" got && expect_count bigf 3 &&
+		test "$(find "$db-blobs" -type f | wc -l)" = 1
+	'
+
+	test_expect_success 'PATH-blobs replaced by a file: a miss, then store and hit' '
+		cachedo --clear &&
+		cachedo counted bigd sh -c "$big_gen" >/dev/null &&
+		rm -rf "$db-blobs" && echo junk >"$db-blobs" &&
+		cachedo counted bigd sh -c "$big_gen" >got 2>err &&
+		expect_cmp "$TMP/big.expect" got && expect_lines 0 err &&
+		cachedo counted bigd sh -c "$big_gen" >got 2>err &&
+		expect_cmp "$TMP/big.expect" got && expect_lines 0 err &&
+		expect_count bigd 2 && test -d "$db-blobs"
+	'
+
+	test_expect_success 'PATH-big of an older cache truncated: removed, one warning, byte-exact again' '
+		cachedo --clear &&
+		cachedo counted bigt sh -c "$big_gen" >/dev/null && old_layout &&
 		truncate -s 70000 "$db-big" &&
 		cachedo counted bigt sh -c "$big_gen" >got 2>err &&
 		expect_cmp "$TMP/big.expect" got &&
@@ -101,9 +158,9 @@ c.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()' "$db"
 		expect_count bigt 2
 	'
 
-	test_expect_success 'PATH-big full of junk: removed, then store and hit' '
+	test_expect_success 'PATH-big of an older cache full of junk: removed, then store and hit' '
 		cachedo --clear &&
-		cachedo counted bigj sh -c "$big_gen" >/dev/null &&
+		cachedo counted bigj sh -c "$big_gen" >/dev/null && old_layout &&
 		head -c 200000 /dev/urandom | dd of="$db-big" conv=notrunc 2>/dev/null &&
 		cachedo counted bigj sh -c "$big_gen" >got 2>err &&
 		expect_cmp "$TMP/big.expect" got &&

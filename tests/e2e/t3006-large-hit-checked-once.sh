@@ -8,7 +8,8 @@
 
 case $test_backend in
 dir | mem) table=$STORE_PATH/cachedo-verified ;;
-*) skip_all "backends whose entries are local files (dir, mem)" ;;
+sqlite) table=$STORE_PATH-verified ;;
+*) skip_all "backends whose entries are local files (sqlite, dir, mem)" ;;
 esac
 
 MiB=1048576
@@ -24,7 +25,10 @@ recorded () {
 	run_big && test -s "$table" && od -An -tx1 "$table" | grep -q '[1-9a-f]'
 }
 entry_file () {
-	find "$STORE_PATH/v1" -type f ! -path '*/locks/*' ! -name '.tmp-*'
+	case $test_backend in
+	sqlite) find "$STORE_PATH-blobs" -type f ;;
+	*) find "$STORE_PATH/v1" -type f ! -path '*/locks/*' ! -name '.tmp-*' ;;
+	esac
 }
 
 test_expect_success 'a hit records the checked entry file; more hits replay it' '

@@ -74,7 +74,7 @@ done
 leftovers () {
 	case $test_backend in
 	dir | mem) find "$STORE_PATH/v1" -name '.tmp-*' | wc -l ;;
-	sqlite) python3 -c 'import sqlite3, sys
+	sqlite) python3 -c 'import os, sqlite3, sys
 db = sqlite3.connect(sys.argv[1])
 pending = db.execute("SELECT count(*) FROM pending").fetchone()[0]
 blobs = set(b for (b,) in db.execute("SELECT blob FROM entry WHERE bytes IS NULL"))
@@ -84,6 +84,8 @@ try:
     orphans = sum(1 for (i,) in big.execute("SELECT id FROM chunk") if i >> 16 not in blobs)
 except sqlite3.OperationalError:
     pass
+if os.path.isdir(sys.argv[1] + "-blobs"):
+    orphans += sum(1 for f in os.listdir(sys.argv[1] + "-blobs") if int(f, 16) not in blobs)
 print(pending + orphans)' "$STORE_PATH" ;;
 	redis) redis_cli --scan --pattern '*:tmp:*' | wc -l ;;
 	esac

@@ -24,9 +24,11 @@ damage_files () {
 	case $test_backend in
 	sqlite)
 		python3 "$TEST_DIR/damage.py" "$1" "$STORE_PATH" "$STORE_PATH-big" \
+			$(find "$STORE_PATH-blobs" -type f 2>/dev/null) \
 			"$STORE_PATH-wal" "$STORE_PATH-big-wal" -- "$STORE_PATH-shm" \
 			"$STORE_PATH-big-shm" "$STORE_PATH-usage" "$STORE_PATH-stats" \
-			"$STORE_PATH-writers" $(find "$STORE_PATH-explain" -type f 2>/dev/null) ;;
+			"$STORE_PATH-writers" "$STORE_PATH-verified" \
+			$(find "$STORE_PATH-explain" -type f 2>/dev/null) ;;
 	dir | mem)
 		python3 "$TEST_DIR/damage.py" "$1" $(find "$STORE_PATH/v1" -type f ! -path '*/locks/*') \
 			-- $(find "$STORE_PATH" -type f ! -path '*/v1/*'; find "$STORE_PATH/v1/locks" -type f) ;;

@@ -22,22 +22,20 @@ static void damage_bytes(unsigned char *p, int *n, enum damage how,
 }
 
 /*
- * Edits the rows of store_sqlite.c directly: an entry of up to 256 KiB is
- * the bytes column of its entry row in PATH; a larger one is rows of 1 MiB
- * in chunk in PATH-big, with ids blob << 16 | seq (rows after a cut one
- * are dropped).
+ * Edits what store_sqlite.c stored directly: an entry of up to 256 KiB is
+ * the bytes column of its entry row in PATH; a larger one is the file
+ * PATH-blobs/<blob id in 16 hex digits>.
  */
 static int sqlite_damage(const char *url, const struct cdo__key *k,
                          enum damage how, uint64_t off)
 {
-  const sqlite3_int64 row_size = 1 << 20;
   const char *path = url + strlen("sqlite:");
-  char big_path[4200];
+  char file[4200];
   sqlite3 *db = NULL;
   sqlite3_stmt *st = NULL;
-  sqlite3_int64 blob = -1, size = 0, row = 0, in = (sqlite3_int64)off;
+  sqlite3_int64 blob = -1, size = 0;
   unsigned char *bytes = NULL;
-  int rc, n = 0, big;
+  int rc, n = 0;
 
   rc = sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE, NULL);
   if (rc == SQLITE_OK)
@@ -59,66 +57,24 @@ static int sqlite_damage(const char *url, const struct cdo__key *k,
     sqlite3_finalize(st);
     rc = blob >= 0 && bytes != NULL ? SQLITE_OK : SQLITE_NOTFOUND;
   }
-  big = size > (256 << 10);
-  if (rc == SQLITE_OK && !big) {
-    damage_bytes(bytes, &n, how, in);
+  if (rc == SQLITE_OK && size > (256 << 10)) {
+    free(bytes);
+    sqlite3_close(db);
+    cdo__fmt(file, sizeof(file), "%s-blobs/%016llx", path,
+             (unsigned long long)blob);
+    return damage_file(file, how, off);
+  }
+  if (rc == SQLITE_OK) {
+    damage_bytes(bytes, &n, how, (sqlite3_int64)off);
     rc = sqlite3_prepare_v2(db, "UPDATE entry SET bytes = ?2 WHERE key = ?1",
                             -1, &st, NULL);
   }
-  if (rc == SQLITE_OK && big) {
-    sqlite3_close(db);
-    db = NULL;
-    cdo__fmt(big_path, sizeof(big_path), "%s-big", path);
-    rc = sqlite3_open_v2(big_path, &db, SQLITE_OPEN_READWRITE, NULL);
-    if (rc == SQLITE_OK)
-      sqlite3_busy_timeout(db, 10000);
-    row = (blob << 16) + (sqlite3_int64)off / row_size;
-    in = (sqlite3_int64)off % row_size;
-    free(bytes);
-    bytes = NULL;
-    if (rc == SQLITE_OK)
-      rc = sqlite3_prepare_v2(db, "SELECT bytes FROM chunk WHERE id = ?1", -1,
-                              &st, NULL);
-    if (rc == SQLITE_OK) {
-      sqlite3_bind_int64(st, 1, row);
-      if (sqlite3_step(st) == SQLITE_ROW) {
-        n = sqlite3_column_bytes(st, 0);
-        bytes = malloc((size_t)n + 1);
-        if (bytes != NULL && n > 0)
-          memcpy(bytes, sqlite3_column_blob(st, 0), (size_t)n);
-      }
-      sqlite3_finalize(st);
-      rc = bytes != NULL ? SQLITE_OK : SQLITE_NOTFOUND;
-    }
-    if (rc == SQLITE_OK) {
-      damage_bytes(bytes, &n, how, in);
-      rc = sqlite3_exec(db, "BEGIN", NULL, NULL, NULL);
-    }
-    if (rc == SQLITE_OK && how == TRUNCATE)
-      rc = sqlite3_prepare_v2(db,
-                              "DELETE FROM chunk WHERE id > ?1 AND "
-                              "id < (?1 / 65536 + 1) * 65536",
-                              -1, &st, NULL);
-    if (rc == SQLITE_OK && how == TRUNCATE) {
-      sqlite3_bind_int64(st, 1, row);
-      rc = sqlite3_step(st) == SQLITE_DONE ? SQLITE_OK : SQLITE_ERROR;
-      sqlite3_finalize(st);
-    }
-    if (rc == SQLITE_OK)
-      rc = sqlite3_prepare_v2(db, "UPDATE chunk SET bytes = ?2 WHERE id = ?1",
-                              -1, &st, NULL);
-  }
   if (rc == SQLITE_OK) {
-    if (big)
-      sqlite3_bind_int64(st, 1, row);
-    else
-      sqlite3_bind_blob(st, 1, k->hash, 32, SQLITE_STATIC);
+    sqlite3_bind_blob(st, 1, k->hash, 32, SQLITE_STATIC);
     sqlite3_bind_blob(st, 2, bytes, n, SQLITE_STATIC);
     rc = sqlite3_step(st) == SQLITE_DONE ? SQLITE_OK : SQLITE_ERROR;
     sqlite3_finalize(st);
   }
-  if (rc == SQLITE_OK && big)
-    rc = sqlite3_exec(db, "COMMIT", NULL, NULL, NULL);
   if (rc != SQLITE_OK)
     print_error("cannot damage the entry: %s\n", sqlite3_errmsg(db));
   free(bytes);
@@ -174,6 +130,41 @@ static sqlite3_int64 rows_of(const struct unit_entry *e)
   return (sqlite3_int64)((cdo__src_size(&e->src) + (1 << 20) - 1) >> 20);
 }
 
+/* The path of big entry k's file, PATH-blobs/<blob id>. */
+static void blob_file_of(struct suite *su, const struct cdo__key *k, char *buf,
+                         size_t len)
+{
+  char sql[256];
+  static const char hex[] = "0123456789abcdef";
+  int i;
+
+  memcpy(sql, "SELECT blob FROM entry WHERE key = x'", 37);
+  for (i = 0; i < 32; i++) {
+    sql[37 + 2 * i] = hex[k->hash[i] >> 4];
+    sql[38 + 2 * i] = hex[k->hash[i] & 15];
+  }
+  memcpy(sql + 101, "'", 2);
+  cdo__fmt(buf, len, "%s-blobs/%016llx", db_path(su),
+           (unsigned long long)sql_int(db_path(su), sql));
+}
+
+/* How many files PATH-blobs holds. */
+static int blob_files(struct suite *su)
+{
+  char dir[4300];
+  struct dirent *e;
+  DIR *d;
+  int n = 0;
+
+  cdo__fmt(dir, sizeof(dir), "%s-blobs", db_path(su));
+  d = opendir(dir);
+  while (d != NULL && (e = readdir(d)) != NULL)
+    n += e->d_name[0] != '.';
+  if (d != NULL)
+    closedir(d);
+  return n;
+}
+
 /* Is path a database in WAL mode (file format bytes 18 and 19 are 2)? */
 static int is_wal(const char *path)
 {
@@ -187,14 +178,17 @@ static int is_wal(const char *path)
   return ok;
 }
 
-/* Small entries stay in PATH; PATH-big appears with the first big one. */
+/*
+ * Small entries stay in PATH; a big one is a file of its own in PATH-blobs,
+ * and no PATH-big is made. Without its file, the entry is a miss and goes.
+ */
 static void sqlite_big_entries_have_their_own_file(void **state)
 {
   struct suite *su = begin(state);
   struct unit_entry small, big;
   struct cdo__key ks, kb;
   struct stat st;
-  char big_db[4300];
+  char big_db[4300], file[4400];
 
   big_path(su, big_db, sizeof(big_db));
   make_key(&ks, "small");
@@ -202,55 +196,152 @@ static void sqlite_big_entries_have_their_own_file(void **state)
   make_entry(&small, "s", 1000, 0, cdo__now_ms());
   make_entry(&big, "b", (3 << 20) + 5000, 0, cdo__now_ms());
   put_ok(su, &ks, &small, 3600 * SEC);
-  assert_int_equal(lstat(big_db, &st), -1);
+  assert_int_equal(blob_files(su), 0);
   assert_int_equal(sql_int(db_path(su), "SELECT count(bytes) FROM entry"), 1);
   assert_int_equal(sql_int(db_path(su), "PRAGMA page_size"), 4096);
   assert_true(is_wal(db_path(su)));
   put_ok(su, &kb, &big, 3600 * SEC);
-  assert_int_equal(sql_int(big_db, "PRAGMA page_size"), 65536);
-  assert_true(is_wal(big_db));
-  assert_int_equal(sql_int(big_db, "SELECT count(*) FROM chunk"),
-                   rows_of(&big));
+  assert_int_equal(lstat(big_db, &st), -1);
+  blob_file_of(su, &kb, file, sizeof(file));
+  assert_int_equal(lstat(file, &st), 0);
+  assert_true(S_ISREG(st.st_mode));
+  assert_int_equal(st.st_mode & 0777, 0600);
+  assert_int_equal((uint64_t)st.st_size, cdo__src_size(&big.src));
+  assert_int_equal(blob_files(su), 1);
   assert_int_equal(sql_int(db_path(su), "SELECT count(bytes) FROM entry"), 1);
   assert_fresh(su, &ks, &small);
   assert_fresh(su, &kb, &big);
+  assert_int_equal(unlink(file), 0);
+  assert_miss(su, &kb);
+  assert_int_equal(sql_int(db_path(su), "SELECT count(*) FROM entry"), 1);
+  assert_fresh(su, &ks, &small);
   unit_entry_release(&small);
   unit_entry_release(&big);
 }
 
-/* Replacing or deleting a big entry deletes its rows at once. */
+/* Replacing or deleting a big entry removes its file at once. */
 static void sqlite_big_rows_go_with_their_entry(void **state)
 {
   struct suite *su = begin(state);
   struct unit_entry a, b, c;
   struct cdo__key k;
-  char big_db[4300];
 
-  big_path(su, big_db, sizeof(big_db));
   make_key(&k, "big");
   make_entry(&a, "a", 3 << 20, 0, cdo__now_ms());
   make_entry(&b, "b", 2 << 20, 0, cdo__now_ms());
   make_entry(&c, "c", 1000, 0, cdo__now_ms());
   put_ok(su, &k, &a, 3600 * SEC);
   put_ok(su, &k, &b, 3600 * SEC);
-  assert_int_equal(sql_int(big_db, "SELECT count(*) FROM chunk"), rows_of(&b));
+  assert_int_equal(blob_files(su), 1);
+  assert_fresh(su, &k, &b);
   put_ok(su, &k, &c, 3600 * SEC); /* big replaced by small */
-  assert_int_equal(sql_int(big_db, "SELECT count(*) FROM chunk"), 0);
+  assert_int_equal(blob_files(su), 0);
   assert_fresh(su, &k, &c);
   put_ok(su, &k, &a, 3600 * SEC); /* small replaced by big */
   assert_int_equal(sql_int(db_path(su), "SELECT count(bytes) FROM entry"), 0);
+  assert_int_equal(blob_files(su), 1);
   unit_ok(cdo__store_del(su->store, &k));
-  assert_int_equal(sql_int(big_db, "SELECT count(*) FROM chunk"), 0);
+  assert_int_equal(blob_files(su), 0);
   assert_int_equal(sql_int(db_path(su), "SELECT count(*) FROM pending"), 0);
+  put_ok(su, &k, &a, 3600 * SEC);
+  unit_ok(cdo_store_clear(su->store, NULL));
+  assert_int_equal(blob_files(su), 0);
   unit_entry_release(&a);
   unit_entry_release(&b);
   unit_entry_release(&c);
 }
 
 /*
- * --gc removes the rows of a writer that died an hour ago, not those of one
- * that may live (it holds PATH-writers); once no writer holds that file,
- * every pending blob is a dead writer's and goes.
+ * A cache written before PATH-blobs kept a big entry's bytes in rows of
+ * 1 MiB in PATH-big: still read, and its rows go with it.
+ */
+static void sqlite_reads_big_entries_of_older_caches(void **state)
+{
+  struct suite *su = begin(state);
+  struct unit_entry e;
+  struct cdo__key k;
+  char big_db[4300], file[4400];
+  sqlite3 *db = NULL;
+  sqlite3_stmt *st = NULL;
+  sqlite3_int64 blob, seq = 0;
+  unsigned char *buf;
+  uint64_t size, off;
+  int fd;
+
+  big_path(su, big_db, sizeof(big_db));
+  make_key(&k, "old");
+  make_entry(&e, "o", (2 << 20) + 777, 0, cdo__now_ms());
+  put_ok(su, &k, &e, 3600 * SEC);
+  blob_file_of(su, &k, file, sizeof(file));
+  blob = sql_int(db_path(su), "SELECT blob FROM entry WHERE bytes IS NULL");
+  size = cdo__src_size(&e.src);
+  buf = malloc(1 << 20);
+  assert_non_null(buf);
+  fd = open(file, O_RDONLY);
+  assert_true(fd >= 0);
+  assert_int_equal(sqlite3_open(big_db, &db), SQLITE_OK);
+  assert_int_equal(
+      sqlite3_exec(db,
+                   "PRAGMA page_size = 65536; PRAGMA journal_mode = WAL;"
+                   "CREATE TABLE chunk(id INTEGER PRIMARY KEY, bytes BLOB);"
+                   "PRAGMA user_version = 3",
+                   NULL, NULL, NULL),
+      SQLITE_OK);
+  assert_int_equal(
+      sqlite3_prepare_v2(db, "INSERT INTO chunk VALUES(?1, ?2)", -1, &st, NULL),
+      SQLITE_OK);
+  for (off = 0; off < size; off += 1 << 20) {
+    size_t n = size - off < (1 << 20) ? (size_t)(size - off) : (1 << 20);
+
+    unit_ok(cdo__pread_all(fd, buf, n, off));
+    sqlite3_bind_int64(st, 1, (blob << 16) + seq++);
+    sqlite3_bind_blob(st, 2, buf, (int)n, SQLITE_STATIC);
+    assert_int_equal(sqlite3_step(st), SQLITE_DONE);
+    sqlite3_reset(st);
+  }
+  sqlite3_finalize(st);
+  sqlite3_close(db);
+  close(fd);
+  free(buf);
+  assert_int_equal(unlink(file), 0);
+  assert_fresh(su, &k, &e);
+  assert_int_equal(sql_int(big_db, "SELECT count(*) FROM chunk"), rows_of(&e));
+  unit_ok(cdo__store_del(su->store, &k));
+  assert_int_equal(sql_int(big_db, "SELECT count(*) FROM chunk"), 0);
+  put_ok(su, &k, &e, 3600 * SEC); /* new bytes go to a file all the same */
+  assert_int_equal(blob_files(su), 1);
+  assert_int_equal(sql_int(big_db, "SELECT count(*) FROM chunk"), 0);
+  assert_fresh(su, &k, &e);
+  unit_entry_release(&e);
+}
+
+/* Writes a file of a few bytes at PATH-blobs/name. */
+static void blob_file_put(struct suite *su, const char *name)
+{
+  char p[4400];
+  int fd;
+
+  cdo__fmt(p, sizeof(p), "%s-blobs/%s", db_path(su), name);
+  fd = open(p, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+  assert_true(fd >= 0);
+  unit_ok(cdo__write_all(fd, "partial", 7));
+  close(fd);
+}
+
+static int blob_file_is(struct suite *su, const char *name)
+{
+  char p[4400];
+  struct stat st;
+
+  cdo__fmt(p, sizeof(p), "%s-blobs/%s", db_path(su), name);
+  return lstat(p, &st) == 0;
+}
+
+/*
+ * --gc removes the files of a writer that died an hour ago, not those of
+ * one that may live (it holds PATH-writers); once no writer holds that
+ * file, every pending blob is a dead writer's and goes, and so does every
+ * file no row names. The rows of an older cache's PATH-big go the same way.
  */
 static void sqlite_gc_removes_abandoned_rows(void **state)
 {
@@ -265,9 +356,15 @@ static void sqlite_gc_removes_abandoned_rows(void **state)
   big_path(su, big_db, sizeof(big_db));
   make_key(&k, "big");
   make_entry(&e, "e", 2 << 20, 0, now);
-  put_ok(su, &k, &e, 3600 * SEC); /* creates PATH-big */
-  sql_exec(big_db, "INSERT INTO chunk VALUES(7 * 65536, x'00'),"
+  put_ok(su, &k, &e, 3600 * SEC); /* creates PATH-blobs */
+  sql_exec(big_db, "CREATE TABLE IF NOT EXISTS chunk(id INTEGER PRIMARY KEY,"
+                   " bytes BLOB);"
+                   "INSERT INTO chunk VALUES(7 * 65536, x'00'),"
                    "(7 * 65536 + 1, x'00'), (8 * 65536, x'00')");
+  blob_file_put(su, "0000000000000007");
+  blob_file_put(su, "0000000000000008");
+  blob_file_put(su, "0000000000000009"); /* no row: its rows were lost */
+  blob_file_put(su, "junk");
   cdo__fmt(sql, sizeof(sql), "INSERT INTO pending VALUES(7, %lld), (8, %lld)",
            (long long)(now - 7200 * SEC), (long long)(now - 60 * SEC));
   sql_exec(db_path(su), sql);
@@ -280,11 +377,16 @@ static void sqlite_gc_removes_abandoned_rows(void **state)
       sql_int(big_db, "SELECT count(*) FROM chunk WHERE id / 65536 = 7"), 0);
   assert_int_equal(
       sql_int(big_db, "SELECT count(*) FROM chunk WHERE id / 65536 = 8"), 1);
+  assert_false(blob_file_is(su, "0000000000000007"));
+  assert_true(blob_file_is(su, "0000000000000008"));
+  assert_true(blob_file_is(su, "0000000000000009"));
+  assert_true(blob_file_is(su, "junk"));
   assert_int_equal(sql_int(db_path(su), "SELECT blob FROM pending"), 8);
   close(fd); /* no writer left */
   unit_ok(cdo_store_gc(su->store, &removed));
-  assert_int_equal(sql_int(big_db, "SELECT count(*) FROM chunk"), rows_of(&e));
+  assert_int_equal(sql_int(big_db, "SELECT count(*) FROM chunk"), 0);
   assert_int_equal(sql_int(db_path(su), "SELECT count(*) FROM pending"), 0);
+  assert_int_equal(blob_files(su), 1);
   assert_fresh(su, &k, &e);
   unit_entry_release(&e);
 }
@@ -470,6 +572,7 @@ static const struct unit_own sqlite_own[] = {
   }
     C(sqlite_big_entries_have_their_own_file),
     C(sqlite_big_rows_go_with_their_entry),
+    C(sqlite_reads_big_entries_of_older_caches),
     C(sqlite_gc_removes_abandoned_rows),
     C(sqlite_wal_stays_short),
     C(sqlite_upgrades_version_1),

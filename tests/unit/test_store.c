@@ -11,6 +11,7 @@
 #include "store_int.h"
 #include "unit.h"
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/file.h>
