@@ -1260,10 +1260,10 @@ static int sweep_blobs(struct sqlite_store *q)
   if (r == 0 && rc != SQLITE_DONE)
     r = db_fail(q, q->db, "cannot read big entries");
   sqlite3_finalize(st);
-  if (r == 0) {
+  if (r == 0 && n > 1)
     qsort(keep, n, sizeof(*keep), cmp_blob);
+  if (r == 0)
     remove_blob_files(q, keep, n);
-  }
   free(keep);
   return r;
 }
