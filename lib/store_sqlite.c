@@ -56,6 +56,7 @@
 #define ROW                   (1 << 20)
 #define ROW_BITS              16
 #define WAL_FRAMES            8
+#define TIDY_ROUNDS           8
 #define BUSY_MS               60000
 #define CHECKPOINT_BUSY_MS    50
 #define PENDING_MAX_AGE_MS    3600000
@@ -435,17 +436,18 @@ static int tune_for_writing(struct sqlite_store *q)
  * rewritten as it is. SQLite fsyncs the header of a restarted WAL (and,
  * the first time, its directory); done here, that is not left to the next
  * writer, a user's miss, which then only appends. The file is cut back to
- * that one frame.
+ * that one frame. 1 when all that was done, else 0 (a reader held frames
+ * back, or a writer was at work: the next miss asks again).
  */
-static void checkpoint(struct sqlite_store *q)
+static int checkpoint(struct sqlite_store *q)
 {
   sqlite3_stmt *st = NULL;
-  int log = -1, copied = -1, version = -1;
+  int log = -1, copied = -1, version = -1, done = 0;
 
   if (sqlite3_wal_checkpoint_v2(q->db, NULL, SQLITE_CHECKPOINT_PASSIVE, &log,
                                 &copied) != SQLITE_OK ||
       log <= 0 || copied < log)
-    return;
+    return 0;
   q->wal_frames = 0;
   sqlite3_exec(q->db, "PRAGMA journal_size_limit = 0", NULL, NULL, NULL);
   sqlite3_busy_timeout(q->db, CHECKPOINT_BUSY_MS);
@@ -457,9 +459,10 @@ static void checkpoint(struct sqlite_store *q)
   sqlite3_finalize(st);
   if (version == SCHEMA_VERSION &&
       sqlite3_exec(q->db, SET_VERSION, NULL, NULL, NULL) == SQLITE_OK)
-    sqlite3_exec(q->db, "COMMIT", NULL, NULL, NULL);
+    done = sqlite3_exec(q->db, "COMMIT", NULL, NULL, NULL) == SQLITE_OK;
   rollback(q->db);
   sqlite3_busy_timeout(q->db, BUSY_MS);
+  return done;
 }
 
 /*
@@ -1501,16 +1504,33 @@ static int sqlite_batch(struct cdo_store *s, int on)
   return r < 0 ? r : w;
 }
 
+/* Frames in PATH's WAL file (cut back to one frame when restarted). */
+static long wal_file_frames(struct sqlite_store *q)
+{
+  char p[PATH_MAX];
+  struct stat st;
+
+  cdo__fmt(p, sizeof(p), "%s-wal", q->path);
+  return stat(p, &st) < 0 || st.st_size <= 32 ? 0
+                                              : (st.st_size - 32) / (4096 + 24);
+}
+
 /*
  * In the detached child, after a miss left PATH's WAL long: checkpoints
- * it and restarts it (see checkpoint). The first statement opens the WAL.
+ * it and restarts it (see checkpoint); again while the misses that found
+ * this child at work (and so started none) made it long again, a few
+ * rounds at most. The first statement opens the WAL.
  */
 static void sqlite_tidy(struct cdo_store *s)
 {
   struct sqlite_store *q = sq(s);
+  int round;
 
-  if (tune_for_writing(q) == 0 && in_wal(q->db))
-    checkpoint(q);
+  if (tune_for_writing(q) < 0 || !in_wal(q->db))
+    return;
+  for (round = 0; round < TIDY_ROUNDS; round++)
+    if ((round > 0 && wal_file_frames(q) < WAL_FRAMES) || !checkpoint(q))
+      break;
 }
 
 /* The front end's own files (usage, stats) go next to the database. */
