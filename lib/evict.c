@@ -248,6 +248,12 @@ static int evict_older(struct evict_round *er)
   return r;
 }
 
+/* Every entry's key, last use and size: by scan where the store has it. */
+static int walk(struct cdo_store *s, cdo_list_fn fn, void *ud)
+{
+  return (s->ops->scan != NULL ? s->ops->scan : s->ops->list)(s, fn, ud);
+}
+
 /* One round: measure, then delete; *done once under the limit. */
 static int evict_round(struct evict_round *er, int *done)
 {
@@ -257,7 +263,7 @@ static int evict_round(struct evict_round *er, int *done)
   er->total = er->n = 0;
   er->n_smp = 0;
   er->err = 0;
-  r = er->s->ops->list(er->s, measure_one, er);
+  r = walk(er->s, measure_one, er);
   if (r < 0 || er->total <= er->max_bytes) {
     *done = 1;
     return r;
@@ -270,7 +276,7 @@ static int evict_round(struct evict_round *er, int *done)
   }
   r = cdo__store_batch(er->s, 1);
   if (r == 0)
-    r = er->s->ops->list(er->s, evict_one, er);
+    r = walk(er->s, evict_one, er);
   if (r == 0)
     r = er->err;
   w = cdo__store_batch(er->s, 0);

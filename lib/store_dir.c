@@ -17,7 +17,16 @@
  *
  * The entry is the codec's bytes, as in every backend. The footer keeps what
  * only this backend needs: the writer's expiry (for --gc and --list) and the
- * scope (for --clear --scope), so a file copied elsewhere keeps both. A put
+ * scope (for --clear --scope), so a file copied elsewhere keeps both.
+ *
+ * The file's times repeat what whole-cache work needs, so that --gc,
+ * --stats and eviction stat(2) each file instead of opening it: mtime =
+ * the expiry, plus 1 + the scope's length in nanoseconds below the
+ * millisecond (the entry's size is the file's less footer and scope);
+ * atime = the entry's creation. Entry files are opened O_NOATIME, so only
+ * a foreign reader moves the atime (which then says when the entry was
+ * last read). A file whose times are not such (written by an older
+ * version, or touched) is opened, as before. A put
  * writes a temp file in the entry's folder and renames it over the entry:
  * a reader sees the old file or the new one. Nothing is fsync'd: a file torn
  * by a crash fails its checksums and is a miss, which removes it.
@@ -26,6 +35,7 @@
 
 #include <dirent.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <sys/file.h>
 #include <sys/random.h>
 #include <sys/stat.h>
@@ -38,18 +48,39 @@
 #define TEMP_MIN_AGE_S 1    /* --gc: an unlocked temp file this old is dead */
 #define TEMP_PREFIX    ".tmp-"
 #define TEMP_HEX       16
-
-struct dir_store {
-  struct cdo_store base;
-  char *root;  /* the directory the URL names */
-  char *locks; /* root/v1/locks */
-  char *local; /* root/cachedo, the front end's files' prefix */
-  int fd;      /* root, opened O_PATH */
-};
+#define NS_PER_MS      1000000L
+#define UNLINKERS      8    /* threads removing a batch's entries */
+#define UNLINK_QUEUE   1024 /* removals waiting for one of them */
 
 /* A path relative to the root, e.g. "v1/ab/abcdef...". */
 struct relpath {
   char p[96];
+};
+
+/*
+ * Removal in a batch (eviction, --gc): unlinking a file whose blocks the
+ * filesystem frees (and, mounted with discard, trims) waits for the disk
+ * each time; UNLINKERS threads keep that many removals in flight.
+ */
+struct unlinkers {
+  pthread_mutex_t mu;
+  pthread_cond_t work, room;
+  struct relpath q[UNLINK_QUEUE];
+  size_t head, n;        /* the queue: n paths from q[head], circular */
+  int stop;              /* leave once the queue is empty */
+  int err;               /* the first failure (-errno), 0: none */
+  struct relpath failed; /* what it failed to remove */
+  pthread_t th[UNLINKERS];
+  int started;
+};
+
+struct dir_store {
+  struct cdo_store base;
+  char *root;           /* the directory the URL names */
+  char *locks;          /* root/v1/locks */
+  char *local;          /* root/cachedo, the front end's files' prefix */
+  int fd;               /* root, opened O_PATH */
+  struct unlinkers *ul; /* while a batch runs: its removers; else NULL */
 };
 
 struct footer {
@@ -200,13 +231,17 @@ static int open_root(struct dir_store *d, const char *root)
 static int dir_open(struct cdo_store *s, const char *rest)
 {
   ds(s)->fd = -1;
+  ds(s)->ul = NULL;
   return open_root(ds(s), rest);
 }
+
+static int unlinkers_stop(struct dir_store *d);
 
 static void dir_close(struct cdo_store *s)
 {
   struct dir_store *d = ds(s);
 
+  unlinkers_stop(d); /* a batch left on ends with the store */
   if (d->fd >= 0)
     close(d->fd);
   free(d->root);
@@ -289,6 +324,20 @@ static int read_footer(int fd, const struct stat *st, struct footer *f)
 }
 
 /*
+ * Opens an entry file to read it without dating the access (the atime is
+ * the entry's creation: see stamp_times). Only the owner may ask for
+ * that: another's file is opened plainly.
+ */
+static int open_entry(int at, const char *name)
+{
+  int fd = openat(at, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NOATIME);
+
+  if (fd < 0 && errno == EPERM)
+    fd = openat(at, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+  return fd;
+}
+
+/*
  * Opens the file name relative to at and fills *f from its footer. Returns
  * the fd, -ENOENT when there is none, CDO_ECORRUPT when it is not a valid
  * file of ours, or another error. *st gets its fstat.
@@ -298,7 +347,7 @@ static int open_file(int at, const char *name, struct stat *st,
 {
   int fd, r;
 
-  fd = openat(at, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+  fd = open_entry(at, name);
   if (fd < 0)
     return errno == ENOTDIR ? CDO__ERR(ENOENT)
            : errno == ELOOP ? CDO_ECORRUPT
@@ -352,7 +401,7 @@ static int dir_get(struct cdo_store *s, const struct cdo__key *k,
 
   *out = NULL;
   entry_path(&rp, k);
-  fd = openat(d->fd, rp.p, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+  fd = open_entry(d->fd, rp.p);
   if (fd < 0) {
     if (errno == ENOENT || errno == ENOTDIR)
       return 0;
@@ -478,21 +527,46 @@ static int write_file(int fd, const struct cdo__src *src,
 }
 
 /*
- * Dates an entry's file by its expiry, so that --gc passes over an entry
- * that is not due with one fstatat(2), without opening it. Set after the
- * rename: a temp file keeps the time it was written, which tells a dead
- * writer's. Best effort: the footer is what counts.
+ * Dates an entry's file: mtime = its expiry, plus 1 + the scope's length
+ * in nanoseconds; atime = its creation (see the top of this file). Set
+ * after the rename: a temp file keeps the time it was written, which
+ * tells a dead writer's. Best effort: the footer is what counts, and a
+ * file left undated is opened by the walks. (A put of the same key racing
+ * this one may date the other's file: same scope, since the scope is in
+ * the key, and times a few ms apart.)
  */
-static void mtime_is_expiry(struct dir_store *d, const struct relpath *name,
-                            int64_t expires_ms)
+static void stamp_times(struct dir_store *d, const struct relpath *name,
+                        const struct cdo__put_info *info)
 {
+  long scope_len = info->scope ? (long)strlen(info->scope) : 0;
   struct timespec ts[2];
 
-  ts[0].tv_sec = 0;
-  ts[0].tv_nsec = UTIME_OMIT;
-  ts[1].tv_sec = (time_t)(expires_ms / 1000);
-  ts[1].tv_nsec = (long)(expires_ms % 1000) * 1000000;
+  if (info->expires_ms < 0)
+    return;
+  ts[0].tv_sec = (time_t)(info->created_ms / 1000);
+  ts[0].tv_nsec = (long)(info->created_ms % 1000) * NS_PER_MS;
+  if (info->created_ms < 0)
+    ts[0].tv_nsec = UTIME_OMIT;
+  ts[1].tv_sec = (time_t)(info->expires_ms / 1000);
+  ts[1].tv_nsec = (long)(info->expires_ms % 1000) * NS_PER_MS + 1 + scope_len;
   utimensat(d->fd, name->p, ts, AT_SYMLINK_NOFOLLOW);
+}
+
+/*
+ * The entry's size and creation from the file's stat alone, as
+ * stamp_times dated it: 0, or -1 when its times are not such.
+ */
+static int stamped(const struct stat *st, uint64_t *size, int64_t *created_ms)
+{
+  long v = st->st_mtim.tv_nsec % NS_PER_MS;
+
+  if (!S_ISREG(st->st_mode) || v < 1 || v > SCOPE_MAX + 1 ||
+      st->st_size < FOOTER_LEN + v - 1)
+    return -1;
+  *size = (uint64_t)st->st_size - FOOTER_LEN - (uint64_t)(v - 1);
+  *created_ms =
+      (int64_t)st->st_atim.tv_sec * 1000 + st->st_atim.tv_nsec / NS_PER_MS;
+  return 0;
 }
 
 static int dir_put(struct cdo_store *s, const struct cdo__key *k,
@@ -526,20 +600,134 @@ static int dir_put(struct cdo_store *s, const struct cdo__key *k,
     return cdo__store_fail(s, r, "cannot write '%s/%s': %s", d->root, tmp.p,
                            cdo_strerror(r));
   }
-  mtime_is_expiry(d, &name, info->expires_ms);
+  stamp_times(d, &name, info);
+  return 0;
+}
+
+/* ---- removing: one by one, or by the batch's threads --------------------- */
+
+static void *unlinker(void *arg)
+{
+  struct dir_store *d = arg;
+  struct unlinkers *u = d->ul;
+  struct relpath rp;
+
+  pthread_mutex_lock(&u->mu);
+  for (;;) {
+    while (u->n == 0 && !u->stop)
+      pthread_cond_wait(&u->work, &u->mu);
+    if (u->n == 0)
+      break;
+    rp = u->q[u->head];
+    u->head = (u->head + 1) % UNLINK_QUEUE;
+    u->n--;
+    pthread_cond_signal(&u->room);
+    pthread_mutex_unlock(&u->mu);
+    if (unlinkat(d->fd, rp.p, 0) < 0 && errno != ENOENT && errno != ENOTDIR) {
+      int e = errno;
+
+      pthread_mutex_lock(&u->mu);
+      if (u->err == 0) {
+        u->err = CDO__ERR(e);
+        u->failed = rp;
+      }
+      pthread_mutex_unlock(&u->mu);
+    }
+    pthread_mutex_lock(&u->mu);
+  }
+  pthread_mutex_unlock(&u->mu);
+  return NULL;
+}
+
+/* Starts the batch's removers; without them removal is one by one. */
+static void unlinkers_start(struct dir_store *d)
+{
+  struct unlinkers *u = calloc(1, sizeof(*u));
+  int i;
+
+  if (u == NULL)
+    return;
+  pthread_mutex_init(&u->mu, NULL);
+  pthread_cond_init(&u->work, NULL);
+  pthread_cond_init(&u->room, NULL);
+  d->ul = u;
+  for (i = 0; i < UNLINKERS; i++)
+    if (pthread_create(&u->th[u->started], NULL, unlinker, d) == 0)
+      u->started++;
+  if (u->started == 0) {
+    free(u);
+    d->ul = NULL;
+  }
+}
+
+/* Waits for every queued removal, ends the threads: the first failure. */
+static int unlinkers_stop(struct dir_store *d)
+{
+  struct unlinkers *u = d->ul;
+  int i, r;
+
+  if (u == NULL)
+    return 0;
+  pthread_mutex_lock(&u->mu);
+  u->stop = 1;
+  pthread_cond_broadcast(&u->work);
+  pthread_mutex_unlock(&u->mu);
+  for (i = 0; i < u->started; i++)
+    pthread_join(u->th[i], NULL);
+  d->ul = NULL;
+  r = u->err;
+  if (r < 0)
+    cdo__store_fail(&d->base, r, "cannot remove '%s/%s': %s", d->root,
+                    u->failed.p, cdo_strerror(r));
+  pthread_cond_destroy(&u->room);
+  pthread_cond_destroy(&u->work);
+  pthread_mutex_destroy(&u->mu);
+  free(u);
+  return r;
+}
+
+/*
+ * Removes the file at rp (relative to the root); a missing one is no
+ * error. In a batch, queues it for the removers (a failure is reported
+ * when the batch ends).
+ */
+static int remove_file(struct dir_store *d, const struct relpath *rp)
+{
+  struct unlinkers *u = d->ul;
+
+  if (u == NULL) {
+    if (unlinkat(d->fd, rp->p, 0) < 0 && errno != ENOENT && errno != ENOTDIR)
+      return cdo__store_fail(&d->base, CDO__ERR(errno),
+                             "cannot remove '%s/%s': %s", d->root, rp->p,
+                             strerror(errno));
+    return 0;
+  }
+  pthread_mutex_lock(&u->mu);
+  while (u->n == UNLINK_QUEUE)
+    pthread_cond_wait(&u->room, &u->mu);
+  u->q[(u->head + u->n) % UNLINK_QUEUE] = *rp;
+  u->n++;
+  pthread_cond_signal(&u->work);
+  pthread_mutex_unlock(&u->mu);
   return 0;
 }
 
 static int dir_del(struct cdo_store *s, const struct cdo__key *k)
 {
-  struct dir_store *d = ds(s);
   struct relpath rp;
 
   entry_path(&rp, k);
-  if (unlinkat(d->fd, rp.p, 0) < 0 && errno != ENOENT && errno != ENOTDIR)
-    return cdo__store_fail(s, CDO__ERR(errno), "cannot remove '%s/%s': %s",
-                           d->root, rp.p, strerror(errno));
-  return 0;
+  return remove_file(ds(s), &rp);
+}
+
+/* Eviction's batches: removals by UNLINKERS threads until it ends. */
+static int dir_batch(struct cdo_store *s, int on)
+{
+  struct dir_store *d = ds(s);
+
+  if (on && d->ul == NULL)
+    unlinkers_start(d);
+  return on ? 0 : unlinkers_stop(d);
 }
 
 /* ---- walking the tree: --clear, --gc, --list, --stats -------------------- */
@@ -552,16 +740,87 @@ static int walk_fail(struct dir_store *d)
                          d->root, strerror(errno));
 }
 
+typedef int walk_fn(struct dir_store *d, int at, const char *name,
+                    enum kind kind, void *ud);
+
+/* A file of ours in a folder, as readdir named it. */
+struct dent {
+  ino_t ino;
+  enum kind kind;
+  char name[65];
+};
+
+static int by_ino(const void *a, const void *b)
+{
+  const struct dent *x = a, *y = b;
+
+  return (x->ino > y->ino) - (x->ino < y->ino);
+}
+
+/* What name, in folder sub, is to the walk: 0 (none of ours) or a kind + 1. */
+static int kind_of(const char *name, const char *sub)
+{
+  if (is_hex(name, 64) && memcmp(name, sub, 2) == 0)
+    return ENTRY + 1;
+  if (strncmp(name, TEMP_PREFIX, sizeof(TEMP_PREFIX) - 1) == 0 &&
+      is_hex(name + sizeof(TEMP_PREFIX) - 1, TEMP_HEX))
+    return TEMP + 1;
+  return 0;
+}
+
+/*
+ * Calls fn for every file of ours in folder sub (fd at, which is closed),
+ * in the order of their inode numbers: stats and unlinks then go through
+ * the inode table in sequence, which on ext4 removes a large share of a
+ * big cache much faster than the order of the names' hashes. Memory: one
+ * folder's names.
+ */
+static int walk_folder(struct dir_store *d, int at, const char *sub,
+                       walk_fn *fn, void *ud)
+{
+  DIR *dir = fdopendir(at);
+  struct dent *v = NULL, *nv;
+  size_t n = 0, cap = 0, i;
+  struct dirent *e;
+  int r = 0, k;
+
+  if (dir == NULL) {
+    close(at);
+    return CDO__ERR(ENOMEM);
+  }
+  while ((e = readdir(dir)) != NULL) {
+    if ((k = kind_of(e->d_name, sub)) == 0)
+      continue;
+    if (n == cap) {
+      cap = cap ? 2 * cap : 256;
+      nv = realloc(v, cap * sizeof(*v));
+      if (nv == NULL) {
+        r = CDO__ERR(ENOMEM);
+        break;
+      }
+      v = nv;
+    }
+    v[n].ino = e->d_ino;
+    v[n].kind = (enum kind)(k - 1);
+    memcpy(v[n].name, e->d_name, strlen(e->d_name) + 1);
+    n++;
+  }
+  if (n > 1)
+    qsort(v, n, sizeof(*v), by_ino);
+  for (i = 0; r == 0 && i < n; i++)
+    r = fn(d, at, v[i].name, v[i].kind, ud);
+  free(v);
+  closedir(dir);
+  return r;
+}
+
 /*
  * Calls fn for every file of ours under v1: entries (64 hex digits, in the
  * folder of their first two) and temp files. at is the folder's fd. A
  * missing v1 is an empty cache. With prune, folders left empty are removed,
  * and so is what is not a folder in a folder's place.
  */
-static int walk(struct dir_store *d, int prune,
-                int (*fn)(struct dir_store *d, int at, const char *name,
-                          enum kind kind, void *ud),
-                void *ud)
+static int walk(struct dir_store *d, int prune, walk_fn *fn, void *ud)
 {
   int v1fd =
       openat(d->fd, "v1", O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
@@ -580,8 +839,6 @@ static int walk(struct dir_store *d, int prune,
   }
   while (r == 0 && (de = readdir(v1)) != NULL) {
     int at;
-    DIR *sub;
-    struct dirent *e;
 
     if (!is_hex(de->d_name, 2))
       continue;
@@ -591,22 +848,7 @@ static int walk(struct dir_store *d, int prune,
       remove_any(v1fd, de->d_name); /* damage */
     if (at < 0)
       continue; /* not a folder of ours, or gone */
-    sub = fdopendir(at);
-    if (sub == NULL) {
-      close(at);
-      r = CDO__ERR(ENOMEM);
-      break;
-    }
-    while (r == 0 && (e = readdir(sub)) != NULL) {
-      const char *n = e->d_name;
-
-      if (is_hex(n, 64) && memcmp(n, de->d_name, 2) == 0)
-        r = fn(d, at, n, ENTRY, ud);
-      else if (strncmp(n, TEMP_PREFIX, sizeof(TEMP_PREFIX) - 1) == 0 &&
-               is_hex(n + sizeof(TEMP_PREFIX) - 1, TEMP_HEX))
-        r = fn(d, at, n, TEMP, ud);
-    }
-    closedir(sub);
+    r = walk_folder(d, at, de->d_name, fn, ud);
     if (prune)
       unlinkat(v1fd, de->d_name, AT_REMOVEDIR); /* fails unless empty */
   }
@@ -695,19 +937,21 @@ static int temp_dead(int at, const char *name, int64_t now_ms)
 struct gc_state {
   int64_t now_ms;
   uint64_t removed;
+  int threads; /* removers started (at the first entry to go) */
 };
 
 static int gc_one(struct dir_store *d, int at, const char *name, enum kind kind,
                   void *ud)
 {
   struct gc_state *g = ud;
+  struct relpath rp;
   struct stat st;
   struct footer f;
   int fd, r;
 
   if (kind == TEMP)
     return temp_dead(at, name, g->now_ms) ? unlink_at(d, at, name) : 0;
-  /* Not due by its time (see mtime_is_expiry): not even opened. */
+  /* Not due by its time (see stamp_times): not even opened. */
   if (fstatat(at, name, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG(st.st_mode) &&
       (int64_t)st.st_mtim.tv_sec * 1000 + st.st_mtim.tv_nsec / 1000000 >
           g->now_ms)
@@ -722,7 +966,12 @@ static int gc_one(struct dir_store *d, int at, const char *name, enum kind kind,
   if (fd < 0 && fd != CDO_ECORRUPT)
     return cdo__store_fail(&d->base, fd, "cannot read '%s' in '%s/v1': %s",
                            name, d->root, cdo_strerror(fd));
-  r = unlink_at(d, at, name);
+  if (!g->threads && d->ul == NULL) {
+    unlinkers_start(d);
+    g->threads = 1;
+  }
+  cdo__fmt(rp.p, sizeof(rp.p), "v1/%.2s/%s", name, name);
+  r = remove_file(d, &rp);
   if (r == 0)
     g->removed++;
   return r;
@@ -736,11 +985,13 @@ static int gc_one(struct dir_store *d, int at, const char *name, enum kind kind,
  */
 static int dir_gc(struct cdo_store *s, int64_t now_ms, uint64_t *removed)
 {
-  struct gc_state g = {now_ms, 0};
-  int r = walk(ds(s), 0, gc_one, &g);
+  struct gc_state g = {now_ms, 0, 0};
+  int r = walk(ds(s), 0, gc_one, &g), w = 0;
 
+  if (g.threads)
+    w = unlinkers_stop(ds(s));
   *removed = g.removed;
-  return r;
+  return r < 0 ? r : w;
 }
 
 struct list_state {
@@ -820,37 +1071,68 @@ static int list_one(struct dir_store *d, int at, const char *name,
   return r;
 }
 
-/* In the order of the directories (unsorted): memory stays one entry's. */
-static int dir_list(struct cdo_store *s, cdo_list_fn fn, void *ud)
+/* Hands fn each entry as one makes its row, in the walk's order. */
+static int walk_rows(struct cdo_store *s, walk_fn *one, cdo_list_fn fn,
+                     void *ud)
 {
   struct list_state ls = {fn, ud};
-  int r = walk(ds(s), 0, list_one, &ls);
+  int r = walk(ds(s), 0, one, &ls);
 
   if (r > 0)
     return 0; /* fn stopped the walk */
   return r == CDO__ERR(ENOMEM) ? cdo__store_fail(s, r, "out of memory") : r;
 }
 
-static int stats_one(struct dir_store *d, int at, const char *name,
-                     enum kind kind, void *ud)
+/* In the order of the directories (unsorted): memory stays one entry's. */
+static int dir_list(struct cdo_store *s, cdo_list_fn fn, void *ud)
+{
+  return walk_rows(s, list_one, fn, ud);
+}
+
+/*
+ * Each entry, from its stat where the file is dated by stamp_times: key,
+ * size, creation (or a foreign reader's last read) and expiry, nothing
+ * else. A file not so dated is read, as by list.
+ */
+static int scan_one(struct dir_store *d, int at, const char *name,
+                    enum kind kind, void *ud)
+{
+  struct list_state *ls = ud;
+  struct cdo_entry_info e;
+  struct stat st;
+
+  if (kind != ENTRY || fstatat(at, name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+    return 0; /* gone: not listed */
+  memset(&e, 0, sizeof(e));
+  if (stamped(&st, &e.size, &e.created_ms) < 0)
+    return list_one(d, at, name, kind, ud);
+  memcpy(e.key, name, 65);
+  e.expires_ms =
+      (int64_t)st.st_mtim.tv_sec * 1000 + st.st_mtim.tv_nsec / NS_PER_MS;
+  return ls->fn(ls->ud, &e) != 0;
+}
+
+static int dir_scan(struct cdo_store *s, cdo_list_fn fn, void *ud)
+{
+  return walk_rows(s, scan_one, fn, ud);
+}
+
+static int stats_row(void *ud, const struct cdo_entry_info *e)
 {
   struct cdo_stats *st = ud;
-  struct stat sb;
-  struct footer f;
-  int fd;
 
-  (void)d;
-  if (kind != ENTRY || (fd = open_file(at, name, &sb, &f)) < 0)
-    return 0;
-  close(fd);
   st->entries++;
-  st->bytes += entry_size((uint64_t)sb.st_size, &f);
+  st->bytes += e->size;
   return 0;
 }
 
+/*
+ * Counts from the files' stat (see scan_one), not their contents: a file
+ * damaged inside counts until a read or --gc finds it out.
+ */
 static int dir_stats(struct cdo_store *s, struct cdo_stats *st)
 {
-  return walk(ds(s), 0, stats_one, st);
+  return dir_scan(s, stats_row, st);
 }
 
 static const struct cdo__store_files dir_files = {
@@ -874,7 +1156,9 @@ const struct cdo__store_ops cdo__store_dir = {
     .clear = dir_clear,
     .list = dir_list,
     .lists_scope = 1,
+    .scan = dir_scan,
     .stats = dir_stats,
     .gc = dir_gc,
+    .batch = dir_batch,
     .files = &dir_files,
 };

@@ -218,6 +218,12 @@ struct cdo__store_ops {
    */
   int (*list)(struct cdo_store *s, cdo_list_fn fn, void *ud);
   int lists_scope; /* list fills in each row's scope */
+  /*
+   * Optional, for a store that can do it for much less than list: as
+   * list, but a row need only have key, created_ms and size (created_ms
+   * may be a later time the entry was read). Eviction walks with it.
+   */
+  int (*scan)(struct cdo_store *s, cdo_list_fn fn, void *ud);
   /* Fills the entries and bytes of *st. */
   int (*stats)(struct cdo_store *s, struct cdo_stats *st);
   /* Removes entries expired by now_ms and leftovers of crashed writers. */

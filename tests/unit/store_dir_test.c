@@ -36,3 +36,111 @@ static int dir_damage(const char *url, const struct cdo__key *k,
              getenv("XDG_RUNTIME_DIR"), k->hex, k->hex);
   return damage_file(path, how, off);
 }
+
+/* The path of k's file in the dir: store under test. */
+static void dir_file(const struct suite *su, const struct cdo__key *k,
+                     char *path, size_t len)
+{
+  cdo__fmt(path, len, "%s/v1/%.2s/%s", su->url + 4, k->hex, k->hex);
+}
+
+/* Sets both times of k's file to now, as touch(1) would. */
+static void dir_touch(const struct suite *su, const struct cdo__key *k)
+{
+  char path[4400];
+
+  dir_file(su, k, path, sizeof(path));
+  unit_ok(utimensat(AT_FDCWD, path, NULL, 0));
+}
+
+/*
+ * --stats counts from the files' times and sizes, scopes included, and
+ * opens none: a file whose footer is damaged but whose times are intact
+ * still counts (a read or --gc removes it).
+ */
+static void dir_stats_from_file_times(void **state)
+{
+  struct suite *su = begin(state);
+  struct unit_entry e1, e2;
+  struct cdo__key k1, k2;
+  struct cdo_stats st;
+  struct stat sb;
+  struct timespec ts[2];
+  char path[4400];
+
+  make_key(&k1, "plain");
+  make_key(&k2, "scoped");
+  make_entry(&e1, "plain", 1000, 0, cdo__now_ms());
+  make_entry(&e2, "scoped", 2000, 0, cdo__now_ms());
+  put_ok(su, &k1, &e1, 60 * SEC);
+  use_scope(su, "a-scope-of-some-length");
+  put_ok(su, &k2, &e2, 60 * SEC);
+  use_scope(su, NULL);
+  unit_ok(cdo_store_stats(su->store, &st));
+  assert_int_equal(st.entries, 2);
+  assert_int_equal(st.bytes, 3000);
+  /* The footer's magic (its last byte) changed, the times put back. */
+  dir_file(su, &k2, path, sizeof(path));
+  assert_int_equal(stat(path, &sb), 0);
+  unit_ok(damage_file(path, FLIP, (uint64_t)sb.st_size - 1));
+  ts[0] = sb.st_atim;
+  ts[1] = sb.st_mtim;
+  unit_ok(utimensat(AT_FDCWD, path, ts, 0));
+  unit_ok(cdo_store_stats(su->store, &st));
+  assert_int_equal(st.entries, 2);
+  assert_int_equal(st.bytes, 3000);
+  unit_entry_release(&e1);
+  unit_entry_release(&e2);
+}
+
+/*
+ * A file whose times are not the ones a put gives it (an older version's,
+ * or touched) is read: --stats and eviction still get its exact size and
+ * creation.
+ */
+static void dir_undated_files_are_read(void **state)
+{
+  struct suite *su = begin(state);
+  int64_t t0 = cdo__now_ms() - 1000 * SEC;
+  uint64_t removed, freed;
+  struct unit_entry e;
+  struct cdo__key k[6];
+  struct cdo_stats st;
+  size_t i;
+
+  for (i = 0; i < 6; i++) {
+    char word[16];
+
+    cdo__fmt(word, sizeof(word), "ud%zu", i);
+    make_key(&k[i], word);
+    make_entry(&e, word, 1000, 0, t0 + (int64_t)i * SEC);
+    use_scope(su, i % 2 ? "scoped" : NULL);
+    put_ok(su, &k[i], &e, 3600 * SEC);
+    unit_entry_release(&e);
+  }
+  use_scope(su, NULL);
+  for (i = 6; i-- > 0;) /* the newest touched first: atimes say nothing */
+    dir_touch(su, &k[i]);
+  unit_ok(cdo_store_stats(su->store, &st));
+  assert_int_equal(st.entries, 6);
+  assert_int_equal(st.bytes, 6000);
+  unit_ok(cdo_store_evict(su->store, 3000, &removed, &freed));
+  assert_int_equal(removed, 3);
+  assert_int_equal(freed, 3000);
+  su->cfg.ttl_ms = 3600 * SEC;
+  for (i = 0; i < 6; i++) {
+    use_scope(su, i % 2 ? "scoped" : NULL);
+    assert_int_equal(lookup(su, &k[i]), i < 3 ? CDO__MISS : CDO__FRESH);
+  }
+  use_scope(su, NULL);
+}
+
+static const struct unit_own dir_own[] = {
+#define C(f)                                                                   \
+  {                                                                            \
+#f, f                                                                      \
+  }
+    C(dir_stats_from_file_times),
+    C(dir_undated_files_are_read),
+#undef C
+};

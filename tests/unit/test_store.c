@@ -851,6 +851,41 @@ static void evict_oldest_first(void **state)
 }
 
 /*
+ * Listing and counting read the entries; that is no use of them: with no
+ * reads recorded, the oldest by creation still go first afterwards.
+ */
+static void evict_order_survives_list(void **state)
+{
+  struct suite *su = begin(state);
+  int64_t t0 = cdo__now_ms() - 1000 * SEC;
+  uint64_t removed, freed;
+  struct listing l = {0};
+  struct unit_entry e;
+  struct cdo__key k[20];
+  struct cdo_stats st;
+  size_t i;
+
+  for (i = 0; i < 20; i++) {
+    char word[16];
+
+    cdo__fmt(word, sizeof(word), "lo%zu", i);
+    make_key(&k[i], word);
+    make_entry(&e, word, 1000, 0, t0 + (int64_t)i * SEC);
+    put_ok(su, &k[i], &e, 3600 * SEC);
+    unit_entry_release(&e);
+  }
+  unit_ok(cdo_store_list(su->store, collect, &l));
+  assert_int_equal(l.n, 20);
+  unit_ok(cdo_store_stats(su->store, &st));
+  assert_int_equal(st.bytes, 20 * 1000);
+  unit_ok(cdo_store_evict(su->store, 10 * 1000, &removed, &freed));
+  assert_int_equal(removed, 10);
+  su->cfg.ttl_ms = 3600 * SEC;
+  for (i = 0; i < 20; i++)
+    assert_int_equal(lookup(su, &k[i]), i < 10 ? CDO__MISS : CDO__FRESH);
+}
+
+/*
  * Locks in one file: keys sharing a slot wait for each other, others do
  * not; a released slot is free again, and nothing is left per key.
  */
@@ -1113,7 +1148,7 @@ static void max_output_bounds_puts(void **state)
 static const struct backend backends[] = {
     {"sqlite", sqlite_url, sqlite_damage, NULL, sqlite_own,
      CDO__ARRAY_SIZE(sqlite_own)},
-    {"dir", dir_url, dir_damage, NULL, NULL, 0},
+    {"dir", dir_url, dir_damage, NULL, dir_own, CDO__ARRAY_SIZE(dir_own)},
     {"mem", mem_url, dir_damage, NULL, NULL, 0},
     {"redis", redis_url, redis_damage, redis_lose_lock, NULL, 0},
     {"exec", exec_url, exec_damage, NULL, NULL, 0},
@@ -1146,6 +1181,7 @@ static const struct {
     C(gc_removes_expired),
     C(list_reports_entries),
     C(evict_oldest_first),
+    C(evict_order_survives_list),
     C(lock_take_release),
     C(lock_wait_for_holder),
     C(lock_lost_lease),
