@@ -997,10 +997,50 @@ static int dir_gc(struct cdo_store *s, int64_t now_ms, uint64_t *removed)
 struct list_state {
   cdo_list_fn fn;
   void *ud;
+  unsigned char *buf; /* SMALL_MAX bytes for a file read whole; or NULL */
 };
 
-/* The scope stored in file fd after its entry's b_size bytes (malloc'd). */
-static int read_scope(int fd, const struct footer *f, uint64_t b_size,
+/*
+ * Opens the entry file name for a row: its entry as a blob in *b, the
+ * whole file read into buf (one read(2)) when it fits, else on the fd
+ * left in *fd (-1: none, closed). *f gets the footer.
+ */
+static int open_row(int at, const char *name, unsigned char *buf,
+                    struct cdo__blob *b, struct footer *f, int *fd)
+{
+  struct stat st;
+  int r;
+
+  memset(b, 0, sizeof(*b));
+  b->fd = -1;
+  *fd = open_entry(at, name);
+  if (*fd < 0)
+    return CDO__ERR(ENOENT); /* gone, or not a file of ours */
+  if (fstat(*fd, &st) < 0) {
+    r = CDO__ERR(errno);
+  } else if (buf != NULL && S_ISREG(st.st_mode) && st.st_size >= FOOTER_LEN &&
+             st.st_size <= SMALL_MAX) {
+    r = read_all(*fd, buf, (size_t)st.st_size);
+    if (r == 0)
+      r = parse_footer(buf + st.st_size - FOOTER_LEN, (uint64_t)st.st_size, f);
+    b->mem = buf;
+    close(*fd);
+    *fd = -1;
+  } else {
+    r = read_footer(*fd, &st, f);
+    b->fd = *fd;
+  }
+  if (r == 0)
+    b->size = entry_size((uint64_t)st.st_size, f);
+  if (r < 0 && *fd >= 0) {
+    close(*fd);
+    *fd = -1;
+  }
+  return r;
+}
+
+/* The scope stored after the entry (blob b, of file fd); malloc'd. */
+static int read_scope(const struct cdo__blob *b, int fd, const struct footer *f,
                       char **out)
 {
   *out = NULL;
@@ -1010,7 +1050,9 @@ static int read_scope(int fd, const struct footer *f, uint64_t b_size,
   if (*out == NULL)
     return CDO__ERR(ENOMEM);
   (*out)[f->scope_len] = 0;
-  if (cdo__pread_all(fd, *out, f->scope_len, b_size) < 0 ||
+  if (b->mem != NULL)
+    memcpy(*out, b->mem + b->size, f->scope_len);
+  if ((b->mem == NULL && cdo__pread_all(fd, *out, f->scope_len, b->size) < 0) ||
       memchr(*out, 0, f->scope_len) != NULL) {
     free(*out);
     *out = NULL;
@@ -1025,34 +1067,24 @@ static int list_one(struct dir_store *d, int at, const char *name,
 {
   struct list_state *ls = ud;
   struct cdo_entry_info e;
-  struct cdo__blob *b;
+  struct cdo__blob b;
   struct cdo__meta m;
-  struct stat st;
   struct footer f;
-  uint64_t joff, b_size;
+  uint64_t joff;
   char **argv = NULL, *scope = NULL;
   int fd, r;
 
   (void)d;
   if (kind != ENTRY)
     return 0;
-  fd = open_file(at, name, &st, &f);
-  if (fd < 0)
-    return fd == CDO__ERR(ENOMEM) ? fd : 0; /* gone or corrupt: not listed */
-  b_size = entry_size((uint64_t)st.st_size, &f);
-  r = read_scope(fd, &f, b_size, &scope);
-  if (r < 0) {
+  r = open_row(at, name, ls->buf, &b, &f, &fd);
+  if (r == 0)
+    r = read_scope(&b, fd, &f, &scope);
+  if (r == 0)
+    r = cdo__entry_peek(&b, &m, NULL, &argv, &joff);
+  if (fd >= 0)
     close(fd);
-    return r == CDO__ERR(ENOMEM) ? r : 0;
-  }
-  b = cdo__blob_from_fd(fd, b_size);
-  if (b == NULL) {
-    free(scope);
-    return CDO__ERR(ENOMEM);
-  }
-  r = cdo__entry_peek(b, &m, NULL, &argv, &joff);
-  cdo__blob_free(b);
-  if (r < 0) {
+  if (r < 0) { /* gone or corrupt: not listed */
     free(scope);
     return r == CDO__ERR(ENOMEM) ? r : 0;
   }
@@ -1060,7 +1092,7 @@ static int list_one(struct dir_store *d, int at, const char *name,
   e.created_ms = m.created_ms;
   e.expires_ms = f.expires_ms;
   e.duration_ms = m.duration_ms;
-  e.size = b_size;
+  e.size = b.size;
   e.exit_status = m.exit_status;
   e.command = NULL;
   e.argv = argv;
@@ -1075,9 +1107,10 @@ static int list_one(struct dir_store *d, int at, const char *name,
 static int walk_rows(struct cdo_store *s, walk_fn *one, cdo_list_fn fn,
                      void *ud)
 {
-  struct list_state ls = {fn, ud};
+  struct list_state ls = {fn, ud, malloc(SMALL_MAX)};
   int r = walk(ds(s), 0, one, &ls);
 
+  free(ls.buf);
   if (r > 0)
     return 0; /* fn stopped the walk */
   return r == CDO__ERR(ENOMEM) ? cdo__store_fail(s, r, "out of memory") : r;

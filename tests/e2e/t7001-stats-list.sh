@@ -419,4 +419,33 @@ test_expect_success LOCAL_STORE 'the miss explanations hold no variable value' '
 	expect_lines 0 leaks
 '
 
+test_expect_success LOCAL_USAGE '--gc --max-size evicts by age even after --list and --stats read every entry' '
+	cachedo --clear &&
+	for n in 1 2 3 4 5 6; do
+		cachedo counted "e$n" sh -c "head -c 3000 /dev/zero" >/dev/null &&
+		sleep 0.01 || return 1
+	done &&
+	cachedo --list >/dev/null &&
+	cachedo --stats >/dev/null &&
+	expect_status 0 cachedo --gc --max-size 10K >out &&
+	expect_grep "evicted 3 least recently used entries" out &&
+	cachedo --list >list &&
+	expect_lines 4 list &&
+	expect_no_grep "counted e[123] " list &&
+	expect_grep "counted e4 " list &&
+	expect_grep "counted e5 " list &&
+	expect_grep "counted e6 " list
+'
+
+test_expect_success '--stats counts the bytes --list shows, scoped entries too' '
+	cachedo --clear &&
+	cachedo counted plain sh -c "head -c 1234 /dev/zero" >/dev/null &&
+	cachedo --scope a-longer-scope-name counted scoped sh -c "head -c 999 /dev/zero" >/dev/null &&
+	expect_status 0 cachedo --stats --json >st.json &&
+	expect_status 0 cachedo --list --json >ls.json &&
+	expect_eq 2 "$(json st.json "d[\"entries\"]")" entries &&
+	expect_eq "$(json ls.json "sum(r[\"size\"] for r in d)")" \
+		"$(json st.json "d[\"bytes\"]")" bytes
+'
+
 test_done
