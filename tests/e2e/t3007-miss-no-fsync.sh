@@ -48,6 +48,19 @@ test_expect_success 'misses with --refresh make no fsync' '
 	expect_count m11 2
 '
 
+test_expect_success 'misses of a large output make no fsync' '
+	head -c 400000 /dev/zero | tr "\0" b >big &&
+	for i in 1 2 3 4; do
+		strace -o "trace.big$i" -e trace=$syncs cachedo --refresh counted big cat big >/dev/null
+	done &&
+	cat trace.big* | grep -v "^[-+]" >syncs || :
+	expect_lines 0 syncs &&
+	expect_count big 4 &&
+	cachedo counted big cat big >out &&
+	expect_count big 4 &&
+	cmp big out
+'
+
 test_expect_success 'the entries were stored: they hit' '
 	cachedo counted m5 >out &&
 	expect_count m5 2 &&
