@@ -327,6 +327,8 @@ int cdo_store_evict(struct cdo_store *s, uint64_t max_bytes, uint64_t *removed,
     /* No local access times: the order of creation. */
     if (max_bytes == UINT64_MAX)
       return 0;
+    if (s->ops->evict != NULL)
+      return s->ops->evict(s, max_bytes, removed, freed);
     return evict_locked(s, NULL, max_bytes, removed, freed);
   }
   r = cdo__usage_open(s, &u, LOCK_EX);

@@ -253,6 +253,15 @@ struct cdo__store_ops {
    */
   void (*tidy)(struct cdo_store *s);
 
+  /*
+   * Eviction by a store that keeps its entries' order of creation and
+   * their bytes itself: removes the oldest until no more than max_bytes
+   * are left, adding to *removed and *freed. Used when there are no local
+   * access times (counters). May be NULL.
+   */
+  int (*evict)(struct cdo_store *s, uint64_t max_bytes, uint64_t *removed,
+               uint64_t *freed);
+
   /* ---- optional sub-tables (NULL: the front end's default) ---- */
   const struct cdo__store_locks *locks;
   const struct cdo__store_counters *counters;

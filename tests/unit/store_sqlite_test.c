@@ -474,24 +474,35 @@ static void sqlite_upgrades_version_1(void **state)
   put_ok(su, &k, &e, 3600 * SEC);
   assert_fresh(su, &k, &e);
   assert_int_equal(count_entries(su), 1);
-  assert_int_equal(sql_int(db_path(su), "PRAGMA user_version"), 3);
+  assert_int_equal(sql_int(db_path(su), "PRAGMA user_version"), 4);
   unit_entry_release(&e);
 }
 
-/* A database of version 2 keeps its entries and gains the indexes. */
-static void sqlite_upgrades_version_2(void **state)
+/*
+ * A database of version 2 (no indexes) or 3 (two others) keeps its
+ * entries and gets the one index of version 4, which holds the size and
+ * expiry that eviction's measuring pass and --gc read from it alone.
+ */
+static void upgrade_from(void **state, int version)
 {
   struct suite *su = begin(state);
   struct unit_entry a, b;
   struct cdo__key ka, kb;
+  char sql[300];
 
   make_key(&ka, "kept");
   make_entry(&a, "a", 1000, 0, cdo__now_ms());
   put_ok(su, &ka, &a, 3600 * SEC);
   cdo_store_close(su->store);
   su->store = NULL;
-  sql_exec(db_path(su), "DROP INDEX entry_expires; DROP INDEX entry_created;"
-                        "PRAGMA user_version = 2");
+  cdo__fmt(sql, sizeof(sql),
+           "DROP INDEX entry_created; %s"
+           "PRAGMA user_version = %d",
+           version == 3 ? "CREATE INDEX entry_expires ON entry(expires, size);"
+                          "CREATE INDEX entry_created ON entry(created);"
+                        : "",
+           version);
+  sql_exec(db_path(su), sql);
   {
     char err[600];
 
@@ -504,13 +515,28 @@ static void sqlite_upgrades_version_2(void **state)
   put_ok(su, &kb, &b, 3600 * SEC);
   assert_fresh(su, &ka, &a);
   assert_int_equal(count_entries(su), 2);
-  assert_int_equal(sql_int(db_path(su), "PRAGMA user_version"), 3);
-  assert_int_equal(sql_int(db_path(su), "SELECT count(*) FROM sqlite_master"
-                                        " WHERE type = 'index' AND name IN"
-                                        " ('entry_expires', 'entry_created')"),
+  assert_int_equal(sql_int(db_path(su), "PRAGMA user_version"), 4);
+  assert_int_equal(sql_int(db_path(su),
+                           "SELECT count(*) FROM sqlite_master"
+                           " WHERE type = 'index' AND"
+                           " tbl_name = 'entry' AND sql IS NOT NULL"),
+                   1);
+  assert_int_equal(sql_int(db_path(su), "SELECT count(*) FROM"
+                                        " pragma_index_info('entry_created')"
+                                        " WHERE name IN ('size', 'expires')"),
                    2);
   unit_entry_release(&a);
   unit_entry_release(&b);
+}
+
+static void sqlite_upgrades_version_2(void **state)
+{
+  upgrade_from(state, 2);
+}
+
+static void sqlite_upgrades_version_3(void **state)
+{
+  upgrade_from(state, 3);
 }
 
 /*
@@ -577,6 +603,7 @@ static const struct unit_own sqlite_own[] = {
     C(sqlite_wal_stays_short),
     C(sqlite_upgrades_version_1),
     C(sqlite_upgrades_version_2),
+    C(sqlite_upgrades_version_3),
     C(sqlite_usage_counts_waits),
 #undef C
 };
