@@ -36,6 +36,10 @@
 #define SCAN_COUNT      "1000"
 #define BATCH_DELS      1000 /* pipelined dels before their replies are read */
 #define HEX_KEY         64
+#define IDX_KEYS        4
+#define IDX_BATCH       1000 /* entries per index script call */
+#define TEXT_(x)        #x
+#define TEXT(x)         TEXT_(x) /* a macro's value as a string literal */
 
 struct redis_store {
   struct cdo_store base;
@@ -53,6 +57,7 @@ struct redis_store {
   char *ns;            /* every key's start: the prefix, then PREFIX */
   char *ns_glob;       /* ns with SCAN's special characters escaped */
   char *stats_key;     /* ns "stats": a hash of the fleet's usage counters */
+  char *idx[IDX_KEYS]; /* ns "index:...": the entries' index (see below) */
   char where[320];     /* host:port or the socket path, for messages */
   char *channel;       /* the lock channel sub listens on */
   int pending;         /* replies to counting commands not read yet */
@@ -371,11 +376,27 @@ static char *glob_escape(const char *head, const char *tail)
   return p;
 }
 
-/* ns, ns_glob and stats_key, from the prefix= option. */
+/*
+ * The index of the entries, kept by the scripts that write and remove
+ * them, so that --stats and eviction need not visit every entry. Members
+ * are entry names without ns ("SCOPE:HEXKEY"):
+ *   index:created  sorted set, score: created (ms), eviction's order
+ *   index:expires  sorted set, score: expiry by the server's clock (ms),
+ *                  so that entries the server expired are accounted for
+ *   index:size     hash, member -> bytes
+ *   index:count    hash: entries, bytes, and built = 1 once the index
+ *                  holds every entry (a cache written by an older
+ *                  cachedo gains it by one walk of its keys).
+ */
+static const char *const idx_names[IDX_KEYS] = {
+    "index:created", "index:expires", "index:size", "index:count"};
+
+/* ns, ns_glob, stats_key and the index keys, from the prefix= option. */
 static int namespace(struct redis_store *r)
 {
   const char *pre = r->prefix ? r->prefix : "";
   size_t n = strlen(pre) + sizeof(PREFIX) + 5;
+  int i;
 
   r->ns = malloc(n);
   r->stats_key = malloc(n);
@@ -383,6 +404,13 @@ static int namespace(struct redis_store *r)
     return CDO__ERR(ENOMEM);
   cdo__fmt(r->ns, n, "%s" PREFIX, pre);
   cdo__fmt(r->stats_key, n, "%sstats", r->ns);
+  for (i = 0; i < IDX_KEYS; i++) {
+    size_t m = strlen(r->ns) + strlen(idx_names[i]) + 1;
+
+    if ((r->idx[i] = malloc(m)) == NULL)
+      return CDO__ERR(ENOMEM);
+    cdo__fmt(r->idx[i], m, "%s%s", r->ns, idx_names[i]);
+  }
   r->ns_glob = glob_escape(r->ns, "");
   return r->ns_glob ? 0 : CDO__ERR(ENOMEM);
 }
@@ -444,6 +472,8 @@ static void redis_close(struct cdo_store *s)
   free(r->ns);
   free(r->ns_glob);
   free(r->stats_key);
+  for (int i = 0; i < IDX_KEYS; i++)
+    free(r->idx[i]);
 }
 
 /* ---- entries ------------------------------------------------------------- */
@@ -475,6 +505,150 @@ static int is_entry(const char *name, size_t n)
     if (!isxdigit((unsigned char)name[i]) || isupper((unsigned char)name[i]))
       return 0;
   return 1;
+}
+
+/*
+ * The index scripts. Every one gets KEYS[1..4] = the index keys (C, E, Z,
+ * N: created, expires, size, count), KEYS[5] = the usage counters' key,
+ * then its own. forget drops a member from the index, index adds or
+ * updates one (pttl: the key's time to live, by which the server expires
+ * it); fresh marks a cache that nothing has used yet as fully indexed
+ * (an older cachedo would have left its usage counters).
+ */
+#define LUA_INDEX                                                              \
+  "local C, E, Z, N = KEYS[1], KEYS[2], KEYS[3], KEYS[4] "                     \
+  "local function now_ms() local t = redis.call('TIME') "                      \
+  "return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) end "      \
+  "local function forget(m) local z = redis.call('HGET', Z, m) "               \
+  "if not z then return false end "                                            \
+  "redis.call('HDEL', Z, m) redis.call('ZREM', C, m) redis.call('ZREM', E, "   \
+  "m) "                                                                        \
+  "redis.call('HINCRBY', N, 'entries', -1) "                                   \
+  "redis.call('HINCRBY', N, 'bytes', -tonumber(z)) return tonumber(z) end "    \
+  "local function index(m, created, size, pttl) "                              \
+  "local z = redis.call('HGET', Z, m) "                                        \
+  "if z then redis.call('HINCRBY', N, 'bytes', size - tonumber(z)) else "      \
+  "redis.call('HINCRBY', N, 'entries', 1) "                                    \
+  "redis.call('HINCRBY', N, 'bytes', size) end "                               \
+  "redis.call('HSET', Z, m, size) redis.call('ZADD', C, created, m) "          \
+  "if pttl < 0 then redis.call('ZREM', E, m) "                                 \
+  "else redis.call('ZADD', E, now_ms() + pttl, m) end end "                    \
+  "local function fresh() if redis.call('EXISTS', N) == 0 and "                \
+  "redis.call('EXISTS', KEYS[5]) == 0 then "                                   \
+  "redis.call('HSET', N, 'built', 1) end end "
+
+/* SET KEYS[6] to ARGV[1] for ARGV[2] ms; ARGV[3]: member, ARGV[4]: created */
+static const char put_lua[] =
+    LUA_INDEX "fresh() redis.call('SET', KEYS[6], ARGV[1], 'PX', ARGV[2]) "
+              "index(ARGV[3], tonumber(ARGV[4]), string.len(ARGV[1]), "
+              "tonumber(ARGV[2])) return 1";
+
+/* Unlinks KEYS[6..]; ARGV[i]: KEYS[5 + i]'s member, "" for no entry. */
+static const char drop_lua[] =
+    LUA_INDEX "local n = 0 for i = 6, #KEYS do "
+              "if ARGV[i - 5] ~= '' then forget(ARGV[i - 5]) end "
+              "n = n + redis.call('UNLINK', KEYS[i]) end return n";
+
+/*
+ * Accounts for up to ARGV[2] entries whose expiry has come (ARGV[1]: ns);
+ * how many it looked at.
+ */
+static const char sweep_lua[] =
+    LUA_INDEX "local now = now_ms() "
+              "local xs = redis.call('ZRANGEBYSCORE', E, '-inf', now, "
+              "'LIMIT', 0, tonumber(ARGV[2])) "
+              "for _, m in ipairs(xs) do "
+              "local p = redis.call('PTTL', ARGV[1] .. m) "
+              "if p == -2 then forget(m) "
+              "elseif p == -1 then redis.call('ZREM', E, m) "
+              "else redis.call('ZADD', E, now + p, m) end end return #xs";
+
+/*
+ * Unlinks the oldest of up to ARGV[3] entries (ARGV[1]: ns) while the
+ * bytes exceed ARGV[2]: {removed, freed, bytes left, looked at}.
+ */
+static const char evict_lua[] =
+    LUA_INDEX "local max = tonumber(ARGV[2]) "
+              "local bytes = tonumber(redis.call('HGET', N, 'bytes') or '0') "
+              "local n, freed, xs = 0, 0, {} "
+              "if bytes > max then "
+              "xs = redis.call('ZRANGE', C, 0, tonumber(ARGV[3]) - 1) end "
+              "for _, m in ipairs(xs) do if bytes <= max then break end "
+              "local z = forget(m) or 0 bytes = bytes - z "
+              "if redis.call('UNLINK', ARGV[1] .. m) == 1 then "
+              "n = n + 1 freed = freed + z end end "
+              "return {n, freed, bytes, #xs}";
+
+/*
+ * Indexes KEYS[6..] that the index lacks (a cache an older cachedo
+ * wrote): ARGV[2i - 1], ARGV[2i]: member and created of KEYS[5 + i].
+ */
+static const char reindex_lua[] =
+    LUA_INDEX "for i = 6, #KEYS do local m = ARGV[2 * (i - 5) - 1] "
+              "if redis.call('HEXISTS', Z, m) == 0 then "
+              "local p = redis.call('PTTL', KEYS[i]) "
+              "if p ~= -2 then index(m, tonumber(ARGV[2 * (i - 5)]), "
+              "redis.call('STRLEN', KEYS[i]), p) end end end return 0";
+
+/* The index script lua on the names[0, n) and args; its reply or NULL. */
+static redisReply *idx_eval(struct redis_store *r, const char *lua,
+                            const char *const *names, const size_t *nlen,
+                            size_t n, const char *const *args,
+                            const size_t *alen, size_t n_args)
+{
+  size_t total = 3 + IDX_KEYS + 1 + n + n_args, i, k = 0;
+  const char **v = malloc(total * sizeof(*v));
+  size_t *len = malloc(total * sizeof(*len));
+  char numkeys[24];
+  redisReply *rep = NULL;
+
+  if (v == NULL || len == NULL) {
+    free(v);
+    free(len);
+    cdo__store_fail(&r->base, CDO__ERR(ENOMEM), "out of memory");
+    return NULL;
+  }
+  cdo__fmt(numkeys, sizeof(numkeys), "%zu", IDX_KEYS + 1 + n);
+  v[k] = "EVAL", len[k++] = 4;
+  v[k] = lua, len[k++] = strlen(lua);
+  v[k] = numkeys, len[k++] = strlen(numkeys);
+  for (i = 0; i < IDX_KEYS; i++)
+    v[k] = r->idx[i], len[k++] = strlen(r->idx[i]);
+  v[k] = r->stats_key, len[k++] = strlen(r->stats_key);
+  for (i = 0; i < n; i++)
+    v[k] = names[i], len[k++] = nlen[i];
+  for (i = 0; i < n_args; i++)
+    v[k] = args[i], len[k++] = alen[i];
+  if (!r->base.failed && r->c != NULL && drain(r) == 0) {
+    rep = redisCommandArgv(r->c, (int)k, v, len);
+    if (rep == NULL)
+      conn_fail(r, r->c, errno, "lost the connection to");
+  }
+  free(v);
+  free(len);
+  return rep;
+}
+
+/* An index script's integer reply (or array's first *n), or an error. */
+static int idx_reply(struct redis_store *r, redisReply *rep, const char *what,
+                     long long *out, size_t n)
+{
+  size_t i;
+
+  if (rep == NULL)
+    return no_reply(r);
+  if (rep->type == REDIS_REPLY_ERROR)
+    return reply_fail(r, rep, what);
+  for (i = 0; i < n; i++) {
+    const redisReply *x = rep->type == REDIS_REPLY_ARRAY && i < rep->elements
+                              ? rep->element[i]
+                          : i == 0 ? rep
+                                   : NULL;
+
+    out[i] = x != NULL && x->type == REDIS_REPLY_INTEGER ? x->integer : 0;
+  }
+  freeReplyObject(rep);
+  return 0;
 }
 
 /* GETRANGE name [off, off + n) into buf; *got is the bytes returned. */
@@ -568,6 +742,33 @@ static int get_large(struct redis_store *r, const char *name, uint64_t size,
   return rc;
 }
 
+/* Unlinks k's key when it holds an empty value (damage) rather than none. */
+static const char drop_empty_lua[] =
+    LUA_INDEX "if redis.call('EXISTS', KEYS[6]) == 1 and "
+              "redis.call('STRLEN', KEYS[6]) == 0 then forget(ARGV[1]) "
+              "redis.call('UNLINK', KEYS[6]) end return 0";
+
+/* A miss on k: its key, if it is there but empty, goes with its index. */
+static int drop_if_empty(struct redis_store *r, const struct cdo__key *k)
+{
+  char *name = key_name(r, k, "");
+  const char *args[1];
+  size_t nlen, alen;
+  int rc;
+
+  if (name == NULL)
+    return CDO__ERR(ENOMEM);
+  nlen = strlen(name);
+  args[0] = name + strlen(r->ns);
+  alen = nlen - strlen(r->ns);
+  rc = idx_reply(r,
+                 idx_eval(r, drop_empty_lua, (const char *const *)&name, &nlen,
+                          1, args, &alen, 1),
+                 "cannot read an entry", NULL, 0);
+  free(name);
+  return rc;
+}
+
 static int redis_get(struct cdo_store *s, const struct cdo__key *k,
                      struct cdo__blob **out)
 {
@@ -579,8 +780,15 @@ static int redis_get(struct cdo_store *s, const struct cdo__key *k,
   *out = NULL;
   if (name == NULL)
     return CDO__ERR(ENOMEM);
-  /* One round trip for an entry that fits in a piece. */
+  /* One round trip for an entry that fits in a piece; EXISTS tells an
+   * empty value (damage, left in the index) from no key. */
   rep = command(r, "GETRANGE %s 0 %d", name, PIECE - 1);
+  if (rep != NULL && rep->type == REDIS_REPLY_STRING && rep->len == 0 &&
+      !s->read_only) {
+    freeReplyObject(rep);
+    free(name);
+    return drop_if_empty(r, k);
+  }
   if (rep == NULL) {
     rc = no_reply(r);
   } else if (rep->type == REDIS_REPLY_ERROR) {
@@ -651,11 +859,16 @@ static int put_piece(struct redis_store *r, const char *tmp,
   return rc;
 }
 
-/* Renames tmp to name when it holds size bytes, and sets its TTL. */
-static const char publish_lua[] =
-    "if redis.call('STRLEN', KEYS[1]) ~= tonumber(ARGV[2]) then return 0 end "
-    "redis.call('RENAME', KEYS[1], KEYS[2]) "
-    "redis.call('PEXPIRE', KEYS[2], ARGV[1]) return 1";
+/*
+ * Renames KEYS[6] (tmp) to KEYS[7] when it holds ARGV[2] bytes, sets its
+ * TTL to ARGV[1] ms, and indexes it (ARGV[3]: member, ARGV[4]: created).
+ */
+static const char publish_lua[] = LUA_INDEX
+    "if redis.call('STRLEN', KEYS[6]) ~= tonumber(ARGV[2]) then return 0 end "
+    "fresh() redis.call('RENAME', KEYS[6], KEYS[7]) "
+    "redis.call('PEXPIRE', KEYS[7], ARGV[1]) "
+    "index(ARGV[3], tonumber(ARGV[4]), tonumber(ARGV[2]), tonumber(ARGV[1])) "
+    "return 1";
 
 /* The CLIENT ID of r->c, asked once; 0 when the server does not say. */
 static long long client_id(struct redis_store *r)
@@ -671,7 +884,8 @@ static long long client_id(struct redis_store *r)
 }
 
 static int put_large(struct redis_store *r, const char *name,
-                     const struct cdo__src *src, long long px)
+                     const struct cdo__src *src, long long px,
+                     long long created)
 {
   uint64_t size = cdo__src_size(src), off = 0;
   unsigned char *buf = malloc(PIECE), token[16];
@@ -697,8 +911,10 @@ static int put_large(struct redis_store *r, const char *name,
   }
   free(buf);
   if (rc == 0) {
-    rep = command(r, "EVAL %s 2 %s %s %lld %llu", publish_lua, tmp, name, px,
-                  (unsigned long long)size);
+    rep = command(r, "EVAL %s 7 %s %s %s %s %s %s %s %lld %llu %s %lld",
+                  publish_lua, r->idx[0], r->idx[1], r->idx[2], r->idx[3],
+                  r->stats_key, tmp, name, px, (unsigned long long)size,
+                  name + strlen(r->ns), created);
     if (rep == NULL)
       return no_reply(r);
     if (rep->type == REDIS_REPLY_ERROR)
@@ -742,7 +958,10 @@ static int redis_put(struct cdo_store *s, const struct cdo__key *k,
     if (rc < 0) {
       cdo__store_fail(s, rc, "cannot read the spool: %s", cdo_strerror(rc));
     } else {
-      rep = command(r, "SET %s %b PX %lld", name, buf, (size_t)size, px);
+      rep = command(r, "EVAL %s 6 %s %s %s %s %s %s %b %lld %s %lld", put_lua,
+                    r->idx[0], r->idx[1], r->idx[2], r->idx[3], r->stats_key,
+                    name, buf, (size_t)size, px, name + strlen(r->ns),
+                    (long long)info->created_ms);
       if (rep == NULL)
         rc = no_reply(r);
       else if (rep->type == REDIS_REPLY_ERROR)
@@ -752,7 +971,7 @@ static int redis_put(struct cdo_store *s, const struct cdo__key *k,
     }
     free(buf);
   } else {
-    rc = put_large(r, name, src, px);
+    rc = put_large(r, name, src, px, (long long)info->created_ms);
   }
   free(name);
   return rc;
@@ -769,15 +988,20 @@ static int redis_del(struct cdo_store *s, const struct cdo__key *k)
     return CDO__ERR(ENOMEM);
   if (r->batch && r->c != NULL && !r->base.failed) {
     /* Pipelined: the replies are read with the next command's. */
-    rc = redisAppendCommand(r->c, "UNLINK %s", name) == REDIS_OK
-             ? 0
-             : CDO__ERR(ENOMEM);
+    rc =
+        redisAppendCommand(r->c, "EVAL %s 6 %s %s %s %s %s %s %s", drop_lua,
+                           r->idx[0], r->idx[1], r->idx[2], r->idx[3],
+                           r->stats_key, name, name + strlen(r->ns)) == REDIS_OK
+            ? 0
+            : CDO__ERR(ENOMEM);
     if (rc == 0 && ++r->pending >= BATCH_DELS)
       rc = drain(r);
     free(name);
     return rc;
   }
-  rep = command(r, "UNLINK %s", name);
+  rep = command(r, "EVAL %s 6 %s %s %s %s %s %s %s", drop_lua, r->idx[0],
+                r->idx[1], r->idx[2], r->idx[3], r->stats_key, name,
+                name + strlen(r->ns));
   if (rep == NULL)
     rc = no_reply(r);
   else if (rep->type == REDIS_REPLY_ERROR)
@@ -849,31 +1073,42 @@ struct clear_state {
   size_t skip; /* with a scope: length of ns SCOPE ":" */
 };
 
+/* Is k one of the index keys? */
+static int is_index(const struct redis_store *r, const char *k, size_t len)
+{
+  int i;
+
+  for (i = 0; i < IDX_KEYS; i++)
+    if (len == strlen(r->idx[i]) && memcmp(k, r->idx[i], len) == 0)
+      return 1;
+  return 0;
+}
+
+/* Unlinks a batch of keys, entries with their index members. */
 static int unlink_batch(struct redis_store *r, redisReply **keys, size_t n,
                         void *ud)
 {
   struct clear_state *cs = ud;
-  const char **argv = malloc((n + 1) * sizeof(*argv));
-  size_t *lens = malloc((n + 1) * sizeof(*lens)), i, m = 1;
-  redisReply *rep;
+  const char **names = malloc((n + 1) * sizeof(*names));
+  const char **members = malloc((n + 1) * sizeof(*members));
+  size_t *nlen = malloc((n + 1) * sizeof(*nlen));
+  size_t *mlen = malloc((n + 1) * sizeof(*mlen));
+  size_t i, m = 0, ns = strlen(r->ns);
   int rc = 0;
 
-  if (argv == NULL || lens == NULL) {
-    free(argv);
-    free(lens);
-    return CDO__ERR(ENOMEM);
-  }
-  argv[0] = "UNLINK";
-  lens[0] = 6;
-  for (i = 0; i < n; i++) {
+  if (names == NULL || members == NULL || nlen == NULL || mlen == NULL)
+    rc = CDO__ERR(ENOMEM);
+  for (i = 0; rc == 0 && i < n; i++) {
     const char *k = keys[i]->str;
     size_t len = keys[i]->len;
 
     if (keys[i]->type != REDIS_REPLY_STRING)
       continue;
-    /* Locks stay: their holders are running. So do the counters. */
+    /* Locks stay: their holders are running. So do the counters, and the
+     * index (the entries leave it as they go). */
     if ((len >= 5 && memcmp(k + len - 5, ":lock", 5) == 0) ||
-        (len == strlen(r->stats_key) && memcmp(k, r->stats_key, len) == 0))
+        (len == strlen(r->stats_key) && memcmp(k, r->stats_key, len) == 0) ||
+        is_index(r, k, len))
       continue;
     /* With a scope, only its entries and temp keys, not a longer scope's. */
     if (cs->skip &&
@@ -881,23 +1116,18 @@ static int unlink_batch(struct redis_store *r, redisReply **keys, size_t n,
          (len > cs->skip + HEX_KEY &&
           strncmp(k + cs->skip + HEX_KEY, ":tmp:", 5) != 0)))
       continue;
-    argv[m] = k;
-    lens[m++] = len;
+    names[m] = k;
+    nlen[m] = len;
+    members[m] = is_entry(k, len) && len > ns ? k + ns : "";
+    mlen[m++] = is_entry(k, len) && len > ns ? len - ns : 0;
   }
-  if (m > 1) {
-    rep = r->base.failed || drain(r) < 0
-              ? NULL
-              : redisCommandArgv(r->c, (int)m, argv, lens);
-    if (rep == NULL)
-      rc = r->base.failed ? no_reply(r)
-                          : conn_fail(r, r->c, errno, "lost the connection to");
-    else if (rep->type == REDIS_REPLY_ERROR)
-      rc = reply_fail(r, rep, "cannot delete entries");
-    else
-      freeReplyObject(rep);
-  }
-  free(argv);
-  free(lens);
+  if (rc == 0 && m > 0)
+    rc = idx_reply(r, idx_eval(r, drop_lua, names, nlen, m, members, mlen, m),
+                   "cannot delete entries", NULL, 0);
+  free(names);
+  free(members);
+  free(nlen);
+  free(mlen);
   return rc;
 }
 
@@ -915,39 +1145,6 @@ static int redis_clear(struct cdo_store *s, const char *scope)
     cs.skip = strlen(r->ns) + strlen(scope) + 1;
   rc = scan(r, pattern, unlink_batch, &cs);
   free(pattern);
-  return rc;
-}
-
-/* Sizes of the entries of a batch, pipelined. */
-static int strlen_batch(struct redis_store *r, redisReply **keys, size_t n,
-                        void *ud)
-{
-  struct cdo_stats *st = ud;
-  size_t i, sent = 0;
-  int rc = drain(r);
-
-  if (rc < 0)
-    return rc;
-  for (i = 0; i < n; i++) {
-    if (keys[i]->type != REDIS_REPLY_STRING ||
-        !is_entry(keys[i]->str, keys[i]->len))
-      continue;
-    if (redisAppendCommand(r->c, "STRLEN %b", keys[i]->str, keys[i]->len) !=
-        REDIS_OK)
-      return CDO__ERR(ENOMEM);
-    sent++;
-  }
-  for (i = 0; i < sent; i++) {
-    redisReply *rep = NULL;
-
-    if (redisGetReply(r->c, (void **)&rep) != REDIS_OK)
-      return conn_fail(r, r->c, errno, "lost the connection to");
-    if (rep->type == REDIS_REPLY_INTEGER && rep->integer > 0) {
-      st->entries++;
-      st->bytes += (uint64_t)rep->integer;
-    }
-    freeReplyObject(rep);
-  }
   return rc;
 }
 
@@ -1066,15 +1263,6 @@ static int redis_read_counters(struct cdo_store *s, struct cdo_stats *st)
   return read_counters(rs(s), st);
 }
 
-static int redis_stats(struct cdo_store *s, struct cdo_stats *st)
-{
-  char *all = glob_escape(rs(s)->ns, "*");
-  int rc = all ? scan(rs(s), all, strlen_batch, st) : CDO__ERR(ENOMEM);
-
-  free(all);
-  return rc;
-}
-
 /*
  * --list fetches, per SCAN batch and in one pipelined round trip, each
  * entry's size, first LIST_HEAD bytes, trailer and time to live; the
@@ -1114,12 +1302,14 @@ struct list_state {
   void *ud;
 };
 
-/* The scope in an entry's name (PREFIX SCOPE ":" HEXKEY), malloc'd. */
-static char *name_scope(const char *name, size_t len)
+/* The scope in an entry's name (ns SCOPE ":" HEXKEY), malloc'd. */
+static char *name_scope(const struct redis_store *r, const char *name,
+                        size_t len)
 {
-  size_t n = len - (sizeof(PREFIX) - 1) - 1 - HEX_KEY;
+  size_t ns = strlen(r->ns),
+         n = len > ns + 1 + HEX_KEY ? len - ns - 1 - HEX_KEY : 0;
 
-  return n ? strndup(name + sizeof(PREFIX) - 1, n) : NULL;
+  return n ? strndup(name + ns, n) : NULL;
 }
 
 /* Sends the commands for keys[i]; 0, or -1 when it is not an entry. */
@@ -1172,8 +1362,8 @@ static int list_row(struct redis_store *r, const redisReply *key,
   e.duration_ms = m.duration_ms;
   e.size = b.size;
   e.exit_status = m.exit_status;
-  scope = name_scope(key->str, key->len);
-  if (scope == NULL && key->len > sizeof(PREFIX) + HEX_KEY) {
+  scope = name_scope(r, key->str, key->len);
+  if (scope == NULL && key->len > strlen(r->ns) + 1 + HEX_KEY) {
     free(argv);
     return CDO__ERR(ENOMEM);
   }
@@ -1224,6 +1414,215 @@ static int redis_list(struct cdo_store *s, cdo_list_fn fn, void *ud)
   int rc = all ? scan(rs(s), all, list_batch, &ls) : CDO__ERR(ENOMEM);
 
   free(all);
+  return rc;
+}
+
+/* ---- the index: --stats and eviction ------------------------------------ */
+
+/* Accounts for the entries the server expired, IDX_BATCH at a time. */
+static int idx_sweep(struct redis_store *r)
+{
+  const char *args[2] = {r->ns, TEXT(IDX_BATCH)};
+  size_t alen[2] = {strlen(r->ns), strlen(args[1])};
+  long long looked = IDX_BATCH;
+  int rc = 0;
+
+  while (rc == 0 && looked >= IDX_BATCH)
+    rc = idx_reply(r, idx_eval(r, sweep_lua, NULL, NULL, 0, args, alen, 2),
+                   "cannot count the entries", &looked, 1);
+  return rc;
+}
+
+/* Entries listed for reindex_lua, IDX_BATCH at a time. */
+struct reindex {
+  struct redis_store *r;
+  size_t n;
+  char *names[IDX_BATCH];
+  size_t nlen[IDX_BATCH];
+  char created[IDX_BATCH][24];
+  const char *args[2 * IDX_BATCH];
+  size_t alen[2 * IDX_BATCH];
+  int err;
+};
+
+static int reindex_flush(struct reindex *x)
+{
+  size_t i, ns = strlen(x->r->ns);
+  int rc = 0;
+
+  for (i = 0; i < x->n; i++) {
+    x->args[2 * i] = x->names[i] + ns;
+    x->alen[2 * i] = x->nlen[i] - ns;
+    x->args[2 * i + 1] = x->created[i];
+    x->alen[2 * i + 1] = strlen(x->created[i]);
+  }
+  if (x->n > 0)
+    rc = idx_reply(x->r,
+                   idx_eval(x->r, reindex_lua, (const char *const *)x->names,
+                            x->nlen, x->n, x->args, x->alen, 2 * x->n),
+                   "cannot index the entries", NULL, 0);
+  for (i = 0; i < x->n; i++)
+    free(x->names[i]);
+  x->n = 0;
+  return rc;
+}
+
+static int reindex_row(void *ud, const struct cdo_entry_info *e)
+{
+  struct reindex *x = ud;
+  const char *scope = e->scope ? e->scope : "";
+  size_t len = strlen(x->r->ns) + strlen(scope) + HEX_KEY + 2;
+  char *name = malloc(len);
+
+  if (name == NULL) {
+    x->err = CDO__ERR(ENOMEM);
+    return 1;
+  }
+  cdo__fmt(name, len, "%s%s:%s", x->r->ns, scope, e->key);
+  x->names[x->n] = name;
+  x->nlen[x->n] = strlen(name);
+  cdo__fmt(x->created[x->n], sizeof(x->created[0]), "%lld",
+           (long long)e->created_ms);
+  if (++x->n == IDX_BATCH && (x->err = reindex_flush(x)) < 0)
+    return 1;
+  return 0;
+}
+
+static int redis_list(struct cdo_store *s, cdo_list_fn fn, void *ud);
+
+/*
+ * Makes sure the index holds every entry: a cache that an older cachedo
+ * wrote is walked once (as --list walks it) and its entries indexed.
+ */
+static int idx_ready(struct redis_store *r)
+{
+  redisReply *rep = command(r, "HGET %s built", r->idx[3]);
+  struct reindex *x;
+  int rc;
+
+  if (rep == NULL)
+    return no_reply(r);
+  if (rep->type == REDIS_REPLY_ERROR)
+    return reply_fail(r, rep, "cannot read the index");
+  rc = rep->type == REDIS_REPLY_STRING;
+  freeReplyObject(rep);
+  if (rc)
+    return 0;
+  if ((x = calloc(1, sizeof(*x))) == NULL)
+    return CDO__ERR(ENOMEM);
+  x->r = r;
+  rc = redis_list(&r->base, reindex_row, x);
+  if (rc == 0)
+    rc = x->err;
+  if (rc == 0)
+    rc = reindex_flush(x);
+  for (size_t i = 0; i < x->n; i++)
+    free(x->names[i]);
+  free(x);
+  if (rc == 0) {
+    rep = command(r, "HSET %s built 1", r->idx[3]);
+    rc = rep == NULL ? no_reply(r) : 0;
+    freeReplyObject(rep);
+  }
+  return rc;
+}
+
+/* Sizes of the entries of a batch, pipelined. */
+static int strlen_batch(struct redis_store *r, redisReply **keys, size_t n,
+                        void *ud)
+{
+  struct cdo_stats *st = ud;
+  size_t i, sent = 0;
+  int rc = drain(r);
+
+  if (rc < 0)
+    return rc;
+  for (i = 0; i < n; i++) {
+    if (keys[i]->type != REDIS_REPLY_STRING ||
+        !is_entry(keys[i]->str, keys[i]->len))
+      continue;
+    if (redisAppendCommand(r->c, "STRLEN %b", keys[i]->str, keys[i]->len) !=
+        REDIS_OK)
+      return CDO__ERR(ENOMEM);
+    sent++;
+  }
+  for (i = 0; i < sent; i++) {
+    redisReply *rep = NULL;
+
+    if (redisGetReply(r->c, (void **)&rep) != REDIS_OK)
+      return conn_fail(r, r->c, errno, "lost the connection to");
+    if (rep->type == REDIS_REPLY_INTEGER && rep->integer > 0) {
+      st->entries++;
+      st->bytes += (uint64_t)rep->integer;
+    }
+    freeReplyObject(rep);
+  }
+  return rc;
+}
+
+/*
+ * Entries and bytes from the index, the expired accounted for; read-only
+ * (which must not update the index), by a walk of every key.
+ */
+static int redis_stats(struct cdo_store *s, struct cdo_stats *st)
+{
+  struct redis_store *r = rs(s);
+  redisReply *rep;
+  int rc;
+
+  if (s->read_only) {
+    char *all = glob_escape(r->ns, "*");
+
+    rc = all ? scan(r, all, strlen_batch, st) : CDO__ERR(ENOMEM);
+    free(all);
+    return rc;
+  }
+  rc = idx_ready(r);
+  if (rc == 0)
+    rc = idx_sweep(r);
+  if (rc < 0)
+    return rc;
+  rep = command(r, "HMGET %s entries bytes", r->idx[3]);
+  if (rep == NULL)
+    return no_reply(r);
+  if (rep->type == REDIS_REPLY_ERROR)
+    return reply_fail(r, rep, "cannot count the entries");
+  if (rep->type == REDIS_REPLY_ARRAY && rep->elements == 2) {
+    long long n = rep->element[0]->str ? atoll(rep->element[0]->str) : 0;
+    long long b = rep->element[1]->str ? atoll(rep->element[1]->str) : 0;
+
+    st->entries = n > 0 ? (uint64_t)n : 0;
+    st->bytes = b > 0 ? (uint64_t)b : 0;
+  }
+  freeReplyObject(rep);
+  return 0;
+}
+
+/* The oldest entries first, by the index, in IDX_BATCH a script call. */
+static int redis_evict(struct cdo_store *s, uint64_t max_bytes,
+                       uint64_t *removed, uint64_t *freed)
+{
+  struct redis_store *r = rs(s);
+  char max[24];
+  const char *args[3] = {r->ns, max, TEXT(IDX_BATCH)};
+  size_t alen[3];
+  long long out[4] = {0, 0, LLONG_MAX, 1}; /* until the script says */
+  int rc = idx_ready(r);
+
+  if (rc == 0)
+    rc = idx_sweep(r);
+  cdo__fmt(max, sizeof(max), "%llu", (unsigned long long)max_bytes);
+  alen[0] = strlen(r->ns);
+  alen[1] = strlen(max);
+  alen[2] = strlen(args[2]);
+  while (rc == 0 && out[3] > 0 && (uint64_t)out[2] > max_bytes) {
+    rc = idx_reply(r, idx_eval(r, evict_lua, NULL, NULL, 0, args, alen, 3),
+                   "cannot evict entries", out, 4);
+    *removed += (uint64_t)(out[0] > 0 ? out[0] : 0);
+    *freed += (uint64_t)(out[1] > 0 ? out[1] : 0);
+    if (out[2] < 0)
+      out[2] = 0;
+  }
   return rc;
 }
 
@@ -1523,7 +1922,7 @@ static const char *unix_query(const char *rest)
     .get = redis_get, .put = redis_put, .del = redis_del,                      \
     .clear = redis_clear, .list = redis_list, .lists_scope = 1,                \
     .stats = redis_stats, .gc = redis_gc, .batch = redis_batch,                \
-    .locks = &redis_locks, .counters = &redis_counters,                        \
+    .evict = redis_evict, .locks = &redis_locks, .counters = &redis_counters,  \
   }
 
 const struct cdo__store_ops cdo__store_redis_tcp =
