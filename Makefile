@@ -167,15 +167,17 @@ deps:
 		libcmocka-dev libhiredis-dev redis-server time \
 		bash-completion zsh fish man-db python3 procps strace clang libclang-rt-14-dev
 
-test: all $(UNIT_BIN)
-	$(Q)CACHEDO=$(CURDIR)/$(O)/cachedo CACHEDO_TEST_SANITIZE=$(SANITIZE) sh tests/run.sh \
+test: all $(UNIT_BIN) $(O)/bench/fill
+	$(Q)CACHEDO=$(CURDIR)/$(O)/cachedo CACHEDO_TEST_SANITIZE=$(SANITIZE) \
+		CACHEDO_TEST_FILL=$(CURDIR)/$(O)/bench/fill sh tests/run.sh \
 		--backends "$(TEST_BACKENDS)" $(UNIT_BIN) -- $(E2E)
 
 test-unit: $(UNIT_BIN)
 	$(Q)sh tests/run.sh $(UNIT_BIN) --
 
-test-e2e: all
-	$(Q)CACHEDO=$(CURDIR)/$(O)/cachedo CACHEDO_TEST_SANITIZE=$(SANITIZE) sh tests/run.sh \
+test-e2e: all $(O)/bench/fill
+	$(Q)CACHEDO=$(CURDIR)/$(O)/cachedo CACHEDO_TEST_SANITIZE=$(SANITIZE) \
+		CACHEDO_TEST_FILL=$(CURDIR)/$(O)/bench/fill sh tests/run.sh \
 		--backends "$(or $(CACHEDO_TEST_CACHE),$(TEST_BACKENDS))" -- $(E2E)
 
 check: test

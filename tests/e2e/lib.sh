@@ -19,6 +19,7 @@ test_backend=${CACHEDO_TEST_CACHE:-sqlite}
 test_redis_url=${CACHEDO_TEST_REDIS_URL-}
 test_exec_url=${CACHEDO_TEST_EXEC_URL-}
 test_sanitize=${CACHEDO_TEST_SANITIZE-}
+test_fill=${CACHEDO_TEST_FILL-} # bench/fill, when make built it
 for test_v in $(env | sed -n 's/^\(CACHEDO_[A-Za-z0-9_]*\)=.*/\1/p'); do
 	unset "$test_v"
 done

@@ -114,6 +114,41 @@ test_expect_success '--list shows the entries; --clear --scope removes only that
 	expect_count sc 4
 '
 
+test_expect_success '--stats counts from the index: an entry the server expired leaves the counts' '
+	redis_cli flushall >/dev/null &&
+	cachedo -c "$url" --ttl 1h counted ix1 >/dev/null &&
+	cachedo -c "$url" --ttl 1s counted ix2 >/dev/null &&
+	cachedo -c "$url" --stats --json >stats &&
+	expect_grep "\"entries\":2," stats &&
+	key=$(cachedo -c "$url" --ttl 1s --key counted ix2) &&
+	i=0 &&
+	while test "$(redis_cli exists "cachedo:v1::$key")" = 1 && test $i -lt 100; do
+		sleep 0.1 && i=$((i + 1))
+	done &&
+	cachedo -c "$url" --stats --json >stats &&
+	expect_grep "\"entries\":1," stats &&
+	expect_eq 1 "$(redis_cli zcard cachedo:v1:index:expires)" "members by expiry"
+'
+
+test_expect_success 'a cache without the index (an older cachedo) is indexed once; eviction takes the oldest' '
+	redis_cli flushall >/dev/null &&
+	cachedo -c "$url" counted old1 >/dev/null &&
+	cachedo -c "$url" counted old2 >/dev/null &&
+	cachedo -c "$url" counted old3 >/dev/null &&
+	redis_cli del cachedo:v1:index:created cachedo:v1:index:expires \
+		cachedo:v1:index:size cachedo:v1:index:count >/dev/null &&
+	cachedo -c "$url" --stats --json >stats &&
+	expect_grep "\"entries\":3," stats &&
+	expect_eq 3 "$(redis_cli zcard cachedo:v1:index:created)" "members by creation" &&
+	bytes=$(sed -n "s/.*\"bytes\":\([0-9]*\).*/\1/p" stats) &&
+	cachedo -c "$url" --gc --max-size $((bytes * 2 / 3 + 1)) >out &&
+	expect_grep "evicted 1 " out &&
+	cachedo -c "$url" counted old3 >/dev/null &&
+	cachedo -c "$url" counted old2 >/dev/null &&
+	cachedo -c "$url" counted old1 >/dev/null &&
+	expect_count old1 2 && expect_count old2 1 && expect_count old3 1
+'
+
 test_expect_success 'URL option prefix=: caches side by side on one server, cleared apart' '
 	cachedo -c "$url?prefix=ci*:" counted pre >/dev/null &&
 	cachedo -c "$url?prefix=ci*:" counted pre >/dev/null &&

@@ -30,6 +30,17 @@ case $CACHEDO_CACHE in
 sqlite:* | exec:*) test_set_prereq NEWEST_FIRST ;;
 esac
 
+# The filler of the scale benchmarks (bench/fill.c; make test builds it and
+# names it in CACHEDO_TEST_FILL) writes real entries through the library,
+# thousands a second. Not under the sanitizers, which reserve address space
+# far beyond any ulimit -v.
+if [ -n "$test_fill" ] && [ -x "$test_fill" ] && [ -z "$test_sanitize" ]; then
+	case $CACHEDO_CACHE in
+	exec:*) ;;
+	*) test_set_prereq FILL ;;
+	esac
+fi
+
 test_expect_success 'a fresh cache shows zero counters' '
 	expect_status 0 cachedo --stats >out &&
 	expect_eq 0 "$(stat_row hits out)" hits &&
@@ -446,6 +457,35 @@ test_expect_success '--stats counts the bytes --list shows, scoped entries too' 
 	expect_eq 2 "$(json st.json "d[\"entries\"]")" entries &&
 	expect_eq "$(json ls.json "sum(r[\"size\"] for r in d)")" \
 		"$(json st.json "d[\"bytes\"]")" bytes
+'
+
+# vmem_floor: the smallest ulimit -v (KiB, in 1 MiB steps) under which
+# --list lists the cache as it is.
+vmem_floor () {
+	test_v=4096
+	until (ulimit -v $test_v && exec "$CACHEDO" --list) >/dev/null 2>&1; do
+		test_v=$((test_v + 1024))
+		test $test_v -le 1048576 || return 1
+	done
+	echo $test_v
+}
+
+# 50,000 rows of about 350 bytes: held in memory at once, as a sort would
+# hold them, they would take over 16 MiB more than listing a few dozen;
+# streaming takes the same (sqlite: plus its page cache, 16 MiB at most).
+test_expect_success FILL '--list streams: 50,000 more entries listed whole in the same memory' '
+	cachedo --list >before &&
+	floor=$(vmem_floor) &&
+	case $CACHEDO_CACHE in
+	sqlite:*) limit=$((floor + 16384 + 6144)) ;;
+	*) limit=$((floor + 6144)) ;;
+	esac &&
+	"$test_fill" "$CACHEDO_CACHE" 50000 >/dev/null &&
+	(ulimit -v $limit && exec "$CACHEDO" --list) >after 2>err &&
+	expect_lines 0 err &&
+	expect_eq $(($(wc -l <before) + 50000)) "$(wc -l <after)" "lines" &&
+	expect_eq 50000 $(($(grep -o " echo fill-[0-9]* " after | sort -u | wc -l))) \
+		"distinct filled rows"
 '
 
 test_done
