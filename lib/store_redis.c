@@ -585,12 +585,31 @@ static const char evict_lua[] =
  */
 static const char reindex_lua[] =
     LUA_INDEX "for i = 6, #KEYS do local m = ARGV[2 * (i - 5) - 1] "
-              "if redis.call('HEXISTS', Z, m) == 0 then "
-              "local p = redis.call('PTTL', KEYS[i]) "
-              "if p ~= -2 then index(m, tonumber(ARGV[2 * (i - 5)]), "
-              "redis.call('STRLEN', KEYS[i]), p) end end end return 0";
+              "if redis.call('HEXISTS', Z, m) == 0 and "
+              "redis.call('TYPE', KEYS[i])['ok'] == 'string' then "
+              "index(m, tonumber(ARGV[2 * (i - 5)]), "
+              "redis.call('STRLEN', KEYS[i]), redis.call('PTTL', KEYS[i])) "
+              "end end return 0";
 
-/* The index script lua on the names[0, n) and args; its reply or NULL. */
+/*
+ * Did an index script fail on the index itself: a key of another type, a
+ * count or size that is not a number (damage, or another program)? The
+ * index is then dropped and built anew (idx_ready), as a damaged entry is
+ * a miss and replaced.
+ */
+static int idx_damaged(const redisReply *rep)
+{
+  return rep->type == REDIS_REPLY_ERROR && rep->str != NULL &&
+         (strncmp(rep->str, "WRONGTYPE", 9) == 0 ||
+          strstr(rep->str, "not an integer") != NULL ||
+          strstr(rep->str, "not a valid float") != NULL ||
+          strstr(rep->str, "attempt to") != NULL /* Lua: nil or junk */);
+}
+
+/*
+ * The index script lua on the names[0, n) and args; its reply or NULL.
+ * When the index is damaged, drops it and runs the script once more.
+ */
 static redisReply *idx_eval(struct redis_store *r, const char *lua,
                             const char *const *names, const size_t *nlen,
                             size_t n, const char *const *args,
@@ -619,10 +638,16 @@ static redisReply *idx_eval(struct redis_store *r, const char *lua,
     v[k] = names[i], len[k++] = nlen[i];
   for (i = 0; i < n_args; i++)
     v[k] = args[i], len[k++] = alen[i];
-  if (!r->base.failed && r->c != NULL && drain(r) == 0) {
+  for (i = 0; i < 2 && !r->base.failed && r->c != NULL && drain(r) == 0; i++) {
     rep = redisCommandArgv(r->c, (int)k, v, len);
     if (rep == NULL)
       conn_fail(r, r->c, errno, "lost the connection to");
+    if (rep == NULL || i > 0 || !idx_damaged(rep))
+      break;
+    freeReplyObject(rep); /* once more, on an index built anew */
+    rep = NULL;
+    freeReplyObject(command(r, "DEL %s %s %s %s", r->idx[0], r->idx[1],
+                            r->idx[2], r->idx[3]));
   }
   free(v);
   free(len);
@@ -744,7 +769,7 @@ static int get_large(struct redis_store *r, const char *name, uint64_t size,
 
 /* Unlinks k's key when it holds an empty value (damage) rather than none. */
 static const char drop_empty_lua[] =
-    LUA_INDEX "if redis.call('EXISTS', KEYS[6]) == 1 and "
+    LUA_INDEX "if redis.call('TYPE', KEYS[6])['ok'] == 'string' and "
               "redis.call('STRLEN', KEYS[6]) == 0 then forget(ARGV[1]) "
               "redis.call('UNLINK', KEYS[6]) end return 0";
 
@@ -911,10 +936,18 @@ static int put_large(struct redis_store *r, const char *name,
   }
   free(buf);
   if (rc == 0) {
-    rep = command(r, "EVAL %s 7 %s %s %s %s %s %s %s %lld %llu %s %lld",
-                  publish_lua, r->idx[0], r->idx[1], r->idx[2], r->idx[3],
-                  r->stats_key, tmp, name, px, (unsigned long long)size,
-                  name + strlen(r->ns), created);
+    const char *names[2] = {tmp, name}, *args[4];
+    size_t nlen[2] = {strlen(tmp), strlen(name)}, alen[4];
+    char num[3][24];
+
+    cdo__fmt(num[0], sizeof(num[0]), "%lld", px);
+    cdo__fmt(num[1], sizeof(num[1]), "%llu", (unsigned long long)size);
+    cdo__fmt(num[2], sizeof(num[2]), "%lld", created);
+    args[0] = num[0], args[1] = num[1], args[3] = num[2];
+    args[2] = name + strlen(r->ns);
+    for (int i = 0; i < 4; i++)
+      alen[i] = strlen(args[i]);
+    rep = idx_eval(r, publish_lua, names, nlen, 2, args, alen, 4);
     if (rep == NULL)
       return no_reply(r);
     if (rep->type == REDIS_REPLY_ERROR)
@@ -951,6 +984,7 @@ static int redis_put(struct cdo_store *s, const struct cdo__key *k,
     return CDO__ERR(ENOMEM);
   if (size <= PIECE) {
     unsigned char *buf = malloc((size_t)size + 1);
+    char num[2][24];
     redisReply *rep;
 
     rc = buf ? cdo__store_src_read(s, src, 0, buf, (size_t)size)
@@ -958,10 +992,17 @@ static int redis_put(struct cdo_store *s, const struct cdo__key *k,
     if (rc < 0) {
       cdo__store_fail(s, rc, "cannot read the spool: %s", cdo_strerror(rc));
     } else {
-      rep = command(r, "EVAL %s 6 %s %s %s %s %s %s %b %lld %s %lld", put_lua,
-                    r->idx[0], r->idx[1], r->idx[2], r->idx[3], r->stats_key,
-                    name, buf, (size_t)size, px, name + strlen(r->ns),
-                    (long long)info->created_ms);
+      const char *args[4] = {(const char *)buf, num[0], name + strlen(r->ns),
+                             num[1]};
+      size_t nlen = strlen(name), alen[4];
+
+      cdo__fmt(num[0], sizeof(num[0]), "%lld", px);
+      cdo__fmt(num[1], sizeof(num[1]), "%lld", (long long)info->created_ms);
+      alen[0] = (size_t)size;
+      for (int i = 1; i < 4; i++)
+        alen[i] = strlen(args[i]);
+      rep = idx_eval(r, put_lua, (const char *const *)&name, &nlen, 1, args,
+                     alen, 4);
       if (rep == NULL)
         rc = no_reply(r);
       else if (rep->type == REDIS_REPLY_ERROR)
@@ -999,9 +1040,13 @@ static int redis_del(struct cdo_store *s, const struct cdo__key *k)
     free(name);
     return rc;
   }
-  rep = command(r, "EVAL %s 6 %s %s %s %s %s %s %s", drop_lua, r->idx[0],
-                r->idx[1], r->idx[2], r->idx[3], r->stats_key, name,
-                name + strlen(r->ns));
+  {
+    const char *member = name + strlen(r->ns);
+    size_t nlen = strlen(name), mlen = strlen(member);
+
+    rep = idx_eval(r, drop_lua, (const char *const *)&name, &nlen, 1, &member,
+                   &mlen, 1);
+  }
   if (rep == NULL)
     rc = no_reply(r);
   else if (rep->type == REDIS_REPLY_ERROR)
@@ -1104,11 +1149,13 @@ static int unlink_batch(struct redis_store *r, redisReply **keys, size_t n,
 
     if (keys[i]->type != REDIS_REPLY_STRING)
       continue;
-    /* Locks stay: their holders are running. So do the counters, and the
-     * index (the entries leave it as they go). */
+    /* Locks stay: their holders are running. So do the counters. The
+     * index goes with a whole cache (built anew at the next --stats, from
+     * what is left: damage goes too); one scope's entries leave it one by
+     * one. */
     if ((len >= 5 && memcmp(k + len - 5, ":lock", 5) == 0) ||
         (len == strlen(r->stats_key) && memcmp(k, r->stats_key, len) == 0) ||
-        is_index(r, k, len))
+        (cs->skip && is_index(r, k, len)))
       continue;
     /* With a scope, only its entries and temp keys, not a longer scope's. */
     if (cs->skip &&
@@ -1118,8 +1165,8 @@ static int unlink_batch(struct redis_store *r, redisReply **keys, size_t n,
       continue;
     names[m] = k;
     nlen[m] = len;
-    members[m] = is_entry(k, len) && len > ns ? k + ns : "";
-    mlen[m++] = is_entry(k, len) && len > ns ? len - ns : 0;
+    members[m] = cs->skip && is_entry(k, len) ? k + ns : "";
+    mlen[m++] = cs->skip && is_entry(k, len) ? len - ns : 0;
   }
   if (rc == 0 && m > 0)
     rc = idx_reply(r, idx_eval(r, drop_lua, names, nlen, m, members, mlen, m),
