@@ -61,7 +61,7 @@
 #define CHECKPOINT_BUSY_MS    50
 #define PENDING_MAX_AGE_MS    3600000
 #define BATCH_OPS             4096
-#define EVICT_RANGES          16 /* transactions of eviction's deletes */
+#define EVICT_TX_PAGES        65536 /* pages an eviction transaction spans */
 #define EVICT_RANGES_PER_CKPT 4
 #define NEWEST_PLAUSIBLE      255 /* a larger schema version is damage */
 
@@ -1286,15 +1286,37 @@ static int sweep_blobs(struct sqlite_store *q)
   return r;
 }
 
+/* Has an entry expired by now? A read; an error says yes (the delete says
+ * what went wrong). */
+static int any_expired(struct sqlite_store *q, sqlite3_int64 now)
+{
+  sqlite3_stmt *st = NULL;
+  int rc = SQLITE_ROW;
+
+  if (sqlite3_prepare_v2(q->db,
+                         "SELECT 1 FROM entry INDEXED BY entry_created"
+                         " WHERE expires <= ?1 LIMIT 1",
+                         -1, &st, NULL) == SQLITE_OK) {
+    sqlite3_bind_int64(st, 1, now);
+    rc = sqlite3_step(st);
+  }
+  sqlite3_finalize(st);
+  return rc != SQLITE_DONE;
+}
+
 static int do_gc(struct cdo_store *s, int64_t now_ms, uint64_t *removed)
 {
   struct sqlite_store *q = sq(s);
   sqlite3_int64 now = now_ms;
   int r;
 
-  /* A walk of the index, not of the table. */
-  r = delete_where(q, "INDEXED BY entry_created WHERE expires <= ?1", &now, 8,
-                   removed, NULL);
+  /* A walk of the index, not of the table; first without the write lock
+   * (the hourly upkeep must not hold up the misses' writes while it walks
+   * a large cache in which nothing has expired). */
+  r = ensure_schema(q);
+  if (r == 0 && any_expired(q, now))
+    r = delete_where(q, "INDEXED BY entry_created WHERE expires <= ?1", &now, 8,
+                     removed, NULL);
   /* Doomed blobs, and those of writers that died: every pending one when
    * no writer is at work, else those pending for an hour. */
   if (r == 0) {
@@ -1310,13 +1332,35 @@ static int do_gc(struct cdo_store *s, int64_t now_ms, uint64_t *removed)
 }
 
 /*
+ * How many first key bytes an eviction transaction covers: as few
+ * transactions as spanning about EVICT_TX_PAGES pages each allows. Few
+ * and large, as the index pages a transaction rewrites are spread over the
+ * whole index (at 1M entries, 16 transactions took twice as long as 4);
+ * bounded, as a transaction's pages stay in memory until it commits (at
+ * 1M entries: 5 transactions, about 250 MiB, a few seconds of write lock
+ * each).
+ */
+static int evict_width(struct sqlite_store *q)
+{
+  sqlite3_stmt *st = NULL;
+  sqlite3_int64 pages = 0;
+  int width;
+
+  if (sqlite3_prepare_v2(q->db, "PRAGMA page_count", -1, &st, NULL) ==
+          SQLITE_OK &&
+      sqlite3_step(st) == SQLITE_ROW)
+    pages = sqlite3_column_int64(st, 0);
+  sqlite3_finalize(st);
+  width = pages > EVICT_TX_PAGES ? (int)(256 * EVICT_TX_PAGES / pages) : 256;
+  return width > 1 ? width : 1;
+}
+
+/*
  * Eviction's deleting pass in SQL: removes the entries created no later
  * than cutoff whose key prefix is not in keep (read since), in key order,
- * so that each page of the table is written once, in EVICT_RANGES
- * transactions of a range of first key bytes each (few and large, as the
- * index pages a transaction rewrites are spread over the whole index;
- * at 1M entries, one holds the write lock for about a second); stops
- * once need bytes are freed.
+ * so that each page of the table is written once, in transactions of a
+ * range of first key bytes each (see evict_width); stops once need bytes
+ * are freed.
  */
 static int sqlite_evict_older(struct cdo_store *s, int64_t cutoff,
                               const uint64_t *keep, size_t n_keep,
@@ -1327,7 +1371,7 @@ static int sqlite_evict_older(struct cdo_store *s, int64_t cutoff,
   uint64_t start = *freed;
   char where[300];
   size_t i;
-  int r, b;
+  int r, b, width;
 
   q->bulk = 1;
   r = tune_for_writing(q);
@@ -1351,15 +1395,15 @@ static int sqlite_evict_older(struct cdo_store *s, int64_t cutoff,
     r = step_done(q, q->db, ins, "cannot evict");
   }
   sqlite3_finalize(ins);
+  width = evict_width(q);
   /* A checkpoint costs fsyncs: one per EVICT_RANGES_PER_CKPT ranges. */
-  for (b = 0; r == 0 && b < 256 && *freed - start < need;
-       b += 256 / EVICT_RANGES) {
-    q->ckpt_held = (b / (256 / EVICT_RANGES) + 1) % EVICT_RANGES_PER_CKPT != 0;
-    if (b + 256 / EVICT_RANGES < 256)
+  for (b = 0; r == 0 && b < 256 && *freed - start < need; b += width) {
+    q->ckpt_held = (b / width + 1) % EVICT_RANGES_PER_CKPT != 0;
+    if (b + width < 256)
       cdo__fmt(where, sizeof(where),
                "WHERE key >= x'%02x' AND key < x'%02x' AND created <= %lld "
                "AND substr(key, 1, 8) NOT IN (SELECT p FROM temp.evict_keep)",
-               b, b + 256 / EVICT_RANGES, (long long)cutoff);
+               b, b + width, (long long)cutoff);
     else
       cdo__fmt(where, sizeof(where),
                "WHERE key >= x'%02x' AND created <= %lld AND "
