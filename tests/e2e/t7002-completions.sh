@@ -49,7 +49,7 @@ bash_complete () {
 cat >"$TMP/complete.zsh" <<'EOF'
 zmodload zsh/zpty || exit 1
 zpty z zsh -f -i
-zpty -w z "PS1= RPROMPT=; fpath=($1 \$fpath); autoload -U compinit; compinit -u -D"
+zpty -w z "PS1= RPROMPT=; fpath=($1 \$fpath); autoload -U compinit; compinit -u -D; bindkey '^G' kill-whole-line"
 zpty -w z 'compadd() { local -a m; builtin compadd -O m "$@"; print -rl -- "<m>"${^m} >/dev/tty; builtin compadd "$@" }'
 # The markers are computed ($((1)) prints 1), so the echo of the typed
 # line, which a terminal still in cooked mode may show at once, never
@@ -57,8 +57,10 @@ zpty -w z 'compadd() { local -a m; builtin compadd -O m "$@"; print -rl -- "<m>"
 zpty -w z 'print RE$((1))ADY'
 zpty -r z line '*RE1ADY*'
 # Keys queue up in the terminal: the line is cleared and the marker typed
-# only once the completion ran.
-zpty -w -n z "$2"$'\t'$'\C-u''print DO$((1))NE'$'\n'
+# only once the completion ran. The line is cleared with ^G, which a
+# terminal still in cooked mode passes on (its ^U would erase the typed
+# line there, before zsh ever saw the Tab).
+zpty -w -n z "$2"$'\t'$'\C-g''print DO$((1))NE'$'\n'
 zpty -r z out '*DO1NE*'
 zpty -d z
 print -r -- $out | tr '\r' '\n' | grep -a -o '<m>[^ <]*' | sed 's/<m>//' | sort -u
