@@ -256,6 +256,31 @@ wait_until () {
 	done
 }
 
+# lock_waiter: waits (up to 10 s) until some run waits for a single-flight
+# lock that another run holds: a blocked request on a cachedo.lock file
+# below $TMP in /proc/locks, or, on Redis, a subscriber to a lock channel of
+# the test's own server (a server named by CACHEDO_TEST_REDIS_URL cannot be
+# asked: the run gets 3 s).
+lock_waiter () {
+	if test "$test_backend" != redis; then
+		wait_until file_lock_waited
+	elif test -n "${REDIS_SOCK-}"; then
+		wait_until redis_lock_waited
+	else
+		sleep 3
+	fi
+}
+file_lock_waited () {
+	for test_f in $(find "$TMP" -name cachedo.lock 2>/dev/null); do
+		test_ino=$(stat -c %i "$test_f") &&
+			grep -q -e "-> .*:$test_ino " /proc/locks && return 0
+	done
+	return 1
+}
+redis_lock_waited () {
+	test -n "$(redis_cli PUBSUB CHANNELS '*lock*' 2>/dev/null)"
+}
+
 # wait_for FILE: wait up to 10 s for FILE to exist.
 wait_for () {
 	wait_until test -e "$1"

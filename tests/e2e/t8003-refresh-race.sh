@@ -29,7 +29,7 @@ test_expect_success 'a --refresh whose holder was killed runs, not replays the o
 	wait_until test -s "$TMP/held.r" &&
 	{ cachedo -v --ttl 1h --refresh held r >out 2>err & } &&
 	waiter=$! &&
-	sleep 1 &&
+	lock_waiter &&
 	kill -KILL $holder &&
 	kill "$(cat "$TMP/held.r")" &&
 	rm "$TMP/hold.r" &&
@@ -50,7 +50,7 @@ test_expect_success 'a --refresh that waited replays the result stored by the on
 	wait_until test -s "$TMP/held.w" &&
 	{ cachedo -v --ttl 1h --refresh held w >out 2>err & } &&
 	waiter=$! &&
-	sleep 3 &&
+	lock_waiter &&
 	rm "$TMP/hold.w" &&
 	wait $first &&
 	wait $waiter &&
