@@ -16,7 +16,9 @@ snapshot () {
 		done
 		redis_cli DBSIZE
 	else
-		for f in $(store_files | sort); do
+		# Not SQLite's -shm: an index of the WAL that any reader rebuilds
+		# when it is the first to open the database.
+		for f in $(store_files | grep -v -- "-shm\$" | sort); do
 			printf '%s ' "$f"
 			od -An -tx1 "$f" | tr -d ' \n'
 			echo
