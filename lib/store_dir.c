@@ -49,7 +49,7 @@
 #define TEMP_PREFIX    ".tmp-"
 #define TEMP_HEX       16
 #define NS_PER_MS      1000000L
-#define UNLINKERS      8    /* threads removing a batch's entries */
+#define UNLINKERS      32   /* threads removing a batch's entries */
 #define UNLINK_QUEUE   1024 /* removals waiting for one of them */
 
 /* A path relative to the root, e.g. "v1/ab/abcdef...". */
@@ -643,17 +643,21 @@ static void *unlinker(void *arg)
 static void unlinkers_start(struct dir_store *d)
 {
   struct unlinkers *u = calloc(1, sizeof(*u));
+  pthread_attr_t attr;
   int i;
 
   if (u == NULL)
     return;
+  pthread_attr_init(&attr);
+  pthread_attr_setstacksize(&attr, 256 * 1024); /* each does one unlinkat */
   pthread_mutex_init(&u->mu, NULL);
   pthread_cond_init(&u->work, NULL);
   pthread_cond_init(&u->room, NULL);
   d->ul = u;
   for (i = 0; i < UNLINKERS; i++)
-    if (pthread_create(&u->th[u->started], NULL, unlinker, d) == 0)
+    if (pthread_create(&u->th[u->started], &attr, unlinker, d) == 0)
       u->started++;
+  pthread_attr_destroy(&attr);
   if (u->started == 0) {
     free(u);
     d->ul = NULL;
