@@ -794,22 +794,46 @@ static int drop_if_empty(struct redis_store *r, const struct cdo__key *k)
   return rc;
 }
 
+/* GETRANGE of name's first piece, and whether name exists, pipelined. */
+static redisReply *get_head(struct redis_store *r, const char *name,
+                            int *exists)
+{
+  redisReply *rep = NULL, *ex = NULL;
+
+  *exists = 0;
+  if (r->base.failed || r->c == NULL || drain(r) < 0)
+    return NULL;
+  if (redisAppendCommand(r->c, "GETRANGE %s 0 %d", name, PIECE - 1) !=
+          REDIS_OK ||
+      redisAppendCommand(r->c, "EXISTS %s", name) != REDIS_OK ||
+      redisGetReply(r->c, (void **)&rep) != REDIS_OK ||
+      redisGetReply(r->c, (void **)&ex) != REDIS_OK) {
+    freeReplyObject(rep);
+    conn_fail(r, r->c, errno, "lost the connection to");
+    return NULL;
+  }
+  *exists = ex->type == REDIS_REPLY_INTEGER && ex->integer == 1;
+  freeReplyObject(ex);
+  return rep;
+}
+
 static int redis_get(struct cdo_store *s, const struct cdo__key *k,
                      struct cdo__blob **out)
 {
   struct redis_store *r = rs(s);
   char *name = key_name(r, k, "");
   redisReply *rep;
-  int rc = 0;
+  int rc = 0, exists;
 
   *out = NULL;
   if (name == NULL)
     return CDO__ERR(ENOMEM);
-  /* One round trip for an entry that fits in a piece; EXISTS tells an
-   * empty value (damage, left in the index) from no key. */
-  rep = command(r, "GETRANGE %s 0 %d", name, PIECE - 1);
+  /* One round trip for an entry that fits in a piece; EXISTS, in the
+   * same one, tells an empty value (damage, left in the index) from no
+   * key. */
+  rep = get_head(r, name, &exists);
   if (rep != NULL && rep->type == REDIS_REPLY_STRING && rep->len == 0 &&
-      !s->read_only) {
+      exists && !s->read_only) {
     freeReplyObject(rep);
     free(name);
     return drop_if_empty(r, k);
