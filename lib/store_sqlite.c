@@ -1304,6 +1304,67 @@ static int any_expired(struct sqlite_store *q, sqlite3_int64 now)
   return rc != SQLITE_DONE;
 }
 
+static int sqlite_batch(struct cdo_store *s, int on);
+
+#define GC_PAGE 4096
+
+/* Up to max keys of entries expired by now, by a read of the index. */
+static int expired_keys(struct sqlite_store *q, sqlite3_int64 now,
+                        unsigned char (*keys)[32], size_t max, size_t *n)
+{
+  sqlite3_stmt *st = NULL;
+  int r, rc = SQLITE_DONE;
+
+  *n = 0;
+  r = prepare(q, q->db,
+              "SELECT key FROM entry INDEXED BY entry_created"
+              " WHERE expires <= ?1 LIMIT ?2",
+              &st);
+  if (r == 0) {
+    sqlite3_bind_int64(st, 1, now);
+    sqlite3_bind_int64(st, 2, (sqlite3_int64)max);
+  }
+  while (r == 0 && (rc = sqlite3_step(st)) == SQLITE_ROW)
+    if (sqlite3_column_bytes(st, 0) == 32)
+      memcpy(keys[(*n)++], sqlite3_column_blob(st, 0), 32);
+  if (r == 0 && rc != SQLITE_DONE)
+    r = db_fail(q, q->db, "cannot find expired entries");
+  sqlite3_finalize(st);
+  return r;
+}
+
+/*
+ * Removes the entries expired by now: a read of the index finds their
+ * keys, GC_PAGE at a time, then each goes by key (if still expired), in
+ * the batch's transactions; so the write lock is held for the deletes,
+ * never for the walk of a large cache (a miss waiting for it is a miss
+ * that takes as long as the walk).
+ */
+static int gc_expired(struct sqlite_store *q, sqlite3_int64 now,
+                      uint64_t *removed)
+{
+  unsigned char(*keys)[32] = malloc(GC_PAGE * sizeof(*keys));
+  int r, w, bulk = q->bulk;
+  char where[80];
+  size_t n = 0, i;
+
+  if (keys == NULL)
+    return CDO__ERR(ENOMEM);
+  cdo__fmt(where, sizeof(where), "WHERE key = ?1 AND expires <= %lld",
+           (long long)now);
+  r = sqlite_batch(&q->base, 1);
+  do {
+    if (r == 0)
+      r = expired_keys(q, now, keys, GC_PAGE, &n);
+    for (i = 0; r == 0 && i < n; i++)
+      r = delete_where(q, where, keys[i], 32, removed, NULL);
+  } while (r == 0 && n == GC_PAGE);
+  w = sqlite_batch(&q->base, 0);
+  q->bulk = bulk;
+  free(keys);
+  return r < 0 ? r : w;
+}
+
 static int do_gc(struct cdo_store *s, int64_t now_ms, uint64_t *removed)
 {
   struct sqlite_store *q = sq(s);
@@ -1315,8 +1376,7 @@ static int do_gc(struct cdo_store *s, int64_t now_ms, uint64_t *removed)
    * a large cache in which nothing has expired). */
   r = ensure_schema(q);
   if (r == 0 && any_expired(q, now))
-    r = delete_where(q, "INDEXED BY entry_created WHERE expires <= ?1", &now, 8,
-                     removed, NULL);
+    r = gc_expired(q, now, removed);
   /* Doomed blobs, and those of writers that died: every pending one when
    * no writer is at work, else those pending for an hour. */
   if (r == 0) {
