@@ -294,6 +294,23 @@ upkeep_settled () {
 	wait_for "$1-stats" && flock "$1-usage" true
 }
 
+# machines NAME...: a home, cache and runtime folder for each NAME, as on
+# the machines of a fleet that share one server (see on_machine).
+machines () {
+	for test_m in "$@"; do
+		mkdir -p "$TMP/$test_m/home" "$TMP/$test_m/cache" "$TMP/$test_m/run" &&
+			chmod 700 "$TMP/$test_m/run" || return 1
+	done
+}
+# on_machine NAME [VAR=VALUE]... PROGRAM [ARG]...: runs PROGRAM as if on
+# machine NAME, with its own HOME, XDG_CACHE_HOME and XDG_RUNTIME_DIR.
+on_machine () {
+	test_m=$1
+	shift
+	env HOME="$TMP/$test_m/home" XDG_CACHE_HOME="$TMP/$test_m/cache" \
+		XDG_RUNTIME_DIR="$TMP/$test_m/run" "$@"
+}
+
 # write_config: stdin becomes $XDG_CONFIG_HOME/cachedo/config.
 write_config () {
 	mkdir -p "$XDG_CONFIG_HOME/cachedo" && cat >"$XDG_CONFIG_HOME/cachedo/config"

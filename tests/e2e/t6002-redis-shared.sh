@@ -14,15 +14,10 @@ unset CACHEDO_CACHE
 CACHEDO_ENV=PATH # the allowlist a fleet uses: HOME and XDG_* differ
 export CACHEDO_ENV
 
-for m in m1 m2; do
-	mkdir -p "$TMP/$m/home" "$TMP/$m/cache" "$TMP/$m/run" && chmod 700 "$TMP/$m/run"
-done
+machines m1 m2 || exit 1
 # on MACHINE COMMAND...: runs COMMAND as if on that machine.
 on () {
-	test_m=$1
-	shift
-	HOME=$TMP/$test_m/home XDG_CACHE_HOME=$TMP/$test_m/cache \
-		XDG_RUNTIME_DIR=$TMP/$test_m/run "$@"
+	on_machine "$@"
 }
 
 test_expect_success 'the second machine gets the first machine'"'"'s result' '

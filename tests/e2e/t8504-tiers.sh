@@ -16,17 +16,13 @@ unset CACHEDO_CACHE
 CACHEDO_ENV=PATH # what a fleet hashes: HOME and XDG_* differ by machine
 export CACHEDO_ENV
 
-for m in m1 m2; do
-	mkdir -p "$TMP/$m/home" "$TMP/$m/cache" "$TMP/$m/run" && chmod 700 "$TMP/$m/run"
-done
+machines m1 m2 || exit 1
 # on MACHINE COMMAND...: runs COMMAND as if on that machine, whose near
 # tier is its own SQLite file and whose far tier is the shared server.
 on () {
 	test_m=$1
 	shift
-	HOME=$TMP/$test_m/home XDG_CACHE_HOME=$TMP/$test_m/cache \
-		XDG_RUNTIME_DIR=$TMP/$test_m/run \
-		CACHEDO_CACHE="sqlite:$TMP/$test_m/near.db $far" "$@"
+	on_machine "$test_m" CACHEDO_CACHE="sqlite:$TMP/$test_m/near.db $far" "$@"
 }
 
 test_expect_success 'a miss stores in every tier' '
