@@ -39,18 +39,27 @@
 #define AGE_FINE_MS   100
 #define AGE_COARSE_MS 2500
 
-/* cdo__sum of this boot's id; 0 when it cannot be read. */
+/*
+ * cdo__sum of this boot's id, read once per process (a hit that checks
+ * and records a file needs it twice); 0 when it cannot be read.
+ */
 static uint64_t boot_id(void)
 {
+  static uint64_t id_sum;
   char id[64];
   ssize_t n;
-  int fd = open("/proc/sys/kernel/random/boot_id", O_RDONLY | O_CLOEXEC);
+  int fd;
 
+  if (id_sum != 0)
+    return id_sum;
+  fd = open("/proc/sys/kernel/random/boot_id", O_RDONLY | O_CLOEXEC);
   if (fd < 0)
     return 0;
   n = read(fd, id, sizeof(id));
   close(fd);
-  return n >= 16 ? cdo__sum(id, (size_t)n) | 1 : 0;
+  if (n >= 16)
+    id_sum = cdo__sum(id, (size_t)n) | 1;
+  return id_sum;
 }
 
 /*
