@@ -122,6 +122,12 @@ struct lease {
   void *lk;
 };
 
+/* While the command runs: what the store of its result will need. */
+static void prime_store(void *ud)
+{
+  cdo__store_prime(ud);
+}
+
 static int renew_lease(void *ud)
 {
   struct lease *l = ud;
@@ -151,6 +157,8 @@ static int run_command(struct cdo_job *j, struct cdo_store *s, void *lk,
   run.spool_dir = s != NULL ? cdo__store_spool_dir(s) : NULL;
   run.tick = lk != NULL ? renew_lease : NULL;
   run.tick_ud = &lease;
+  run.started = s != NULL ? prime_store : NULL;
+  run.started_ud = s;
   r = cdo__run(j, &run);
   if (run.uncached)
     s = NULL;

@@ -100,6 +100,9 @@ struct cdo__run {
   int (*tick)(void *ud); /* every 10 s while it runs; < 0 stops it; may be
                             NULL (renews a lease lock) */
   void *tick_ud;
+  /* once the command started, while it runs; may be NULL */
+  void (*started)(void *ud);
+  void *started_ud;
   /* told */
   int exit_status;
   int term_signal; /* the signal that killed the command, or 0 */

@@ -169,9 +169,13 @@ static int on_output(struct cdo__proc *p, int fd, const char *buf, size_t n)
 
 static void on_started(struct cdo__proc *p)
 {
+  struct runner *rn = p->ud;
+
   child_pid = p->pid;
   if (got_signal) /* arrived while spawning */
     kill(p->pid, got_signal);
+  else if (rn->run->started != NULL)
+    rn->run->started(rn->run->started_ud);
 }
 
 static int on_tick(struct cdo__proc *p)

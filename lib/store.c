@@ -1060,6 +1060,13 @@ int cdo__store_put(struct cdo_store *s, const struct cdo__key *k,
   return stored ? 0 : cdo__store_fail(s, failure, "no tier took the result");
 }
 
+void cdo__store_prime(struct cdo_store *s)
+{
+  for (; s != NULL; s = cdo__store_next(s))
+    if (!s->down && !s->read_only && s->ops->prime != NULL)
+      s->ops->prime(s);
+}
+
 int cdo__store_del(struct cdo_store *s, const struct cdo__key *k)
 {
   struct cdo_store *t;

@@ -252,6 +252,13 @@ struct cdo__store_ops {
    * in its detached child, on a store of the child's own. May be NULL.
    */
   void (*tidy)(struct cdo_store *s);
+  /*
+   * Work a put will need, done while the command runs so that it is not
+   * added after it (SQLite: reading the schema, preparing the statements
+   * of a put). It must not wait for a lock nor change the cache; what it
+   * could not do the put does. May be NULL.
+   */
+  void (*prime)(struct cdo_store *s);
 
   /*
    * Eviction by a store that keeps its entries' order of creation and
@@ -358,6 +365,8 @@ int cdo__store_put(struct cdo_store *s, const struct cdo__key *k,
                    const struct cdo__src *src,
                    const struct cdo__put_info *info);
 int cdo__store_del(struct cdo_store *s, const struct cdo__key *k);
+/* Readies the tiers a put will write for it (ops->prime), while it runs. */
+void cdo__store_prime(struct cdo_store *s);
 /* ops->batch, when the backend has it; else 0. */
 int cdo__store_batch(struct cdo_store *s, int on);
 /* Removes k's entry: 1 when there was one, 0 when not, or an error. */

@@ -85,6 +85,9 @@ struct sqlite_store {
   int bulk;       /* in bulk work, which checkpoints (maybe_checkpoint) */
   /* In a batch, the statements of a delete by key, prepared once. */
   sqlite3_stmt *del_sel, *del_doom;
+  /* Kept for the connection's life (prepared by sqlite_prime, or first
+   * use): the schema version, an entry's blob and size, an entry's row. */
+  sqlite3_stmt *version, *old, *ins;
   int damaged;    /* DAMAGED_* bits: SQLite called the file damaged */
   int replaced;   /* damaged files were replaced (once per store) */
   int clearing;   /* in --clear: a newer schema version counts as damage */
@@ -177,6 +180,32 @@ static int step_done(struct sqlite_store *q, sqlite3 *db, sqlite3_stmt *st,
 
   sqlite3_reset(st);
   return rc == SQLITE_DONE || rc == SQLITE_ROW ? 0 : db_fail(q, db, what);
+}
+
+/*
+ * *st, prepared from sql on its first use and kept (reset after each use);
+ * NULL when it cannot be (the caller reports why). Kept statements are
+ * finalized by forget_stmts.
+ */
+static sqlite3_stmt *kept(struct sqlite_store *q, sqlite3_stmt **st,
+                          const char *sql)
+{
+  if (*st == NULL && sqlite3_prepare_v2(q->db, sql, -1, st, NULL) != SQLITE_OK)
+    *st = NULL;
+  return *st;
+}
+
+/* Finalizes the statements of q->db kept between uses: before it closes. */
+static void forget_stmts(struct sqlite_store *q)
+{
+  sqlite3_stmt **all[] = {&q->del_sel, &q->del_doom, &q->version, &q->old,
+                          &q->ins};
+  size_t i;
+
+  for (i = 0; i < CDO__ARRAY_SIZE(all); i++) {
+    sqlite3_finalize(*all[i]);
+    *all[i] = NULL;
+  }
 }
 
 static void rollback(sqlite3 *db)
@@ -286,8 +315,7 @@ static void sqlite_close(struct cdo_store *s)
 {
   struct sqlite_store *q = sq(s);
 
-  sqlite3_finalize(q->del_sel);
-  sqlite3_finalize(q->del_doom);
+  forget_stmts(q);
   sqlite3_close_v2(q->big);
   sqlite3_close_v2(q->db);
   if (q->writers_fd >= 0)
@@ -367,17 +395,24 @@ static int init_schema(struct sqlite_store *q, sqlite3 *db, const char *sql,
  * The schema version is written in the transaction that creates them, so
  * it tells cheaply (no schema to parse) whether they are there.
  */
-static int ensure_schema(struct sqlite_store *q)
+static int schema_version(struct sqlite_store *q)
 {
-  sqlite3_stmt *st = NULL;
+  sqlite3_stmt *st = kept(q, &q->version, "PRAGMA user_version");
   int version = -1;
 
-  if (sqlite3_prepare_v2(q->db, "PRAGMA user_version", -1, &st, NULL) !=
-      SQLITE_OK)
-    return db_fail(q, q->db, "cannot read the cache");
-  if (sqlite3_step(st) == SQLITE_ROW)
+  if (st != NULL && sqlite3_step(st) == SQLITE_ROW)
     version = sqlite3_column_int(st, 0);
-  sqlite3_finalize(st);
+  if (st != NULL)
+    sqlite3_reset(st);
+  return version;
+}
+
+static int ensure_schema(struct sqlite_store *q)
+{
+  int version = schema_version(q);
+
+  if (q->version == NULL)
+    return db_fail(q, q->db, "cannot read the cache");
   if (version == SCHEMA_VERSION)
     return 0;
   return init_schema(q, q->db, schema, "PRAGMA page_size = 4096");
@@ -609,9 +644,7 @@ static int replace_db(struct sqlite_store *q, const char *why)
 {
   char aside[PATH_MAX];
 
-  sqlite3_finalize(q->del_sel); /* a batch's, of the old connection */
-  sqlite3_finalize(q->del_doom);
-  q->del_sel = q->del_doom = NULL;
+  forget_stmts(q); /* of the old connection */
   sqlite3_close_v2(q->big);
   sqlite3_close_v2(q->db);
   q->big = q->db = NULL;
@@ -1011,6 +1044,12 @@ static int write_blob_file(struct sqlite_store *q, sqlite3_int64 blob,
   return 0;
 }
 
+#define SQL_OLD "SELECT blob, size FROM entry WHERE key = ?1"
+#define SQL_INS                                                                \
+  "INSERT OR REPLACE INTO entry(key, blob, size, created, expires, "           \
+  "duration, status, scope, command, bytes) "                                  \
+  "VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)"
+
 /*
  * Stores k's row in the open transaction of PATH: bytes (size of them) for
  * a small entry, else NULL and blob. A big blob of the entry it replaces is
@@ -1020,23 +1059,21 @@ static int publish(struct sqlite_store *q, const struct cdo__key *k,
                    sqlite3_int64 blob, const unsigned char *bytes,
                    uint64_t size, const struct cdo__put_info *info, int *doomed)
 {
-  sqlite3_stmt *st = NULL;
+  sqlite3_stmt *st = kept(q, &q->old, SQL_OLD);
   sqlite3_int64 old = 0, old_size = 0;
-  int r;
+  int r = 0;
 
-  r = prepare(q, q->db, "SELECT blob, size FROM entry WHERE key = ?1", &st);
+  if (st == NULL)
+    r = db_fail(q, q->db, "cannot prepare statement");
   if (r == 0) {
     sqlite3_bind_blob(st, 1, k->hash, 32, SQLITE_STATIC);
     if (sqlite3_step(st) == SQLITE_ROW) {
       old = sqlite3_column_int64(st, 0);
       old_size = sqlite3_column_int64(st, 1);
     }
-    sqlite3_finalize(st);
-    r = prepare(q, q->db,
-                "INSERT OR REPLACE INTO entry(key, blob, size, created, "
-                "expires, duration, status, scope, command, bytes) "
-                "VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
-                &st);
+    sqlite3_reset(st);
+    if ((st = kept(q, &q->ins, SQL_INS)) == NULL)
+      r = db_fail(q, q->db, "cannot prepare statement");
   }
   if (r == 0) {
     sqlite3_bind_blob(st, 1, k->hash, 32, SQLITE_STATIC);
@@ -1052,7 +1089,7 @@ static int publish(struct sqlite_store *q, const struct cdo__key *k,
     if (bytes != NULL)
       sqlite3_bind_blob(st, 10, bytes, (int)size, SQLITE_STATIC);
     r = step_done(q, q->db, st, "cannot store the entry");
-    sqlite3_finalize(st);
+    sqlite3_clear_bindings(st); /* it pointed at the caller's bytes */
   }
   if (r == 0 && old_size > 0 && (uint64_t)old_size > SMALL_MAX && old != blob) {
     r = prepare(q, q->db,
@@ -1773,6 +1810,23 @@ static int sqlite_put(struct cdo_store *s, const struct cdo__key *k,
   return r < 0 && repaired(sq(s)) ? do_put(s, k, src, info) : r;
 }
 
+/*
+ * While the command runs: reads the schema (a miss with --refresh has not,
+ * and it is most of what opening costs) and prepares the put's statements,
+ * waiting for no lock; a failure is left for the put to meet and report.
+ */
+static void sqlite_prime(struct cdo_store *s)
+{
+  struct sqlite_store *q = sq(s);
+
+  sqlite3_busy_timeout(q->db, 0);
+  if (schema_version(q) == SCHEMA_VERSION) {
+    kept(q, &q->old, SQL_OLD);
+    kept(q, &q->ins, SQL_INS);
+  }
+  sqlite3_busy_timeout(q->db, BUSY_MS);
+}
+
 static int sqlite_del(struct cdo_store *s, const struct cdo__key *k)
 {
   int r;
@@ -1853,5 +1907,6 @@ const struct cdo__store_ops cdo__store_sqlite = {
     .batch = sqlite_batch,
     .evict_older = sqlite_evict_older,
     .tidy = sqlite_tidy,
+    .prime = sqlite_prime,
     .files = &sqlite_files,
 };
