@@ -2,6 +2,7 @@
  * distribution of per-pair ratios (candidate / baseline).
  *
  *   pairtime [-n N] [-w W] [-o null|pipe|inherit] [-e] [-j J] [-r] [-t S] BASE CAND
+ *   pairtime -s N [-o ...] [-e] [-t S] CMD
  *
  * BASE and CAND are command lines. Without shell syntax in either, both are
  * split on blanks and exec'd directly (PATH looked up once, before timing);
@@ -15,6 +16,11 @@
  * Pair i runs BASE first when i is even and CAND first when it is odd.
  *
  * Prints one line: base_ms cand_ms ratio_median ratio_p10 ratio_p90 n mode
+ *
+ * -s (series) runs the one command CMD N times in a row instead, with no
+ * warm-up, and prints each run's wall time in ms, one line per run, in
+ * order (the clock is read around the spawn and the wait only: nothing
+ * else runs inside a sample).
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -231,18 +237,19 @@ static void report_failures(const char *side, const struct cmd *c, int samples, 
 static void usage(void)
 {
 	fprintf(stderr, "usage: pairtime [-n N] [-w W] [-o null|pipe|inherit] [-e] [-j J] [-r] "
-			"BASELINE CANDIDATE\n");
+			"BASELINE CANDIDATE\n"
+			"       pairtime -s N [-o null|pipe|inherit] [-e] [-t S] CMD\n");
 	exit(2);
 }
 
 int main(int argc, char **argv)
 {
 	struct cmd base = {0}, cand = {0};
-	int n = 201, warm = 3, copies = 1, opt, shell, i;
+	int n = 201, warm = 3, copies = 1, series = 0, opt, shell, i;
 	const char *out = "null";
 	pid_t drainer = -1;
 
-	while ((opt = getopt(argc, argv, "n:w:o:ej:rt:")) != -1) {
+	while ((opt = getopt(argc, argv, "n:w:o:ej:rt:s:")) != -1) {
 		switch (opt) {
 		case 'n': n = atoi(optarg); break;
 		case 'w': warm = atoi(optarg); break;
@@ -251,13 +258,14 @@ int main(int argc, char **argv)
 		case 'j': copies = atoi(optarg); break;
 		case 'r': set_run = 1; break;
 		case 't': timeout_s = (unsigned)atoi(optarg); break;
+		case 's': series = n = atoi(optarg); break;
 		default: usage();
 		}
 	}
-	if (argc - optind != 2 || n < 1 || warm < 0 || copies < 1)
+	if (argc - optind != (series ? 1 : 2) || n < 1 || warm < 0 || copies < 1)
 		usage();
 	base.line = argv[optind];
-	cand.line = argv[optind + 1];
+	cand.line = argv[series ? optind : optind + 1];
 	shell = needs_shell(base.line) || needs_shell(cand.line);
 	prepare(&base, shell);
 	prepare(&cand, shell);
@@ -282,6 +290,14 @@ int main(int argc, char **argv)
 	pids = calloc(copies, sizeof *pids);
 	if (!tb || !tc || !ratio || !pids)
 		die("out of memory");
+	if (series) {
+		for (i = 0; i < n; i++)
+			tb[i] = sample(&base, 1);
+		report_failures("command", &base, n, 1);
+		for (i = 0; i < n; i++)
+			printf("%.4f\n", tb[i] * 1e3);
+		return 0;
+	}
 	for (i = -warm; i < n; i++) {
 		double b, c;
 		if (i % 2 == 0) {

@@ -45,18 +45,37 @@ upkeep_due() {
 		-exec touch -d '-2 hours' {} + 2>/dev/null || true
 }
 
-# misses_worst URL N: N consecutive misses (--refresh) with every upkeep
-# deadline passed first; sets W_WORST W_MEDIAN (ms).
+# upkeep_wait: waits until no detached upkeep or tidy child holds a cache
+# of the bench's (each holds its cache's P-usage or P-tidy lock until done).
+upkeep_wait() {
+	local f
+	find "$T" "$RUN" -type f \( -name '*-usage' -o -name '*-tidy' \) 2>/dev/null |
+		while IFS= read -r f; do flock -x "$f" true 2>/dev/null || true; done
+}
+
+# misses_series URL N: N consecutive misses (--refresh) timed by pairtime
+# (spawn to wait, no shell work inside a sample); sets W_WORST W_MEDIAN
+# (ms) and W_AT, the 1-based position of the worst.
+misses_series() {
+	local times
+	times=$("$PAIRTIME" -s "$2" "$C -q -c $1 --refresh -- true")
+	W_AT=$(awk '$1 > w { w = $1; at = NR } END { print at + 0 }' <<<"$times")
+	read -r W_WORST W_MEDIAN < <(sort -g <<<"$times" |
+		awk '{ v[NR] = $1 } END { printf "%.1f %.1f\n", v[NR], v[int((NR + 1) / 2)] }')
+}
+
+# misses_worst URL N: N consecutive misses with every upkeep deadline
+# passed first (the first miss starts the upkeep child, the others run
+# beside it); before them, as a control, the same N misses with no upkeep
+# due (after any earlier child is done). Sets W_WORST W_MEDIAN W_AT and
+# C_WORST C_MEDIAN C_AT (ms).
 misses_worst() {
-	local i t0 times=()
+	upkeep_wait
+	misses_series "$1" "$2"
+	C_WORST=$W_WORST C_MEDIAN=$W_MEDIAN C_AT=$W_AT
+	upkeep_wait
 	upkeep_due
-	for ((i = 0; i < $2; i++)); do
-		t0=$(now_s)
-		"$C" -q -c "$1" --refresh -- true </dev/null >/dev/null 2>&1 || true
-		times+=("$(secs_since "$t0")")
-	done
-	read -r W_WORST W_MEDIAN < <(printf '%s\n' "${times[@]}" | sort -g |
-		awk '{ v[NR] = $1 } END { printf "%.1f %.1f\n", v[NR] * 1000, v[int((NR + 1) / 2)] * 1000 }')
+	misses_series "$1" "$2"
 }
 
 # list_measure URL: --list's first entry line and whole output, in s, and
@@ -122,7 +141,10 @@ scale_rows() {
 	misses_worst "$url" 50
 	trow "$p.upkeep_miss" \
 		"$(awk -v w="$W_WORST" -v m="$W_MEDIAN" 'BEGIN { printf "%.2f", w / m }')" x 1.5 \
-		"worst ${W_WORST}ms / median ${W_MEDIAN}ms of 50 misses, upkeep due"
+		"worst ${W_WORST}ms (miss $W_AT) / median ${W_MEDIAN}ms of 50 misses, upkeep due"
+	trow "$p.upkeep_miss_control" \
+		"$(awk -v w="$C_WORST" -v m="$C_MEDIAN" 'BEGIN { printf "%.2f", w / m }')" x - \
+		"worst ${C_WORST}ms (miss $C_AT) / median ${C_MEDIAN}ms of the same 50, none due"
 	if [ "$b" != redis ]; then
 		timed G "$C" -q -c "$url" --gc
 		trow "$p.gc" "$G" s "$LIM_GC" "nothing expired"
