@@ -103,6 +103,17 @@ static inline uint64_t cdo__get64(const unsigned char *p)
 
 int64_t cdo__now_ms(void);  /* wall clock, ms since the epoch */
 int64_t cdo__mono_ms(void); /* monotonic, ms */
+int64_t cdo__mono_us(void); /* monotonic, us */
+
+/*
+ * The next pause, in us, of a process that has waited waited_us for a lock
+ * another process holds, and may wait limit_us in all: 100 us at first,
+ * then an eighth of the time waited so far, at most 10 ms, never past the
+ * limit; -1 once the limit is reached. A lock held for a few ms is taken
+ * about as soon as it is free (a wait overshoots by 1/8 at most, or 100 us),
+ * and a long wait costs one try every 10 ms.
+ */
+int64_t cdo__backoff_us(int64_t waited_us, int64_t limit_us);
 
 /* ---- fast checksum (sum.c) ----------------------------------------------- */
 

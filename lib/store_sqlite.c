@@ -48,6 +48,7 @@
 #include <sqlite3.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #define SCHEMA_VERSION        4
@@ -92,6 +93,8 @@ struct sqlite_store {
   int replaced;   /* damaged files were replaced (once per store) */
   int clearing;   /* in --clear: a newer schema version counts as damage */
   int writers_fd; /* PATH-writers, once needed; -1 before */
+  int busy_ms;    /* how long db and big wait for a lock (set_busy) */
+  int64_t busy_since_us;  /* when the current wait began (on_busy) */
   struct stat id, big_id; /* the files db and big opened */
 };
 
@@ -235,6 +238,38 @@ static int on_wal(void *ud, sqlite3 *db, const char *name, int frames)
 }
 
 /*
+ * SQLite's busy handler: sleeps by cdo__backoff_us and tries again, until
+ * q->busy_ms. SQLite's own (sqlite3_busy_timeout) sleeps 1, 2, 5, 10 ...
+ * ms in turn, so that a write behind another's lock held for 3 ms (a
+ * miss's commit, the WAL restart in sqlite_tidy, whose fsync is a few ms)
+ * waits 8; this one takes the lock within ~1/8 of the wait after it is
+ * freed.
+ */
+static int on_busy(void *ud, int count)
+{
+  struct sqlite_store *q = ud;
+  int64_t now = cdo__mono_us(), d;
+  struct timespec ts;
+
+  if (count == 0)
+    q->busy_since_us = now;
+  d = cdo__backoff_us(now - q->busy_since_us, (int64_t)q->busy_ms * 1000);
+  if (d < 0)
+    return 0;
+  ts.tv_sec = (time_t)(d / 1000000);
+  ts.tv_nsec = (long)(d % 1000000) * 1000;
+  nanosleep(&ts, NULL);
+  return 1;
+}
+
+/* Waits up to ms for the locks db's statements need (on_busy). */
+static void set_busy(struct sqlite_store *q, sqlite3 *db, int ms)
+{
+  q->busy_ms = ms;
+  sqlite3_busy_handler(db, on_busy, q);
+}
+
+/*
  * Opens path into *db with the settings both files share; *id gets the
  * file's identity, so a damaged file is replaced only while it is still
  * the one at path.
@@ -254,7 +289,7 @@ static int open_file(struct sqlite_store *q, const char *path, sqlite3 **db,
                            *db ? sqlite3_errmsg(*db) : sqlite3_errstr(rc));
   if (stat(path, id) < 0)
     memset(id, 0, sizeof(*id));
-  sqlite3_busy_timeout(*db, BUSY_MS);
+  set_busy(q, *db, BUSY_MS);
   /* Each invocation opens and closes the database: keep the -wal file
    * between them rather than deleting and recreating it every time. */
   sqlite3_file_control(*db, "main", SQLITE_FCNTL_PERSIST_WAL, &one);
@@ -497,7 +532,7 @@ static int checkpoint(struct sqlite_store *q)
     return 0;
   q->wal_frames = 0;
   sqlite3_exec(q->db, "PRAGMA journal_size_limit = 0", NULL, NULL, NULL);
-  sqlite3_busy_timeout(q->db, CHECKPOINT_BUSY_MS);
+  set_busy(q, q->db, CHECKPOINT_BUSY_MS);
   if (sqlite3_exec(q->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) == SQLITE_OK &&
       sqlite3_prepare_v2(q->db, "PRAGMA user_version", -1, &st, NULL) ==
           SQLITE_OK &&
@@ -508,7 +543,7 @@ static int checkpoint(struct sqlite_store *q)
       sqlite3_exec(q->db, SET_VERSION, NULL, NULL, NULL) == SQLITE_OK)
     done = sqlite3_exec(q->db, "COMMIT", NULL, NULL, NULL) == SQLITE_OK;
   rollback(q->db);
-  sqlite3_busy_timeout(q->db, BUSY_MS);
+  set_busy(q, q->db, BUSY_MS);
   return done;
 }
 

@@ -77,6 +77,24 @@ static int64_t clock_ms(clockid_t id)
   return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+int64_t cdo__mono_us(void)
+{
+  struct timespec ts;
+
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+int64_t cdo__backoff_us(int64_t waited_us, int64_t limit_us)
+{
+  int64_t d = waited_us / 8;
+
+  if (waited_us >= limit_us)
+    return -1;
+  d = d < 100 ? 100 : d > 10000 ? 10000 : d;
+  return d < limit_us - waited_us ? d : limit_us - waited_us;
+}
+
 int64_t cdo__now_ms(void)
 {
   return clock_ms(CLOCK_REALTIME);

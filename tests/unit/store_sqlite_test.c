@@ -440,6 +440,71 @@ static void sqlite_wal_stays_short(void **state)
   assert_int_equal(count_entries(su), 300);
 }
 
+/*
+ * A lock held by another process is waited for by fine steps: 100 us
+ * apart while the wait is short (SQLite's own handler sleeps 1, 2 and 5
+ * ms first), an eighth of the wait so far later on, never more than 10 ms
+ * and never past the limit; and a write behind another's transaction
+ * waits for it and then goes in.
+ */
+static void sqlite_waits_for_locks_by_fine_steps(void **state)
+{
+  struct suite *su = begin(state);
+  const int64_t limit = 60000000;
+  int64_t waited = 0, d, tries = 0, early = 0;
+  struct unit_entry e;
+  struct cdo__key k;
+  int ready[2], go[2], status;
+  char c = 0;
+  pid_t pid;
+
+  assert_int_equal(cdo__backoff_us(0, limit), 100);
+  assert_int_equal(cdo__backoff_us(799, limit), 100);
+  assert_int_equal(cdo__backoff_us(8000, limit), 1000);
+  assert_int_equal(cdo__backoff_us(1000000, limit), 10000);
+  assert_int_equal(cdo__backoff_us(limit - 50, limit), 50);
+  assert_int_equal(cdo__backoff_us(limit, limit), -1);
+  while ((d = cdo__backoff_us(waited, limit)) >= 0) {
+    assert_true(d > 0 && d <= 10000);
+    early += waited < 5000;
+    waited += d;
+    tries++;
+  }
+  assert_int_equal(waited, limit); /* the whole limit, and no more */
+  assert_true(early >= 15);        /* SQLite's own: 3 tries in 5 ms */
+  assert_true(tries < limit / 10000 + 200);
+
+  make_key(&k, "behind");
+  make_entry(&e, "behind", 500, 0, cdo__now_ms());
+  put_ok(su, &k, &e, 3600 * SEC); /* the database exists, in WAL mode */
+  assert_int_equal(pipe(ready), 0);
+  assert_int_equal(pipe(go), 0);
+  pid = fork();
+  assert_true(pid >= 0);
+  if (pid == 0) {
+    sqlite3 *db = NULL;
+    int ok = sqlite3_open(db_path(su), &db) == SQLITE_OK &&
+             sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL) == SQLITE_OK;
+
+    if (write(ready[1], ok ? "1" : "0", 1) != 1 || read(go[0], &c, 1) < 0)
+      _exit(2);
+    usleep(20000); /* the parent is in its put by now, or soon */
+    _exit(ok && sqlite3_exec(db, "COMMIT", NULL, NULL, NULL) == SQLITE_OK ? 0
+                                                                          : 1);
+  }
+  assert_int_equal(read(ready[0], &c, 1), 1);
+  assert_int_equal(c, '1');
+  assert_int_equal(write(go[1], "", 1), 1);
+  put_ok(su, &k, &e, 3600 * SEC); /* waits for the holder's commit */
+  assert_int_equal(waitpid(pid, &status, 0), pid);
+  assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+  unit_entry_release(&e);
+  close(ready[0]);
+  close(ready[1]);
+  close(go[0]);
+  close(go[1]);
+}
+
 /* A database of the first layout is emptied and upgraded, not an error. */
 static void sqlite_upgrades_version_1(void **state)
 {
@@ -601,6 +666,7 @@ static const struct unit_own sqlite_own[] = {
     C(sqlite_reads_big_entries_of_older_caches),
     C(sqlite_gc_removes_abandoned_rows),
     C(sqlite_wal_stays_short),
+    C(sqlite_waits_for_locks_by_fine_steps),
     C(sqlite_upgrades_version_1),
     C(sqlite_upgrades_version_2),
     C(sqlite_upgrades_version_3),
