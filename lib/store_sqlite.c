@@ -66,6 +66,10 @@
 #define EVICT_RANGES_PER_CKPT 4
 #define NEWEST_PLAUSIBLE      255 /* a larger schema version is damage */
 
+/* How PATH is open (struct sqlite_store's mode; see use_db). */
+#define DB_READER 1
+#define DB_WRITER 2
+
 /* Which file SQLite found damaged (struct sqlite_store's damaged). */
 #define DAMAGED_DB  1
 #define DAMAGED_BIG 2
@@ -77,6 +81,7 @@ struct sqlite_store {
   char *path;
   char *big_path;
   char *blobs;    /* PATH-blobs */
+  int mode;       /* how db is open: DB_READER or DB_WRITER (use_db) */
   int tuned;      /* writer pragmas applied to db */
   int wal_frames; /* frames in db's WAL after our last commit */
   int batch;      /* in a batch (sqlite_batch) */
@@ -270,19 +275,46 @@ static void set_busy(struct sqlite_store *q, sqlite3 *db, int ms)
 }
 
 /*
+ * The URI that opens path with its -shm read-only (readonly_shm=1), into
+ * buf; 0, or -1 when it does not fit. '%', '?' and '#' are escaped; an
+ * absolute path gets an empty authority ("file:///..."), so that one
+ * starting with "//" is not read as a host.
+ */
+static int reader_uri(const char *path, char *buf, size_t len)
+{
+  static const char hex[] = "0123456789ABCDEF";
+  size_t n = (size_t)snprintf(buf, len, "file:%s", *path == '/' ? "//" : "");
+
+  for (; *path != 0 && n + 4 < len; path++) {
+    if (*path == '%' || *path == '?' || *path == '#') {
+      buf[n++] = '%';
+      buf[n++] = hex[(unsigned char)*path >> 4];
+      buf[n++] = hex[*path & 15];
+    } else
+      buf[n++] = *path;
+  }
+  if (*path != 0 || n + sizeof("?readonly_shm=1") > len)
+    return -1;
+  memcpy(buf + n, "?readonly_shm=1", sizeof("?readonly_shm=1"));
+  return 0;
+}
+
+/*
  * Opens path into *db with the settings both files share; *id gets the
  * file's identity, so a damaged file is replaced only while it is still
- * the one at path.
+ * the one at path. A reader (see use_db) maps the -shm read-only.
  */
 static int open_file(struct sqlite_store *q, const char *path, sqlite3 **db,
-                     struct stat *id)
+                     struct stat *id, int reader)
 {
-  int one = 1, rc;
+  char uri[PATH_MAX * 3 + 32];
+  int one = 1, rc,
+      flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOFOLLOW;
   mode_t old = umask(077); /* the database and its -wal and -shm: 0600 */
 
-  rc = sqlite3_open_v2(
-      path, db,
-      SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOFOLLOW, NULL);
+  if (reader && reader_uri(path, uri, sizeof(uri)) == 0)
+    flags |= SQLITE_OPEN_URI;
+  rc = sqlite3_open_v2(flags & SQLITE_OPEN_URI ? uri : path, db, flags, NULL);
   umask(old);
   if (rc != SQLITE_OK)
     return cdo__store_fail(&q->base, CDO_EBACKEND, "%s",
@@ -296,16 +328,39 @@ static int open_file(struct sqlite_store *q, const char *path, sqlite3 **db,
   return 0;
 }
 
-/* Opens PATH into q->db. */
-static int open_db(struct sqlite_store *q)
+/* Opens PATH into q->db, as mode says. */
+static int open_db(struct sqlite_store *q, int mode)
 {
-  int r = open_file(q, q->path, &q->db, &q->id);
+  int r = open_file(q, q->path, &q->db, &q->id, mode == DB_READER);
 
   if (r < 0)
     return r;
+  q->mode = mode;
   sqlite3_db_config(q->db, SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 1, (int *)NULL);
   sqlite3_wal_hook(q->db, on_wal, q);
   return 0;
+}
+
+/*
+ * PATH opens as a reader, for the lookup that most runs are: its -shm is
+ * mapped read-only, so that a process alone with the database reads the
+ * WAL into its own memory instead of truncating the -shm, growing it page
+ * by page and rebuilding it there (a tenth of a small hit's time). A
+ * reader cannot write, nor always read (no -shm yet, or none of the
+ * wal-index's read marks fits and it may not set one): everything but a
+ * lookup, and a lookup the reader failed, first reopens PATH as a writer,
+ * once. 0 or the writer's error.
+ */
+static int use_db(struct sqlite_store *q, int mode)
+{
+  if (q->mode == DB_WRITER || q->mode == mode)
+    return 0;
+  forget_stmts(q);
+  sqlite3_close_v2(q->db);
+  q->db = NULL;
+  q->mode = q->tuned = q->wal_frames = 0;
+  q->damaged = 0; /* what the reader saw, the writer sees again */
+  return open_db(q, DB_WRITER);
 }
 
 static int sqlite_open(struct cdo_store *s, const char *rest)
@@ -343,7 +398,7 @@ static int sqlite_open(struct cdo_store *s, const char *rest)
   /* One thread, one connection at a time: no mutexes, no accounting. */
   sqlite3_config(SQLITE_CONFIG_SINGLETHREAD);
   sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
-  return open_db(q);
+  return open_db(q, DB_READER);
 }
 
 static void sqlite_close(struct cdo_store *s)
@@ -461,7 +516,7 @@ static int open_big(struct sqlite_store *q)
 
   if (q->big != NULL)
     return 0;
-  r = open_file(q, q->big_path, &q->big, &q->big_id);
+  r = open_file(q, q->big_path, &q->big, &q->big_id, 0);
   if (r == 0) {
     /* The last connection to close checkpoints and truncates the WAL. */
     sqlite3_exec(q->big, "PRAGMA journal_size_limit = 0", NULL, NULL, NULL);
@@ -683,7 +738,7 @@ static int replace_db(struct sqlite_store *q, const char *why)
   sqlite3_close_v2(q->big);
   sqlite3_close_v2(q->db);
   q->big = q->db = NULL;
-  q->tuned = q->wal_frames = 0;
+  q->mode = q->tuned = q->wal_frames = 0;
   cdo__fmt(aside, sizeof(aside), "%s.corrupt", q->path);
   if (same_file(q->path, &q->id)) {
     unlink_db(aside);
@@ -697,7 +752,7 @@ static int replace_db(struct sqlite_store *q, const char *why)
                     "and started an empty one",
                     q->path, why, aside);
   }
-  return open_db(q);
+  return open_db(q, DB_WRITER);
 }
 
 /*
@@ -1506,7 +1561,9 @@ static int sqlite_evict_older(struct cdo_store *s, int64_t cutoff,
   int r, b, width;
 
   q->bulk = 1;
-  r = tune_for_writing(q);
+  r = use_db(q, DB_WRITER);
+  if (r == 0)
+    r = tune_for_writing(q);
   if (r == 0)
     r = ensure_schema(q);
   /* Pages are revisited range after range: a larger cache; the temporary
@@ -1771,7 +1828,9 @@ static int sqlite_batch(struct cdo_store *s, int on)
 
   if (on) {
     q->bulk = 1;
-    r = tune_for_writing(q);
+    r = use_db(q, DB_WRITER);
+    if (r == 0)
+      r = tune_for_writing(q);
     if (r == 0)
       r = ensure_schema(q);
     q->batch = r == 0;
@@ -1813,7 +1872,7 @@ static void sqlite_tidy(struct cdo_store *s)
   struct sqlite_store *q = sq(s);
   int round;
 
-  if (tune_for_writing(q) < 0 || !in_wal(q->db))
+  if (use_db(q, DB_WRITER) < 0 || tune_for_writing(q) < 0 || !in_wal(q->db))
     return;
   for (round = 0; round < TIDY_ROUNDS; round++)
     if ((round > 0 && wal_file_frames(q) < WAL_FRAMES) || !checkpoint(q))
@@ -1826,22 +1885,33 @@ static const char *sqlite_local_path(struct cdo_store *s)
   return sq(s)->path;
 }
 
-/* ---- the members: each tries once more after replacing damaged files --- */
+/*
+ * ---- the members: each tries once more after replacing damaged files;
+ * all but a lookup reopen PATH as a writer first (use_db) --------------
+ */
 
 static int sqlite_get(struct cdo_store *s, const struct cdo__key *k,
                       struct cdo__blob **out)
 {
-  int r = do_get(s, k, out);
+  struct sqlite_store *q = sq(s);
+  int r;
 
-  return r < 0 && repaired(sq(s)) ? do_get(s, k, out) : r;
+  if (q->mode == DB_READER && (r = do_get(s, k, out)) >= 0)
+    return r;
+  r = use_db(q, DB_WRITER); /* what a reader could not read, a writer can */
+  if (r == 0)
+    r = do_get(s, k, out);
+  return r < 0 && repaired(q) ? do_get(s, k, out) : r;
 }
 
 static int sqlite_put(struct cdo_store *s, const struct cdo__key *k,
                       const struct cdo__src *src,
                       const struct cdo__put_info *info)
 {
-  int r = do_put(s, k, src, info);
+  int r = use_db(sq(s), DB_WRITER);
 
+  if (r == 0)
+    r = do_put(s, k, src, info);
   return r < 0 && repaired(sq(s)) ? do_put(s, k, src, info) : r;
 }
 
@@ -1854,12 +1924,14 @@ static void sqlite_prime(struct cdo_store *s)
 {
   struct sqlite_store *q = sq(s);
 
-  sqlite3_busy_timeout(q->db, 0);
+  if (use_db(q, DB_WRITER) < 0)
+    return;
+  set_busy(q, q->db, 0);
   if (schema_version(q) == SCHEMA_VERSION) {
     kept(q, &q->old, SQL_OLD);
     kept(q, &q->ins, SQL_INS);
   }
-  sqlite3_busy_timeout(q->db, BUSY_MS);
+  set_busy(q, q->db, BUSY_MS);
 }
 
 static int sqlite_del(struct cdo_store *s, const struct cdo__key *k)
@@ -1867,6 +1939,8 @@ static int sqlite_del(struct cdo_store *s, const struct cdo__key *k)
   int r;
 
   repaired(sq(s)); /* reading the entry may have found the damage */
+  if ((r = use_db(sq(s), DB_WRITER)) < 0)
+    return r;
   r = do_del(s, k);
   return r < 0 && repaired(sq(s)) ? do_del(s, k) : r;
 }
@@ -1877,7 +1951,9 @@ static int sqlite_clear(struct cdo_store *s, const char *scope)
   int r;
 
   sq(s)->clearing = sq(s)->bulk = 1;
-  r = do_clear(s, scope);
+  r = use_db(sq(s), DB_WRITER);
+  if (r == 0)
+    r = do_clear(s, scope);
   if (r < 0 && repaired(sq(s)))
     r = do_clear(s, scope);
   sq(s)->clearing = sq(s)->bulk = 0;
@@ -1889,7 +1965,9 @@ static int sqlite_gc(struct cdo_store *s, int64_t now_ms, uint64_t *removed)
   int r;
 
   sq(s)->bulk = 1;
-  r = do_gc(s, now_ms, removed);
+  r = use_db(sq(s), DB_WRITER);
+  if (r == 0)
+    r = do_gc(s, now_ms, removed);
   if (r < 0 && repaired(sq(s)))
     r = do_gc(s, now_ms, removed);
   sq(s)->bulk = 0;
@@ -1898,22 +1976,28 @@ static int sqlite_gc(struct cdo_store *s, int64_t now_ms, uint64_t *removed)
 
 static int sqlite_list(struct cdo_store *s, cdo_list_fn fn, void *ud)
 {
-  int r = do_list(s, fn, ud);
+  int r = use_db(sq(s), DB_WRITER);
 
+  if (r == 0)
+    r = do_list(s, fn, ud);
   return r < 0 && repaired(sq(s)) ? do_list(s, fn, ud) : r;
 }
 
 static int sqlite_scan(struct cdo_store *s, cdo_list_fn fn, void *ud)
 {
-  int r = do_scan(s, fn, ud);
+  int r = use_db(sq(s), DB_WRITER);
 
+  if (r == 0)
+    r = do_scan(s, fn, ud);
   return r < 0 && repaired(sq(s)) ? do_scan(s, fn, ud) : r;
 }
 
 static int sqlite_stats(struct cdo_store *s, struct cdo_stats *st)
 {
-  int r = do_stats(s, st);
+  int r = use_db(sq(s), DB_WRITER);
 
+  if (r == 0)
+    r = do_stats(s, st);
   return r < 0 && repaired(sq(s)) ? do_stats(s, st) : r;
 }
 

@@ -1,0 +1,72 @@
+#!/bin/sh
+# A lookup opens the SQLite database as a reader: its -shm mapped
+# read-only, neither truncated nor grown, so that a process alone with the
+# cache rebuilds no shared wal-index to read one entry. Where a reader
+# cannot read (no -shm, another process at work), the lookup reopens the
+# database as a writer; either way the answer is the same.
+. "$(dirname "$0")/lib.sh"
+
+test "$test_backend" = sqlite || skip_all "the sqlite backend's connections"
+if ! command -v strace >/dev/null 2>&1; then
+	test "${CI-}" != true || { echo "Bail out! no strace (CI=true; make deps installs it)"; exit 1; }
+	skip_all "no strace"
+fi
+strace -o /dev/null true 2>/dev/null || skip_all "strace cannot trace here"
+
+test_expect_success 'a hit maps the -shm read-only and leaves it as it is' '
+	cachedo counted r1 >/dev/null &&
+	cachedo counted r1 >/dev/null &&
+	strace -o trace -e trace=openat,ftruncate,pwrite64 cachedo counted r1 >out &&
+	expect_count r1 1 &&
+	expect_grep "shm\", O_RDONLY" trace &&
+	expect_no_grep "shm\", O_RDWR" trace &&
+	expect_no_grep "^ftruncate" trace &&
+	expect_no_grep "^pwrite64" trace
+'
+
+test_expect_success 'a miss after the reader looked up is stored by a writer' '
+	cachedo counted r2 >/dev/null &&
+	cachedo counted r2 >/dev/null &&
+	expect_count r2 1
+'
+
+test_expect_success 'with no -shm file a lookup still hits, without a warning' '
+	rm -f "$STORE_PATH-shm" &&
+	cachedo counted r1 >out 2>err &&
+	expect_count r1 1 &&
+	expect_lines 0 err
+'
+
+test_expect_success 'hits while another process has the database open' '
+	cachedo -- sh -c "touch started; while ! test -f stop; do sleep 0.05; done" &
+	pid=$! &&
+	i=0 &&
+	while ! test -f started && test $i -lt 400; do sleep 0.05; i=$((i + 1)); done &&
+	test -f started &&
+	for i in 1 2 3 4 5 6 7 8 9 10; do
+		cachedo counted r1 >/dev/null 2>>err2 || break
+	done &&
+	touch stop &&
+	wait $pid &&
+	expect_count r1 1 &&
+	expect_lines 0 err2
+'
+
+test_expect_success 'a cache path with %, ? and # in it is the file opened' '
+	d="$TMP/we?ird#dir%41" &&
+	mkdir -p "$d" &&
+	CACHEDO_CACHE="sqlite:$d/c.db" cachedo counted odd >/dev/null &&
+	CACHEDO_CACHE="sqlite:$d/c.db" strace -o trace2 -e trace=openat cachedo counted odd >/dev/null &&
+	expect_count odd 1 &&
+	expect_grep "ird#dir%41/c.db-shm\", O_RDONLY" trace2 &&
+	test ! -e "$TMP/we" && test ! -e "$d/c.db%41"
+'
+
+test_expect_success 'a cache path that starts with // is the file opened' '
+	CACHEDO_CACHE="sqlite:/$TMP/slashes.db" cachedo counted sl >/dev/null &&
+	CACHEDO_CACHE="sqlite:/$TMP/slashes.db" strace -o trace3 -e trace=openat cachedo counted sl >/dev/null &&
+	expect_count sl 1 &&
+	expect_grep "slashes.db-shm\", O_RDONLY" trace3
+'
+
+test_done
