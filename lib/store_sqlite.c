@@ -32,6 +32,12 @@
  * when it gets LOCK_EX at once, knows every pending blob is a dead one,
  * and removes every file of PATH-blobs that no row names.
  *
+ * A process opens PATH as a reader first (use_db): a lookup, most runs'
+ * one use of it, maps the -shm read-only and, alone with the database,
+ * reads the WAL into its own memory rather than rebuilding the shared
+ * wal-index. Any other use, a write above all, reopens PATH as a writer;
+ * a miss does that while its command runs (sqlite_prime).
+ *
  * PATH's WAL is not checkpointed when a connection closes, nor by the
  * writer of a miss, which would cost fsyncs on the user's run: once it
  * holds WAL_FRAMES frames, the miss leaves the checkpoint to a detached
@@ -395,10 +401,14 @@ static int sqlite_open(struct cdo_store *s, const char *rest)
   free(dir);
   if (r < 0)
     return r;
-  /* One thread, one connection at a time: no mutexes, no accounting. */
+  /* One thread, one connection at a time: no mutexes, no accounting; page
+   * buffers allocated as pages are read, not 20 at once (each one touched
+   * is a page fault, and a lookup reads a few). */
   sqlite3_config(SQLITE_CONFIG_SINGLETHREAD);
   sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
-  return open_db(q, DB_READER);
+  sqlite3_config(SQLITE_CONFIG_PAGECACHE, NULL, 0, 0);
+  /* --refresh looks nothing up: its first use of PATH is a write. */
+  return open_db(q, s->cfg->refresh ? DB_WRITER : DB_READER);
 }
 
 static void sqlite_close(struct cdo_store *s)

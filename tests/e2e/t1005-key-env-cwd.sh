@@ -342,6 +342,7 @@ test_expect_success MAKE 'make flags miss by default, and the README recipes hit
 	printf "export CACHEDO_IGNORE_ENV = MAKEFLAGS MFLAGS MAKELEVEL\n" >mk/ignore.mk &&
 	printf "flags:\n\t@cachedo --ignore-env MAKEFLAGS --ignore-env MFLAGS --ignore-env MAKELEVEL counted mkflags\n" >>mk/Makefile &&
 	printf "allow:\n\t@cachedo counted mkallow\n" >>mk/Makefile &&
+	unset MAKEFLAGS MFLAGS MAKELEVEL && # a make around the tests sets them
 	for flags in "" -s -k -j2; do
 		make -C mk --no-print-directory $flags plain flags >/dev/null &&
 		CACHEDO_ENV="PATH LANG" make -C mk --no-print-directory $flags allow >/dev/null &&

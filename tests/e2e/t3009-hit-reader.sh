@@ -24,6 +24,14 @@ test_expect_success 'a hit maps the -shm read-only and leaves it as it is' '
 	expect_no_grep "^pwrite64" trace
 '
 
+test_expect_success 'a --refresh miss, which looks nothing up, opens a writer only' '
+	strace -o trace-r -e trace=openat cachedo --refresh counted r0 >/dev/null &&
+	expect_count r0 1 &&
+	grep "cache.db\", O_RDWR" trace-r >opens &&
+	expect_lines 1 opens &&
+	expect_no_grep "shm\", O_RDONLY" trace-r
+'
+
 test_expect_success 'a miss after the reader looked up is stored by a writer' '
 	cachedo counted r2 >/dev/null &&
 	cachedo counted r2 >/dev/null &&
