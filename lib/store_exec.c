@@ -774,7 +774,7 @@ static const struct cdo__store_opt exec_options[] = {
      offsetof(struct exec_store, timeout_ms), 0},
     {"breaker", CDO__V_DURATION, "0", offsetof(struct exec_store, breaker_ms),
      0},
-    {NULL},
+    {.name = NULL},
 };
 
 /*

@@ -1966,9 +1966,10 @@ static const struct cdo__store_counters redis_counters = {
       {"password", CDO__V_STRING, NULL, F(opt_pass), 1},                       \
       {"prefix", CDO__V_STRING, NULL, F(prefix), 0},
 
-static const struct cdo__store_opt tcp_options[] = {REDIS_OPTIONS{NULL}};
+static const struct cdo__store_opt tcp_options[] = {
+    REDIS_OPTIONS{.name = NULL}};
 static const struct cdo__store_opt unix_options[] = {
-    {"db", CDO__V_NUMBER, NULL, F(db), 0}, REDIS_OPTIONS{NULL}};
+    {"db", CDO__V_NUMBER, NULL, F(db), 0}, REDIS_OPTIONS{.name = NULL}};
 #undef F
 
 /* The options of a redis:// URL follow the host, past any '?' in a password. */
