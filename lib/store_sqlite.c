@@ -366,6 +366,7 @@ static int use_db(struct sqlite_store *q, int mode)
   q->db = NULL;
   q->mode = q->tuned = q->wal_frames = 0;
   q->damaged = 0; /* what the reader saw, the writer sees again */
+  q->base.errmsg[0] = 0;
   return open_db(q, DB_WRITER);
 }
 
