@@ -230,6 +230,14 @@ int cdo__dir_check(const char *path, char *err, size_t errlen);
  * the ones it inherited before opening its own.
  */
 pid_t cdo__detach(int niceness);
+/*
+ * Lets the calling process run only when the CPU and the disk have nothing
+ * else to do (Linux: SCHED_IDLE, I/O class idle); elsewhere, or when the
+ * system refuses, nothing changes. For background work that must never
+ * take a core or the disk from a user's run. There is no way back: an
+ * unprivileged process cannot leave SCHED_IDLE.
+ */
+void cdo__idle(void);
 /* An unlinked temp file in dir (NULL: $TMPDIR or /tmp); fd or -errno. */
 int cdo__tmpfile(const char *dir);
 /* $XDG_<what>_HOME, else $HOME/<fallback>; malloc'd, NULL if neither. */

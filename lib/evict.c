@@ -477,8 +477,11 @@ void cdo__store_maintain(struct cdo_store *s)
         t->ops->tidy(t);
     }
     tidy_release(tiers, fds);
-    if (upkeep_due)
+    if (upkeep_due) {
+      if (own->ops->idle_upkeep)
+        cdo__idle();
       upkeep(own, hourly, &u);
+    }
   }
   /* The usage lock goes last: once it is free, this process holds no file
    * in the cache, so a waiter may remove or unmount it. (No chdir("/"):

@@ -7,8 +7,12 @@
 
 #include <fcntl.h>
 #include <poll.h>
+#include <sched.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#ifdef __linux__
+#include <sys/syscall.h>
+#endif
 
 int cdo__write_all(int fd, const void *buf, size_t n)
 {
@@ -105,6 +109,19 @@ pid_t cdo__detach(int niceness)
       close(fd);
   }
   return 0;
+}
+
+void cdo__idle(void)
+{
+#ifdef SCHED_IDLE
+  struct sched_param sp = {0};
+
+  sched_setscheduler(0, SCHED_IDLE, &sp);
+#endif
+#if defined(__linux__) && defined(SYS_ioprio_set)
+  /* ioprio_set(IOPRIO_WHO_PROCESS, self, IOPRIO_CLASS_IDLE << 13) */
+  syscall(SYS_ioprio_set, 1, 0, 3 << 13);
+#endif
 }
 
 int cdo__dir_check(const char *path, char *err, size_t errlen)

@@ -1197,5 +1197,6 @@ const struct cdo__store_ops cdo__store_dir = {
     .stats = dir_stats,
     .gc = dir_gc,
     .batch = dir_batch,
+    .idle_upkeep = 1,
     .files = &dir_files,
 };

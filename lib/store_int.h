@@ -253,6 +253,14 @@ struct cdo__store_ops {
    */
   void (*tidy)(struct cdo_store *s);
   /*
+   * Its gc and eviction hold no lock that a user's run waits for: the
+   * detached upkeep then runs at idle priority (cdo__idle), so that it
+   * never takes a core or the disk from a run. Not so SQLite's, which take
+   * its write lock: a holder starved by busy CPUs would stall every miss
+   * behind it (its upkeep stays niced).
+   */
+  int idle_upkeep;
+  /*
    * Work a put will need, done while the command runs so that it is not
    * added after it (SQLite: reading the schema, preparing the statements
    * of a put). It must not wait for a lock nor change the cache; what it

@@ -313,6 +313,43 @@ test_expect_success LOCAL_USAGE 'a miss leaves the upkeep to a process of its ow
 	wait_until not_listed expired
 '
 
+# usage_waiter INODE: the pid of a process waiting for the flock of the
+# file INODE (a blocked request in /proc/locks).
+usage_waiter () {
+	grep -e "-> .*:$1 " /proc/locks | awk '{ print $6; exit }' | grep .
+}
+
+# The detached upkeep is held at its start (waiting for the usage lock),
+# and its scheduling policy and I/O class read while it waits: idle where
+# its work takes no lock that a user's run waits for (dir, mem), else
+# niced only (SQLite: its write lock).
+test_expect_success LOCAL_USAGE 'the upkeep runs at idle priority unless it takes a lock runs wait for' '
+	touch -d "2 hours ago" "$(upkeep_stamp)" &&
+	usage=$(usage_file) &&
+	ino=$(stat -c %i "$usage") &&
+	rm -f held release &&
+	{ (flock "$usage" sh -c "touch held; i=0
+		while ! test -e release && test \$i -lt 400; do
+			sleep 0.05; i=\$((i + 1)); done") & } &&
+	holder=$! &&
+	wait_for held &&
+	cachedo counted trigger3 >/dev/null &&
+	wait_until usage_waiter "$ino" >/dev/null &&
+	pid=$(usage_waiter "$ino") &&
+	{ chrt -p "$pid" >policy; ionice -p "$pid" >io; touch release; } &&
+	wait $holder &&
+	case $test_backend in
+	dir | mem)
+		expect_grep "policy: SCHED_IDLE" policy &&
+		expect_grep -x idle io
+		;;
+	*)
+		expect_grep "policy: SCHED_OTHER" policy &&
+		! grep -q idle io
+		;;
+	esac
+'
+
 test_expect_success LOCAL_USAGE 'the upkeep evicts down to max-size' '
 	touch -d "2 hours ago" "$(upkeep_stamp)" &&
 	CACHEDO_MAX_SIZE=1 cachedo counted evictor >/dev/null &&
@@ -327,6 +364,8 @@ test_expect_success LOCAL_USAGE 'a hit appends one usage record and writes nothi
 	test -f "$usage" &&
 	before=$(wc -c <"$usage") &&
 	if test "$test_backend" = sqlite; then
+		# the WAL tidy the miss may have left to a child of its own
+		flock "$STORE_PATH-tidy" true &&
 		cksum "$STORE_PATH" "$STORE_PATH-wal" >db.before
 	fi &&
 	cachedo counted quiet-hit >/dev/null &&
