@@ -225,19 +225,21 @@ int cdo__mkdir_private(const char *path, char *err, size_t errlen);
 int cdo__dir_check(const char *path, char *err, size_t errlen);
 /*
  * fork(2) for background work: in the child (0 returned) in a session of
- * its own, niced by niceness, stdio on /dev/null. The parent gets the pid,
- * or -1 when fork failed. Open stores must not cross it: the child closes
- * the ones it inherited before opening its own.
+ * its own, stdio on /dev/null, at the caller's priority. The parent gets
+ * the pid, or -1 when fork failed. Open stores must not cross it: the
+ * child closes the ones it inherited before opening its own.
  */
-pid_t cdo__detach(int niceness);
+pid_t cdo__detach(void);
 /*
- * Lets the calling process run only when the CPU and the disk have nothing
- * else to do (Linux: SCHED_IDLE, I/O class idle); elsewhere, or when the
- * system refuses, nothing changes. For background work that must never
- * take a core or the disk from a user's run. There is no way back: an
- * unprivileged process cannot leave SCHED_IDLE.
+ * Lowers the calling process's priority for background work for good
+ * (an unprivileged process cannot raise it again): niced by 10; with idle,
+ * also run only when the CPU and the disk have nothing else to do (Linux:
+ * SCHED_IDLE, I/O class idle), so that it never takes a core or the disk
+ * from a user's run. What the system refuses is left as it was. Work that
+ * holds a lock a user's run waits for must not run idle: a holder starved
+ * by busy CPUs would stall every run behind it.
  */
-void cdo__idle(void);
+void cdo__background(int idle);
 /* An unlinked temp file in dir (NULL: $TMPDIR or /tmp); fd or -errno. */
 int cdo__tmpfile(const char *dir);
 /* $XDG_<what>_HOME, else $HOME/<fallback>; malloc'd, NULL if neither. */

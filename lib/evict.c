@@ -458,10 +458,14 @@ void cdo__store_maintain(struct cdo_store *s)
   }
   if (!upkeep_due && tiers == 0)
     return;
-  /* A detached, niced child (`x=$(cachedo ...)` does not wait for it) with
-   * its own store: the inherited one is closed first, since a database
-   * connection must not cross a fork. */
-  if (cdo__detach(10) != 0) {
+  /* A detached child (`x=$(cachedo ...)` does not wait for it) with its
+   * own store: the inherited one is closed first, since a database
+   * connection must not cross a fork. The tidy runs at the caller's
+   * priority: SQLite's holds the write lock across an fsync, and a niced
+   * holder that busy CPUs kept waiting would keep the misses behind it
+   * waiting too. The upkeep after it is niced, and idle where the backend
+   * allows. */
+  if (cdo__detach() != 0) {
     tidy_release(tiers, fds); /* the parent, or fork failed: a later miss */
     for (i = 0; i < TIDY_TIERS && s != NULL; i++, s = s->next)
       if (tiers & 1u << i)
@@ -478,8 +482,7 @@ void cdo__store_maintain(struct cdo_store *s)
     }
     tidy_release(tiers, fds);
     if (upkeep_due) {
-      if (own->ops->idle_upkeep)
-        cdo__idle();
+      cdo__background(own->ops->idle_upkeep);
       upkeep(own, hourly, &u);
     }
   }

@@ -85,7 +85,7 @@ int cdo__pread_all(int fd, void *buf, size_t n, uint64_t off)
   return 0;
 }
 
-pid_t cdo__detach(int niceness)
+pid_t cdo__detach(void)
 {
   pid_t pid;
   int fd;
@@ -97,9 +97,6 @@ pid_t cdo__detach(int niceness)
   /* Its own session, stdio on /dev/null: `x=$(cachedo ...)` does not wait
    * for it, and no terminal signal reaches it. */
   setsid();
-  if (niceness > 0 && nice(niceness) == -1) {
-    /* the work still runs, at the usual priority */
-  }
   fd = open("/dev/null", O_RDWR | O_CLOEXEC);
   if (fd >= 0) {
     dup2(fd, 0);
@@ -111,11 +108,18 @@ pid_t cdo__detach(int niceness)
   return 0;
 }
 
-void cdo__idle(void)
+void cdo__background(int idle)
 {
 #ifdef SCHED_IDLE
   struct sched_param sp = {0};
+#endif
 
+  if (nice(10) == -1) {
+    /* the work still runs, at the usual priority */
+  }
+  if (!idle)
+    return;
+#ifdef SCHED_IDLE
   sched_setscheduler(0, SCHED_IDLE, &sp);
 #endif
 #if defined(__linux__) && defined(SYS_ioprio_set)

@@ -338,7 +338,7 @@ static int refresh_detached(struct cdo_job *j, int warm)
 
   if (j->cfg->read_only)
     return 0; /* the stale entry is all a read-only cache can give */
-  pid = cdo__detach(0);
+  pid = cdo__detach();
   if (pid != 0)
     return pid < 0 ? CDO__ERR(errno) : 0; /* else the entry stays as is */
   j->msg = NULL;

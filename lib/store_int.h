@@ -254,7 +254,7 @@ struct cdo__store_ops {
   void (*tidy)(struct cdo_store *s);
   /*
    * Its gc and eviction hold no lock that a user's run waits for: the
-   * detached upkeep then runs at idle priority (cdo__idle), so that it
+   * detached upkeep then runs at idle priority (cdo__background), so that it
    * never takes a core or the disk from a run. Not so SQLite's, which take
    * its write lock: a holder starved by busy CPUs would stall every miss
    * behind it (its upkeep stays niced).

@@ -61,6 +61,30 @@ test_expect_success 'misses of a large output make no fsync' '
 	cmp big out
 '
 
+test "$test_backend" = sqlite && test_set_prereq SQLITE
+
+# The detached child that checkpoints and restarts SQLite's WAL holds the
+# write lock across an fsync: it must not be niced (a niced holder kept off
+# a busy CPU keeps the next misses waiting for the lock). strace -f follows
+# it (each process's calls in trace.I.PID); in every process that synced,
+# no call lowered its priority before its last sync.
+test_expect_success SQLITE 'the WAL tidy a miss leaves runs at the priority of the run' '
+	i=0 &&
+	while [ "$i" -lt 12 ]; do
+		strace -f -ff -o "tidy.$i" \
+			-e trace=fdatasync,fsync,setpriority,sched_setscheduler,ioprio_set \
+			cachedo --refresh counted "t$i" >/dev/null
+		i=$((i + 1))
+	done &&
+	grep -l -e fdatasync -e fsync tidy.* >tidied &&
+	test -s tidied &&
+	for f in $(cat tidied); do
+		awk "/sync\\(/ { s = NR } /setpriority|sched_setscheduler|ioprio_set/ && !p { p = NR }
+			END { exit !(p == 0 || p > s) }" "$f" ||
+			{ echo "lowered before its sync: $f" >&7; cat "$f" >&7; exit 1; }
+	done
+'
+
 test_expect_success 'the entries were stored: they hit' '
 	cachedo counted m5 >out &&
 	expect_count m5 2 &&
