@@ -70,6 +70,12 @@ exec "\$@"
 EOF
 chmod 755 "$TMP/bin/counted"
 
+# sql DB STATEMENT...: the sqlite3 shell, waiting up to 30 s for a lock (a
+# detached tidy or upkeep child of an earlier run may hold the write lock).
+sql () {
+	sqlite3 -cmd ".timeout 30000" "$@"
+}
+
 # count NAME: how many times `counted NAME` really ran.
 count () {
 	if [ -f "$TMP/count.$1" ]; then echo $(($(wc -l <"$TMP/count.$1"))); else echo 0; fi

@@ -21,8 +21,8 @@ entry_file () {
 copy_entry () {
 	case $test_backend in
 	sqlite)
-		sqlite3 "$STORE_PATH" "UPDATE entry SET bytes = (SELECT bytes FROM entry WHERE key = X'$1') WHERE key = X'$2';" &&
-		test "$(sqlite3 "$STORE_PATH" "SELECT count(*) FROM entry WHERE key = X'$2' AND bytes = (SELECT bytes FROM entry WHERE key = X'$1')")" = 1 ;;
+		sql "$STORE_PATH" "UPDATE entry SET bytes = (SELECT bytes FROM entry WHERE key = X'$1') WHERE key = X'$2';" &&
+		test "$(sql "$STORE_PATH" "SELECT count(*) FROM entry WHERE key = X'$2' AND bytes = (SELECT bytes FROM entry WHERE key = X'$1')")" = 1 ;;
 	dir | mem | exec)
 		cp "$(entry_file "$1")" "$(entry_file "$2")" ;;
 	redis)
@@ -104,14 +104,14 @@ test_expect_success 'a signed entry with any byte changed is a miss' '
 	while :; do
 		# offsets from the start and the end: header, key, output, trailer, mac
 		case $test_backend in
-		sqlite) size=$(sqlite3 "$STORE_PATH" "SELECT length(bytes) FROM entry WHERE key = X'\''$key'\''") ;;
+		sqlite) size=$(sql "$STORE_PATH" "SELECT length(bytes) FROM entry WHERE key = X'\''$key'\''") ;;
 		*) f=$(entry_file "$key") && size=$(wc -c <"$f") ;;
 		esac
 		for off in 0 5 12 40 60 $((size - 84)) $((size - 60)) $((size - 36)) $((size - 20)) $((size - 1)); do
 			i=$((i + 1))
 			case $test_backend in
 			sqlite)
-				sqlite3 "$STORE_PATH" "UPDATE entry SET bytes = substr(bytes, 1, $off) || (CASE WHEN substr(bytes, $off + 1, 1) = X'\''ff'\'' THEN X'\''00'\'' ELSE X'\''ff'\'' END) || substr(bytes, $off + 2) WHERE key = X'\''$key'\''" ;;
+				sql "$STORE_PATH" "UPDATE entry SET bytes = substr(bytes, 1, $off) || (CASE WHEN substr(bytes, $off + 1, 1) = X'\''ff'\'' THEN X'\''00'\'' ELSE X'\''ff'\'' END) || substr(bytes, $off + 2) WHERE key = X'\''$key'\''" ;;
 			*)
 				# the byte changes whatever it was: 0xff becomes 0x00
 				b=$(od -An -tu1 -j "$off" -N1 "$f" | tr -d " ") &&

@@ -30,7 +30,7 @@ test_expect_success 'a miss stores in every tier' '
 	expect_count both 1 &&
 	key=$(on m1 cachedo --key counted both) &&
 	test "$(redis_cli EXISTS "cachedo:v1::$key")" = 1 &&
-	test "$(sqlite3 "$TMP/m1/near.db" "SELECT count(*) FROM entry")" = 1
+	test "$(sql "$TMP/m1/near.db" "SELECT count(*) FROM entry")" = 1
 '
 
 test_expect_success 'a far hit is replayed, said by -v, and backfilled into the near tier' '
@@ -38,7 +38,7 @@ test_expect_success 'a far hit is replayed, said by -v, and backfilled into the 
 	expect_count both 1 &&
 	expect_cmp out1 out2 &&
 	expect_grep "^cachedo: hit (age .*, from unix://" err &&
-	test "$(sqlite3 "$TMP/m2/near.db" "SELECT count(*) FROM entry")" = 1 &&
+	test "$(sql "$TMP/m2/near.db" "SELECT count(*) FROM entry")" = 1 &&
 	on m2 cachedo -v counted both >out3 2>err &&
 	expect_grep "^cachedo: hit (age .*, from sqlite:" err
 '
@@ -50,7 +50,7 @@ test_expect_success 'backfill keeps the remaining lifetime, never extends it' '
 	test "$far_ms" -gt 0 && test "$far_ms" -le 10000 &&
 	on m2 cachedo --ttl 1h counted short >/dev/null &&
 	expect_count short 1 &&
-	exp=$(sqlite3 "$TMP/m2/near.db" "SELECT expires - created FROM entry WHERE key = X'\''$key'\''") &&
+	exp=$(sql "$TMP/m2/near.db" "SELECT expires - created FROM entry WHERE key = X'\''$key'\''") &&
 	expect_eq 10000 "$exp" "near lifetime (ms)" &&
 	on m2 cachedo --list --json >list &&
 	expect_grep "\"cache\":\"sqlite:" list
@@ -121,7 +121,7 @@ test_expect_success 'a far tier marked read-only in its URL is read, never writt
 	test "$(redis_cli DBSIZE)" = "$(redis_cli DBSIZE)" &&
 	key=$(CACHEDO_CACHE="sqlite:$TMP/ro.db" cachedo --key counted ro) &&
 	test "$(redis_cli EXISTS "cachedo:v1::$key")" = 0 &&
-	test "$(sqlite3 "$TMP/ro.db" "SELECT count(*) FROM entry")" = 1 &&
+	test "$(sql "$TMP/ro.db" "SELECT count(*) FROM entry")" = 1 &&
 	cachedo -c "$far" counted farro >/dev/null &&
 	rm -f "$TMP/ro.db"* &&
 	CACHEDO_CACHE="sqlite:$TMP/ro.db $far?read-only=1" cachedo counted farro >/dev/null &&
@@ -143,14 +143,14 @@ test_expect_success '--stats and --list show each tier; --clear empties every ti
 	on m1 cachedo --clear &&
 	test "$(redis_cli DBSIZE)" -le 1 &&
 	test "$(redis_cli --scan --pattern "cachedo:v1::*" | wc -l)" = 0 &&
-	test "$(sqlite3 "$TMP/m1/near.db" "SELECT count(*) FROM entry")" = 0
+	test "$(sql "$TMP/m1/near.db" "SELECT count(*) FROM entry")" = 0
 '
 
 test_expect_success '--cache given twice is the same as a blank-separated list' '
 	HOME=$TMP/m1/home cachedo -c "sqlite:$TMP/twice.db" -c "$far" counted twice >/dev/null &&
 	key=$(cachedo -c "$far" --key counted twice) &&
 	test "$(redis_cli EXISTS "cachedo:v1::$key")" = 1 &&
-	test "$(sqlite3 "$TMP/twice.db" "SELECT count(*) FROM entry")" = 1 &&
+	test "$(sql "$TMP/twice.db" "SELECT count(*) FROM entry")" = 1 &&
 	expect_status 125 cachedo -c "sqlite:$TMP/x.db nope:" counted bad 2>err &&
 	expect_grep "nope:" err
 '
