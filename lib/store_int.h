@@ -239,8 +239,9 @@ struct cdo__store_ops {
   /*
    * Eviction's deleting pass, for a store that can do it better than
    * list and del: removes entries created no later than cutoff whose key's
-   * first 8 bytes (big-endian) are not in keep[0, n_keep) (read later),
-   * until need bytes are freed, adding to *removed and *freed. May be NULL.
+   * first 8 bytes (big-endian) are not in keep[0, n_keep) (read later;
+   * ascending), until need bytes are freed, adding to *removed and *freed.
+   * May be NULL.
    */
   int (*evict_older)(struct cdo_store *s, int64_t cutoff, const uint64_t *keep,
                      size_t n_keep, uint64_t need, uint64_t *removed,

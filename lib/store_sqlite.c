@@ -57,20 +57,19 @@
 #include <time.h>
 #include <unistd.h>
 
-#define SCHEMA_VERSION        4
-#define SET_VERSION           "PRAGMA user_version = 4"
-#define SMALL_MAX             ((uint64_t)256 << 10)
-#define ROW                   (1 << 20)
-#define ROW_BITS              16
-#define WAL_FRAMES            8
-#define TIDY_ROUNDS           8
-#define BUSY_MS               60000
-#define CHECKPOINT_BUSY_MS    50
-#define PENDING_MAX_AGE_MS    3600000
-#define BATCH_OPS             4096
-#define EVICT_TX_PAGES        65536 /* pages an eviction transaction spans */
-#define EVICT_RANGES_PER_CKPT 4
-#define NEWEST_PLAUSIBLE      255 /* a larger schema version is damage */
+#define SCHEMA_VERSION     4
+#define SET_VERSION        "PRAGMA user_version = 4"
+#define SMALL_MAX          ((uint64_t)256 << 10)
+#define ROW                (1 << 20)
+#define ROW_BITS           16
+#define WAL_FRAMES         8
+#define TIDY_ROUNDS        8
+#define BUSY_MS            60000
+#define CHECKPOINT_BUSY_MS 50
+#define PENDING_MAX_AGE_MS 3600000
+#define BATCH_OPS          4096
+#define EVICT_TX_PAGES     65536 /* pages an eviction transaction spans */
+#define NEWEST_PLAUSIBLE   255   /* a larger schema version is damage */
 
 /* How PATH is open (struct sqlite_store's mode; see use_db). */
 #define DB_READER 1
@@ -93,8 +92,8 @@ struct sqlite_store {
   int batch;      /* in a batch (sqlite_batch) */
   int batch_ops;  /* operations in the batch's open transaction */
   int doomed;     /* big blobs doomed by the open transaction */
-  int ckpt_held;  /* maybe_checkpoint waits (sqlite_evict_older) */
   int bulk;       /* in bulk work, which checkpoints (maybe_checkpoint) */
+  int wal_keep;   /* checkpoint leaves the WAL file its length */
   /* In a batch, the statements of a delete by key, prepared once. */
   sqlite3_stmt *del_sel, *del_doom;
   /* Kept for the connection's life (prepared by sqlite_prime, or first
@@ -597,7 +596,10 @@ static int checkpoint(struct sqlite_store *q)
       log <= 0 || copied < log)
     return 0;
   q->wal_frames = 0;
-  sqlite3_exec(q->db, "PRAGMA journal_size_limit = 0", NULL, NULL, NULL);
+  sqlite3_exec(q->db,
+               q->wal_keep ? "PRAGMA journal_size_limit = -1"
+                           : "PRAGMA journal_size_limit = 0",
+               NULL, NULL, NULL);
   set_busy(q, q->db, CHECKPOINT_BUSY_MS);
   if (sqlite3_exec(q->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) == SQLITE_OK &&
       sqlite3_prepare_v2(q->db, "PRAGMA user_version", -1, &st, NULL) ==
@@ -622,7 +624,7 @@ static int checkpoint(struct sqlite_store *q)
  */
 static void maybe_checkpoint(struct sqlite_store *q)
 {
-  if (q->wal_frames < WAL_FRAMES || q->ckpt_held)
+  if (q->wal_frames < WAL_FRAMES)
     return;
   if (q->bulk)
     checkpoint(q);
@@ -1443,6 +1445,7 @@ static int any_expired(struct sqlite_store *q, sqlite3_int64 now)
 }
 
 static int sqlite_batch(struct cdo_store *s, int on);
+static long wal_file_frames(struct sqlite_store *q);
 
 #define GC_PAGE 4096
 
@@ -1554,21 +1557,123 @@ static int evict_width(struct sqlite_store *q)
 }
 
 /*
+ * What eviction's deleting statement picks, and what it took: the SQL
+ * function cachedo_evict_pick(key, created, size) says whether a row goes,
+ * and counts it. A function rather than SQL (a subquery on a table of kept
+ * keys, RETURNING, a trigger) keeps the DELETE plain, so that SQLite
+ * deletes each row as its scan reaches it (one pass over the table's
+ * pages, not a pass to collect keys and another to delete); run outside
+ * an explicit transaction, it keeps no statement journal either (a copy
+ * of every page it changes). A big entry is left to a delete by key, which
+ * dooms its blob in the same transaction.
+ */
+struct evict_pick {
+  const uint64_t *keep; /* key prefixes read since the cutoff, ascending */
+  size_t n_keep;
+  sqlite3_int64 cutoff;
+  uint64_t n, bytes;        /* rows picked, their bytes */
+  unsigned char (*big)[32]; /* keys of the big entries passed over */
+  size_t n_big, cap_big;
+};
+
+static int read_since(const struct evict_pick *p, uint64_t prefix)
+{
+  size_t lo = 0, hi = p->n_keep;
+
+  while (lo < hi) {
+    size_t mid = lo + (hi - lo) / 2;
+
+    if (p->keep[mid] < prefix)
+      lo = mid + 1;
+    else
+      hi = mid;
+  }
+  return lo < p->n_keep && p->keep[lo] == prefix;
+}
+
+static void evict_pick_fn(sqlite3_context *cx, int argc, sqlite3_value **v)
+{
+  struct evict_pick *p = sqlite3_user_data(cx);
+  const unsigned char *key = sqlite3_value_blob(v[0]);
+  sqlite3_int64 size = sqlite3_value_int64(v[2]);
+
+  (void)argc;
+  sqlite3_result_int(cx, 0);
+  if (key == NULL || sqlite3_value_bytes(v[0]) != 32 ||
+      sqlite3_value_int64(v[1]) > p->cutoff || read_since(p, cdo__get64(key)))
+    return;
+  if (size > 0 && (uint64_t)size > SMALL_MAX) {
+    if (p->n_big == p->cap_big) {
+      size_t cap = p->cap_big ? 2 * p->cap_big : 64;
+      void *more = realloc(p->big, cap * sizeof(*p->big));
+
+      if (more == NULL) {
+        sqlite3_result_error_nomem(cx);
+        return;
+      }
+      p->big = more;
+      p->cap_big = cap;
+    }
+    memcpy(p->big[p->n_big++], key, 32);
+    return;
+  }
+  p->n++;
+  p->bytes += size > 0 ? (uint64_t)size : 0;
+  sqlite3_result_int(cx, 1);
+}
+
+/*
+ * Deletes the entries of one range of keys (where) that p picks: the
+ * small ones in one statement, its own transaction; then the big ones by
+ * key, in the batch's transactions.
+ */
+static int evict_range(struct sqlite_store *q, struct evict_pick *p,
+                       const char *where, uint64_t *removed, uint64_t *freed)
+{
+  char sql[200];
+  size_t i;
+  int r, w;
+
+  p->n = p->bytes = 0;
+  p->n_big = 0;
+  cdo__fmt(sql, sizeof(sql),
+           "DELETE FROM entry %s cachedo_evict_pick(key, created, size)",
+           where);
+  r = exec(q, q->db, sql);
+  if (r < 0)
+    return r;
+  *removed += p->n;
+  *freed += p->bytes;
+  r = tx_after(q, 0);
+  if (r < 0 || p->n_big == 0)
+    return r;
+  cdo__fmt(sql, sizeof(sql), "WHERE key = ?1 AND created <= %lld",
+           (long long)p->cutoff);
+  r = sqlite_batch(&q->base, 1);
+  for (i = 0; r == 0 && i < p->n_big; i++)
+    r = delete_where(q, sql, p->big[i], 32, removed, freed);
+  w = sqlite_batch(&q->base, 0);
+  q->bulk = 1;
+  return r < 0 ? r : w;
+}
+
+/*
  * Eviction's deleting pass in SQL: removes the entries created no later
  * than cutoff whose key prefix is not in keep (read since), in key order,
  * so that each page of the table is written once, in transactions of a
  * range of first key bytes each (see evict_width); stops once need bytes
- * are freed.
+ * are freed. Each transaction is checkpointed at once, into a WAL left
+ * its length meanwhile: the next one overwrites the same pages of it
+ * instead of growing it (or cutting it and growing it again).
  */
 static int sqlite_evict_older(struct cdo_store *s, int64_t cutoff,
                               const uint64_t *keep, size_t n_keep,
                               uint64_t need, uint64_t *removed, uint64_t *freed)
 {
   struct sqlite_store *q = sq(s);
-  sqlite3_stmt *ins = NULL;
+  struct evict_pick p = {.keep = keep, .n_keep = n_keep, .cutoff = cutoff};
   uint64_t start = *freed;
-  char where[300];
-  size_t i;
+  char where[120];
   int r, b, width;
 
   q->bulk = 1;
@@ -1577,42 +1682,30 @@ static int sqlite_evict_older(struct cdo_store *s, int64_t cutoff,
     r = tune_for_writing(q);
   if (r == 0)
     r = ensure_schema(q);
-  /* Pages are revisited range after range: a larger cache; the temporary
-   * table and statement journals in memory, not in files. */
+  /* Pages are revisited range after range: a larger cache. */
   if (r == 0)
-    r = exec(q, q->db,
-             "PRAGMA cache_size = -32768; PRAGMA temp_store = MEMORY;"
-             "CREATE TEMP TABLE IF NOT EXISTS evict_keep(p BLOB PRIMARY KEY);"
-             "DELETE FROM temp.evict_keep");
-  if (r == 0 && n_keep > 0)
-    r = prepare(q, q->db, "INSERT OR IGNORE INTO temp.evict_keep VALUES(?1)",
-                &ins);
-  for (i = 0; r == 0 && i < n_keep; i++) {
-    unsigned char p[8];
-
-    cdo__put64(p, keep[i]);
-    sqlite3_bind_blob(ins, 1, p, 8, SQLITE_TRANSIENT);
-    r = step_done(q, q->db, ins, "cannot evict");
-  }
-  sqlite3_finalize(ins);
+    r = exec(q, q->db, "PRAGMA cache_size = -32768");
+  if (r == 0 &&
+      sqlite3_create_function_v2(q->db, "cachedo_evict_pick", 3,
+                                 SQLITE_UTF8 | SQLITE_DIRECTONLY, &p,
+                                 evict_pick_fn, NULL, NULL, NULL) != SQLITE_OK)
+    r = db_fail(q, q->db, "cannot evict");
   width = evict_width(q);
-  /* A checkpoint costs fsyncs: one per EVICT_RANGES_PER_CKPT ranges. */
   for (b = 0; r == 0 && b < 256 && *freed - start < need; b += width) {
-    q->ckpt_held = (b / width + 1) % EVICT_RANGES_PER_CKPT != 0;
+    q->wal_keep = b + width < 256; /* the last range's cuts it back */
     if (b + width < 256)
       cdo__fmt(where, sizeof(where),
-               "WHERE key >= x'%02x' AND key < x'%02x' AND created <= %lld "
-               "AND substr(key, 1, 8) NOT IN (SELECT p FROM temp.evict_keep)",
-               b, b + width, (long long)cutoff);
+               "WHERE key >= x'%02x' AND key < x'%02x' AND", b, b + width);
     else
-      cdo__fmt(where, sizeof(where),
-               "WHERE key >= x'%02x' AND created <= %lld AND "
-               "substr(key, 1, 8) NOT IN (SELECT p FROM temp.evict_keep)",
-               b, (long long)cutoff);
-    r = delete_where(q, where, NULL, 0, removed, freed);
+      cdo__fmt(where, sizeof(where), "WHERE key >= x'%02x' AND", b);
+    r = evict_range(q, &p, where, removed, freed);
   }
-  q->ckpt_held = 0;
-  maybe_checkpoint(q);
+  q->wal_keep = 0;
+  if (wal_file_frames(q) > WAL_FRAMES)
+    checkpoint(q); /* stopped early: the WAL is cut back all the same */
+  sqlite3_create_function_v2(q->db, "cachedo_evict_pick", 3, SQLITE_UTF8, NULL,
+                             NULL, NULL, NULL, NULL);
+  free(p.big);
   q->bulk = 0;
   return r;
 }
