@@ -37,6 +37,7 @@ esac
 if [ -n "$test_fill" ] && [ -x "$test_fill" ] && [ -z "$test_sanitize" ]; then
 	case $CACHEDO_CACHE in
 	exec:*) ;;
+	sqlite:*) test_set_prereq FILL && test_set_prereq SQLITE_FILL ;;
 	*) test_set_prereq FILL ;;
 	esac
 fi
@@ -498,11 +499,12 @@ test_expect_success '--stats counts the bytes --list shows, scoped entries too' 
 		"$(json st.json "d[\"bytes\"]")" bytes
 '
 
-# vmem_floor: the smallest ulimit -v (KiB, in 1 MiB steps) under which
-# --list lists the cache as it is.
+# vmem_floor [ARG]...: the smallest ulimit -v (KiB, in 1 MiB steps) under
+# which cachedo ARG... (--list by default) succeeds on the cache as it is.
 vmem_floor () {
+	test $# -gt 0 || set -- --list
 	test_v=4096
-	until (ulimit -v $test_v && exec "$CACHEDO" --list) >/dev/null 2>&1; do
+	until (ulimit -v $test_v && exec "$CACHEDO" "$@") >/dev/null 2>&1; do
 		test_v=$((test_v + 1024))
 		test $test_v -le 1048576 || return 1
 	done
@@ -525,6 +527,57 @@ test_expect_success FILL '--list streams: 50,000 more entries listed whole in th
 	expect_eq $(($(wc -l <before) + 50000)) "$(wc -l <after)" "lines" &&
 	expect_eq 50000 $(($(grep -o " echo fill-[0-9]* " after | sort -u | wc -l))) \
 		"distinct filled rows"
+'
+
+# Eviction deletes through SQLite's page cache (32 MiB at most) and keeps
+# nothing per entry: not a copy of every page it changes (a statement
+# journal took about twice the size of the entries it deleted).
+test_expect_success SQLITE_FILL '--gc --max-size evicting half of 50,000 entries takes no memory per entry' '
+	floor=$(vmem_floor --gc --max-size 1T) &&
+	cachedo --stats --json >st.json &&
+	bytes=$(json st.json "d[\"bytes\"]") &&
+	test "$bytes" -gt 20000000 &&
+	(ulimit -v $((floor + 32768 + 8192)) &&
+		exec "$CACHEDO" --gc --max-size $((bytes / 2))) >out 2>err &&
+	expect_lines 0 err &&
+	expect_grep "evicted [0-9]* least recently used entries" out &&
+	cachedo --stats --json >st.json &&
+	test "$(json st.json "d[\"bytes\"]")" -le $((bytes / 2))
+'
+
+# Misses wait for an eviction's write transactions, never fail on them;
+# the newest entries (theirs) are not the ones evicted.
+test_expect_success FILL 'misses while --gc --max-size evicts: each stored, none warned' '
+	"$test_fill" "$CACHEDO_CACHE" 30000 100000 >/dev/null &&
+	cachedo --stats --json >st.json &&
+	bytes=$(json st.json "d[\"bytes\"]") &&
+	: >"$TMP/evicting"
+	{
+		for f in 9 8 7 6 5 4 3 2; do
+			cachedo --gc --max-size $((bytes * f / 10)) >>evict.out 2>>evict.err ||
+				echo "status $?" >>evict.err
+		done
+		rm "$TMP/evicting"
+	} &
+	i=0 failed= &&
+	while [ -e "$TMP/evicting" ]; do
+		i=$((i + 1)) &&
+		cachedo counted "during$i" >out 2>err &&
+		expect_eq "during$i run 1" "$(cat out)" "output of miss $i" &&
+		expect_lines 0 err || { failed=$i; break; }
+	done &&
+	wait &&
+	test -z "$failed" &&
+	expect_eq yes "$(test $i -gt 0 && echo yes)" "misses during the evictions" &&
+	expect_lines 0 evict.err &&
+	expect_lines 8 evict.out &&
+	expect_grep "evicted [1-9][0-9]* least" evict.out &&
+	j=0 &&
+	while [ $j -lt $i ]; do
+		j=$((j + 1)) &&
+		cachedo counted "during$j" >/dev/null &&
+		expect_count "during$j" 1 || return 1
+	done
 '
 
 test_done

@@ -505,6 +505,52 @@ static void sqlite_waits_for_locks_by_fine_steps(void **state)
   close(go[1]);
 }
 
+/*
+ * Eviction's own deleting pass (evict_older): the oldest go, big ones with
+ * their files and small ones alike, and nothing newer; the WAL it wrote
+ * (left its length between ranges of keys) is cut back at the end.
+ */
+static void sqlite_eviction_takes_big_files_and_cuts_the_wal(void **state)
+{
+  struct suite *su = begin(state);
+  int64_t t0 = cdo__now_ms() - 1000 * SEC;
+  uint64_t bytes = 0, removed, freed, big = (300 << 10) + 7;
+  struct cdo__key k[204];
+  struct unit_entry e;
+  int i;
+
+  /* 200 small entries created a second apart, 4 big ones among them. */
+  for (i = 0; i < 204; i++) {
+    int is_big = i >= 200;
+    int64_t at = is_big ? 25 + 50 * (i - 200) : i;
+    char word[16];
+
+    cdo__fmt(word, sizeof(word), "%s%d", is_big ? "big" : "small", i);
+    make_key(&k[i], word);
+    make_entry(&e, word, is_big ? big : 3000, 0, t0 + at * SEC);
+    put_ok(su, &k[i], &e, 3600 * SEC);
+    bytes += unit_entry_size(&e);
+    unit_entry_release(&e);
+  }
+  assert_int_equal(blob_files(su), 4);
+  assert_true(wal_frames(su) > 16);
+  /* Room for all but the 100 oldest small ones and the 2 big among them. */
+  unit_ok(cdo_store_evict(su->store, bytes - 100 * 3000 - 2 * big, &removed,
+                          &freed));
+  assert_int_equal(removed, 102);
+  assert_int_equal(freed, 100 * 3000 + 2 * big);
+  assert_int_equal(blob_files(su), 2);
+  assert_int_equal(sql_int(db_path(su), "SELECT count(*) FROM pending"), 0);
+  su->cfg.ttl_ms = 3600 * SEC;
+  for (i = 0; i < 204; i++) {
+    int gone = i < 100 || i == 200 || i == 201;
+
+    assert_int_equal(lookup(su, &k[i]), gone ? CDO__MISS : CDO__FRESH);
+  }
+  if (wal_frames(su) > 8) /* a few, from the last deletes */
+    fail_msg("eviction left %lld frames in the WAL", wal_frames(su));
+}
+
 /* A database of the first layout is emptied and upgraded, not an error. */
 static void sqlite_upgrades_version_1(void **state)
 {
@@ -667,6 +713,7 @@ static const struct unit_own sqlite_own[] = {
     C(sqlite_gc_removes_abandoned_rows),
     C(sqlite_wal_stays_short),
     C(sqlite_waits_for_locks_by_fine_steps),
+    C(sqlite_eviction_takes_big_files_and_cuts_the_wal),
     C(sqlite_upgrades_version_1),
     C(sqlite_upgrades_version_2),
     C(sqlite_upgrades_version_3),
