@@ -53,6 +53,24 @@ upkeep_wait() {
 		while IFS= read -r f; do flock -x "$f" true 2>/dev/null || true; done
 }
 
+# stats_inodes: the inode and path of every cache's P-stats file, which
+# an upkeep replaces (rename) when it folds the usage records.
+stats_inodes() {
+	find "$T" "$RUN" -type f -name '*-stats' -printf '%i %p\n' 2>/dev/null | sort
+}
+
+# upkeep_settle BEFORE: waits (60 s at most) until an upkeep replaced one
+# of the P-stats files listed in BEFORE (stats_inodes), then until no
+# upkeep or tidy child holds a cache (upkeep_wait).
+upkeep_settle() {
+	local i
+	for ((i = 0; i < 600; i++)); do
+		[ "$(stats_inodes)" != "$1" ] && break
+		sleep 0.1
+	done
+	upkeep_wait
+}
+
 # misses_series URL N: N consecutive misses (--refresh) timed by pairtime
 # (spawn to wait, no shell work inside a sample); sets W_WORST W_MEDIAN
 # (ms) and W_AT, the 1-based position of the worst.
@@ -65,17 +83,23 @@ misses_series() {
 }
 
 # misses_worst URL N: N consecutive misses with every upkeep deadline
-# passed first (the first miss starts the upkeep child, the others run
-# beside it); before them, as a control, the same N misses with no upkeep
-# due (after any earlier child is done). Sets W_WORST W_MEDIAN W_AT and
-# C_WORST C_MEDIAN C_AT (ms).
+# passed first (the first miss starts the upkeep child); before them, as a
+# control, the same N misses with no upkeep due (after any earlier child is
+# done); after them, waits for that upkeep to be done. Sets W_WORST
+# W_MEDIAN W_AT and C_WORST C_MEDIAN C_AT (ms).
 misses_worst() {
+	local before
 	upkeep_wait
 	misses_series "$1" "$2"
 	C_WORST=$W_WORST C_MEDIAN=$W_MEDIAN C_AT=$W_AT
 	upkeep_wait
 	upkeep_due
+	before=$(stats_inodes)
 	misses_series "$1" "$2"
+	case $1 in
+	redis*) ;; # counters on the server: no upkeep
+	*) upkeep_settle "$before" ;;
+	esac
 }
 
 # list_measure URL: --list's first entry line and whole output, in s, and
