@@ -82,27 +82,32 @@ struct evict_round {
   int err;
 };
 
+/* A hex digit's value, else -1: by table, as the digits of random keys
+ * would mispredict a branch on '0'-'9' against 'a'-'f' about every third
+ * time (a million keys per measuring pass). */
 static int hex_nibble(char c)
 {
-  if (c >= '0' && c <= '9')
-    return c - '0';
-  if (c >= 'a' && c <= 'f')
-    return c - 'a' + 10;
-  return -1;
+  static const signed char plus1[256] = {
+      ['0'] = 1,  ['1'] = 2,  ['2'] = 3,  ['3'] = 4,  ['4'] = 5,  ['5'] = 6,
+      ['6'] = 7,  ['7'] = 8,  ['8'] = 9,  ['9'] = 10, ['a'] = 11, ['b'] = 12,
+      ['c'] = 13, ['d'] = 14, ['e'] = 15, ['f'] = 16};
+
+  return plus1[(unsigned char)c] - 1;
 }
 
 /* The key of a listed entry; -1 when it is not one this front end wrote. */
 static int parse_key(const char *hex, struct cdo__key *k)
 {
-  int i;
+  int i, bad = 0;
 
   for (i = 0; i < 32; i++) {
     int hi = hex_nibble(hex[2 * i]), lo = hex_nibble(hex[2 * i + 1]);
 
-    if (hi < 0 || lo < 0)
-      return -1;
-    k->hash[i] = (unsigned char)(hi << 4 | lo);
+    bad |= hi | lo; /* negative once one is not a digit */
+    k->hash[i] = (unsigned char)((unsigned)hi << 4 | (unsigned)lo);
   }
+  if (bad < 0)
+    return -1;
   memcpy(k->hex, hex, 64);
   k->hex[64] = 0;
   return 0;
