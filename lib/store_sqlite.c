@@ -1537,9 +1537,10 @@ static int do_gc(struct cdo_store *s, int64_t now_ms, uint64_t *removed)
  * transactions as spanning about EVICT_TX_PAGES pages each allows. Few
  * and large, as the index pages a transaction rewrites are spread over the
  * whole index (at 1M entries, 16 transactions took twice as long as 4);
- * bounded, as a transaction's pages stay in memory until it commits (at
- * 1M entries: 5 transactions, about 250 MiB, a few seconds of write lock
- * each).
+ * bounded, as a transaction holds the write lock (at 1M entries: 5
+ * transactions of about a second each) and its WAL is that long (a
+ * transaction's pages beyond the page cache go to the WAL before it
+ * commits: its memory is the cache's).
  */
 static int evict_width(struct sqlite_store *q)
 {
