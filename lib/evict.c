@@ -3,8 +3,7 @@
  * Upkeep: --gc, and eviction of least-recently-used entries down to
  * --max-size, ordered by the access times that usage.c folds. The hourly
  * upkeep runs both in a detached child that a stored miss starts, never
- * inside a user's run and never on a hit; it waits for the cache to be
- * quiet before it walks it.
+ * inside a user's run and never on a hit.
  */
 #include "store_int.h"
 
@@ -15,8 +14,6 @@
 #include <unistd.h>
 
 #define MAINTAIN_EVERY_MS 3600000
-#define QUIET_MS          200   /* no run for this long: the cache is quiet */
-#define QUIET_WAIT_MS     60000 /* the upkeep waits at most this for it */
 
 int cdo_store_gc(struct cdo_store *s, uint64_t *removed)
 {
@@ -380,34 +377,6 @@ static int upkeep_claim(struct cdo_store *s)
 }
 
 /*
- * In the detached upkeep, before its walks: waits until the cache is
- * quiet, QUIET_WAIT_MS at most: no run at work (holding a single-flight
- * lock: a miss between its lock and its put) and none that used the cache
- * in the last QUIET_MS (each hit and miss appends a record to P-usage,
- * whose mtime so says when the last one did). So a burst of runs, such as
- * the misses that follow the one that started the upkeep, is not slowed
- * by a walk of the whole cache beside it; a busy cache still gets its
- * upkeep, at most that much later.
- */
-static void wait_quiet(struct cdo_store *s)
-{
-  char path[PATH_MAX];
-  int64_t start = cdo__mono_ms(), last;
-  struct stat st;
-
-  if (cdo__store_local_file(s, "-usage", path, sizeof(path), 0) < 0)
-    return;
-  while (cdo__mono_ms() - start < QUIET_WAIT_MS) {
-    last = stat(path, &st) < 0 ? 0
-                               : (int64_t)st.st_mtim.tv_sec * 1000 +
-                                     st.st_mtim.tv_nsec / 1000000;
-    if (cdo__now_ms() - last >= QUIET_MS && !cdo__store_runs_at_work(s))
-      return;
-    usleep(QUIET_MS * 1000 / 4);
-  }
-}
-
-/*
  * The upkeep itself, in the detached child: waits for the usage lock
  * (hourly) or leaves at once when another process holds it (fold only),
  * folds the usage records, and hourly removes the expired, evicts down to
@@ -419,7 +388,6 @@ static void upkeep(struct cdo_store *s, int hourly, struct cdo__usage_log *u)
   const struct cdo_config *c = s->cfg;
   uint64_t removed = 0, freed = 0;
 
-  wait_quiet(s);
   alarm(600); /* a lock never released ends the wait, and this process */
   if (cdo__usage_open(s, u, hourly ? LOCK_EX : LOCK_EX | LOCK_NB) < 0)
     return;

@@ -194,27 +194,6 @@ long cdo__store_lock_holder(struct cdo_store *s, const struct cdo__key *k)
   return pid > 0 ? pid : 0;
 }
 
-int cdo__store_runs_at_work(struct cdo_store *s)
-{
-  struct flock fl;
-  int fd, r;
-
-  s = cdo__store_lock_tier(s);
-  if (s->ops->locks != NULL)
-    return 0;
-  fd = open_lock_file(s, O_RDONLY);
-  if (fd < 0) {
-    s->errmsg[0] = 0;
-    return 0;
-  }
-  memset(&fl, 0, sizeof(fl)); /* the whole file; l_pid 0 for OFD locks */
-  fl.l_type = F_WRLCK;
-  fl.l_whence = SEEK_SET;
-  r = fcntl(fd, F_OFD_GETLK, &fl) == 0 && fl.l_type != F_UNLCK;
-  close(fd);
-  return r;
-}
-
 int cdo__store_lock_renew(struct cdo_store *s, const struct cdo__key *k,
                           void *lk)
 {

@@ -394,12 +394,6 @@ int cdo__store_lock(struct cdo_store *s, const struct cdo__key *k,
                     int64_t wait_ms, void **lk);
 void cdo__store_unlock(struct cdo_store *s, const struct cdo__key *k, void *lk);
 long cdo__store_lock_holder(struct cdo_store *s, const struct cdo__key *k);
-/*
- * 1 while some run holds a single-flight lock in s's lock file (a miss
- * between its lock and its put, on this cache or another of the user's),
- * else 0; 0 also for a backend's own locks, which it cannot ask cheaply.
- */
-int cdo__store_runs_at_work(struct cdo_store *s);
 /* Removes per-key lock files of older versions unused for an hour. */
 void cdo__store_locks_gc(struct cdo_store *s, int64_t now_ms);
 /* Extends a lease lock (locks->renew); 0 for locks that need no renewal. */
