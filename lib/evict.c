@@ -3,7 +3,8 @@
  * Upkeep: --gc, and eviction of least-recently-used entries down to
  * --max-size, ordered by the access times that usage.c folds. The hourly
  * upkeep runs both in a detached child that a stored miss starts, never
- * inside a user's run and never on a hit.
+ * inside a user's run and never on a hit; it waits for the cache to be
+ * quiet before it walks it.
  */
 #include "store_int.h"
 
@@ -14,6 +15,8 @@
 #include <unistd.h>
 
 #define MAINTAIN_EVERY_MS 3600000
+#define QUIET_MS          200   /* no run for this long: the cache is quiet */
+#define QUIET_WAIT_MS     60000 /* the upkeep waits at most this for it */
 
 int cdo_store_gc(struct cdo_store *s, uint64_t *removed)
 {
@@ -377,6 +380,33 @@ static int upkeep_claim(struct cdo_store *s)
 }
 
 /*
+ * In the detached upkeep, before its walks: waits until the cache is
+ * quiet, QUIET_WAIT_MS at most: no run at work (holding a single-flight
+ * lock: a miss between its lock and its put) and none that used the cache
+ * in the last QUIET_MS (each hit and miss appends a record to P-usage,
+ * whose mtime so says when the last one did). So a burst of runs, such as
+ * the misses that follow the one that started the upkeep, is not slowed
+ * by a walk of the whole cache beside it; a busy cache still gets its
+ * upkeep, at most that much later.
+ */
+static void wait_quiet(const char *usage, const char *lock)
+{
+  int64_t start = cdo__mono_ms(), last;
+  struct stat st;
+
+  while (cdo__mono_ms() - start < QUIET_WAIT_MS) {
+    last =
+        usage[0] == 0 || stat(usage, &st) < 0
+            ? 0
+            : (int64_t)st.st_mtim.tv_sec * 1000 + st.st_mtim.tv_nsec / 1000000;
+    if (cdo__now_ms() - last >= QUIET_MS &&
+        (lock[0] == 0 || !cdo__runs_at_work(lock)))
+      return;
+    usleep(QUIET_MS * 1000 / 4);
+  }
+}
+
+/*
  * The upkeep itself, in the detached child: waits for the usage lock
  * (hourly) or leaves at once when another process holds it (fold only),
  * folds the usage records, and hourly removes the expired, evicts down to
@@ -451,9 +481,9 @@ void cdo__store_maintain(struct cdo_store *s)
   const struct cdo_config *cfg = s->cfg;
   struct cdo_store *own = NULL;
   struct cdo__usage_log u = {.fd = -1};
-  int hourly = 0, fold_only = 0, upkeep_due = 0, fds[TIDY_TIERS], i;
+  int hourly = 0, fold_only = 0, upkeep_due = 0, fds[TIDY_TIERS], i, idle = 0;
   unsigned tiers;
-  char err[300];
+  char err[300], usage[PATH_MAX], lock[PATH_MAX];
 
   tidy_claim(s, &tiers, fds);
   if (s->ops->counters == NULL) {
@@ -477,19 +507,31 @@ void cdo__store_maintain(struct cdo_store *s)
         s->tidy = 0;
     return;
   }
+  /* What the wait for a quiet cache looks at, found before the inherited
+   * store goes; the wait holds no connection to the cache open. */
+  if (upkeep_due) {
+    idle = s->ops->idle_upkeep;
+    if (cdo__store_local_file(s, "-usage", usage, sizeof(usage), 0) < 0)
+      usage[0] = 0;
+    if (cdo__store_lock_path(s, lock, sizeof(lock)) < 0)
+      lock[0] = 0;
+  }
   cdo_store_close(s);
-  if (cdo_store_open(&own, cfg, err, sizeof(err)) == 0) {
+  if (tiers != 0 && cdo_store_open(&own, cfg, err, sizeof(err)) == 0)
     for (i = 0; i < TIDY_TIERS; i++) {
       struct cdo_store *t = tiers & 1u << i ? cdo_store_tier(own, i) : NULL;
 
       if (t != NULL && t->ops->tidy != NULL)
         t->ops->tidy(t);
     }
-    tidy_release(tiers, fds);
-    if (upkeep_due) {
-      cdo__background(own->ops->idle_upkeep);
+  tidy_release(tiers, fds);
+  if (upkeep_due) {
+    cdo_store_close(own);
+    own = NULL;
+    cdo__background(idle);
+    wait_quiet(usage, lock);
+    if (cdo_store_open(&own, cfg, err, sizeof(err)) == 0)
       upkeep(own, hourly, &u);
-    }
   }
   /* The usage lock goes last: once it is free, this process holds no file
    * in the cache, so a waiter may remove or unmount it. (No chdir("/"):

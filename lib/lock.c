@@ -194,6 +194,34 @@ long cdo__store_lock_holder(struct cdo_store *s, const struct cdo__key *k)
   return pid > 0 ? pid : 0;
 }
 
+int cdo__store_lock_path(struct cdo_store *s, char *buf, size_t len)
+{
+  char dir[4096];
+
+  s = cdo__store_lock_tier(s);
+  if (s->ops->locks != NULL || lock_dir(s, dir, sizeof(dir)) < 0) {
+    s->errmsg[0] = 0;
+    return -1;
+  }
+  cdo__fmt(buf, len, "%s/%s", dir, LOCK_FILE);
+  return 0;
+}
+
+int cdo__runs_at_work(const char *lock_path)
+{
+  struct flock fl;
+  int fd = open(lock_path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC), r;
+
+  if (fd < 0)
+    return 0;
+  memset(&fl, 0, sizeof(fl)); /* the whole file; l_pid 0 for OFD locks */
+  fl.l_type = F_WRLCK;
+  fl.l_whence = SEEK_SET;
+  r = fcntl(fd, F_OFD_GETLK, &fl) == 0 && fl.l_type != F_UNLCK;
+  close(fd);
+  return r;
+}
+
 int cdo__store_lock_renew(struct cdo_store *s, const struct cdo__key *k,
                           void *lk)
 {

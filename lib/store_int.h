@@ -394,6 +394,14 @@ int cdo__store_lock(struct cdo_store *s, const struct cdo__key *k,
                     int64_t wait_ms, void **lk);
 void cdo__store_unlock(struct cdo_store *s, const struct cdo__key *k, void *lk);
 long cdo__store_lock_holder(struct cdo_store *s, const struct cdo__key *k);
+/*
+ * The path of s's lock file into buf: 0, or -1 for a backend with locks of
+ * its own. cdo__runs_at_work: 1 while some run holds a single-flight lock
+ * in the lock file at lock_path (a miss between its lock and its put, on
+ * this cache or another of the user's), else 0.
+ */
+int cdo__store_lock_path(struct cdo_store *s, char *buf, size_t len);
+int cdo__runs_at_work(const char *lock_path);
 /* Removes per-key lock files of older versions unused for an hour. */
 void cdo__store_locks_gc(struct cdo_store *s, int64_t now_ms);
 /* Extends a lease lock (locks->renew); 0 for locks that need no renewal. */

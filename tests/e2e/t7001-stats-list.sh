@@ -351,6 +351,27 @@ test_expect_success LOCAL_USAGE 'the upkeep runs at idle priority unless it take
 	esac
 '
 
+# A miss of a command that waits for the file go is at work (it holds its
+# single-flight lock) until the test lets it end: the upkeep another miss
+# started meanwhile waits for it, and only then removes the expired entry.
+test_expect_success LOCAL_USAGE 'the upkeep waits while a run is at work' '
+	cachedo --ttl 1ms counted expired2 >/dev/null &&
+	rm -f go &&
+	{ cachedo counted slow sh -c "i=0; while ! test -e go && test \$i -lt 400; do
+		sleep 0.05; i=\$((i + 1)); done" >/dev/null & } &&
+	slow=$! &&
+	wait_for "$TMP/count.slow" &&
+	touch -d "2 hours ago" "$(upkeep_stamp)" &&
+	cachedo counted trigger5 >/dev/null &&
+	sleep 1 &&
+	cachedo --list >list &&
+	{ grep -q "counted expired2" list || touch go; } &&
+	expect_grep "counted expired2" list &&
+	touch go &&
+	wait $slow &&
+	wait_until not_listed expired2
+'
+
 test_expect_success LOCAL_USAGE 'the upkeep evicts down to max-size' '
 	touch -d "2 hours ago" "$(upkeep_stamp)" &&
 	CACHEDO_MAX_SIZE=1 cachedo counted evictor >/dev/null &&
