@@ -1062,7 +1062,9 @@ int cdo__store_put(struct cdo_store *s, const struct cdo__key *k,
 
 void cdo__store_prime(struct cdo_store *s)
 {
-  for (; s != NULL; s = cdo__store_next(s))
+  /* Tiers already open only: opening a far one (a connect that may time
+   * out) would hold up the command's output, which waits while this runs. */
+  for (; s != NULL; s = s->next)
     if (!s->down && !s->read_only && s->ops->prime != NULL)
       s->ops->prime(s);
 }

@@ -374,7 +374,8 @@ int cdo__store_put(struct cdo_store *s, const struct cdo__key *k,
                    const struct cdo__src *src,
                    const struct cdo__put_info *info);
 int cdo__store_del(struct cdo_store *s, const struct cdo__key *k);
-/* Readies the tiers a put will write for it (ops->prime), while it runs. */
+/* Readies the open tiers a put will write for it (ops->prime), while it
+ * runs. */
 void cdo__store_prime(struct cdo_store *s);
 /* ops->batch, when the backend has it; else 0. */
 int cdo__store_batch(struct cdo_store *s, int on);
