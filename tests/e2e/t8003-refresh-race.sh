@@ -20,6 +20,8 @@ echo "\$1 run \$n"
 EOF
 chmod 755 "$TMP/bin/held"
 
+# The holder's command's pid is read before the holder is killed: once it
+# is, the waiter takes the lock and its own `held` may write held.r first.
 test_expect_success 'a --refresh whose holder was killed runs, not replays the old entry' '
 	cachedo --ttl 1h held r >out &&
 	expect_eq "r run 1" "$(cat out)" &&
@@ -30,8 +32,9 @@ test_expect_success 'a --refresh whose holder was killed runs, not replays the o
 	{ cachedo -v --ttl 1h --refresh held r >out 2>err & } &&
 	waiter=$! &&
 	lock_waiter &&
+	held_pid=$(cat "$TMP/held.r") &&
 	kill -KILL $holder &&
-	kill "$(cat "$TMP/held.r")" &&
+	kill "$held_pid" &&
 	rm "$TMP/hold.r" &&
 	wait $waiter &&
 	expect_eq "r run 3" "$(cat out)" &&
