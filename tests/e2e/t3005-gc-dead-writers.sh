@@ -28,7 +28,10 @@ dir | mem)
 	live () { flock -x "$temp" "$@"; }
 	;;
 sqlite)
-	cachedo true # creates the database
+	# creates the database; the upkeep that first miss starts holds
+	# PATH-writers for a moment, after a quiet wait: --gc below must not
+	# meet it there (it would take the leftover for a live writer's)
+	cachedo true && upkeep_settled "$STORE_PATH"
 	leftover () {
 		python3 -c 'import sqlite3, sys, time
 db = sqlite3.connect(sys.argv[1])
