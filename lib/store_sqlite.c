@@ -588,7 +588,6 @@ static int tune_for_writing(struct sqlite_store *q)
  */
 static int checkpoint(struct sqlite_store *q)
 {
-  sqlite3_stmt *st = NULL;
   int log = -1, copied = -1, version = -1, done = 0;
 
   if (sqlite3_wal_checkpoint_v2(q->db, NULL, SQLITE_CHECKPOINT_PASSIVE, &log,
@@ -601,12 +600,8 @@ static int checkpoint(struct sqlite_store *q)
                            : "PRAGMA journal_size_limit = 0",
                NULL, NULL, NULL);
   set_busy(q, q->db, CHECKPOINT_BUSY_MS);
-  if (sqlite3_exec(q->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) == SQLITE_OK &&
-      sqlite3_prepare_v2(q->db, "PRAGMA user_version", -1, &st, NULL) ==
-          SQLITE_OK &&
-      sqlite3_step(st) == SQLITE_ROW)
-    version = sqlite3_column_int(st, 0);
-  sqlite3_finalize(st);
+  if (sqlite3_exec(q->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) == SQLITE_OK)
+    version = schema_version(q);
   if (version == SCHEMA_VERSION &&
       sqlite3_exec(q->db, SET_VERSION, NULL, NULL, NULL) == SQLITE_OK)
     done = sqlite3_exec(q->db, "COMMIT", NULL, NULL, NULL) == SQLITE_OK;

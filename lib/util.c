@@ -69,20 +69,22 @@ void cdo__buf_release(struct cdo__buf *b)
   b->len = b->cap = 0;
 }
 
-static int64_t clock_ms(clockid_t id)
+static int64_t clock_us(clockid_t id)
 {
   struct timespec ts;
 
   clock_gettime(id, &ts);
-  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+  return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+static int64_t clock_ms(clockid_t id)
+{
+  return clock_us(id) / 1000;
 }
 
 int64_t cdo__mono_us(void)
 {
-  struct timespec ts;
-
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+  return clock_us(CLOCK_MONOTONIC);
 }
 
 int64_t cdo__backoff_us(int64_t waited_us, int64_t limit_us)
