@@ -1275,6 +1275,38 @@ static void run_and_exit(struct cdo_job *job, struct cdo_store *s,
   exit_like(&res);
 }
 
+/*
+ * The modes that act on the command's job: --key and --explain, --warm,
+ * --forget, and a run, which exits as its command did. The exit status of
+ * the others; *s is the store they opened, if any, for the caller to close.
+ */
+static int job_mode(struct cli *cli, struct cdo_config *cfg,
+                    struct cdo_job *job, struct cdo_store **s)
+{
+  char err[800];
+
+  if (cli->mode == M_KEY || cli->mode == M_EXPLAIN)
+    return run_key_mode(cli, cfg, job, s);
+  if (cli->mode == M_WARM)
+    return warm(job, cfg);
+  if ((!cfg->no_cache || cli->mode == M_FORGET) &&
+      cdo_store_open(s, cfg, err, sizeof(err)) < 0) {
+    if (cli->mode == M_FORGET) {
+      say("%s", err);
+      return 1;
+    }
+    if (!quiet)
+      say("warning: %s; running uncached", err);
+    *s = NULL;
+  }
+  if (*s != NULL)
+    cdo_store_set_msg(*s, on_msg, NULL);
+  if (cli->mode == M_FORGET)
+    return run_forget(job, *s);
+  run_and_exit(job, *s, *s == NULL && !cfg->no_cache ? err : NULL, cfg, cli);
+  return 125; /* not reached: run_and_exit exits */
+}
+
 int main(int argc, char **argv)
 {
   struct cli cli = {0};
@@ -1323,33 +1355,7 @@ int main(int argc, char **argv)
     say("%s", err);
     goto out;
   }
-  if (cli.mode == M_KEY || cli.mode == M_EXPLAIN) {
-    r = run_key_mode(&cli, &cfg, job, &s);
-    goto out;
-  }
-  if (cli.mode == M_WARM) {
-    r = warm(job, &cfg);
-    goto out;
-  }
-  if ((!cfg.no_cache || cli.mode == M_FORGET) &&
-      cdo_store_open(&s, &cfg, err, sizeof(err)) < 0) {
-    if (cli.mode == M_FORGET) {
-      say("%s", err);
-      r = 1;
-      goto out;
-    }
-    if (!quiet)
-      say("warning: %s; running uncached", err);
-    s = NULL;
-  }
-  if (s != NULL)
-    cdo_store_set_msg(s, on_msg, NULL);
-  if (cli.mode == M_FORGET) {
-    r = run_forget(job, s);
-    goto out;
-  }
-  run_and_exit(job, s, s == NULL && !cfg.no_cache ? err : NULL, &cfg, &cli);
-  return 125;
+  r = job_mode(&cli, &cfg, job, &s);
 out:
   cdo_store_close(s);
   cdo_job_free(job);

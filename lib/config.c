@@ -347,6 +347,32 @@ static int check_urls(const char *list, char *err, size_t errlen)
   return 0;
 }
 
+/*
+ * Sets the string *dst of a T_STRING, T_URL or T_KEYFILE setting to val (not
+ * empty). A cache URL list is checked first, and --cache given again on one
+ * layer adds a farther tier. 0, or a negative code with err saying why.
+ */
+static int set_string(struct cdo_config *c, const struct setting *st,
+                      char **dst, const char *val, char *err, size_t errlen)
+{
+  char *s;
+  int r;
+
+  if (st->type == T_URL && (r = check_urls(val, err, errlen)) < 0)
+    return r;
+  if (st->type == T_URL && *dst != NULL && c->cache_layer == c->layer)
+    s = cdo__strjoin(*dst, " ", val);
+  else
+    s = strdup(val);
+  if (s == NULL)
+    return CDO__ERR(ENOMEM);
+  free(*dst);
+  *dst = s;
+  if (st->type == T_URL)
+    c->cache_layer = c->layer;
+  return 0;
+}
+
 /* Applies one setting; split: list values are whitespace-separated words. */
 static int apply(struct cdo_config *c, const struct setting *st,
                  const char *val, int split, char *err, size_t errlen)
@@ -378,31 +404,15 @@ static int apply(struct cdo_config *c, const struct setting *st,
       return r;
     /* fall through */
   case T_URL:
-  case T_STRING: {
-    char *s, **dst = (char **)(void *)field;
-
+  case T_STRING:
     if (*val == 0) {
       r = CDO_EBADVALUE;
       break;
     }
-    if (st->type == T_URL) {
-      r = check_urls(val, err, errlen);
-      if (r < 0)
-        return r;
-    }
-    /* --cache given again on one layer adds a farther tier */
-    if (st->type == T_URL && *dst != NULL && c->cache_layer == c->layer)
-      s = cdo__strjoin(*dst, " ", val);
-    else
-      s = strdup(val);
-    if (s == NULL)
-      return CDO__ERR(ENOMEM);
-    free(*dst);
-    *dst = s;
-    if (st->type == T_URL)
-      c->cache_layer = c->layer;
+    r = set_string(c, st, (char **)(void *)field, val, err, errlen);
+    if (r < 0)
+      return r; /* err says why, or out of memory */
     break;
-  }
   case T_LIST:
   case T_PATTERNS:
     if (val[strspn(val, split || st->type == T_PATTERNS ? " \t\n" : "")] == 0)

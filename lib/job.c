@@ -425,11 +425,47 @@ static void run_read_only(struct cdo_job *j, const char *why,
   }
 }
 
-int cdo_job_run(struct cdo_job *j, struct cdo_store *s, struct cdo_result *res)
+/*
+ * The lookup a run starts with: replays a fresh or stale entry (1: res is
+ * filled; on CDO_STALE the caller starts cdo_job_refresh()), or misses (0),
+ * *why then saying why when it knows, *corrupt whether the entry was
+ * damaged. A cache that cannot be read is let go (*sp = NULL) with one
+ * warning, and the command runs uncached.
+ */
+static int look_up(struct cdo_job *j, struct cdo_store **sp, const char **why,
+                   int *corrupt, struct cdo_result *res)
 {
+  struct cdo_store *s = *sp;
   struct cdo__blob *b = NULL;
   struct cdo__meta m;
   uint64_t joff;
+  int r = cdo__store_lookup(s, &j->key, &b, &m, &joff);
+
+  if (j->msg != NULL)
+    cdo__store_warn_down(s, j->msg, j->ud); /* tiers that failed */
+  if (r == CDO__FRESH || r == CDO__STALE) {
+    replay(j, s, b, &m, joff, r == CDO__FRESH ? CDO_HIT : CDO_STALE, res);
+    return 1;
+  }
+  if (r < 0) {
+    const char *failed =
+        cdo_store_errmsg(s)[0] ? cdo_store_errmsg(s) : cdo_strerror(r);
+
+    cdo__job_msg(j, 0, "warning: cannot read cache '%s': %s; running uncached",
+                 cdo_store_url(s), failed);
+    cdo__fmt(res->reason, sizeof(res->reason), "cannot read the cache: %s",
+             failed);
+    cdo__store_record(s, &j->key, CDO_UNCACHED, 0, r);
+    *sp = NULL;
+  } else {
+    *why = s->miss_why;
+    *corrupt = s->found_corrupt;
+  }
+  return 0;
+}
+
+int cdo_job_run(struct cdo_job *j, struct cdo_store *s, struct cdo_result *res)
+{
   void *lk = NULL;
   const char *why = NULL; /* why the lookup missed, when it knows */
   int r, corrupt = 0;
@@ -451,30 +487,8 @@ int cdo_job_run(struct cdo_job *j, struct cdo_store *s, struct cdo_result *res)
   if (s != NULL && j->stdin_unkeyed != NULL)
     cdo__job_msg(j, 1, "stdin: not in the key (%s); use --stdin",
                  j->stdin_unkeyed);
-  if (s != NULL && !j->cfg->refresh) {
-    r = cdo__store_lookup(s, &j->key, &b, &m, &joff);
-    if (j->msg != NULL)
-      cdo__store_warn_down(s, j->msg, j->ud); /* tiers that failed */
-    if (r == CDO__FRESH || r == CDO__STALE) {
-      replay(j, s, b, &m, joff, r == CDO__FRESH ? CDO_HIT : CDO_STALE, res);
-      return 0; /* on CDO_STALE the caller starts cdo_job_refresh() */
-    }
-    if (r < 0) {
-      const char *failed =
-          cdo_store_errmsg(s)[0] ? cdo_store_errmsg(s) : cdo_strerror(r);
-
-      cdo__job_msg(j, 0,
-                   "warning: cannot read cache '%s': %s; running uncached",
-                   cdo_store_url(s), failed);
-      cdo__fmt(res->reason, sizeof(res->reason), "cannot read the cache: %s",
-               failed);
-      cdo__store_record(s, &j->key, CDO_UNCACHED, 0, r);
-      s = NULL;
-    } else {
-      why = s->miss_why;
-      corrupt = s->found_corrupt;
-    }
-  }
+  if (s != NULL && !j->cfg->refresh && look_up(j, &s, &why, &corrupt, res))
+    return 0; /* a hit, or a stale answer */
   if (s != NULL && cdo__store_read_only(s)) {
     run_read_only(j, why, res);
     return 0;

@@ -702,6 +702,48 @@ static void sqlite_usage_counts_waits(void **state)
   assert_int_equal(st.saved_ms, 300);
 }
 
+/*
+ * Priming, the work a miss asks of the store while its command runs,
+ * touches only the tiers already open: the farther tier of "sqlite:NEAR
+ * sqlite:FAR", not opened yet, stays unopened (FAR is not even created),
+ * since opening a far tier (a connect that may time out) would hold up the
+ * command's output. The put after it stores in both, and the entry hits.
+ */
+static void sqlite_prime_opens_no_far_tier(void **state)
+{
+  struct suite *su = begin(state);
+  struct cdo_store *mine = su->store, *s = NULL;
+  struct cdo_config cfg;
+  struct unit_entry e;
+  struct cdo__key k;
+  struct stat st;
+  char far[4200], list[8500], err[600];
+
+  cdo__fmt(far, sizeof(far), "%s/far-tier.db", su->dir);
+  unlink(far);
+  cdo__fmt(list, sizeof(list), "%s sqlite:%s", su->url, far);
+  cdo_config_init(&cfg);
+  if (cdo_config_set(&cfg, "cache", list, err, sizeof(err)) < 0 ||
+      cdo_store_open(&s, &cfg, err, sizeof(err)) < 0)
+    fail_msg("%s: %s", list, err);
+  cdo__store_prime(s);
+  assert_null(s->next);
+  assert_int_equal(stat(far, &st), -1);
+  make_key(&k, "primed");
+  make_entry(&e, "primed", 300, 0, cdo__now_ms());
+  su->store = s;
+  put_ok(su, &k, &e, 3600 * SEC);
+  assert_fresh(su, &k, &e);
+  su->store = mine;
+  assert_non_null(s->next); /* the put went to both tiers */
+  assert_int_equal(stat(far, &st), 0);
+  assert_fresh(su, &k, &e); /* the near tier alone has it too */
+  unit_entry_release(&e);
+  cdo_store_close(s);
+  cdo_config_release(&cfg);
+  unlink(far);
+}
+
 static const struct unit_own sqlite_own[] = {
 #define C(f)                                                                   \
   {                                                                            \
@@ -718,5 +760,6 @@ static const struct unit_own sqlite_own[] = {
     C(sqlite_upgrades_version_2),
     C(sqlite_upgrades_version_3),
     C(sqlite_usage_counts_waits),
+    C(sqlite_prime_opens_no_far_tier),
 #undef C
 };
