@@ -36,7 +36,8 @@
  * one use of it, maps the -shm read-only and, alone with the database,
  * reads the WAL into its own memory rather than rebuilding the shared
  * wal-index. Any other use, a write above all, reopens PATH as a writer;
- * a miss does that while its command runs (sqlite_prime).
+ * a miss does that while its command runs (sqlite_prime), and a --refresh
+ * run, which looks nothing up, opens it only then (open_later).
  *
  * PATH's WAL is not checkpointed when a connection closes, nor by the
  * writer of a miss, which would cost fsyncs on the user's run: once it
@@ -347,6 +348,30 @@ static int open_db(struct sqlite_store *q, int mode)
 }
 
 /*
+ * For a store whose first use is a write (--refresh): PATH opens at that
+ * use (use_db), which a miss makes while its command runs, where opening
+ * costs the run least. Only a regular file this process may write (or
+ * creates: SQLite would, 0600) waits so; anything else (a folder, a
+ * symlink, a file it may only read) is opened now, as for any store, so
+ * that SQLite says at once what is wrong with it and a cache of tiers
+ * passes over it.
+ */
+static int open_later(struct sqlite_store *q)
+{
+  mode_t old = umask(077); /* as open_file */
+  int fd = open(
+      q->path,
+      O_RDWR | O_CREAT | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC, 0644);
+  struct stat st;
+  int regular = fd >= 0 && fstat(fd, &st) == 0 && S_ISREG(st.st_mode);
+
+  umask(old);
+  if (fd >= 0)
+    close(fd);
+  return regular ? 0 : open_db(q, DB_WRITER);
+}
+
+/*
  * PATH opens as a reader, for the lookup that most runs are: its -shm is
  * mapped read-only, so that a process alone with the database reads the
  * WAL into its own memory instead of truncating the -shm, growing it page
@@ -407,8 +432,9 @@ static int sqlite_open(struct cdo_store *s, const char *rest)
   sqlite3_config(SQLITE_CONFIG_SINGLETHREAD);
   sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
   sqlite3_config(SQLITE_CONFIG_PAGECACHE, NULL, 0, 0);
-  /* --refresh looks nothing up: its first use of PATH is a write. */
-  return open_db(q, s->cfg->refresh ? DB_WRITER : DB_READER);
+  /* --refresh looks nothing up: PATH opens as a writer at its first use,
+   * while the command runs (sqlite_prime); see open_later. */
+  return s->cfg->refresh ? open_later(q) : open_db(q, DB_READER);
 }
 
 static void sqlite_close(struct cdo_store *s)
@@ -2016,9 +2042,10 @@ static int sqlite_put(struct cdo_store *s, const struct cdo__key *k,
 }
 
 /*
- * While the command runs: reads the schema (a miss with --refresh has not,
- * and it is most of what opening costs) and prepares the put's statements,
- * waiting for no lock; a failure is left for the put to meet and report.
+ * While the command runs: opens PATH as a writer (a miss with --refresh
+ * has not opened it at all), reads the schema, most of what opening costs,
+ * and prepares the put's statements, waiting for no lock; a failure is left
+ * for the put to meet and report.
  */
 static void sqlite_prime(struct cdo_store *s)
 {
