@@ -350,7 +350,8 @@ static int check_urls(const char *list, char *err, size_t errlen)
 /*
  * Sets the string *dst of a T_STRING, T_URL or T_KEYFILE setting to val (not
  * empty). A cache URL list is checked first, and --cache given again on one
- * layer adds a farther tier. 0, or a negative code with err saying why.
+ * layer adds a farther tier. 0, CDO__ERR(ENOMEM), or another negative
+ * code with err saying why.
  */
 static int set_string(struct cdo_config *c, const struct setting *st,
                       char **dst, const char *val, char *err, size_t errlen)

@@ -352,7 +352,7 @@ static int open_db(struct sqlite_store *q, int mode)
  * use (use_db), which a miss makes while its command runs, where opening
  * costs the run least. Only a regular file this process may write (or
  * creates: SQLite would, 0600) waits so; anything else (a folder, a
- * symlink, a file it may only read) is opened now, as for any store, so
+ * symlink, a FIFO, a file it may only read) is opened now, as any store, so
  * that SQLite says at once what is wrong with it and a cache of tiers
  * passes over it.
  */
