@@ -38,6 +38,19 @@ test_expect_success 'a --refresh miss, which looks nothing up, opens a writer on
 	expect_no_grep "shm\", O_RDONLY" trace-r
 '
 
+test_expect_success 'a --refresh miss opens the database after starting its command' '
+	strace -o trace-o -e trace=openat,clone,clone3,vfork \
+		cachedo --refresh counted opened-late >/dev/null &&
+	expect_count opened-late 1 &&
+	grep -n -e "clone" -e "vfork" trace-o | head -n 1 | cut -d: -f1 >spawned &&
+	grep -n "cache.db\", O_RDWR" trace-o | grep -v O_NONBLOCK |
+		head -n 1 | cut -d: -f1 >opened &&
+	expect_lines 1 spawned &&
+	expect_lines 1 opened &&
+	test "$(cat opened)" -gt "$(cat spawned)" ||
+		{ sed "s/^/| /" trace-o >&7; false; }
+'
+
 test_expect_success 'a miss after the reader looked up is stored by a writer' '
 	cachedo counted r2 >/dev/null &&
 	cachedo counted r2 >/dev/null &&
