@@ -104,6 +104,9 @@ static inline uint64_t cdo__get64(const unsigned char *p)
 int64_t cdo__now_ms(void);  /* wall clock, ms since the epoch */
 int64_t cdo__mono_ms(void); /* monotonic, ms */
 int64_t cdo__mono_us(void); /* monotonic, us */
+/* st's modification time, ms since the epoch. */
+struct stat;
+int64_t cdo__mtime_ms(const struct stat *st);
 
 /*
  * The next pause, in us, of a process that has waited waited_us for a lock

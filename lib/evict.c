@@ -367,9 +367,7 @@ static int upkeep_claim(struct cdo_store *s)
   if (cdo__store_local_file(s, "-upkeep", path, sizeof(path), 0) < 0)
     return 0;
   if (stat(path, &st) == 0 &&
-      cdo__now_ms() - ((int64_t)st.st_mtim.tv_sec * 1000 +
-                       st.st_mtim.tv_nsec / 1000000) <
-          MAINTAIN_EVERY_MS)
+      cdo__now_ms() - cdo__mtime_ms(&st) < MAINTAIN_EVERY_MS)
     return 0;
   fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY, 0600);
   if (fd < 0)
@@ -395,10 +393,7 @@ static void wait_quiet(const char *usage, const char *lock)
   struct stat st;
 
   while (cdo__mono_ms() - start < QUIET_WAIT_MS) {
-    last =
-        usage[0] == 0 || stat(usage, &st) < 0
-            ? 0
-            : (int64_t)st.st_mtim.tv_sec * 1000 + st.st_mtim.tv_nsec / 1000000;
+    last = usage[0] == 0 || stat(usage, &st) < 0 ? 0 : cdo__mtime_ms(&st);
     if (cdo__now_ms() - last >= QUIET_MS &&
         (lock[0] == 0 || !cdo__runs_at_work(lock)))
       return;

@@ -957,8 +957,7 @@ static int gc_one(struct dir_store *d, int at, const char *name, enum kind kind,
     return temp_dead(at, name, g->now_ms) ? unlink_at(d, at, name) : 0;
   /* Not due by its time (see stamp_times): not even opened. */
   if (fstatat(at, name, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG(st.st_mode) &&
-      (int64_t)st.st_mtim.tv_sec * 1000 + st.st_mtim.tv_nsec / 1000000 >
-          g->now_ms)
+      cdo__mtime_ms(&st) > g->now_ms)
     return 0;
   fd = open_file(at, name, &st, &f);
   if (fd == CDO__ERR(ENOENT))
@@ -1144,8 +1143,7 @@ static int scan_one(struct dir_store *d, int at, const char *name,
   if (stamped(&st, &e.size, &e.created_ms) < 0)
     return list_one(d, at, name, kind, ud);
   memcpy(e.key, name, 65);
-  e.expires_ms =
-      (int64_t)st.st_mtim.tv_sec * 1000 + st.st_mtim.tv_nsec / NS_PER_MS;
+  e.expires_ms = cdo__mtime_ms(&st);
   return ls->fn(ls->ud, &e) != 0;
 }
 

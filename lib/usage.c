@@ -549,9 +549,7 @@ int cdo__usage_due(struct cdo_store *s, int64_t every_ms, int *fold_only)
   *fold_only = 0;
   if (cdo__store_local_file(s, "-stats", path, sizeof(path), 0) < 0)
     return 0;
-  if (stat(path, &st) < 0 || now - ((int64_t)st.st_mtim.tv_sec * 1000 +
-                                    st.st_mtim.tv_nsec / 1000000) >=
-                                 every_ms)
+  if (stat(path, &st) < 0 || now - cdo__mtime_ms(&st) >= every_ms)
     return 1;
   if (cdo__store_local_file(s, "-usage", path, sizeof(path), 0) == 0 &&
       stat(path, &st) == 0 && st.st_size >= ROTATE_BYTES) {

@@ -4,6 +4,7 @@
 
 #include <ctype.h>
 #include <strings.h>
+#include <sys/stat.h>
 #include <inttypes.h>
 #include <time.h>
 
@@ -80,6 +81,11 @@ static int64_t clock_us(clockid_t id)
 static int64_t clock_ms(clockid_t id)
 {
   return clock_us(id) / 1000;
+}
+
+int64_t cdo__mtime_ms(const struct stat *st)
+{
+  return (int64_t)st->st_mtim.tv_sec * 1000 + st->st_mtim.tv_nsec / 1000000;
 }
 
 int64_t cdo__mono_us(void)
