@@ -585,35 +585,71 @@ static void sqlite_upgrades_version_1(void **state)
   put_ok(su, &k, &e, 3600 * SEC);
   assert_fresh(su, &k, &e);
   assert_int_equal(count_entries(su), 1);
-  assert_int_equal(sql_int(db_path(su), "PRAGMA user_version"), 4);
+  assert_int_equal(sql_int(db_path(su), "PRAGMA user_version"), 5);
   unit_entry_release(&e);
 }
 
+/* Tables named name in file path. */
+static sqlite3_int64 tables_named(const char *path, const char *name)
+{
+  char sql[200];
+
+  cdo__fmt(sql, sizeof(sql),
+           "SELECT count(*) FROM sqlite_master"
+           " WHERE type = 'table' AND name = '%s'",
+           name);
+  return sql_int(path, sql);
+}
+
 /*
- * A database of version 2 (no indexes) or 3 (two others) keeps its
- * entries and gets the one index of version 4, which holds the size and
- * expiry that eviction's measuring pass and --gc read from it alone.
+ * A database of version 2 (no indexes), 3 (two) or 4 (one) kept its
+ * entries in a table in key order. Until a write, its entries are read as
+ * they are. The first write sets that table aside (a rename, which walks
+ * nothing), so its entries are misses from then on, and asks for the
+ * detached tidy, which drops it, with PATH-big (where only such entries
+ * had bytes); the next --gc removes the files of its big entries.
  */
 static void upgrade_from(void **state, int version)
 {
   struct suite *su = begin(state);
-  struct unit_entry a, b;
-  struct cdo__key ka, kb;
-  char sql[300];
+  struct unit_entry a, b, big;
+  struct cdo__key ka, kb, kbig;
+  char sql[1200], big_db[4300], file[4400];
+  uint64_t removed = 0;
+  struct stat st;
 
+  big_path(su, big_db, sizeof(big_db));
   make_key(&ka, "kept");
+  make_key(&kbig, "big");
   make_entry(&a, "a", 1000, 0, cdo__now_ms());
+  make_entry(&big, "g", (1 << 20) + 10, 0, cdo__now_ms());
   put_ok(su, &ka, &a, 3600 * SEC);
+  put_ok(su, &kbig, &big, 3600 * SEC);
+  blob_file_of(su, &kbig, file, sizeof(file));
   cdo_store_close(su->store);
   su->store = NULL;
   cdo__fmt(sql, sizeof(sql),
-           "DROP INDEX entry_created; %s"
+           "CREATE TABLE old(key BLOB PRIMARY KEY, blob INTEGER NOT NULL,"
+           " size INTEGER NOT NULL, created INTEGER NOT NULL,"
+           " expires INTEGER NOT NULL, duration INTEGER NOT NULL,"
+           " status INTEGER NOT NULL, scope TEXT, command TEXT NOT NULL,"
+           " bytes BLOB) WITHOUT ROWID;"
+           "INSERT INTO old SELECT key, blob, size, created, expires,"
+           " duration, status, scope, command, bytes FROM entry;"
+           "DROP TABLE entry; ALTER TABLE old RENAME TO entry; %s"
            "PRAGMA user_version = %d",
            version == 3 ? "CREATE INDEX entry_expires ON entry(expires, size);"
                           "CREATE INDEX entry_created ON entry(created);"
-                        : "",
+           : version == 4 ? "CREATE INDEX entry_created"
+                            " ON entry(created, key, size, expires);"
+                          : "",
            version);
   sql_exec(db_path(su), sql);
+  sql_exec(big_db, "PRAGMA journal_mode = WAL;"
+                   "CREATE TABLE IF NOT EXISTS chunk(id INTEGER PRIMARY KEY,"
+                   " bytes BLOB);"
+                   "INSERT INTO chunk VALUES(1, x'00');"
+                   "PRAGMA user_version = 3");
   {
     char err[600];
 
@@ -624,20 +660,38 @@ static void upgrade_from(void **state, int version)
   make_key(&kb, "added");
   make_entry(&b, "b", 1000, 0, cdo__now_ms());
   put_ok(su, &kb, &b, 3600 * SEC);
-  assert_fresh(su, &ka, &a);
-  assert_int_equal(count_entries(su), 2);
-  assert_int_equal(sql_int(db_path(su), "PRAGMA user_version"), 4);
-  assert_int_equal(sql_int(db_path(su),
-                           "SELECT count(*) FROM sqlite_master"
-                           " WHERE type = 'index' AND"
-                           " tbl_name = 'entry' AND sql IS NOT NULL"),
+  assert_int_equal(sql_int(db_path(su), "PRAGMA user_version"), 5);
+  assert_int_equal(tables_named(db_path(su), "entry_old"), 1);
+  assert_true(su->store->tidy);
+  assert_miss(su, &ka);
+  assert_miss(su, &kbig);
+  assert_fresh(su, &kb, &b);
+  assert_int_equal(count_entries(su), 1);
+  assert_int_equal(lstat(file, &st), 0);
+  su->store->ops->tidy(su->store);
+  assert_int_equal(tables_named(db_path(su), "entry_old"), 0);
+  assert_int_equal(sql_int(big_db, "SELECT count(*) FROM chunk"), 0);
+  unit_ok(su->store->ops->gc(su->store, cdo__now_ms(), &removed));
+  assert_int_equal(lstat(file, &st), -1);
+  assert_int_equal(blob_files(su), 0);
+  assert_fresh(su, &kb, &b);
+  assert_int_equal(count_entries(su), 1);
+  /* The new table: rows by rowid, the key unique in an index of its own. */
+  assert_int_equal(sql_int(db_path(su), "SELECT count(*) FROM sqlite_master"
+                                        " WHERE tbl_name = 'entry' AND"
+                                        " sql LIKE '%WITHOUT ROWID%'"),
+                   0);
+  assert_int_equal(sql_int(db_path(su), "SELECT count(*) FROM"
+                                        " pragma_index_list('entry')"
+                                        " WHERE \"unique\" = 1"),
                    1);
   assert_int_equal(sql_int(db_path(su), "SELECT count(*) FROM"
-                                        " pragma_index_info('entry_created')"
+                                        " pragma_index_info('entry_age')"
                                         " WHERE name IN ('size', 'expires')"),
                    2);
   unit_entry_release(&a);
   unit_entry_release(&b);
+  unit_entry_release(&big);
 }
 
 static void sqlite_upgrades_version_2(void **state)
@@ -648,6 +702,11 @@ static void sqlite_upgrades_version_2(void **state)
 static void sqlite_upgrades_version_3(void **state)
 {
   upgrade_from(state, 3);
+}
+
+static void sqlite_upgrades_version_4(void **state)
+{
+  upgrade_from(state, 4);
 }
 
 /*
@@ -759,6 +818,7 @@ static const struct unit_own sqlite_own[] = {
     C(sqlite_upgrades_version_1),
     C(sqlite_upgrades_version_2),
     C(sqlite_upgrades_version_3),
+    C(sqlite_upgrades_version_4),
     C(sqlite_usage_counts_waits),
     C(sqlite_prime_opens_no_far_tier),
 #undef C
