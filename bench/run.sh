@@ -48,9 +48,10 @@ warm() {
 # target is the floor's ratio + 0.3 (a wrapper cannot go below the floor),
 # none with "info"; sets FLOOR_RATIO.
 miss_rows() {
+	local floor
 	FLOOR_RATIO=
-	if floor_build; then
-		pair "$1.miss_floor" "true" "$FLOOR true"
+	if floor_build && floor=$(bench_own_copy "$FLOOR"); then
+		pair "$1.miss_floor" "true" "$floor true"
 		FLOOR_RATIO=$R_RATIO
 	else
 		skip "$1.miss_floor" "cannot build bench/floor.c"
@@ -101,13 +102,15 @@ section_peers() {
 		skip peers "BKT='$BKT' is not an executable file"
 		return
 	fi
-	local b="BKT_CACHE_DIR=$T/bkt exec $BKT"
+	local bkt b
+	bkt=$(bench_own_copy "$BKT") || return
+	b="BKT_CACHE_DIR=$T/bkt exec $bkt"
 	miss_rows peers "$b --ttl=1h --force -- true" info
 	PAIR_TARGET=1.00 pair peers.miss_vs_cachedo "$b --ttl=1h --force -- true" "$C --refresh -- true"
-	BKT_CACHE_DIR=$T/bkt "$BKT" --ttl=1h -- cat small.txt >/dev/null 2>&1 || true
+	BKT_CACHE_DIR=$T/bkt "$bkt" --ttl=1h -- cat small.txt >/dev/null 2>&1 || true
 	pair peers.hit_small "cat small.txt" "$b --ttl=1h -- cat small.txt"
 	big_file
-	BKT_CACHE_DIR=$T/bkt "$BKT" --ttl=1h -- cat big.bin >/dev/null 2>&1 || true
+	BKT_CACHE_DIR=$T/bkt "$bkt" --ttl=1h -- cat big.bin >/dev/null 2>&1 || true
 	pair "peers.$BIG" "cat big.bin" "$b --ttl=1h -- cat big.bin" 31
 }
 
