@@ -64,11 +64,7 @@
 #define SMALL_MAX          ((uint64_t)256 << 10)
 #define ROW                (1 << 20)
 #define ROW_BITS           16
-/* A miss writes 3 frames (the table's last page, the key's, the age's):
- * a tidy every 4 misses. With 8 (every 3) misses were 5% slower, each
- * tidy's fork and fsyncs being the caller's; a hit reading 12 frames more
- * costs about 1%. */
-#define WAL_FRAMES         12
+#define WAL_FRAMES         12 /* see maybe_checkpoint */
 #define TIDY_ROUNDS        8
 #define BUSY_MS            60000
 #define CHECKPOINT_BUSY_MS 50
@@ -660,7 +656,11 @@ static int checkpoint(struct sqlite_store *q)
  * --gc, --clear) checkpoints it there and then; any other write, a user's
  * miss, leaves that to the detached child (s->tidy, sqlite_tidy), so that
  * the run waits for no fsync. Readers are short: a checkpoint they hold
- * up is skipped, and the next write asks again.
+ * up is skipped, and the next write asks again. A miss writes 3 frames
+ * (the table's last page, the key index's, entry_age's): 12 is a tidy
+ * every 4 misses. At 8, every 3, misses were 5% slower (the fork of the
+ * child and its fsyncs are the caller's to share); a hit that reads 12
+ * frames more costs about 1%.
  */
 static void maybe_checkpoint(struct sqlite_store *q)
 {
@@ -1783,12 +1783,10 @@ static int sqlite_evict_older(struct cdo_store *s, int64_t cutoff,
 
     q->wal_keep = !last; /* the last range's checkpoint cuts it back */
     if (last)
-      cdo__fmt(where, sizeof(where), "WHERE rowid >= %lld AND",
-               (long long)at);
+      cdo__fmt(where, sizeof(where), "WHERE rowid >= %lld AND", (long long)at);
     else
-      cdo__fmt(where, sizeof(where),
-               "WHERE rowid >= %lld AND rowid < %lld AND", (long long)at,
-               (long long)at + EVICT_TX_ROWS);
+      cdo__fmt(where, sizeof(where), "WHERE rowid >= %lld AND rowid < %lld AND",
+               (long long)at, (long long)at + EVICT_TX_ROWS);
     r = evict_range(q, &p, where, removed, freed);
     if (last)
       break;
@@ -1938,13 +1936,12 @@ static int scan_page(struct sqlite_store *q, struct scan_page *pg, int first)
   int r, rc = SQLITE_DONE;
 
   r = prepare(q, q->db,
-              first
-                  ? "SELECT key, created, size FROM entry"
-                    " INDEXED BY entry_age ORDER BY created, key"
-                    " LIMIT ?3"
-                  : "SELECT key, created, size FROM entry"
-                    " INDEXED BY entry_age WHERE (created, key) > (?1, ?2)"
-                    " ORDER BY created, key LIMIT ?3",
+              first ? "SELECT key, created, size FROM entry"
+                      " INDEXED BY entry_age ORDER BY created, key"
+                      " LIMIT ?3"
+                    : "SELECT key, created, size FROM entry"
+                      " INDEXED BY entry_age WHERE (created, key) > (?1, ?2)"
+                      " ORDER BY created, key LIMIT ?3",
               &st);
   if (r == 0)
     sqlite3_bind_int(st, 3, SCAN_PAGE);
