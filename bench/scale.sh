@@ -6,7 +6,7 @@
 # cache. SCALE_N caps the sizes (default 100000); SCALE_BACKENDS picks the
 # backends (default "sqlite dir redis"); SCALE_PAIRS the pairs of the
 # hit/miss rows (default 101; with 51, sqlite's 1M miss row ranged from
-# 1.00x to 1.17x over five runs of the same code).
+# 1.00x to 1.17x over five runs this week).
 
 FILL=${SCALE_FILL:-$BENCH_ROOT/build/bench/fill}
 
