@@ -101,12 +101,11 @@ struct sqlite_store {
   /* Kept for the connection's life (prepared by sqlite_prime, or first
    * use): the schema version, an entry's blob and size, an entry's row. */
   sqlite3_stmt *version, *old, *ins;
-  int damaged;       /* DAMAGED_* bits: SQLite called the file damaged */
-  int replaced;      /* damaged files were replaced (once per store) */
-  int clearing;      /* in --clear: a newer schema version counts as damage */
-  int writers_fd;    /* PATH-writers, once needed; -1 before */
-  int secure_delete; /* PRAGMA secure_delete before fast_delete */
-  int busy_ms;       /* how long db and big wait for a lock (set_busy) */
+  int damaged;    /* DAMAGED_* bits: SQLite called the file damaged */
+  int replaced;   /* damaged files were replaced (once per store) */
+  int clearing;   /* in --clear: a newer schema version counts as damage */
+  int writers_fd; /* PATH-writers, once needed; -1 before */
+  int busy_ms;    /* how long db and big wait for a lock (set_busy) */
   int64_t busy_since_us;  /* when the current wait began (on_busy) */
   struct stat id, big_id; /* the files db and big opened */
 };
@@ -415,7 +414,6 @@ static int sqlite_open(struct cdo_store *s, const char *rest)
   int r;
 
   q->writers_fd = -1;
-  q->secure_delete = -1;
   q->path = strdup(rest);
   q->big_path = malloc(n + sizeof("-big"));
   q->blobs = malloc(n + sizeof("-blobs"));
@@ -1418,39 +1416,43 @@ static int clear_big(struct sqlite_store *q)
 }
 
 /*
- * PRAGMA secure_delete for bulk deletes: FAST (on: 1) or as it was. Where
+ * Sets PRAGMA secure_delete to how (0 off, 1 on, 2 FAST; -1 leaves it)
+ * and returns what it was (-1 if unknown). Bulk deletes use FAST: where
  * SQLite is built to overwrite what it deletes (Debian's is), a page that
  * a delete frees is zeroed and written like any other; FAST leaves it as
- * it is on the free list, and zeroes only on pages written anyway. Deleting
- * 500k of 1M entries in rowid order took 2.8 s instead of 6.3 s in SQLite's
- * shell, dropping the whole table 0.15 s instead of 5.8 s. So eviction and
- * the drop of an older version's table leave what they delete on free
- * pages until SQLite reuses them; --clear and --forget overwrite it.
+ * it is on the free list, and zeroes only on pages written anyway.
+ * Deleting 500k of 1M entries in rowid order took 2.8 s instead of 6.3 s
+ * in SQLite's shell, dropping the whole table 0.15 s instead of 5.8 s. So
+ * eviction and the drop of an older version's table leave what they
+ * delete on free pages until SQLite reuses them; --clear and --forget
+ * overwrite it.
  */
-static void fast_delete(struct sqlite_store *q, int on)
+static int secure_delete(struct sqlite_store *q, int how)
 {
   sqlite3_stmt *st = NULL;
   char sql[40];
+  int was = -1;
 
-  if (on) {
-    q->secure_delete = -1;
-    if (sqlite3_prepare_v2(q->db, "PRAGMA secure_delete", -1, &st, NULL) ==
-            SQLITE_OK &&
-        sqlite3_step(st) == SQLITE_ROW)
-      q->secure_delete = sqlite3_column_int(st, 0);
-    sqlite3_finalize(st);
-    sqlite3_exec(q->db, "PRAGMA secure_delete = FAST", NULL, NULL, NULL);
-  } else if (q->secure_delete >= 0) {
-    cdo__fmt(sql, sizeof(sql), "PRAGMA secure_delete = %d", q->secure_delete);
+  if (sqlite3_prepare_v2(q->db, "PRAGMA secure_delete", -1, &st, NULL) ==
+          SQLITE_OK &&
+      sqlite3_step(st) == SQLITE_ROW)
+    was = sqlite3_column_int(st, 0);
+  sqlite3_finalize(st);
+  if (how >= 0) { /* "= 2" would read as a boolean: true */
+    cdo__fmt(sql, sizeof(sql), "PRAGMA secure_delete = %s",
+             how == 2 ? "FAST"
+             : how    ? "ON"
+                      : "OFF");
     sqlite3_exec(q->db, sql, NULL, NULL, NULL);
   }
+  return was;
 }
 
 /*
  * Drops entry_old, the table an older version kept its entries in, which
  * init_schema set aside; with it PATH-big, where only such entries had
  * bytes (the files of its big entries go with the next sweep_blobs). One
- * DROP TABLE, with secure_delete FAST (fast_delete): SQLite reads every
+ * DROP TABLE, with secure_delete FAST (see secure_delete): SQLite reads every
  * page of the table to free it, and writes little more than the free
  * list's pages. (Deleting its rows a key range at a time, to hold the
  * write lock for less at a time, wrote 700 MB of WAL at 1M entries: each
@@ -1460,7 +1462,7 @@ static void fast_delete(struct sqlite_store *q, int on)
 static int drop_old(struct sqlite_store *q)
 {
   sqlite3_stmt *st = NULL;
-  int there = 0, r;
+  int there = 0, was, r;
 
   r = prepare(q, q->db,
               "SELECT 1 FROM sqlite_master"
@@ -1471,9 +1473,9 @@ static int drop_old(struct sqlite_store *q)
   sqlite3_finalize(st);
   if (r < 0 || !there)
     return r;
-  fast_delete(q, 1);
+  was = secure_delete(q, 2);
   r = exec(q, q->db, "DROP TABLE IF EXISTS entry_old");
-  fast_delete(q, 0);
+  secure_delete(q, was);
   if (r == 0)
     r = clear_big(q);
   return r;
@@ -1798,7 +1800,7 @@ static int sqlite_evict_older(struct cdo_store *s, int64_t cutoff,
   uint64_t start = *freed;
   sqlite3_int64 lo = 0, hi = -1, at;
   char where[120];
-  int r;
+  int r, was;
 
   q->bulk = 1;
   r = use_db(q, DB_WRITER);
@@ -1815,8 +1817,7 @@ static int sqlite_evict_older(struct cdo_store *s, int64_t cutoff,
     r = db_fail(q, q->db, "cannot evict");
   if (r == 0)
     r = rowid_span(q, &lo, &hi);
-  if (r == 0 && lo <= hi)
-    fast_delete(q, 1);
+  was = r == 0 && lo <= hi ? secure_delete(q, 2) : -1;
   for (at = lo; r == 0 && lo <= hi && *freed - start < need;
        at += EVICT_TX_ROWS) {
     int last = (uint64_t)hi - (uint64_t)at < EVICT_TX_ROWS;
@@ -1831,8 +1832,7 @@ static int sqlite_evict_older(struct cdo_store *s, int64_t cutoff,
     if (last)
       break;
   }
-  if (lo <= hi)
-    fast_delete(q, 0);
+  secure_delete(q, was);
   q->wal_keep = 0;
   if (wal_file_frames(q) > WAL_FRAMES)
     checkpoint(q); /* stopped early: the WAL is cut back all the same */
