@@ -72,31 +72,34 @@ upkeep_settle() {
 	upkeep_wait
 }
 
-# misses_series URL N: N consecutive misses (--refresh) timed by pairtime
-# (spawn to wait, no shell work inside a sample); sets W_WORST W_MEDIAN
-# (ms) and W_AT, the 1-based position of the worst.
-misses_series() {
+# series CMD N: N consecutive runs of CMD timed by pairtime (spawn to
+# wait, no shell work inside a sample); sets W_WORST W_MEDIAN (ms) and
+# W_AT, the 1-based position of the worst.
+series() {
 	local times
-	times=$("$PAIRTIME" -s "$2" "$C -q -c $1 --refresh -- true")
+	times=$("$PAIRTIME" -s "$2" "$1")
 	W_AT=$(awk '$1 > w { w = $1; at = NR } END { print at + 0 }' <<<"$times")
 	read -r W_WORST W_MEDIAN < <(sort -g <<<"$times" |
 		awk '{ v[NR] = $1 } END { printf "%.1f %.1f\n", v[NR], v[int((NR + 1) / 2)] }')
 }
 
-# misses_worst URL N: N consecutive misses with every upkeep deadline
-# passed first (the first miss starts the upkeep child); before them, as a
-# control, the same N misses with no upkeep due (after any earlier child is
+# misses_worst URL N: N consecutive misses (--refresh) with every upkeep
+# deadline passed first (the first miss starts the upkeep child); before
+# them, two controls: N runs of bare `true`, what the machine alone gives,
+# and the same N misses with no upkeep due (after any earlier child is
 # done); after them, waits for that upkeep to be done. Sets W_WORST
-# W_MEDIAN W_AT and C_WORST C_MEDIAN C_AT (ms).
+# W_MEDIAN W_AT, C_WORST C_MEDIAN C_AT and B_WORST B_MEDIAN B_AT (ms).
 misses_worst() {
-	local before
+	local before miss="$C -q -c $1 --refresh -- true"
 	upkeep_wait
-	misses_series "$1" "$2"
+	series true "$2"
+	B_WORST=$W_WORST B_MEDIAN=$W_MEDIAN B_AT=$W_AT
+	series "$miss" "$2"
 	C_WORST=$W_WORST C_MEDIAN=$W_MEDIAN C_AT=$W_AT
 	upkeep_wait
 	upkeep_due
 	before=$(stats_inodes)
-	misses_series "$1" "$2"
+	series "$miss" "$2"
 	case $1 in
 	redis*) ;; # counters on the server: no upkeep
 	*) upkeep_settle "$before" ;;
@@ -170,6 +173,9 @@ scale_rows() {
 	trow "$p.upkeep_miss_control" \
 		"$(awk -v w="$C_WORST" -v m="$C_MEDIAN" 'BEGIN { printf "%.2f", w / m }')" x - \
 		"worst ${C_WORST}ms (miss $C_AT) / median ${C_MEDIAN}ms of the same 50, none due"
+	trow "$p.upkeep_miss_true" \
+		"$(awk -v w="$B_WORST" -v m="$B_MEDIAN" 'BEGIN { printf "%.2f", w / m }')" x - \
+		"worst ${B_WORST}ms (run $B_AT) / median ${B_MEDIAN}ms of 50 runs of bare true"
 	if [ "$b" != redis ]; then
 		timed G "$C" -q -c "$url" --gc
 		trow "$p.gc" "$G" s "$LIM_GC" "nothing expired"
