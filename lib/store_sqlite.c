@@ -1416,8 +1416,9 @@ static int clear_big(struct sqlite_store *q)
 }
 
 /*
- * Sets PRAGMA secure_delete to how (0 off, 1 on, 2 FAST; -1 leaves it)
- * and returns what it was (-1 if unknown). Bulk deletes use FAST: where
+ * Sets PRAGMA secure_delete to how (0 off, 1 on, 2 FAST) and returns what
+ * it was (-1 if unknown); how -1, an unknown value to restore, does
+ * nothing and returns -1. Bulk deletes use FAST: where
  * SQLite is built to overwrite what it deletes (Debian's is), a page that
  * a delete frees is zeroed and written like any other; FAST leaves it as
  * it is on the free list, and zeroes only on pages written anyway.
@@ -1433,25 +1434,27 @@ static int secure_delete(struct sqlite_store *q, int how)
   char sql[40];
   int was = -1;
 
+  if (how < 0)
+    return -1;
   if (sqlite3_prepare_v2(q->db, "PRAGMA secure_delete", -1, &st, NULL) ==
           SQLITE_OK &&
       sqlite3_step(st) == SQLITE_ROW)
     was = sqlite3_column_int(st, 0);
   sqlite3_finalize(st);
-  if (how >= 0) { /* "= 2" would read as a boolean: true */
-    cdo__fmt(sql, sizeof(sql), "PRAGMA secure_delete = %s",
-             how == 2 ? "FAST"
-             : how    ? "ON"
-                      : "OFF");
-    sqlite3_exec(q->db, sql, NULL, NULL, NULL);
-  }
+  /* "= 2" would read as a boolean: true */
+  cdo__fmt(sql, sizeof(sql), "PRAGMA secure_delete = %s",
+           how == 2 ? "FAST"
+           : how    ? "ON"
+                    : "OFF");
+  sqlite3_exec(q->db, sql, NULL, NULL, NULL);
   return was;
 }
 
 /*
  * Drops entry_old, the table an older version kept its entries in, which
- * init_schema set aside; with it PATH-big, where only such entries had
- * bytes (the files of its big entries go with the next sweep_blobs). One
+ * init_schema set aside; with big, empties PATH-big too, where only such
+ * entries had bytes (the files of its big entries go with the next
+ * sweep_blobs); --clear, which empties it anyway, passes 0. One
  * DROP TABLE, with secure_delete FAST (see secure_delete): SQLite reads every
  * page of the table to free it, and writes little more than the free
  * list's pages. (Deleting its rows a key range at a time, to hold the
@@ -1459,7 +1462,7 @@ static int secure_delete(struct sqlite_store *q, int how)
  * delete moves cells between pages.) A walk of the whole table: only in
  * the detached child and in bulk work, never in a user's run.
  */
-static int drop_old(struct sqlite_store *q)
+static int drop_old(struct sqlite_store *q, int big)
 {
   sqlite3_stmt *st = NULL;
   int there = 0, was, r;
@@ -1476,7 +1479,7 @@ static int drop_old(struct sqlite_store *q)
   was = secure_delete(q, 2);
   r = exec(q, q->db, "DROP TABLE IF EXISTS entry_old");
   secure_delete(q, was);
-  if (r == 0)
+  if (r == 0 && big)
     r = clear_big(q);
   return r;
 }
@@ -1490,7 +1493,7 @@ static int do_clear(struct cdo_store *s, const char *scope)
     return delete_where(q, "WHERE scope = ?1", scope, -1, NULL, NULL);
   r = delete_where(q, "", NULL, 0, NULL, NULL);
   if (r == 0)
-    r = drop_old(q);
+    r = drop_old(q, 0);
   if (r == 0)
     r = exec(q, q->db, "DELETE FROM pending");
   /* Bytes of writers still at work go too, as their entries would. */
@@ -1635,7 +1638,7 @@ static int do_gc(struct cdo_store *s, int64_t now_ms, uint64_t *removed)
    * a large cache in which nothing has expired). */
   r = ensure_schema(q);
   if (r == 0)
-    r = drop_old(q);
+    r = drop_old(q, 1);
   if (r == 0 && any_expired(q, now))
     r = gc_expired(q, now, removed);
   /* Doomed blobs, and those of writers that died: every pending one when
@@ -2111,7 +2114,7 @@ static void sqlite_tidy(struct cdo_store *s)
 
   if (use_db(q, DB_WRITER) < 0 || tune_for_writing(q) < 0 || !in_wal(q->db))
     return;
-  drop_old(q);
+  drop_old(q, 1);
   for (round = 0; round < TIDY_ROUNDS; round++)
     if ((round > 0 && wal_file_frames(q) < WAL_FRAMES) || !checkpoint(q))
       break;
