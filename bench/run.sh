@@ -46,7 +46,7 @@ warm() {
 
 # miss_rows PREFIX MISS_CMD [info]: the floor, then a miss of `true` whose
 # target is the floor's ratio + 0.3 (a wrapper cannot go below the floor),
-# none with "info"; sets FLOOR_RATIO.
+# none with "info"; sets FLOOR_RATIO and MISS_TARGET.
 miss_rows() {
 	local floor
 	FLOOR_RATIO=
@@ -59,12 +59,17 @@ miss_rows() {
 	local t=1.6
 	[ "${3:-}" = info ] && t=
 	[ -n "$FLOOR_RATIO" ] && [ -n "$t" ] && t=$(awk -v f="$FLOOR_RATIO" 'BEGIN { printf "%.2f", f + 0.3 }')
+	MISS_TARGET=$t
 	PAIR_TARGET=$t pair "$1.miss_true" "true" "$2"
 }
 
 # The rows of issue 15's table: a miss against its floor, hits against cat.
 section_core() {
 	miss_rows core "$C --refresh -- true"
+	# A first run of a command: the lookup finds nothing, then it runs and
+	# is stored. PAIRTIME_RUN, new in every sample, is in the key.
+	PAIR_RUNVAR=1 PAIR_TARGET=$MISS_TARGET pair core.miss_new "true" \
+		"$C -c sqlite:$T/new.db -- true"
 	local hit="$C --ttl 1h -- cat small.txt"
 	if warm --ttl 1h -- cat small.txt; then
 		PAIR_TARGET=1.05 pair core.hit_small "cat small.txt" "$hit"
@@ -107,6 +112,8 @@ section_peers() {
 	b="BKT_CACHE_DIR=$T/bkt exec $bkt"
 	miss_rows peers "$b --ttl=1h --force -- true" info
 	PAIR_TARGET=1.00 pair peers.miss_vs_cachedo "$b --ttl=1h --force -- true" "$C --refresh -- true"
+	PAIR_RUNVAR=1 PAIR_TARGET=1.00 pair peers.miss_new_vs_cachedo \
+		"$b --ttl=1h -- true \$PAIRTIME_RUN" "exec $C -c sqlite:$T/new2.db -- true \$PAIRTIME_RUN"
 	BKT_CACHE_DIR=$T/bkt "$bkt" --ttl=1h -- cat small.txt >/dev/null 2>&1 || true
 	pair peers.hit_small "cat small.txt" "$b --ttl=1h -- cat small.txt"
 	big_file
