@@ -1418,15 +1418,15 @@ static int clear_big(struct sqlite_store *q)
 /*
  * Sets PRAGMA secure_delete to how (0 off, 1 on, 2 FAST) and returns what
  * it was (-1 if unknown); how -1, an unknown value to restore, does
- * nothing and returns -1. Bulk deletes use FAST: where
- * SQLite is built to overwrite what it deletes (Debian's is), a page that
- * a delete frees is zeroed and written like any other; FAST leaves it as
- * it is on the free list, and zeroes only on pages written anyway.
- * Deleting 500k of 1M entries in rowid order took 2.8 s instead of 6.3 s
- * in SQLite's shell, dropping the whole table 0.15 s instead of 5.8 s. So
- * eviction and the drop of an older version's table leave what they
- * delete on free pages until SQLite reuses them; --clear and --forget
- * overwrite it.
+ * nothing and returns -1. Bulk deletes use FAST: where SQLite is built to
+ * overwrite what it deletes (Debian's is), a page that a delete frees is
+ * zeroed and written like any other; FAST leaves it as it is on the free
+ * list, and zeroes only on pages written anyway. Deleting 500k of 1M
+ * entries in rowid order took 2.8 s instead of 6.3 s in SQLite's shell,
+ * dropping the whole table 0.15 s instead of 5.8 s. So eviction and the
+ * drop of an older version's table leave what they delete on free pages
+ * until SQLite reuses them; --clear and --forget keep the build's setting
+ * (on such a build, they overwrite it).
  */
 static int secure_delete(struct sqlite_store *q, int how)
 {
