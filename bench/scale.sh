@@ -6,7 +6,8 @@
 # cache. SCALE_N caps the sizes (default 100000); SCALE_BACKENDS picks the
 # backends (default "sqlite dir redis"); SCALE_PAIRS the pairs of the
 # hit/miss rows (default 101; with 51, sqlite's 1M miss row ranged from
-# 1.00x to 1.17x over five runs this week).
+# 1.00x to 1.17x over five runs this week); SCALE_WORST_ROUNDS the rounds
+# of the worst-of-50 rows (default 5).
 
 FILL=${SCALE_FILL:-$BENCH_ROOT/build/bench/fill}
 
@@ -106,6 +107,36 @@ misses_worst() {
 	esac
 }
 
+# ratio A B: A / B to two places.
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
+
+# median_of V...: the median of the values (the lower middle of an even
+# count).
+median_of() {
+	printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'
+}
+
+# worst_rows P URL: misses_worst URL 50, SCALE_WORST_ROUNDS times (default
+# 5), each round with every upkeep deadline passed anew; prints the three
+# rows, each the median over the rounds of worst / median, with every
+# round's ratio and the position of its worst in the note.
+worst_rows() {
+	local p=$1 url=$2 i rounds=${SCALE_WORST_ROUNDS:-5}
+	local w=() c=() b=() wn= cn= bn=
+	for ((i = 1; i <= rounds; i++)); do
+		misses_worst "$url" 50
+		w+=("$(ratio "$W_WORST" "$W_MEDIAN")") wn+=" ${w[-1]}@$W_AT"
+		c+=("$(ratio "$C_WORST" "$C_MEDIAN")") cn+=" ${c[-1]}@$C_AT"
+		b+=("$(ratio "$B_WORST" "$B_MEDIAN")") bn+=" ${b[-1]}@$B_AT"
+	done
+	trow "$p.upkeep_miss" "$(median_of "${w[@]}")" x 1.5 \
+		"median of $rounds rounds of 50 misses, upkeep due; worst/median@its miss:$wn"
+	trow "$p.upkeep_miss_control" "$(median_of "${c[@]}")" x - \
+		"the same 50 just before each round, none due:$cn"
+	trow "$p.upkeep_miss_true" "$(median_of "${b[@]}")" x - \
+		"50 runs of bare true before those:$bn"
+}
+
 # list_measure URL: --list's first entry line and whole output, in s, and
 # its peak RSS in MiB; sets L_FIRST L_WHOLE L_RSS L_LINES.
 list_measure() {
@@ -166,16 +197,7 @@ scale_rows() {
 		"$C -q -c $url --ttl 1h -- cat small.txt" "$pairs"
 	PAIR_TARGET=1.05 pair "$p.miss" "$C -q -c $one --refresh -- true" \
 		"$C -q -c $url --refresh -- true" "$pairs"
-	misses_worst "$url" 50
-	trow "$p.upkeep_miss" \
-		"$(awk -v w="$W_WORST" -v m="$W_MEDIAN" 'BEGIN { printf "%.2f", w / m }')" x 1.5 \
-		"worst ${W_WORST}ms (miss $W_AT) / median ${W_MEDIAN}ms of 50 misses, upkeep due"
-	trow "$p.upkeep_miss_control" \
-		"$(awk -v w="$C_WORST" -v m="$C_MEDIAN" 'BEGIN { printf "%.2f", w / m }')" x - \
-		"worst ${C_WORST}ms (miss $C_AT) / median ${C_MEDIAN}ms of the same 50, none due"
-	trow "$p.upkeep_miss_true" \
-		"$(awk -v w="$B_WORST" -v m="$B_MEDIAN" 'BEGIN { printf "%.2f", w / m }')" x - \
-		"worst ${B_WORST}ms (run $B_AT) / median ${B_MEDIAN}ms of 50 runs of bare true"
+	worst_rows "$p" "$url"
 	if [ "$b" != redis ]; then
 		timed G "$C" -q -c "$url" --gc
 		trow "$p.gc" "$G" s "$LIM_GC" "nothing expired"
