@@ -2,7 +2,7 @@
  * distribution of per-pair ratios (candidate / baseline).
  *
  *   pairtime [-n N] [-w W] [-o null|pipe|inherit] [-e] [-j J] [-r] [-t S] BASE CAND
- *   pairtime -s N [-o ...] [-e] [-t S] CMD
+ *   pairtime -s N [-w W] [-o ...] [-e] [-t S] CMD [WARM]
  *
  * BASE and CAND are command lines. Without shell syntax in either, both are
  * split on blanks and exec'd directly (PATH looked up once, before timing);
@@ -17,10 +17,11 @@
  *
  * Prints one line: base_ms cand_ms ratio_median ratio_p10 ratio_p90 n mode
  *
- * -s (series) runs the one command CMD N times in a row instead, with no
- * warm-up, and prints each run's wall time in ms, one line per run, in
- * order (the clock is read around the spawn and the wait only: nothing
- * else runs inside a sample).
+ * -s (series) runs the one command CMD N times in a row instead, and prints
+ * each run's wall time in ms, one line per run, in order (the clock is read
+ * around the spawn and the wait only: nothing else runs inside a sample).
+ * Its warm-up is the command WARM, run W times untimed just before; without
+ * WARM there is none.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -238,7 +239,7 @@ static void usage(void)
 {
 	fprintf(stderr, "usage: pairtime [-n N] [-w W] [-o null|pipe|inherit] [-e] [-j J] [-r] "
 			"BASELINE CANDIDATE\n"
-			"       pairtime -s N [-o null|pipe|inherit] [-e] [-t S] CMD\n");
+			"       pairtime -s N [-w W] [-o null|pipe|inherit] [-e] [-t S] CMD [WARM]\n");
 	exit(2);
 }
 
@@ -262,10 +263,12 @@ int main(int argc, char **argv)
 		default: usage();
 		}
 	}
-	if (argc - optind != (series ? 1 : 2) || n < 1 || warm < 0 || copies < 1)
+	if (argc - optind != 2 && (!series || argc - optind != 1))
+		usage();
+	if (n < 1 || warm < 0 || copies < 1)
 		usage();
 	base.line = argv[optind];
-	cand.line = argv[series ? optind : optind + 1];
+	cand.line = argv[argc - optind == 2 ? optind + 1 : optind];
 	shell = needs_shell(base.line) || needs_shell(cand.line);
 	prepare(&base, shell);
 	prepare(&cand, shell);
@@ -291,6 +294,8 @@ int main(int argc, char **argv)
 	if (!tb || !tc || !ratio || !pids)
 		die("out of memory");
 	if (series) {
+		for (i = 0; argc - optind == 2 && i < warm; i++)
+			sample(&cand, 1); /* WARM */
 		for (i = 0; i < n; i++)
 			tb[i] = sample(&base, 1);
 		report_failures("command", &base, n, 1);

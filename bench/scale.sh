@@ -73,12 +73,12 @@ upkeep_settle() {
 	upkeep_wait
 }
 
-# series CMD N: N consecutive runs of CMD timed by pairtime (spawn to
-# wait, no shell work inside a sample); sets W_WORST W_MEDIAN (ms) and
-# W_AT, the 1-based position of the worst.
+# series CMD N WARM: N consecutive runs of CMD timed by pairtime (spawn to
+# wait, no shell work inside a sample), just after 3 untimed runs of WARM;
+# sets W_WORST W_MEDIAN (ms) and W_AT, the 1-based position of the worst.
 series() {
 	local times
-	times=$("$PAIRTIME" -s "$2" "$1")
+	times=$("$PAIRTIME" -s "$2" "$1" "$3")
 	W_AT=$(awk '$1 > w { w = $1; at = NR } END { print at + 0 }' <<<"$times")
 	read -r W_WORST W_MEDIAN < <(sort -g <<<"$times" |
 		awk '{ v[NR] = $1 } END { printf "%.1f %.1f\n", v[NR], v[int((NR + 1) / 2)] }')
@@ -88,19 +88,22 @@ series() {
 # deadline passed first (the first miss starts the upkeep child); before
 # them, two controls: N runs of bare `true`, what the machine alone gives,
 # and the same N misses with no upkeep due (after any earlier child is
-# done); after them, waits for that upkeep to be done. Sets W_WORST
-# W_MEDIAN W_AT, C_WORST C_MEDIAN C_AT and B_WORST B_MEDIAN B_AT (ms).
+# done); after them, waits for that upkeep to be done. Each series starts
+# warm: after a few hits of the same cache (a hit never starts the upkeep),
+# or runs of `true`. Sets W_WORST W_MEDIAN W_AT, C_WORST C_MEDIAN C_AT and
+# B_WORST B_MEDIAN B_AT (ms).
 misses_worst() {
 	local before miss="$C -q -c $1 --refresh -- true"
+	local hit="$C -q -c $1 --ttl 1h -- cat small.txt"
 	upkeep_wait
-	series true "$2"
+	series true "$2" true
 	B_WORST=$W_WORST B_MEDIAN=$W_MEDIAN B_AT=$W_AT
-	series "$miss" "$2"
+	series "$miss" "$2" "$hit"
 	C_WORST=$W_WORST C_MEDIAN=$W_MEDIAN C_AT=$W_AT
 	upkeep_wait
 	upkeep_due
 	before=$(stats_inodes)
-	series "$miss" "$2"
+	series "$miss" "$2" "$hit"
 	case $1 in
 	redis*) ;; # counters on the server: no upkeep
 	*) upkeep_settle "$before" ;;
