@@ -21,12 +21,14 @@
  *
  * The file's times repeat what whole-cache work needs, so that --gc,
  * --stats and eviction stat(2) each file instead of opening it: mtime =
- * the expiry, plus 1 + the scope's length in nanoseconds below the
- * millisecond (the entry's size is the file's less footer and scope);
- * atime = the entry's creation. Entry files are opened O_NOATIME, so only
- * a foreign reader moves the atime (which then says when the entry was
- * last read). A file whose times are not such (written by an older
- * version, or touched) is opened, as before. A put
+ * the expiry, plus a stamp in the nanoseconds below the millisecond,
+ * 1 + the scope's length + STAMP_SCOPES * a check of both (the entry's
+ * size is the file's less footer and scope); atime = the entry's creation.
+ * Entry files are opened O_NOATIME, so only a foreign reader moves the
+ * atime (which then says when the entry was last read). A file whose
+ * times are not such (written by an older version, touched, or with a
+ * scope of STAMP_SCOPES bytes or more) is opened, as before: a touch lands
+ * on a valid stamp about once in 500 (once in 15 before the check). A put
  * writes a temp file in the entry's folder and renames it over the entry:
  * a reader sees the old file or the new one. Nothing is fsync'd: a file torn
  * by a crash fails its checksums and is a miss, which removes it.
@@ -49,6 +51,7 @@
 #define TEMP_PREFIX    ".tmp-"
 #define TEMP_HEX       16
 #define NS_PER_MS      1000000L
+#define STAMP_SCOPES   1000 /* shorter scopes are stamped (stamp_times) */
 #define UNLINKERS      32   /* threads removing a batch's entries */
 #define UNLINK_QUEUE   1024 /* removals waiting for one of them */
 
@@ -527,13 +530,29 @@ static int write_file(int fd, const struct cdo__src *src,
 }
 
 /*
+ * The check in an entry file's stamp: 1 to STAMP_SCOPES - 2, from the
+ * expiry and the scope's length, so that a touch, which sets the
+ * nanoseconds anywhere, seldom lands on a valid stamp.
+ */
+static long stamp_check(int64_t expires_ms, long scope_len)
+{
+  uint64_t x = (uint64_t)expires_ms * STAMP_SCOPES + (uint64_t)scope_len;
+
+  x ^= x >> 31;
+  x *= 0x9e3779b97f4a7c15ULL;
+  x ^= x >> 29;
+  return (long)(x % (STAMP_SCOPES - 2)) + 1;
+}
+
+/*
  * Dates an entry's file: mtime = its expiry, plus 1 + the scope's length
- * in nanoseconds; atime = its creation (see the top of this file). Set
- * after the rename: a temp file keeps the time it was written, which
- * tells a dead writer's. Best effort: the footer is what counts, and a
- * file left undated is opened by the walks. (A put of the same key racing
- * this one may date the other's file: same scope, since the scope is in
- * the key, and times a few ms apart.)
+ * + STAMP_SCOPES * stamp_check in nanoseconds; atime = its creation (see
+ * the top of this file). Set after the rename: a temp file keeps the time
+ * it was written, which tells a dead writer's. Best effort: the footer is
+ * what counts, and a file left undated (so is one with a scope of
+ * STAMP_SCOPES bytes or more) is opened by the walks. (A put of the same
+ * key racing this one may date the other's file: same scope, since the
+ * scope is in the key, and times a few ms apart.)
  */
 static void stamp_times(struct dir_store *d, const struct relpath *name,
                         const struct cdo__put_info *info)
@@ -541,29 +560,34 @@ static void stamp_times(struct dir_store *d, const struct relpath *name,
   long scope_len = info->scope ? (long)strlen(info->scope) : 0;
   struct timespec ts[2];
 
-  if (info->expires_ms < 0)
+  if (info->expires_ms < 0 || scope_len >= STAMP_SCOPES)
     return;
   ts[0].tv_sec = (time_t)(info->created_ms / 1000);
   ts[0].tv_nsec = (long)(info->created_ms % 1000) * NS_PER_MS;
   if (info->created_ms < 0)
     ts[0].tv_nsec = UTIME_OMIT;
   ts[1].tv_sec = (time_t)(info->expires_ms / 1000);
-  ts[1].tv_nsec = (long)(info->expires_ms % 1000) * NS_PER_MS + 1 + scope_len;
+  ts[1].tv_nsec = (long)(info->expires_ms % 1000) * NS_PER_MS + 1 + scope_len +
+                  STAMP_SCOPES * stamp_check(info->expires_ms, scope_len);
   utimensat(d->fd, name->p, ts, AT_SYMLINK_NOFOLLOW);
 }
 
 /*
  * The entry's size and creation from the file's stat alone, as
- * stamp_times dated it: 0, or -1 when its times are not such.
+ * stamp_times dated it: 0, or -1 when its times are not such. A stamp
+ * whose check is 0 is an older version's (1 + the scope's length alone),
+ * still read as one: a touch lands there once in 1000.
  */
 static int stamped(const struct stat *st, uint64_t *size, int64_t *created_ms)
 {
-  long v = st->st_mtim.tv_nsec % NS_PER_MS;
+  long v = st->st_mtim.tv_nsec % NS_PER_MS - 1;
+  long scope_len = v % STAMP_SCOPES, check = v / STAMP_SCOPES;
 
-  if (!S_ISREG(st->st_mode) || v < 1 || v > SCOPE_MAX + 1 ||
-      st->st_size < FOOTER_LEN + v - 1)
+  if (!S_ISREG(st->st_mode) || v < 0 ||
+      (check != 0 && check != stamp_check(cdo__mtime_ms(st), scope_len)) ||
+      st->st_size < FOOTER_LEN + scope_len)
     return -1;
-  *size = (uint64_t)st->st_size - FOOTER_LEN - (uint64_t)(v - 1);
+  *size = (uint64_t)st->st_size - FOOTER_LEN - (uint64_t)scope_len;
   *created_ms =
       (int64_t)st->st_atim.tv_sec * 1000 + st->st_atim.tv_nsec / NS_PER_MS;
   return 0;
@@ -951,13 +975,15 @@ static int gc_one(struct dir_store *d, int at, const char *name, enum kind kind,
   struct relpath rp;
   struct stat st;
   struct footer f;
+  uint64_t size;
+  int64_t created_ms;
   int fd, r;
 
   if (kind == TEMP)
     return temp_dead(at, name, g->now_ms) ? unlink_at(d, at, name) : 0;
-  /* Not due by its time (see stamp_times): not even opened. */
-  if (fstatat(at, name, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG(st.st_mode) &&
-      cdo__mtime_ms(&st) > g->now_ms)
+  /* Not due by its stamped time (see stamp_times): not even opened. */
+  if (fstatat(at, name, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+      stamped(&st, &size, &created_ms) == 0 && cdo__mtime_ms(&st) > g->now_ms)
     return 0;
   fd = open_file(at, name, &st, &f);
   if (fd == CDO__ERR(ENOENT))
