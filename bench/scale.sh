@@ -81,7 +81,7 @@ series() {
 	times=$("$PAIRTIME" -s "$2" "$1" "$3")
 	W_AT=$(awk '$1 > w { w = $1; at = NR } END { print at + 0 }' <<<"$times")
 	read -r W_WORST W_MEDIAN < <(sort -g <<<"$times" |
-		awk '{ v[NR] = $1 } END { printf "%.1f %.1f\n", v[NR], v[int((NR + 1) / 2)] }')
+		awk '{ v[NR] = $1 } END { printf "%.3f %.3f\n", v[NR], v[int((NR + 1) / 2)] }')
 }
 
 # misses_worst URL N: N consecutive misses (--refresh) with every upkeep
