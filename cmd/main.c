@@ -1263,6 +1263,7 @@ static void run_and_exit(struct cdo_job *job, struct cdo_store *s,
     snprintf(res.reason, sizeof(res.reason), "%.199s",
              open_err); /* not "disabled" */
   cdo_store_close(s);
+  cdo_job_upkeep(job);
   if (res.outcome == CDO_STALE)
     cdo_job_refresh(job);
   cdo_job_free(job);

@@ -415,6 +415,15 @@ struct cdo_result {
 int cdo_job_run(struct cdo_job *j, struct cdo_store *s, struct cdo_result *res);
 
 /*
+ * After a run that stored a miss: starts the upkeep it found due (hourly,
+ * or when the cache's WAL or usage records want tidying), in a child fully
+ * detached from the caller that opens its own store; nothing when none is
+ * due. Call it after closing every store handle of this process, as
+ * cdo_job_refresh. A job freed without it leaves the upkeep to a later
+ * miss.
+ */
+void cdo_job_upkeep(struct cdo_job *j);
+/*
  * After a CDO_STALE answer: starts the one background refresh, in a child
  * fully detached from the caller (own session, stdio on /dev/null) that
  * opens its own store. Call it after closing every store handle of this

@@ -471,67 +471,95 @@ static void tidy_release(unsigned tiers, const int fds[])
       close(fds[i]);
 }
 
-void cdo__store_maintain(struct cdo_store *s)
-{
-  const struct cdo_config *cfg = s->cfg;
-  struct cdo_store *own = NULL;
-  struct cdo__usage_log u = {.fd = -1};
-  int hourly = 0, fold_only = 0, upkeep_due = 0, fds[TIDY_TIERS], i, idle = 0;
-  unsigned tiers;
-  char err[300], usage[PATH_MAX], lock[PATH_MAX];
+/* What a stored miss leaves to do, for a child forked once s is closed. */
+struct cdo__upkeep {
+  const struct cdo_config *cfg;
+  unsigned tiers;       /* the tiers whose tidying was claimed */
+  int fds[TIDY_TIERS];  /* their P-tidy files, flock(2)ed */
+  int due, hourly, idle;
+  char usage[PATH_MAX]; /* what wait_quiet looks at ("": nothing) */
+  char lock[PATH_MAX];
+};
 
-  tidy_claim(s, &tiers, fds);
+struct cdo__upkeep *cdo__store_maintain(struct cdo_store *s)
+{
+  struct cdo__upkeep *u = calloc(1, sizeof(*u));
+  struct cdo_store *t;
+  int fold_only = 0, i;
+
+  if (u == NULL)
+    return NULL; /* a later miss */
+  tidy_claim(s, &u->tiers, u->fds);
   if (s->ops->counters == NULL) {
-    hourly = upkeep_claim(s);
-    upkeep_due = hourly || (cdo__usage_due(s, MAINTAIN_EVERY_MS, &fold_only) &&
-                            fold_only);
+    u->hourly = upkeep_claim(s);
+    u->due = u->hourly || (cdo__usage_due(s, MAINTAIN_EVERY_MS, &fold_only) &&
+                           fold_only);
   }
-  if (!upkeep_due && tiers == 0)
+  if (!u->due && u->tiers == 0) {
+    free(u);
+    return NULL;
+  }
+  u->cfg = s->cfg;
+  for (i = 0, t = s; i < TIDY_TIERS && t != NULL; i++, t = t->next)
+    if (u->tiers & 1u << i)
+      t->tidy = 0;
+  /* What the wait for a quiet cache looks at, found while s is open; the
+   * wait holds no connection to the cache open. */
+  if (u->due) {
+    u->idle = s->ops->idle_upkeep;
+    if (cdo__store_local_file(s, "-usage", u->usage, sizeof(u->usage), 0) < 0)
+      u->usage[0] = 0;
+    if (cdo__store_lock_path(s, u->lock, sizeof(u->lock)) < 0)
+      u->lock[0] = 0;
+  }
+  return u;
+}
+
+void cdo__upkeep_drop(struct cdo__upkeep *u)
+{
+  if (u != NULL)
+    tidy_release(u->tiers, u->fds);
+  free(u);
+}
+
+void cdo__upkeep_start(struct cdo__upkeep *u)
+{
+  struct cdo__usage_log ul = {.fd = -1};
+  struct cdo_store *own = NULL;
+  char err[300];
+  int i;
+
+  if (u == NULL)
     return;
   /* A detached child (`x=$(cachedo ...)` does not wait for it) with its
-   * own store: the inherited one is closed first, since a database
-   * connection must not cross a fork. The tidy runs at the caller's
-   * priority: SQLite's holds the write lock across an fsync, and a niced
-   * holder that busy CPUs kept waiting would keep the misses behind it
-   * waiting too. The upkeep after it is niced, and idle where the backend
-   * allows. */
+   * own store. The tidy runs at the caller's priority: SQLite's holds the
+   * write lock across an fsync, and a niced holder that busy CPUs kept
+   * waiting would keep the misses behind it waiting too. The upkeep after
+   * it is niced, and idle where the backend allows. */
   if (cdo__detach() != 0) {
-    tidy_release(tiers, fds); /* the parent, or fork failed: a later miss */
-    for (i = 0; i < TIDY_TIERS && s != NULL; i++, s = s->next)
-      if (tiers & 1u << i)
-        s->tidy = 0;
+    cdo__upkeep_drop(u); /* the parent, or fork failed: a later miss */
     return;
   }
-  /* What the wait for a quiet cache looks at, found before the inherited
-   * store goes; the wait holds no connection to the cache open. */
-  if (upkeep_due) {
-    idle = s->ops->idle_upkeep;
-    if (cdo__store_local_file(s, "-usage", usage, sizeof(usage), 0) < 0)
-      usage[0] = 0;
-    if (cdo__store_lock_path(s, lock, sizeof(lock)) < 0)
-      lock[0] = 0;
-  }
-  cdo_store_close(s);
-  if (tiers != 0 && cdo_store_open(&own, cfg, err, sizeof(err)) == 0)
+  if (u->tiers != 0 && cdo_store_open(&own, u->cfg, err, sizeof(err)) == 0)
     for (i = 0; i < TIDY_TIERS; i++) {
-      struct cdo_store *t = tiers & 1u << i ? cdo_store_tier(own, i) : NULL;
+      struct cdo_store *t = u->tiers & 1u << i ? cdo_store_tier(own, i) : NULL;
 
       if (t != NULL && t->ops->tidy != NULL)
         t->ops->tidy(t);
     }
-  tidy_release(tiers, fds);
-  if (upkeep_due) {
+  tidy_release(u->tiers, u->fds);
+  if (u->due) {
     cdo_store_close(own);
     own = NULL;
-    cdo__background(idle);
-    wait_quiet(usage, lock);
-    if (cdo_store_open(&own, cfg, err, sizeof(err)) == 0)
-      upkeep(own, hourly, &u);
+    cdo__background(u->idle);
+    wait_quiet(u->usage, u->lock);
+    if (cdo_store_open(&own, u->cfg, err, sizeof(err)) == 0)
+      upkeep(own, u->hourly, &ul);
   }
   /* The usage lock goes last: once it is free, this process holds no file
    * in the cache, so a waiter may remove or unmount it. (No chdir("/"):
    * a relative cache path is resolved against the inherited cwd.) */
   cdo_store_close(own);
-  cdo__usage_close(&u);
+  cdo__usage_close(&ul);
   _exit(0);
 }

@@ -59,6 +59,7 @@ void cdo_job_free(struct cdo_job *j)
   free(j->files);
   if (j->stdin_fd >= 0)
     close(j->stdin_fd);
+  cdo__upkeep_drop(j->upkeep);
   free(j);
 }
 
@@ -520,9 +521,15 @@ int cdo_job_run(struct cdo_job *j, struct cdo_store *s, struct cdo_result *res)
     cdo__store_unlock(s, &j->key, lk);
   if (s != NULL && j->msg != NULL)
     cdo__store_warn_down(s, j->msg, j->ud); /* tiers that failed */
-  if (s != NULL && res->outcome == CDO_MISS_STORED)
-    cdo__store_maintain(s); /* rate-limited; never on a hit */
+  if (s != NULL && res->outcome == CDO_MISS_STORED && j->upkeep == NULL)
+    j->upkeep = cdo__store_maintain(s); /* rate-limited; never on a hit */
   return 0;
+}
+
+void cdo_job_upkeep(struct cdo_job *j)
+{
+  cdo__upkeep_start(j->upkeep);
+  j->upkeep = NULL;
 }
 
 int cdo_job_forget(struct cdo_job *j, struct cdo_store *s)

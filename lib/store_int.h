@@ -422,18 +422,25 @@ void cdo__store_record(struct cdo_store *s, const struct cdo__key *k,
 /* The same for a run described whole (time_ms 0: now). */
 void cdo__store_record_usage(struct cdo_store *s, const struct cdo__usage *u);
 /*
- * Starts the upkeep, rate-limited; call after a miss was stored, never on
+ * Plans the upkeep, rate-limited; call after a miss was stored, never on
  * a hit. At most once an hour per cache (one stat(2) decides; the stamp
- * is the file P-upkeep), or when the usage records want folding, it forks
- * a detached, niced child that does the work with its own store, under
- * the usage lock: folds the records, removes expired entries and, with
+ * is the file P-upkeep), or when the usage records want folding, a
+ * detached, niced child does the work with its own store, under the
+ * usage lock: folds the records, removes expired entries and, with
  * cfg->max_size, evicts least-recently-used ones. The same child (or one
  * of its own when no upkeep is due) runs ops->tidy for each tier whose
- * writes asked for it (s->tidy), one child per cache at a time. The
- * caller's run does none of it. After a fork, s is closed in the child
- * only.
+ * writes asked for it (s->tidy, claimed here), one child per cache at a
+ * time. The caller's run does none of it. Returns the plan (NULL: nothing
+ * to do), for cdo__upkeep_start once s is closed: the fork then copies no
+ * open connection, and the caller's closing writes no page it shares with
+ * the child.
  */
-void cdo__store_maintain(struct cdo_store *s);
+struct cdo__upkeep;
+struct cdo__upkeep *cdo__store_maintain(struct cdo_store *s);
+/* Forks the child of plan u (NULL: none) and frees u. */
+void cdo__upkeep_start(struct cdo__upkeep *u);
+/* Frees plan u without starting it: a later miss plans again. */
+void cdo__upkeep_drop(struct cdo__upkeep *u);
 /*
  * Remembers the digests of j's key components (never values) with the
  * digest of the command's argv, in one record appended to the cache's

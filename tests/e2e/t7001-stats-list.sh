@@ -25,6 +25,11 @@ usage_file () {
 if [ -n "$(find "$TMP" -name '*-usage' -type f)" ]; then
 	test_set_prereq LOCAL_USAGE
 fi
+# Traced with strace where it runs (make deps installs it).
+if test_have_prereq LOCAL_USAGE && command -v strace >/dev/null 2>&1 &&
+	strace -o /dev/null true 2>/dev/null; then
+	test_set_prereq TRACED_USAGE
+fi
 # --list streams: newest first where the store keeps an order by time.
 case $CACHEDO_CACHE in
 sqlite:* | exec:*) test_set_prereq NEWEST_FIRST ;;
@@ -312,6 +317,30 @@ test_expect_success LOCAL_USAGE 'a miss leaves the upkeep to a process of its ow
 	touch release &&
 	wait $holder &&
 	wait_until not_listed expired
+'
+
+# open_at_fork TRACE PATH: whether TRACE (strace of one process: openat,
+# close, clone) forked (fork(3): clone with no child stack) while a file
+# under PATH it had opened was still open; fails when it never forked.
+open_at_fork () {
+	awk -v path="$2" '
+		/^openat\(/ && index($0, "\"" path) && / = [0-9]+$/ { open[$NF] = 1 }
+		/^close\(/ { fd = $0; sub(/^close\(/, "", fd); sub(/\).*/, "", fd); delete open[fd] }
+		/^clone\(child_stack=NULL/ { forked = 1; for (fd in open) left = 1; exit }
+		END { exit !(forked && left) }' "$1"
+}
+
+# The upkeep's child is forked once the miss closed the cache: its closing
+# then writes no page the two processes share (each such write copies the
+# page), and no open connection to the cache crosses the fork.
+test_expect_success TRACED_USAGE 'a miss forks its upkeep only once it closed the cache' '
+	touch -d "2 hours ago" "$(upkeep_stamp)" &&
+	rm -f fork.* &&
+	strace -f -ff -o fork -e trace=openat,close,clone,clone3 \
+		cachedo counted forked >/dev/null &&
+	parent=$(ls fork.* | sort -t. -k2 -n | head -n 1) &&
+	grep -q "^clone(child_stack=NULL" "$parent" &&
+	! open_at_fork "$parent" "$STORE_PATH"
 '
 
 # usage_waiter INODE: the pid of a process waiting for the flock of the

@@ -404,9 +404,10 @@ static long long wal_frames(struct suite *su)
 
 /*
  * A put never checkpoints the WAL (its fsyncs would be the user's to wait
- * for): it asks for tidying, and the detached child cdo__store_maintain
- * starts checkpoints and restarts it, so that the WAL stays a few frames
- * long whatever the number of misses.
+ * for): it asks for tidying, and the detached child that
+ * cdo__store_maintain plans (and cdo__upkeep_start forks) checkpoints and
+ * restarts it, so that the WAL stays a few frames long whatever the
+ * number of misses.
  */
 static void sqlite_wal_stays_short(void **state)
 {
@@ -428,7 +429,7 @@ static void sqlite_wal_stays_short(void **state)
     if (i == 10 && wal_frames(su) <= 16)
       fail_msg("10 puts left %lld frames: a put checkpointed", wal_frames(su));
     asked += su->store->tidy;
-    cdo__store_maintain(su->store);
+    cdo__upkeep_start(cdo__store_maintain(su->store));
     while (waitpid(-1, NULL, 0) > 0)
       ;
     /* A tidy leaves 1 frame; misses add a few until the next. */
