@@ -25,6 +25,9 @@ fi
 if [ "$(id -u)" = 0 ] && id nobody >/dev/null 2>&1; then
 	test_set_prereq CHOWN
 fi
+if command -v strace >/dev/null 2>&1 && strace -o /dev/null true 2>/dev/null; then
+	test_set_prereq STRACE
+fi
 
 # use_root DIR: the cache root becomes DIR/cachedo (dir:DIR/cachedo, or
 # mem: with XDG_RUNTIME_DIR=DIR); sets $root. DIR is created 0700.
@@ -352,6 +355,30 @@ test_expect_success 'a reader never sees an entry half replaced' '
 		i=$((i + 1))
 	done &&
 	wait $writer
+'
+
+# A put that replaces an entry swaps the new file in (renameat2
+# RENAME_EXCHANGE) and removes the old one under the temp name, rather than
+# renaming over it: ext4 writes a file renamed over another at once. One
+# file is left, the new one. (The leak check of a sanitizer build cannot run
+# under ptrace; the variable that turns it off is in the key, so all three
+# runs have it.)
+test_expect_success STRACE 'a refresh swaps its entry in and leaves one file' '
+	use_root "$TMP/exchange" &&
+	(
+		ASAN_OPTIONS=detect_leaks=0 && export ASAN_OPTIONS &&
+		cachedo counted swapped >/dev/null &&
+		f=$(entry_file counted swapped) &&
+		strace -s 256 -o swap.trace -e trace=rename,renameat,renameat2 \
+			cachedo --refresh counted swapped >/dev/null &&
+		grep "RENAME_EXCHANGE) = 0" swap.trace >swaps &&
+		expect_grep "${f##*/}" swaps &&
+		find "$root/v1" -type f ! -path "*/locks/*" >files &&
+		expect_lines 1 files &&
+		cachedo counted swapped >out &&
+		expect_count swapped 2 &&
+		expect_eq "swapped run 2" "$(cat out)"
+	)
 '
 
 # SIGKILL while a large entry is being stored (the kills are spread over
