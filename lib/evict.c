@@ -474,8 +474,8 @@ static void tidy_release(unsigned tiers, const int fds[])
 /* What a stored miss leaves to do, for a child forked once s is closed. */
 struct cdo__upkeep {
   const struct cdo_config *cfg;
-  unsigned tiers;       /* the tiers whose tidying was claimed */
-  int fds[TIDY_TIERS];  /* their P-tidy files, flock(2)ed */
+  unsigned tiers;      /* the tiers whose tidying was claimed */
+  int fds[TIDY_TIERS]; /* their P-tidy files, flock(2)ed */
   int due, hourly, idle;
   char usage[PATH_MAX]; /* what wait_quiet looks at ("": nothing) */
   char lock[PATH_MAX];
@@ -492,8 +492,8 @@ struct cdo__upkeep *cdo__store_maintain(struct cdo_store *s)
   tidy_claim(s, &u->tiers, u->fds);
   if (s->ops->counters == NULL) {
     u->hourly = upkeep_claim(s);
-    u->due = u->hourly || (cdo__usage_due(s, MAINTAIN_EVERY_MS, &fold_only) &&
-                           fold_only);
+    u->due = u->hourly ||
+             (cdo__usage_due(s, MAINTAIN_EVERY_MS, &fold_only) && fold_only);
   }
   if (!u->due && u->tiers == 0) {
     free(u);

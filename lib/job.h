@@ -37,7 +37,7 @@ struct cdo_job {
                                 may matter but is not in the key) */
   unsigned char stdin_digest[32];
   struct cdo__key key;
-  int64_t start_ms; /* wall clock when the invocation began */
+  int64_t start_ms;           /* wall clock when the invocation began */
   struct cdo__upkeep *upkeep; /* a stored miss's, for cdo_job_upkeep */
   cdo_msg_fn msg;
   void *ud;

@@ -30,8 +30,8 @@
  * scope of STAMP_SCOPES bytes or more) is opened, as before: a touch lands
  * on a valid stamp about once in 500 (once in 15 before the check). A put
  * writes a temp file in the entry's folder and swaps it with the entry (see
- * place): a reader sees the old file or the new one. Nothing is fsync'd: a file torn
- * by a crash fails its checksums and is a miss, which removes it.
+ * place): a reader sees the old file or the new one. Nothing is fsync'd: a file
+ * torn by a crash fails its checksums and is a miss, which removes it.
  */
 #include "store_int.h"
 
