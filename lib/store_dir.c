@@ -964,7 +964,9 @@ static int dir_clear(struct cdo_store *s, const char *scope)
 /*
  * Is the temp file name (relative to at) a dead writer's? A live writer
  * holds its flock; one that has just created the file and not yet locked
- * it is given TEMP_MIN_AGE_S; and any temp file of an hour is dead.
+ * it is given TEMP_MIN_AGE_S; and any temp file of an hour is dead. One
+ * dated in the future is an entry a writer swapped out (see place) and was
+ * killed before it removed: no writer's file, dead unless locked.
  */
 static int temp_dead(int at, const char *name, int64_t now_ms)
 {
@@ -975,7 +977,8 @@ static int temp_dead(int at, const char *name, int64_t now_ms)
     return 0;
   if (st.st_mtime < now_ms / 1000 - TEMP_MAX_AGE_S)
     return 1;
-  if (st.st_mtime > now_ms / 1000 - TEMP_MIN_AGE_S - 1)
+  if (st.st_mtime > now_ms / 1000 - TEMP_MIN_AGE_S - 1 &&
+      st.st_mtime <= now_ms / 1000 + 1)
     return 0;
   fd = openat(at, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
   if (fd < 0)

@@ -424,4 +424,19 @@ test_expect_success '--gc removes the temp files killed writers left, once an ho
 	expect_cmp "$TMP/expect" sum
 '
 
+# A writer killed between swapping its file in and removing the entry it
+# swapped out leaves that entry under its temp name, dated as an entry is
+# (mtime = the expiry, in the future); no writer holds it: --gc removes it
+# at once, and the entry in place stays.
+test_expect_success '--gc removes an entry a killed writer swapped out' '
+	f=$(entry_file counted crash0 sh -c "$gen") &&
+	cp -p "$f" "${f%/*}/.tmp-4444555566667777" &&
+	test -n "$(find "${f%/*}/.tmp-4444555566667777" -newermt "1 second")" &&
+	cachedo --gc >/dev/null &&
+	find "$root/v1" -name ".tmp-*" >temps &&
+	expect_lines 0 temps &&
+	cachedo counted crash0 sh -c "$gen" | cksum >sum &&
+	expect_cmp "$TMP/expect" sum
+'
+
 test_done
