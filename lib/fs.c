@@ -120,7 +120,8 @@ void cdo__background(int idle)
   if (!idle)
     return;
 #ifdef SCHED_IDLE
-  sched_setscheduler(0, SCHED_IDLE, &sp);
+  /* The system call: musl's sched_setscheduler() only says ENOSYS. */
+  syscall(SYS_sched_setscheduler, 0, SCHED_IDLE, &sp);
 #endif
 #if defined(__linux__) && defined(SYS_ioprio_set)
   /* ioprio_set(IOPRIO_WHO_PROCESS, self, IOPRIO_CLASS_IDLE << 13) */

@@ -41,6 +41,7 @@
 #include <sys/file.h>
 #include <sys/random.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #define FOOTER_LEN     16
@@ -593,6 +594,12 @@ static int stamped(const struct stat *st, uint64_t *size, int64_t *created_ms)
   return 0;
 }
 
+#ifndef RENAME_EXCHANGE
+#define SWAP_FLAG (1 << 1) /* linux/fs.h */
+#else
+#define SWAP_FLAG RENAME_EXCHANGE
+#endif
+
 /*
  * Puts the written temp file in the entry's place, in one step for readers
  * (they open the old file or the new one). An entry already there is
@@ -606,8 +613,8 @@ static int stamped(const struct stat *st, uint64_t *size, int64_t *created_ms)
  */
 static int place(struct dir_store *d, const char *tmp, const char *name)
 {
-#ifdef RENAME_EXCHANGE
-  if (renameat2(d->fd, tmp, d->fd, name, RENAME_EXCHANGE) == 0) {
+#ifdef SYS_renameat2 /* the system call: musl 1.2.3 has no renameat2() */
+  if (syscall(SYS_renameat2, d->fd, tmp, d->fd, name, SWAP_FLAG) == 0) {
     remove_any(d->fd, tmp); /* the old entry, or whatever was in its place */
     return 0;
   }

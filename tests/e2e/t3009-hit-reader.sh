@@ -21,7 +21,7 @@ fi
 test_expect_success 'a hit maps the -shm read-only and leaves it as it is' '
 	cachedo counted r1 >/dev/null &&
 	cachedo counted r1 >/dev/null &&
-	strace -o trace -e trace=openat,ftruncate,pwrite64 cachedo counted r1 >out &&
+	strace -o trace -e trace=open,openat,ftruncate,pwrite64 cachedo counted r1 >out &&
 	expect_count r1 1 &&
 	expect_grep "shm\", O_RDONLY" trace &&
 	expect_no_grep "shm\", O_RDWR" trace &&
@@ -30,7 +30,7 @@ test_expect_success 'a hit maps the -shm read-only and leaves it as it is' '
 '
 
 test_expect_success 'a --refresh miss, which looks nothing up, opens a writer only' '
-	strace -o trace-r -e trace=openat cachedo --refresh counted r0 >/dev/null &&
+	strace -o trace-r -e trace=open,openat cachedo --refresh counted r0 >/dev/null &&
 	expect_count r0 1 &&
 	# (besides its look at the file before the command, with O_NONBLOCK)
 	grep "cache.db\", O_RDWR" trace-r | grep -v O_NONBLOCK >opens &&
@@ -39,7 +39,7 @@ test_expect_success 'a --refresh miss, which looks nothing up, opens a writer on
 '
 
 test_expect_success 'a --refresh miss opens the database after starting its command' '
-	strace -o trace-o -e trace=openat,clone,clone3,vfork \
+	strace -o trace-o -e trace=open,openat,clone,clone3,vfork \
 		cachedo --refresh counted opened-late >/dev/null &&
 	expect_count opened-late 1 &&
 	grep -n -e "clone" -e "vfork" trace-o | head -n 1 | cut -d: -f1 >spawned &&
@@ -96,7 +96,7 @@ test_expect_success 'a cache path with %, ? and # in it is the file opened' '
 	d="$TMP/we?ird#dir%41" &&
 	mkdir -p "$d" &&
 	CACHEDO_CACHE="sqlite:$d/c.db" cachedo counted odd >/dev/null &&
-	CACHEDO_CACHE="sqlite:$d/c.db" strace -o trace2 -e trace=openat cachedo counted odd >/dev/null &&
+	CACHEDO_CACHE="sqlite:$d/c.db" strace -o trace2 -e trace=open,openat cachedo counted odd >/dev/null &&
 	expect_count odd 1 &&
 	expect_grep "ird#dir%41/c.db-shm\", O_RDONLY" trace2 &&
 	test ! -e "$TMP/we" && test ! -e "$d/c.db%41"
@@ -104,7 +104,7 @@ test_expect_success 'a cache path with %, ? and # in it is the file opened' '
 
 test_expect_success 'a cache path that starts with // is the file opened' '
 	CACHEDO_CACHE="sqlite:/$TMP/slashes.db" cachedo counted sl >/dev/null &&
-	CACHEDO_CACHE="sqlite:/$TMP/slashes.db" strace -o trace3 -e trace=openat cachedo counted sl >/dev/null &&
+	CACHEDO_CACHE="sqlite:/$TMP/slashes.db" strace -o trace3 -e trace=open,openat cachedo counted sl >/dev/null &&
 	expect_count sl 1 &&
 	expect_grep "slashes.db-shm\", O_RDONLY" trace3
 '

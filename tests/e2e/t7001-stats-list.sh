@@ -319,14 +319,15 @@ test_expect_success LOCAL_USAGE 'a miss leaves the upkeep to a process of its ow
 	wait_until not_listed expired
 '
 
-# open_at_fork TRACE PATH: whether TRACE (strace of one process: openat,
-# close, clone) forked (fork(3): clone with no child stack) while a file
+# open_at_fork TRACE PATH: whether TRACE (strace of one process: open or
+# openat, close, clone or fork) forked (fork(3): clone with no child stack
+# on glibc, the fork system call on musl) while a file
 # under PATH it had opened was still open; fails when it never forked.
 open_at_fork () {
 	awk -v path="$2" '
-		/^openat\(/ && index($0, "\"" path) && / = [0-9]+$/ { open[$NF] = 1 }
+		/^open(at)?\(/ && index($0, "\"" path) && / = [0-9]+$/ { open[$NF] = 1 }
 		/^close\(/ { fd = $0; sub(/^close\(/, "", fd); sub(/\).*/, "", fd); delete open[fd] }
-		/^clone\(child_stack=NULL/ { forked = 1; for (fd in open) left = 1; exit }
+		/^clone\(child_stack=NULL/ || /^fork\(/ { forked = 1; for (fd in open) left = 1; exit }
 		END { exit !(forked && left) }' "$1"
 }
 
@@ -338,9 +339,9 @@ test_expect_success TRACED_USAGE 'a miss forks its upkeep only once it closed th
 	touch -d "2 hours ago" "$(upkeep_stamp)" &&
 	rm -f fork.* &&
 	ASAN_OPTIONS=detect_leaks=0 strace -f -ff -o fork \
-		-e trace=openat,close,clone,clone3 cachedo counted forked >/dev/null &&
+		-e trace=open,openat,close,clone,clone3,fork cachedo counted forked >/dev/null &&
 	parent=$(ls fork.* | sort -t. -k2 -n | head -n 1) &&
-	grep -q "^clone(child_stack=NULL" "$parent" &&
+	grep -q -e "^clone(child_stack=NULL" -e "^fork(" "$parent" &&
 	! open_at_fork "$parent" "$STORE_PATH"
 '
 
