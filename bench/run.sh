@@ -31,6 +31,16 @@ floor_build() {
 	local cc=(${CC:-cc} -O2 -std=c11 -Wall -Wextra -o "$FLOOR" "$BENCH_DIR/floor.c")
 	"${cc[@]}" -static 2>/dev/null || "${cc[@]}"
 }
+# floor_musl_build: the same spawner on musl (musl-gcc), static, as
+# build/cachedo is when `make deps` built its libraries for musl (Makefile,
+# LIBC): glibc's start-up costs ~40 cpuid traps in a virtual machine, which
+# this one, like cachedo, does not pay. Fails without musl-gcc.
+FLOOR_MUSL=$FLOOR-musl
+floor_musl_build() {
+	command -v musl-gcc >/dev/null 2>&1 || return 1
+	[ -x "$FLOOR_MUSL" ] && [ ! "$BENCH_DIR/floor.c" -nt "$FLOOR_MUSL" ] && return 0
+	musl-gcc -O2 -std=c11 -Wall -Wextra -static -o "$FLOOR_MUSL" "$BENCH_DIR/floor.c"
+}
 BIG_MIB=${BENCH_BIG_MIB:-100}
 BIG=hit_${BIG_MIB}m # row name part
 big_file() { [ -f big.bin ] || head -c "${BIG_MIB}M" /dev/urandom >big.bin; }
@@ -55,6 +65,11 @@ miss_rows() {
 		FLOOR_RATIO=$R_RATIO
 	else
 		skip "$1.miss_floor" "cannot build bench/floor.c"
+	fi
+	if floor_musl_build && floor=$(bench_own_copy "$FLOOR_MUSL"); then
+		pair "$1.miss_floor_musl" "true" "$floor true"
+	else
+		skip "$1.miss_floor_musl" "no musl-gcc"
 	fi
 	local t=1.6
 	[ "${3:-}" = info ] && t=
