@@ -113,7 +113,7 @@ test_expect_success MAKE 'make uninstall removes every file it installed' '
 # single-stepping `cachedo --version`; /bin/true (glibc) is the control
 # that shows the counter sees them. Not for the sanitizer build, which is
 # on the system's libc.
-if [ -f "$ROOT/deps/musl/lib/libsqlite3.a" ] && [ -z "${CACHEDO_TEST_SANITIZE-}" ] &&
+if [ -f "$ROOT/deps/musl/lib/libsqlite3.a" ] && [ -z "$test_sanitize" ] &&
 	[ "$(uname -m)" = x86_64 ] &&
 	${CC:-cc} -O2 -o "$TMP/cpuid-count" "$TEST_DIR/cpuid-count.c" 2>/dev/null &&
 	"$TMP/cpuid-count" /bin/true >/dev/null 2>&1; then
