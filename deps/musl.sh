@@ -9,8 +9,8 @@
 # instructions (its string functions and cache sizes), in a static
 # executable as in the dynamic loader. In a virtual machine each one traps
 # to the hypervisor: 3.6 us apiece on the machines this project runs on,
-# about 0.15 ms of every run, a third of a hit. musl asks nothing. bench/
-# README.md has the figures.
+# about 0.15 ms of every run. musl asks nothing. README.md (Development)
+# and bench/README.md have the figures.
 #
 # The sources come through apt, from the deb-src twins of the system's own
 # package sources, with a private state directory: the system's apt
