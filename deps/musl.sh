@@ -56,6 +56,9 @@ src() { for d in "$W"/src/"$1"-*/; do echo "${d%/}"; return; done; }
 
 step() { echo "  DEP     $1"; }
 log=$W/build.log
+# On a failure, what the failing step printed.
+trap 'st=$?; [ $st -eq 0 ] || { echo "deps/musl.sh: failed; the end of $log:" >&2;
+	tail -n 40 "$log" >&2 2>/dev/null; }; exit $st' EXIT
 
 step hiredis
 (cd "$(src hiredis)" && make CC=$CC OPTIMIZATION=-O2 static) >>"$log" 2>&1
