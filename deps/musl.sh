@@ -25,6 +25,12 @@ W=$PREFIX.work
 CC=musl-gcc
 JOBS=$(nproc 2>/dev/null || echo 2)
 
+step() { echo "  DEP     $1"; }
+log=$W/build.log
+# On a failure, what the failing step printed.
+trap 'st=$?; [ $st -eq 0 ] || { echo "deps/musl.sh: failed; the end of $log:" >&2;
+	tail -n 40 "$log" >&2 2>/dev/null; }; exit $st' EXIT
+
 rm -rf "$W" "$PREFIX"
 mkdir -p "$W/apt/sources.list.d" "$W/apt/lists/partial" "$W/src" \
 	"$PREFIX/lib" "$PREFIX/include"
@@ -44,21 +50,15 @@ APT="-o Dir::Etc::SourceList=/dev/null
      -o Dir::State::Lists=$W/apt/lists
      -o Dir::Cache::pkgcache= -o Dir::Cache::srcpkgcache=
      -o APT::Sandbox::User=root -q"
+step sources
 # shellcheck disable=SC2086
-apt-get $APT update >"$W/apt.log" 2>&1 || { cat "$W/apt.log"; exit 1; }
+apt-get $APT update >>"$log" 2>&1
 # shellcheck disable=SC2086
-(cd "$W/src" && apt-get $APT source --download-only $PKGS) \
-	>>"$W/apt.log" 2>&1 || { cat "$W/apt.log"; exit 1; }
+(cd "$W/src" && apt-get $APT source --download-only $PKGS) >>"$log" 2>&1
 for d in "$W"/src/*.dsc; do
-	(cd "$W/src" && dpkg-source -q -x --no-check "$d") >>"$W/apt.log" 2>&1
+	(cd "$W/src" && dpkg-source -q -x --no-check "$d") >>"$log" 2>&1
 done
 src() { for d in "$W"/src/"$1"-*/; do echo "${d%/}"; return; done; }
-
-step() { echo "  DEP     $1"; }
-log=$W/build.log
-# On a failure, what the failing step printed.
-trap 'st=$?; [ $st -eq 0 ] || { echo "deps/musl.sh: failed; the end of $log:" >&2;
-	tail -n 40 "$log" >&2 2>/dev/null; }; exit $st' EXIT
 
 step hiredis
 (cd "$(src hiredis)" && make CC=$CC OPTIMIZATION=-O2 static) >>"$log" 2>&1

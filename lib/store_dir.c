@@ -595,9 +595,7 @@ static int stamped(const struct stat *st, uint64_t *size, int64_t *created_ms)
 }
 
 #ifndef RENAME_EXCHANGE
-#define SWAP_FLAG (1 << 1) /* linux/fs.h */
-#else
-#define SWAP_FLAG RENAME_EXCHANGE
+#define RENAME_EXCHANGE (1 << 1) /* linux/fs.h; musl's headers lack it */
 #endif
 
 /*
@@ -614,7 +612,7 @@ static int stamped(const struct stat *st, uint64_t *size, int64_t *created_ms)
 static int place(struct dir_store *d, const char *tmp, const char *name)
 {
 #ifdef SYS_renameat2 /* the system call: musl 1.2.3 has no renameat2() */
-  if (syscall(SYS_renameat2, d->fd, tmp, d->fd, name, SWAP_FLAG) == 0) {
+  if (syscall(SYS_renameat2, d->fd, tmp, d->fd, name, RENAME_EXCHANGE) == 0) {
     remove_any(d->fd, tmp); /* the old entry, or whatever was in its place */
     return 0;
   }
