@@ -155,6 +155,35 @@ void cdo__verified_note(const char *table, const unsigned char key[32], int fd,
                         uint64_t off, uint64_t size, uint64_t jsum,
                         const unsigned char before[CDO__VERIFIED_REC]);
 
+/* ---- the key filter of a local store (keyfilter.c) ---------------------- */
+
+/*
+ * A file (path) of one bit per stored key, valid for the database file db
+ * (see keyfilter.c). cdo__keyfilter_test: 0 when no entry of hash can be in
+ * db, else 1 ("maybe"; also when there is no valid filter). The rest are
+ * for a holder of db's write lock: cdo__keyfilter_add sets hash's bit in a
+ * valid filter before the entry's commit (0, also when there is none, or
+ * -errno: then the filter must go); cdo__keyfilter_valid says whether
+ * path is a filter for db; cdo__keyfilter_count, how many bits it has set
+ * (-1: not valid). A filter is made whole with new, set for each key
+ * stored, save (written beside path and renamed over it, valid for db as
+ * it is now; 0 or -errno) and free. cdo__keyfilter_sync: fdatasync(2) of
+ * path, before the entries whose bits it holds are made durable.
+ */
+int cdo__keyfilter_test(const char *path, const char *db,
+                        const unsigned char *hash);
+int cdo__keyfilter_add(const char *path, const char *db,
+                       const unsigned char *hash);
+int cdo__keyfilter_valid(const char *path, const char *db);
+int64_t cdo__keyfilter_count(const char *path, const char *db);
+void cdo__keyfilter_sync(const char *path);
+struct cdo__keyfilter;
+struct cdo__keyfilter *cdo__keyfilter_new(void);
+void cdo__keyfilter_set(struct cdo__keyfilter *f, const unsigned char *hash);
+int cdo__keyfilter_save(struct cdo__keyfilter *f, const char *path,
+                        const char *db);
+void cdo__keyfilter_free(struct cdo__keyfilter *f);
+
 /* ---- SHA-256 (sha256.c) -------------------------------------------------- */
 
 /*

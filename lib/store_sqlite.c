@@ -59,8 +59,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#define SCHEMA_VERSION     5
-#define SET_VERSION        "PRAGMA user_version = 5"
+#define SCHEMA_VERSION     6
+#define SET_VERSION        "PRAGMA user_version = 6"
 #define SMALL_MAX          ((uint64_t)256 << 10)
 #define ROW                (1 << 20)
 #define ROW_BITS           16
@@ -72,6 +72,7 @@
 #define BATCH_OPS          4096
 #define EVICT_TX_ROWS      65536 /* rowids an eviction transaction spans */
 #define NEWEST_PLAUSIBLE   255   /* a larger schema version is damage */
+#define FILTER_SLACK       4096  /* stale bits of the key filter let be */
 
 /* How PATH is open (struct sqlite_store's mode; see use_db). */
 #define DB_READER 1
@@ -88,6 +89,7 @@ struct sqlite_store {
   char *path;
   char *big_path;
   char *blobs;    /* PATH-blobs */
+  char *keys;     /* PATH-keys, the key filter (keyfilter.c) */
   int mode;       /* how db is open: DB_READER or DB_WRITER (use_db) */
   int tuned;      /* writer pragmas applied to db */
   int wal_frames; /* frames in db's WAL after our last commit */
@@ -360,9 +362,9 @@ static int open_db(struct sqlite_store *q, int mode)
 }
 
 /*
- * For a store whose first use is a write (--refresh): PATH opens at that
- * use (use_db), which a miss makes while its command runs, where opening
- * costs the run least. Only a regular file this process may write (or
+ * PATH opens at its first use (use_db): not at all for a lookup the key
+ * filter answers, while its command runs for a miss (sqlite_prime), where
+ * opening costs the run least. Only a regular file this process may write (or
  * creates: SQLite would, 0600) waits so; anything else (a folder, a
  * symlink, a FIFO, a file it may only read) is opened now, as any store, so
  * that SQLite says at once what is wrong with it and a cache of tiers
@@ -397,6 +399,8 @@ static int use_db(struct sqlite_store *q, int mode)
 {
   if (q->mode == DB_WRITER || q->mode == mode)
     return 0;
+  if (q->mode == 0 && mode == DB_READER)
+    return open_db(q, DB_READER);
   forget_stmts(q);
   sqlite3_close_v2(q->db);
   q->db = NULL;
@@ -537,9 +541,10 @@ static int sqlite_open(struct cdo_store *s, const char *rest)
   q->path = strdup(rest);
   q->big_path = malloc(n + sizeof("-big"));
   q->blobs = malloc(n + sizeof("-blobs"));
+  q->keys = malloc(n + sizeof("-keys"));
   dir = strdup(rest);
   if (q->path == NULL || q->big_path == NULL || q->blobs == NULL ||
-      dir == NULL) {
+      q->keys == NULL || dir == NULL) {
     free(dir);
     return CDO__ERR(ENOMEM);
   }
@@ -547,6 +552,8 @@ static int sqlite_open(struct cdo_store *s, const char *rest)
   memcpy(q->big_path + n, "-big", sizeof("-big"));
   memcpy(q->blobs, rest, n);
   memcpy(q->blobs + n, "-blobs", sizeof("-blobs"));
+  memcpy(q->keys, rest, n);
+  memcpy(q->keys + n, "-keys", sizeof("-keys"));
   slash = strrchr(dir, '/');
   if (slash == dir)
     slash[1] = 0;
@@ -566,9 +573,10 @@ static int sqlite_open(struct cdo_store *s, const char *rest)
   sqlite3_config(SQLITE_CONFIG_PAGECACHE, NULL, 0, 0);
   if (!ARENA_OFF)
     sqlite3_config(SQLITE_CONFIG_MALLOC, &arena_methods);
-  /* --refresh looks nothing up: PATH opens as a writer at its first use,
-   * while the command runs (sqlite_prime); see open_later. */
-  return s->cfg->refresh ? open_later(q) : open_db(q, DB_READER);
+  /* PATH opens at its first use: a lookup the key filter answers opens
+   * it not at all, and a miss opens it as a writer while the command runs
+   * (sqlite_prime); see open_later. */
+  return open_later(q);
 }
 
 static void sqlite_close(struct cdo_store *s)
@@ -583,6 +591,7 @@ static void sqlite_close(struct cdo_store *s)
   free(q->path);
   free(q->big_path);
   free(q->blobs);
+  free(q->keys);
 }
 
 /*
@@ -593,6 +602,62 @@ static void sqlite_close(struct cdo_store *s)
 static void wal_mode(sqlite3 *db)
 {
   sqlite3_exec(db, "PRAGMA journal_mode = WAL", NULL, NULL, NULL);
+}
+
+/* ---- the key filter (keyfilter.c) --------------------------------------- */
+
+/*
+ * Makes PATH-keys anew from the keys of PATH's entries, in the write
+ * transaction the caller holds, so that no writer stores a key between
+ * the walk and the rename (a writer sets its bit under that lock, in the
+ * file then at PATH-keys). The walk reads the smallest index that holds
+ * the key: O(entries) time, and 2 MiB of memory whatever their number.
+ * Best effort: a filter not made leaves the old one, whose bits are a
+ * superset of the stored keys', or none ("maybe").
+ */
+static int write_filter(struct sqlite_store *q)
+{
+  struct cdo__keyfilter *f = cdo__keyfilter_new();
+  sqlite3_stmt *st = NULL;
+  int rc = SQLITE_ERROR, r = CDO__ERR(ENOMEM);
+
+  if (f != NULL &&
+      sqlite3_prepare_v2(q->db, "SELECT key FROM entry", -1, &st, NULL) ==
+          SQLITE_OK) {
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW)
+      if (sqlite3_column_bytes(st, 0) == 32)
+        cdo__keyfilter_set(f, sqlite3_column_blob(st, 0));
+    r = rc == SQLITE_DONE ? cdo__keyfilter_save(f, q->keys, q->path)
+                          : db_fail(q, q->db, "cannot read the keys");
+  }
+  sqlite3_finalize(st);
+  cdo__keyfilter_free(f);
+  return r;
+}
+
+/* write_filter in a write transaction of its own, which changes nothing. */
+static int remake_filter(struct sqlite_store *q)
+{
+  int r = exec(q, q->db, "BEGIN IMMEDIATE");
+
+  if (r == 0)
+    r = write_filter(q);
+  rollback(q->db);
+  return r;
+}
+
+/*
+ * Sets k's bit, in the write transaction that stores its entry. A filter
+ * that cannot take it goes: a filter without the bit would hide the entry.
+ */
+static int note_key(struct sqlite_store *q, const struct cdo__key *k)
+{
+  int r = cdo__keyfilter_add(q->keys, q->path, k->hash);
+
+  if (r < 0 && unlink(q->keys) < 0 && errno != ENOENT)
+    return cdo__store_fail(&q->base, r, "cannot update '%s': %s", q->keys,
+                           cdo_strerror(r));
+  return 0;
 }
 
 /*
@@ -607,7 +672,7 @@ static int init_schema(struct sqlite_store *q, sqlite3 *db, const char *sql,
                        const char *page_size)
 {
   sqlite3_stmt *st = NULL;
-  int version = -1, r;
+  int version = -1, keep, r;
 
   r = exec(q, db, page_size);
   if (r == 0) {
@@ -638,12 +703,23 @@ static int init_schema(struct sqlite_store *q, sqlite3 *db, const char *sql,
   /* Versions 2 to 4 kept the table in key order: it is set aside whole,
    * by a rename (in a user's run, no walk of it), and the detached child
    * this run starts drops it (drop_old). Its entries are misses now. */
-  if (r == 0 && version >= 2 && version < SCHEMA_VERSION && db == q->db) {
+  if (r == 0 && version >= 2 && version < 5 && db == q->db) {
     r = exec(q, db, "ALTER TABLE entry RENAME TO entry_old");
     q->base.tidy = 1;
   }
-  if (r == 0 && version < SCHEMA_VERSION)
+  /* Version 5 had the tables of 6 but no key filter: the detached child
+   * this run starts makes one from the keys (sqlite_tidy); until then
+   * every lookup reads the table. */
+  keep = version == 5 && db == q->db;
+  if (r == 0 && keep) {
+    unlink(q->keys);
+    q->base.tidy = 1;
+  }
+  if (r == 0 && version < SCHEMA_VERSION && !keep)
     r = exec(q, db, sql);
+  /* Tables made now are empty: so is the filter (errors: none, "maybe"). */
+  if (r == 0 && version < SCHEMA_VERSION && !keep && db == q->db)
+    write_filter(q);
   if (r == 0 && version < SCHEMA_VERSION)
     r = exec(q, db, SET_VERSION);
   if (r == 0)
@@ -753,6 +829,9 @@ static int checkpoint(struct sqlite_store *q)
 {
   int log = -1, copied = -1, version = -1, done = 0;
 
+  /* Entries made durable must not come back after a power loss without
+   * their bits: the filter's are written to disk first. */
+  cdo__keyfilter_sync(q->keys);
   if (sqlite3_wal_checkpoint_v2(q->db, NULL, SQLITE_CHECKPOINT_PASSIVE, &log,
                                 &copied) != SQLITE_OK ||
       log <= 0 || copied < log)
@@ -1326,9 +1405,9 @@ static int publish(struct sqlite_store *q, const struct cdo__key *k,
 {
   sqlite3_stmt *st = kept(q, &q->old, SQL_OLD);
   sqlite3_int64 old = 0, old_size = 0;
-  int r = 0;
+  int r = note_key(q, k);
 
-  if (st == NULL)
+  if (r == 0 && st == NULL)
     r = db_fail(q, q->db, "cannot prepare statement");
   if (r == 0) {
     sqlite3_bind_blob(st, 1, k->hash, 32, SQLITE_STATIC);
@@ -1623,6 +1702,9 @@ static int do_clear(struct cdo_store *s, const char *scope)
     remove_blob_files(q, NULL, 0);
   if (r == 0)
     r = clear_big(q);
+  /* The bits of the entries gone go too (of those stored since: kept). */
+  if (r == 0)
+    remake_filter(q);
   return r;
 }
 
@@ -1749,6 +1831,26 @@ static int gc_expired(struct sqlite_store *q, sqlite3_int64 now,
   return r < 0 ? r : w;
 }
 
+/*
+ * Makes the key filter anew when it is missing, or when the bits of
+ * deleted entries are more than half of those set (and a few thousand):
+ * a count of its bits (2 MiB read), then, only when there are enough to
+ * matter, a count of the entries (a walk of an index).
+ */
+static void refilter(struct sqlite_store *q)
+{
+  int64_t set = cdo__keyfilter_count(q->keys, q->path), n = -1;
+  sqlite3_stmt *st = NULL;
+
+  if (set > FILTER_SLACK &&
+      prepare(q, q->db, "SELECT count(*) FROM entry", &st) == 0 &&
+      sqlite3_step(st) == SQLITE_ROW)
+    n = sqlite3_column_int64(st, 0);
+  sqlite3_finalize(st);
+  if (set < 0 || (n >= 0 && set > 2 * n + FILTER_SLACK))
+    remake_filter(q);
+}
+
 static int do_gc(struct cdo_store *s, int64_t now_ms, uint64_t *removed)
 {
   struct sqlite_store *q = sq(s);
@@ -1763,6 +1865,8 @@ static int do_gc(struct cdo_store *s, int64_t now_ms, uint64_t *removed)
     r = drop_old(q, 1);
   if (r == 0 && any_expired(q, now))
     r = gc_expired(q, now, removed);
+  if (r == 0)
+    refilter(q);
   /* Doomed blobs, and those of writers that died: every pending one when
    * no writer is at work, else those pending for an hour. */
   if (r == 0) {
@@ -2237,6 +2341,10 @@ static void sqlite_tidy(struct cdo_store *s)
   if (use_db(q, DB_WRITER) < 0 || tune_for_writing(q) < 0 || !in_wal(q->db))
     return;
   drop_old(q, 1);
+  /* A cache of version 5, or a filter removed or damaged: made here, in
+   * the detached child, never in a user's run. */
+  if (!cdo__keyfilter_valid(q->keys, q->path))
+    remake_filter(q);
   for (round = 0; round < TIDY_ROUNDS; round++)
     if ((round > 0 && wal_file_frames(q) < WAL_FRAMES) || !checkpoint(q))
       break;
@@ -2259,6 +2367,11 @@ static int sqlite_get(struct cdo_store *s, const struct cdo__key *k,
   struct sqlite_store *q = sq(s);
   int r;
 
+  *out = NULL;
+  if (cdo__keyfilter_test(q->keys, q->path, k->hash) == 0)
+    return 0; /* certainly not stored: PATH need not be opened */
+  if (q->mode == 0)
+    use_db(q, DB_READER); /* if it fails, the writer tries */
   if (q->mode == DB_READER && (r = do_get(s, k, out)) >= 0)
     return r;
   r = use_db(q, DB_WRITER); /* what a reader could not read, a writer can */
