@@ -586,7 +586,7 @@ static void sqlite_upgrades_version_1(void **state)
   put_ok(su, &k, &e, 3600 * SEC);
   assert_fresh(su, &k, &e);
   assert_int_equal(count_entries(su), 1);
-  assert_int_equal(sql_int(db_path(su), "PRAGMA user_version"), 5);
+  assert_int_equal(sql_int(db_path(su), "PRAGMA user_version"), 6);
   unit_entry_release(&e);
 }
 
@@ -661,7 +661,7 @@ static void upgrade_from(void **state, int version)
   make_key(&kb, "added");
   make_entry(&b, "b", 1000, 0, cdo__now_ms());
   put_ok(su, &kb, &b, 3600 * SEC);
-  assert_int_equal(sql_int(db_path(su), "PRAGMA user_version"), 5);
+  assert_int_equal(sql_int(db_path(su), "PRAGMA user_version"), 6);
   assert_int_equal(tables_named(db_path(su), "entry_old"), 1);
   assert_true(su->store->tidy);
   assert_miss(su, &ka);
@@ -804,6 +804,188 @@ static void sqlite_prime_opens_no_far_tier(void **state)
   unlink(far);
 }
 
+/* PATH-keys, the key filter of the store's database. */
+static void keys_path(struct suite *su, char *buf, size_t len)
+{
+  cdo__fmt(buf, len, "%s-keys", db_path(su));
+}
+
+/* The key filter's answer for k: 0 "not stored", 1 "maybe". */
+static int filter_says(struct suite *su, const struct cdo__key *k)
+{
+  char keys[4300];
+
+  keys_path(su, keys, sizeof(keys));
+  return cdo__keyfilter_test(keys, db_path(su), k->hash);
+}
+
+static int64_t filter_bits(struct suite *su)
+{
+  char keys[4300];
+
+  keys_path(su, keys, sizeof(keys));
+  return cdo__keyfilter_count(keys, db_path(su));
+}
+
+static void reopen(struct suite *su)
+{
+  char err[600];
+
+  cdo_store_close(su->store);
+  su->store = NULL;
+  if (cdo_store_open(&su->store, &su->cfg, err, sizeof(err)) < 0)
+    fail_msg("%s", err);
+}
+
+/*
+ * The key filter: a stored key's bit is set before its entry is there, so
+ * "not stored" is never said of a stored entry; a filter that is missing,
+ * damaged or another database's says "maybe" and the table answers. The
+ * detached tidy makes a missing one, --clear one without the entries it
+ * removed, and --gc one whose bits are mostly of deleted entries.
+ */
+static void sqlite_key_filter(void **state)
+{
+  struct suite *su = begin(state);
+  struct unit_entry e;
+  struct cdo__key ka, kb, kc, absent, k;
+  char keys[4300], copy[4400], sql[4500];
+  uint64_t removed = 0;
+  int fd, i;
+
+  keys_path(su, keys, sizeof(keys));
+  make_key(&ka, "kept");
+  make_key(&kb, "bee");
+  make_key(&kc, "cleared");
+  make_key(&absent, "absent");
+  make_entry(&e, "e", 1000, 0, cdo__now_ms());
+  /* A new database has an empty filter, which the put fills. */
+  assert_int_equal(filter_says(su, &ka), 0);
+  put_ok(su, &ka, &e, 3600 * SEC);
+  assert_int_equal(filter_says(su, &ka), 1);
+  assert_int_equal(filter_says(su, &absent), 0);
+  assert_int_equal(filter_bits(su), 1);
+  assert_miss(su, &absent);
+  reopen(su);
+  assert_fresh(su, &ka, &e);
+
+  /* Missing: every lookup reads the table; puts go on; tidy makes it. */
+  assert_int_equal(unlink(keys), 0);
+  assert_int_equal(filter_says(su, &absent), 1);
+  reopen(su);
+  assert_fresh(su, &ka, &e);
+  put_ok(su, &kb, &e, 3600 * SEC);
+  assert_fresh(su, &kb, &e);
+  assert_int_equal(filter_bits(su), -1);
+  su->store->ops->tidy(su->store);
+  assert_int_equal(filter_bits(su), 2);
+  assert_int_equal(filter_says(su, &kb), 1);
+  assert_int_equal(filter_says(su, &absent), 0);
+
+  /* Damaged: "maybe". */
+  fd = open(keys, O_WRONLY);
+  assert_true(fd >= 0);
+  assert_int_equal(pwrite(fd, "XXXX", 4, 0), 4);
+  close(fd);
+  assert_int_equal(filter_says(su, &absent), 1);
+  reopen(su);
+  assert_fresh(su, &ka, &e);
+  su->store->ops->tidy(su->store);
+  assert_int_equal(filter_says(su, &absent), 0);
+
+  /* Another database put at PATH (a restored copy, say): "maybe", and
+   * its own entries are found. */
+  cdo_store_close(su->store);
+  su->store = NULL;
+  cdo__fmt(copy, sizeof(copy), "%s.copy", db_path(su));
+  unlink(copy);
+  cdo__fmt(sql, sizeof(sql), "VACUUM INTO '%s'", copy);
+  sql_exec(db_path(su), sql);
+  cdo__fmt(sql, sizeof(sql), "DELETE FROM entry WHERE key = x'%s'", ka.hex);
+  sql_exec(copy, sql);
+  for (i = 0; i < 2; i++) {
+    cdo__fmt(sql, sizeof(sql), "%s%s", db_path(su), i ? "-wal" : "-shm");
+    unlink(sql);
+  }
+  assert_int_equal(rename(copy, db_path(su)), 0);
+  assert_int_equal(filter_says(su, &absent), 1);
+  reopen(su);
+  assert_miss(su, &ka);
+  assert_fresh(su, &kb, &e);
+  put_ok(su, &kc, &e, 3600 * SEC); /* no filter to set a bit in */
+  su->store->ops->tidy(su->store);
+  assert_int_equal(filter_bits(su), 2);
+  assert_int_equal(filter_says(su, &ka), 0);
+  assert_fresh(su, &kc, &e);
+
+  /* --clear leaves a filter without the entries it removed. */
+  unit_ok(cdo_store_clear(su->store, NULL));
+  assert_int_equal(filter_bits(su), 0);
+  assert_miss(su, &kc);
+
+  /* --gc makes it anew once most of its bits are of deleted entries. */
+  unit_ok(cdo__store_batch(su->store, 1));
+  for (i = 0; i < 6000; i++) {
+    make_key(&k, "");
+    k.hash[0] = (unsigned char)(i >> 8);
+    k.hash[1] = (unsigned char)i;
+    k.hash[2] = 0x5a;
+    put_ok(su, &k, &e, 3600 * SEC);
+  }
+  unit_ok(cdo__store_batch(su->store, 0));
+  assert_int_equal(filter_bits(su), 6000);
+  unit_ok(su->store->ops->gc(su->store, cdo__now_ms(), &removed));
+  assert_int_equal(filter_bits(su), 6000); /* all still stored */
+  for (i = 0; i < 5500; i++) {
+    make_key(&k, "");
+    k.hash[0] = (unsigned char)(i >> 8);
+    k.hash[1] = (unsigned char)i;
+    k.hash[2] = 0x5a;
+    unit_ok(cdo__store_del(su->store, &k));
+  }
+  assert_int_equal(filter_bits(su), 6000);
+  unit_ok(su->store->ops->gc(su->store, cdo__now_ms(), &removed));
+  assert_int_equal(filter_bits(su), 500);
+  assert_int_equal(filter_says(su, &k), 0);
+  unit_entry_release(&e);
+}
+
+/*
+ * A cache of version 5 has the tables of 6 and no key filter: its first
+ * write keeps its entries and asks for the tidy, which makes the filter.
+ */
+static void sqlite_upgrades_version_5(void **state)
+{
+  struct suite *su = begin(state);
+  struct unit_entry e;
+  struct cdo__key ka, kb, absent;
+  char keys[4300];
+
+  keys_path(su, keys, sizeof(keys));
+  make_key(&ka, "kept");
+  make_key(&kb, "added");
+  make_key(&absent, "absent");
+  make_entry(&e, "e", 1000, 0, cdo__now_ms());
+  put_ok(su, &ka, &e, 3600 * SEC);
+  cdo_store_close(su->store);
+  su->store = NULL;
+  sql_exec(db_path(su), "PRAGMA user_version = 5");
+  unlink(keys);
+  reopen(su);
+  assert_fresh(su, &ka, &e);
+  put_ok(su, &kb, &e, 3600 * SEC);
+  assert_int_equal(sql_int(db_path(su), "PRAGMA user_version"), 6);
+  assert_true(su->store->tidy);
+  assert_fresh(su, &ka, &e);
+  assert_fresh(su, &kb, &e);
+  assert_int_equal(filter_says(su, &absent), 1);
+  su->store->ops->tidy(su->store);
+  assert_int_equal(filter_bits(su), 2);
+  assert_int_equal(filter_says(su, &absent), 0);
+  assert_fresh(su, &ka, &e);
+  unit_entry_release(&e);
+}
+
 static const struct unit_own sqlite_own[] = {
 #define C(f)                                                                   \
   {                                                                            \
@@ -820,6 +1002,8 @@ static const struct unit_own sqlite_own[] = {
     C(sqlite_upgrades_version_2),
     C(sqlite_upgrades_version_3),
     C(sqlite_upgrades_version_4),
+    C(sqlite_upgrades_version_5),
+    C(sqlite_key_filter),
     C(sqlite_usage_counts_waits),
     C(sqlite_prime_opens_no_far_tier),
 #undef C

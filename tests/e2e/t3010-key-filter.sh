@@ -1,0 +1,90 @@
+#!/bin/sh
+# The SQLite backend's key filter (PATH-keys): a first run of a command,
+# whose key the filter says is not stored, does not open the database
+# before it starts the command; it opens it as a writer while the command
+# runs. A stored entry is a hit whether the filter is there or not; a
+# missing filter is made again by --gc (and by the detached tidy).
+. "$(dirname "$0")/lib.sh"
+
+test "$test_backend" = sqlite || skip_all "the sqlite backend's key filter"
+if ! command -v strace >/dev/null 2>&1; then
+	test "${CI-}" != true || { echo "Bail out! no strace (CI=true; make deps installs it)"; exit 1; }
+	skip_all "no strace"
+fi
+strace -o /dev/null true 2>/dev/null || skip_all "strace cannot trace here"
+if [ -n "$test_sanitize" ]; then
+	ASAN_OPTIONS=${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0
+	export ASAN_OPTIONS
+fi
+
+# first_open TRACE: the line numbers of the first spawn and of the first
+# open of the database itself (not its -keys, -wal or -shm, nor the look
+# at the file with O_NONBLOCK before the command), into spawned and opened.
+first_open () {
+	grep -n -e "clone" -e "vfork" "$1" | head -n 1 | cut -d: -f1 >spawned &&
+	{ grep -n "cache.db\", O_R" "$1" | grep -v O_NONBLOCK |
+		head -n 1 | cut -d: -f1 >opened; } &&
+	expect_lines 1 spawned
+}
+
+test_expect_success 'a first run opens the database only after starting its command' '
+	cachedo counted f0 >/dev/null &&
+	test -f "$STORE_PATH-keys" &&
+	strace -o trace -e trace=open,openat,clone,clone3,vfork \
+		cachedo counted f1 >/dev/null &&
+	expect_count f1 1 &&
+	first_open trace &&
+	expect_lines 1 opened &&
+	test "$(cat opened)" -gt "$(cat spawned)" ||
+		{ sed "s/^/| /" trace >&7; false; }
+'
+
+test_expect_success 'and it looked in the key filter first' '
+	grep -n "cache.db-keys\", O_RDONLY" trace | head -n 1 | cut -d: -f1 >looked &&
+	expect_lines 1 looked &&
+	test "$(cat looked)" -lt "$(cat spawned)"
+'
+
+test_expect_success 'what it stored is a hit' '
+	cachedo counted f1 >out &&
+	expect_count f1 1 &&
+	expect_grep "^f1 run 1" out
+'
+
+test_expect_success 'without the filter, stored entries are still hits' '
+	rm -f "$STORE_PATH-keys" &&
+	cachedo counted f1 >out 2>err &&
+	expect_count f1 1 &&
+	expect_lines 0 err
+'
+
+test_expect_success 'without the filter, a first run looks in the database' '
+	strace -o trace2 -e trace=open,openat,clone,clone3,vfork \
+		cachedo counted f2 >/dev/null &&
+	expect_count f2 1 &&
+	first_open trace2 &&
+	test "$(cat opened)" -lt "$(cat spawned)" ||
+		{ sed "s/^/| /" trace2 >&7; false; }
+'
+
+test_expect_success '--gc makes the filter again, with every stored key' '
+	cachedo --gc >/dev/null &&
+	test -f "$STORE_PATH-keys" &&
+	for k in f0 f1 f2; do cachedo counted $k >/dev/null || return 1; done &&
+	expect_count f0 1 && expect_count f1 1 && expect_count f2 1 &&
+	strace -o trace3 -e trace=open,openat,clone,clone3,vfork \
+		cachedo counted f3 >/dev/null &&
+	expect_count f3 1 &&
+	first_open trace3 &&
+	test "$(cat opened)" -gt "$(cat spawned)" ||
+		{ sed "s/^/| /" trace3 >&7; false; }
+'
+
+test_expect_success 'a damaged filter is not trusted' '
+	printf garbage | dd of="$STORE_PATH-keys" conv=notrunc 2>/dev/null &&
+	cachedo counted f3 >out 2>err &&
+	expect_count f3 1 &&
+	expect_lines 0 err
+'
+
+test_done
