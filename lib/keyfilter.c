@@ -129,8 +129,7 @@ int64_t cdo__keyfilter_count(const char *path, const char *db)
   if (fd < 0)
     return -1;
   map = malloc(MAP);
-  if (map != NULL && valid(fd, db) &&
-      cdo__pread_all(fd, map, MAP, HEAD) == 0)
+  if (map != NULL && valid(fd, db) && cdo__pread_all(fd, map, MAP, HEAD) == 0)
     for (n = 0, i = 0; i < MAP; i++)
       n += __builtin_popcount(map[i]);
   free(map);

@@ -20,6 +20,8 @@
  *               written before PATH-blobs kept big blobs, in rows of ROW
  *               bytes; still read (a blob with no file is looked up there)
  *               and emptied by deletes, never written
+ *   PATH-keys   the key filter (keyfilter.c): one bit per stored key, set
+ *               in the transaction that stores it
  *
  * A small entry is written in one statement. A big one is first listed in
  * pending under a new random blob id, then written to its file (no fsync:
@@ -33,12 +35,14 @@
  * when it gets LOCK_EX at once, knows every pending blob is a dead one,
  * and removes every file of PATH-blobs that no row names.
  *
- * A process opens PATH as a reader first (use_db): a lookup, most runs'
- * one use of it, maps the -shm read-only and, alone with the database,
- * reads the WAL into its own memory rather than rebuilding the shared
- * wal-index. Any other use, a write above all, reopens PATH as a writer;
- * a miss does that while its command runs (sqlite_prime), and a --refresh
- * run, which looks nothing up, opens it only then (open_later).
+ * A lookup first asks the key filter; when it says the key is not stored
+ * (a first run of a command), PATH is not opened for it at all. Else it
+ * opens PATH as a reader (use_db): a lookup, most runs' one use of it,
+ * maps the -shm read-only and, alone with the database, reads the WAL into
+ * its own memory rather than rebuilding the shared wal-index. Any other
+ * use, a write above all, reopens PATH as a writer; a miss does that while
+ * its command runs (sqlite_prime), and a --refresh run, or a first run the
+ * filter answered, opens it only then (open_later).
  *
  * PATH's WAL is not checkpointed when a connection closes, nor by the
  * writer of a miss, which would cost fsyncs on the user's run: once it
@@ -621,9 +625,8 @@ static int write_filter(struct sqlite_store *q)
   sqlite3_stmt *st = NULL;
   int rc = SQLITE_ERROR, r = CDO__ERR(ENOMEM);
 
-  if (f != NULL &&
-      sqlite3_prepare_v2(q->db, "SELECT key FROM entry", -1, &st, NULL) ==
-          SQLITE_OK) {
+  if (f != NULL && sqlite3_prepare_v2(q->db, "SELECT key FROM entry", -1, &st,
+                                      NULL) == SQLITE_OK) {
     while ((rc = sqlite3_step(st)) == SQLITE_ROW)
       if (sqlite3_column_bytes(st, 0) == 32)
         cdo__keyfilter_set(f, sqlite3_column_blob(st, 0));
