@@ -202,8 +202,10 @@ scale_rows() {
 		"$C -q -c $url --refresh -- true" "$pairs"
 	if [ "$b" = sqlite ]; then
 		# A first run: its key is new, the key filter (PATH-keys) says so.
-		PAIR_RUNVAR=1 PAIR_TARGET=1.05 pair "$p.first_run" "$C -q -c $one -- true" \
-			"$C -q -c $url -- true" "$pairs"
+		# PAIRTIME_RUN counts from 1 in every row: n keeps the keys of
+		# this size's row apart from the smaller sizes' ones.
+		PAIR_RUNVAR=1 PAIR_TARGET=1.05 pair "$p.first_run" "$C -q -c $one -- true $n" \
+			"$C -q -c $url -- true $n" "$pairs"
 	fi
 	worst_rows "$p" "$url"
 	if [ "$b" != redis ]; then

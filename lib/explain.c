@@ -425,47 +425,76 @@ static void put_set(struct cdo__buf *b, const struct set *set, int *r)
   }
 }
 
-void cdo__explain_save(struct cdo_job *j, struct cdo_store *s)
-{
+/* A record made ahead of its append (cdo__explain_prepare). */
+struct cdo__explain_rec {
   char log[PATH_MAX], old[PATH_MAX];
+  struct cdo__buf b;
+};
+
+void cdo__explain_prepare(struct cdo_job *j, struct cdo_store *s)
+{
+  struct cdo__explain_rec *x;
   unsigned char argv[8];
-  struct cdo__buf b = {0};
-  struct stat st;
   struct set now;
   const unsigned char *salt;
-  int r = 0, fd;
+  int r = 0;
 
-  if (s == NULL || log_paths(j, s, log, old, sizeof(log), argv) < 0)
+  if (s == NULL || j->explain != NULL || (x = calloc(1, sizeof(*x))) == NULL)
     return;
-  if (cdo__store_salt(s, 1, &salt) < 0 || job_set(j, salt, &now) < 0)
+  if (log_paths(j, s, x->log, x->old, sizeof(x->log), argv) < 0 ||
+      cdo__store_salt(s, 1, &salt) < 0 || job_set(j, salt, &now) < 0) {
+    free(x);
     return;
-  r |= cdo__buf_u8(&b, REC_MAGIC);
-  r |= cdo__buf_u8(&b, 0);
-  r |= cdo__buf_add(&b, "\0\0", 2);
-  r |= cdo__buf_u32(&b, 0); /* the length, patched below */
-  r |= cdo__buf_add(&b, argv, 8);
-  put_set(&b, &now, &r);
-  if (r == 0) {
-    cdo__put32(b.p + 4, (uint32_t)(b.len - REC_HEAD));
-    r = cdo__buf_u64(&b, cdo__sum(b.p, b.len));
   }
-  fd = r == 0
-           ? open(log, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOFOLLOW,
-                  0600)
-           : -1;
-  if (fd < 0 && r == 0 && errno == ENOENT &&
-      cdo__store_local_file(s, "-explain.log", log, sizeof(log), 1) == 0)
-    fd =
-        open(log, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+  r |= cdo__buf_u8(&x->b, REC_MAGIC);
+  r |= cdo__buf_u8(&x->b, 0);
+  r |= cdo__buf_add(&x->b, "\0\0", 2);
+  r |= cdo__buf_u32(&x->b, 0); /* the length, patched below */
+  r |= cdo__buf_add(&x->b, argv, 8);
+  put_set(&x->b, &now, &r);
+  if (r == 0) {
+    cdo__put32(x->b.p + 4, (uint32_t)(x->b.len - REC_HEAD));
+    r = cdo__buf_u64(&x->b, cdo__sum(x->b.p, x->b.len));
+  }
+  free(now.items);
+  if (r == 0)
+    j->explain = x;
+  else
+    cdo__explain_drop(x);
+}
+
+void cdo__explain_drop(struct cdo__explain_rec *x)
+{
+  if (x != NULL)
+    cdo__buf_release(&x->b);
+  free(x);
+}
+
+void cdo__explain_save(struct cdo_job *j, struct cdo_store *s)
+{
+  struct cdo__explain_rec *x;
+  struct stat st;
+  int fd;
+
+  cdo__explain_prepare(j, s);
+  x = j->explain;
+  j->explain = NULL;
+  if (x == NULL)
+    return;
+  fd = open(x->log, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOFOLLOW,
+            0600);
+  if (fd < 0 && errno == ENOENT &&
+      cdo__store_local_file(s, "-explain.log", x->log, sizeof(x->log), 1) == 0)
+    fd = open(x->log, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOFOLLOW,
+              0600);
   if (fd >= 0) {
     /* One write: concurrent appenders do not interleave. */
-    if (cdo__write_all(fd, b.p, b.len) == 0 && fstat(fd, &st) == 0 &&
+    if (cdo__write_all(fd, x->b.p, x->b.len) == 0 && fstat(fd, &st) == 0 &&
         st.st_size >= LOG_MAX)
-      rename(log, old); /* the older generation goes */
+      rename(x->log, x->old); /* the older generation goes */
     close(fd);
   }
-  cdo__buf_release(&b);
-  free(now.items);
+  cdo__explain_drop(x);
 }
 
 /* ---- telling the differences -------------------------------------------- */

@@ -60,6 +60,7 @@ void cdo_job_free(struct cdo_job *j)
   if (j->stdin_fd >= 0)
     close(j->stdin_fd);
   cdo__upkeep_drop(j->upkeep);
+  cdo__explain_drop(j->explain);
   free(j);
 }
 
@@ -123,10 +124,16 @@ struct lease {
   void *lk;
 };
 
-/* While the command runs: what the store of its result will need. */
+/*
+ * While the command runs: what the store of its result will need, and
+ * the explain record that follows it.
+ */
 static void prime_store(void *ud)
 {
-  cdo__store_prime(ud);
+  struct lease *l = ud;
+
+  cdo__store_prime(l->s);
+  cdo__explain_prepare(l->j, l->s);
 }
 
 static int renew_lease(void *ud)
@@ -159,7 +166,7 @@ static int run_command(struct cdo_job *j, struct cdo_store *s, void *lk,
   run.tick = lk != NULL ? renew_lease : NULL;
   run.tick_ud = &lease;
   run.started = s != NULL ? prime_store : NULL;
-  run.started_ud = s;
+  run.started_ud = &lease;
   r = cdo__run(j, &run);
   if (run.uncached)
     s = NULL;

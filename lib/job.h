@@ -37,8 +37,9 @@ struct cdo_job {
                                 may matter but is not in the key) */
   unsigned char stdin_digest[32];
   struct cdo__key key;
-  int64_t start_ms;           /* wall clock when the invocation began */
-  struct cdo__upkeep *upkeep; /* a stored miss's, for cdo_job_upkeep */
+  int64_t start_ms;                 /* wall clock when the invocation began */
+  struct cdo__upkeep *upkeep;       /* a stored miss's, for cdo_job_upkeep */
+  struct cdo__explain_rec *explain; /* made while the command ran */
   cdo_msg_fn msg;
   void *ud;
 };

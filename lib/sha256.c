@@ -2,7 +2,7 @@
 /*
  * SHA-256 for the key and the --file digests. On x86-64 processors with the
  * SHA extensions (SHA-NI: sha256rnds2, sha256msg1, sha256msg2) the blocks
- * are compressed by those instructions, chosen at run time with cpuid;
+ * are compressed by those instructions, chosen at run time (cpu_has_shani);
  * everywhere else, and whenever cdo__sha256_accel(0) says so, libsodium's
  * portable code does the work. Both give the same digest (FIPS 180-4);
  * tests/unit/test_sha256.c holds one to the other.
@@ -13,8 +13,9 @@
 
 #if defined(__x86_64__) && defined(__GNUC__)
 #define CDO__HAVE_SHANI 1
-#include <cpuid.h>
 #include <immintrin.h>
+#include <setjmp.h>
+#include <signal.h>
 #if defined(__has_include)
 #if __has_include(<sys/platform/x86.h>)
 #include <sys/platform/x86.h> /* glibc 2.33 and later */
@@ -42,11 +43,27 @@ static const uint32_t K[64] __attribute__((aligned(16))) = {
     0x5b9cca4f, 0x682e6ff3, 0x748f82ee, 0x78a5636f, 0x84c87814, 0x8cc70208,
     0x90befffa, 0xa4506ceb, 0xbef9a3f7, 0xc67178f2};
 
+static void blocks_shani(uint32_t s[8], const unsigned char *p, size_t n);
+
+#ifndef CPU_FEATURE_ACTIVE
+static sigjmp_buf probe_jmp;
+
+static void probe_ill(int sig)
+{
+  (void)sig;
+  siglongjmp(probe_jmp, 1);
+}
+#endif
+
 /*
- * glibc has asked cpuid at start-up already: its answer costs nothing, where
- * each cpuid of ours traps to the hypervisor in a virtual machine (3.6 us
- * apiece here). Elsewhere (musl) three: the highest leaf, leaf 1 and leaf 7
- * (__get_cpuid would ask for the highest leaf before each).
+ * glibc has asked cpuid at start-up already: its answer costs nothing.
+ * Elsewhere (musl), a cpuid traps to the hypervisor in a virtual machine
+ * (3.6 us apiece here, and the question takes three), so the instructions
+ * are tried instead: one block of "abc" compressed under a handler of
+ * SIGILL (two system calls, SA_NODEFER so that the jump out of the handler
+ * leaves the signal mask as it was), then checked against FIPS 180-4's
+ * digest of it. A processor without them, or a virtual CPU that does not
+ * emulate them (valgrind's), raises SIGILL and the portable code is used.
  */
 static int cpu_has_shani(void)
 {
@@ -54,15 +71,26 @@ static int cpu_has_shani(void)
   return CPU_FEATURE_ACTIVE(SHA) && CPU_FEATURE_ACTIVE(SSSE3) &&
          CPU_FEATURE_ACTIVE(SSE4_1);
 #else
-  unsigned a, b, c, d;
+  static const unsigned char abc[64] = {'a', 'b', 'c', 0x80, [63] = 24};
+  uint32_t st[8] = {0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a,
+                    0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19};
+  struct sigaction sa, old;
+  volatile int ok = 0;
 
-  if (__get_cpuid_max(0, NULL) < 7)
+  memset(&sa, 0, sizeof(sa));
+  sa.sa_handler = probe_ill;
+  sa.sa_flags = SA_NODEFER;
+  sigemptyset(&sa.sa_mask);
+  if (sigaction(SIGILL, &sa, &old) < 0)
     return 0;
-  __cpuid(1, a, b, c, d);
-  if (!(c & bit_SSSE3) || !(c & bit_SSE4_1))
-    return 0;
-  __cpuid_count(7, 0, a, b, c, d);
-  return (b & (1u << 29)) != 0; /* CPUID.(EAX=7,ECX=0):EBX.SHA */
+  if (sigsetjmp(probe_jmp, 0) == 0) {
+    blocks_shani(st, abc, 1);
+    ok = st[0] == 0xba7816bf && st[1] == 0x8f01cfea && st[2] == 0x414140de &&
+         st[3] == 0x5dae2223 && st[4] == 0xb00361a3 && st[5] == 0x96177a9c &&
+         st[6] == 0xb410ff61 && st[7] == 0xf20015ad;
+  }
+  sigaction(SIGILL, &old, NULL);
+  return ok;
 #endif
 }
 

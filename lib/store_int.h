@@ -446,9 +446,15 @@ void cdo__upkeep_drop(struct cdo__upkeep *u);
  * digest of the command's argv, in one record appended to the cache's
  * explain log, so that a later miss of the same command can say what
  * differs (cdo_job_explain_miss). Call after j's result was stored.
- * Failures are ignored.
+ * Failures are ignored. cdo__explain_prepare makes the record ahead (into
+ * j->explain, while the command runs: the salt read, the digests), so that
+ * the save after the put is one append; cdo__explain_drop frees one
+ * unsaved.
  */
+struct cdo__explain_rec;
+void cdo__explain_prepare(struct cdo_job *j, struct cdo_store *s);
 void cdo__explain_save(struct cdo_job *j, struct cdo_store *s);
+void cdo__explain_drop(struct cdo__explain_rec *x);
 /*
  * What differs from the nearest remembered inputs of j's command, line by
  * line to fn, as cdo_job_explain_miss() tells it but without looking the
