@@ -18,12 +18,11 @@ if [ -n "$test_sanitize" ]; then
 fi
 
 # first_open TRACE: the line numbers of the first spawn and of the first
-# open of the database itself (not its -keys, -wal or -shm, nor the look
-# at the file with O_NONBLOCK before the command), into spawned and opened.
+# open of the database itself (not its -keys, -wal or -shm), into spawned
+# and opened.
 first_open () {
 	grep -n -e "clone" -e "vfork" "$1" | head -n 1 | cut -d: -f1 >spawned &&
-	{ grep -n "cache.db\", O_R" "$1" | grep -v O_NONBLOCK |
-		head -n 1 | cut -d: -f1 >opened; } &&
+	{ grep -n "cache.db\", O_R" "$1" | head -n 1 | cut -d: -f1 >opened; } &&
 	expect_lines 1 spawned
 }
 
