@@ -1830,23 +1830,25 @@ static int gc_expired(struct sqlite_store *q, sqlite3_int64 now,
   return r < 0 ? r : w;
 }
 
+static int rowid_span(struct sqlite_store *q, sqlite3_int64 *lo,
+                      sqlite3_int64 *hi);
+
 /*
  * Makes the key filter anew when it is missing, or when the bits of
  * deleted entries are more than half of those set (and a few thousand):
- * a count of its bits (2 MiB read), then, only when there are enough to
- * matter, a count of the entries (a walk of an index).
+ * a count of its bits (2 MiB read) against the span of the table's rowids
+ * (two descents), which holds at least as many rows as there are. Rows are
+ * in the order written, and what goes most (eviction, expiry) goes from
+ * the old end, which shortens the span; deletes elsewhere leave their bits
+ * until --clear. The walk that makes it is write_filter's.
  */
 static void refilter(struct sqlite_store *q)
 {
-  int64_t set = cdo__keyfilter_count(q->keys, q->path), n = -1;
-  sqlite3_stmt *st = NULL;
+  int64_t set = cdo__keyfilter_count(q->keys, q->path);
+  sqlite3_int64 lo = 0, hi = -1;
 
-  if (set > FILTER_SLACK &&
-      prepare(q, q->db, "SELECT count(*) FROM entry", &st) == 0 &&
-      sqlite3_step(st) == SQLITE_ROW)
-    n = sqlite3_column_int64(st, 0);
-  sqlite3_finalize(st);
-  if (set < 0 || (n >= 0 && set > 2 * n + FILTER_SLACK))
+  if (set < 0 || (set > FILTER_SLACK && rowid_span(q, &lo, &hi) == 0 &&
+                  set > 2 * (hi - lo + 1) + FILTER_SLACK))
     remake_filter(q);
 }
 
