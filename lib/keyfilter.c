@@ -137,6 +137,25 @@ int64_t cdo__keyfilter_count(const char *path, const char *db)
   return n;
 }
 
+/* fsync(2) of the directory of path (best effort). */
+static void sync_dir(const char *path)
+{
+  char dir[4096];
+  const char *slash = strrchr(path, '/');
+  int fd;
+
+  if (slash == NULL)
+    cdo__fmt(dir, sizeof(dir), ".");
+  else
+    cdo__fmt(dir, sizeof(dir), "%.*s", (int)(slash - path + (slash == path)),
+             path);
+  fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd >= 0) {
+    fsync(fd);
+    close(fd);
+  }
+}
+
 struct cdo__keyfilter {
   unsigned char map[MAP];
 };
@@ -184,11 +203,18 @@ int cdo__keyfilter_save(struct cdo__keyfilter *f, const char *path,
       r = CDO__ERR(errno ? errno : EIO);
   if (r == 0 && pwrite(fd, head, HEAD, 0) != HEAD)
     r = CDO__ERR(errno ? errno : EIO);
+  /* Durable before it replaces the old one, and the rename too: after a
+   * power loss, the old filter (valid for the same database) would lack
+   * the bits set in the new one since. Filters are made rarely. */
+  if (r == 0 && fdatasync(fd) < 0)
+    r = CDO__ERR(errno);
   close(fd);
   if (r == 0 && rename(tmp, path) < 0)
     r = CDO__ERR(errno);
   if (r < 0)
     unlink(tmp);
+  else
+    sync_dir(path);
   return r;
 }
 
