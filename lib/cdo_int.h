@@ -167,8 +167,7 @@ void cdo__verified_note(const char *table, const unsigned char key[32], int fd,
  * path is a filter for db; cdo__keyfilter_count, how many bits it has set
  * (-1: not valid). A filter is made whole with new, set for each key
  * stored, save (written beside path and renamed over it, valid for db as
- * it is now; 0 or -errno) and free. cdo__keyfilter_sync: fdatasync(2) of
- * path, before the entries whose bits it holds are made durable.
+ * it is now; 0 or -errno) and free.
  */
 int cdo__keyfilter_test(const char *path, const char *db,
                         const unsigned char *hash);
@@ -176,7 +175,6 @@ int cdo__keyfilter_add(const char *path, const char *db,
                        const unsigned char *hash);
 int cdo__keyfilter_valid(const char *path, const char *db);
 int64_t cdo__keyfilter_count(const char *path, const char *db);
-void cdo__keyfilter_sync(const char *path);
 struct cdo__keyfilter;
 struct cdo__keyfilter *cdo__keyfilter_new(void);
 void cdo__keyfilter_set(struct cdo__keyfilter *f, const unsigned char *hash);

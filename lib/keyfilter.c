@@ -109,16 +109,6 @@ int cdo__keyfilter_valid(const char *path, const char *db)
   return r;
 }
 
-void cdo__keyfilter_sync(const char *path)
-{
-  int fd = open(path, O_RDONLY | O_NOFOLLOW | O_NOCTTY | O_CLOEXEC);
-
-  if (fd >= 0) {
-    fdatasync(fd);
-    close(fd);
-  }
-}
-
 int64_t cdo__keyfilter_count(const char *path, const char *db)
 {
   unsigned char *map;

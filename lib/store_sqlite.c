@@ -828,9 +828,6 @@ static int checkpoint(struct sqlite_store *q)
 {
   int log = -1, copied = -1, version = -1, done = 0;
 
-  /* Entries made durable must not come back after a power loss without
-   * their bits: the filter's are written to disk first. */
-  cdo__keyfilter_sync(q->keys);
   if (sqlite3_wal_checkpoint_v2(q->db, NULL, SQLITE_CHECKPOINT_PASSIVE, &log,
                                 &copied) != SQLITE_OK ||
       log <= 0 || copied < log)
