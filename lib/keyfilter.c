@@ -15,7 +15,7 @@
  * key's bit in the transaction that stores the entry, before the commit,
  * so no reader finds a clear bit for a stored entry. Deleted entries leave
  * their bits set (more "maybe"s, never a wrong "no") until the filter is
- * made again from the keys the database holds (cdo__keyfilter_make).
+ * made again from the keys the database holds (cdo__keyfilter_save).
  *
  *   file   = header (HEAD bytes: magic "cdokeys\0", u32 version, u32 bits,
  *            u64 device, u64 inode, in host order; the rest zeros)
