@@ -37,6 +37,9 @@ valgrind --tool=callgrind --callgrind-out-file=/dev/null "$C" -v --ttl 1h -- cat
 	2>&1 >/dev/null </dev/null | grep -q '^cachedo: hit' && note= || note="(not a hit!)"
 line hit_small "$(ir cat small.txt)" "$hit" "$note"
 line miss_true "$(ir true)" "$(ir "$C" --refresh -- true)"
+# A first run: PAIRTIME_RUN, new each time, is in the key.
+PAIRTIME_RUN=cg-$$-1 ir "$C" -- true >/dev/null
+line miss_new "$(ir true)" "$(PAIRTIME_RUN=cg-$$-2 ir "$C" -- true)" "(a key not stored yet)"
 # A first mem: miss creates its directory and starts the hourly upkeep.
 "$C" -c mem: --refresh -- true >/dev/null 2>&1 </dev/null || true
 line miss_mem "$(ir true)" "$(ir "$C" -c mem: --refresh -- true)" "(runner + mem: store)"
@@ -70,3 +73,4 @@ counts miss_mem "$C" -c mem: --refresh -- true
 # Two in a row: the WAL grows by a miss, and is checkpointed every few.
 counts miss_true "$C" --refresh -- true
 counts miss_true_again "$C" --refresh -- true
+PAIRTIME_RUN=cg-$$-3 counts miss_new "$C" -- true
