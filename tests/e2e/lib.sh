@@ -138,6 +138,21 @@ skip_all () {
 	exit 0
 }
 
+# need_strace: skips the whole script where strace is missing (CI=true:
+# fails it, make deps installs strace) or cannot trace here. LeakSanitizer
+# cannot run under ptrace: the sanitized build, traced, goes without it.
+need_strace () {
+	if ! command -v strace >/dev/null 2>&1; then
+		test "${CI-}" != true || { echo "Bail out! no strace (CI=true; make deps installs it)"; exit 1; }
+		skip_all "no strace"
+	fi
+	strace -o /dev/null true 2>/dev/null || skip_all "strace cannot trace here"
+	if [ -n "$test_sanitize" ]; then
+		ASAN_OPTIONS=${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0
+		export ASAN_OPTIONS
+	fi
+}
+
 test_count=0 test_failed=0 test_skipped=0
 
 # test_expect_success [PREREQ] 'description' 'code': runs code (an && chain)

@@ -9,11 +9,7 @@ case $test_backend in
 sqlite | dir | mem) ;;
 *) skip_all "local backends only (sqlite, dir, mem)" ;;
 esac
-if ! command -v strace >/dev/null 2>&1; then
-	test "${CI-}" != true || { echo "Bail out! no strace (CI=true; make deps installs it)"; exit 1; }
-	skip_all "no strace"
-fi
-strace -o /dev/null true 2>/dev/null || skip_all "strace cannot trace here"
+need_strace
 
 # traced_misses N ARGS...: N misses of `cachedo ARGS... counted NAME` (a new
 # NAME each time), each traced; fails listing the syncs they made.

@@ -7,16 +7,7 @@
 . "$(dirname "$0")/lib.sh"
 
 test "$test_backend" = sqlite || skip_all "the sqlite backend's connections"
-if ! command -v strace >/dev/null 2>&1; then
-	test "${CI-}" != true || { echo "Bail out! no strace (CI=true; make deps installs it)"; exit 1; }
-	skip_all "no strace"
-fi
-strace -o /dev/null true 2>/dev/null || skip_all "strace cannot trace here"
-# LeakSanitizer cannot run under ptrace: the sanitized build, traced, skips it.
-if [ -n "$test_sanitize" ]; then
-	ASAN_OPTIONS=${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0
-	export ASAN_OPTIONS
-fi
+need_strace
 
 test_expect_success 'a hit maps the -shm read-only and leaves it as it is' '
 	cachedo counted r1 >/dev/null &&

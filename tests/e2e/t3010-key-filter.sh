@@ -7,35 +7,36 @@
 . "$(dirname "$0")/lib.sh"
 
 test "$test_backend" = sqlite || skip_all "the sqlite backend's key filter"
-if ! command -v strace >/dev/null 2>&1; then
-	test "${CI-}" != true || { echo "Bail out! no strace (CI=true; make deps installs it)"; exit 1; }
-	skip_all "no strace"
-fi
-strace -o /dev/null true 2>/dev/null || skip_all "strace cannot trace here"
-if [ -n "$test_sanitize" ]; then
-	ASAN_OPTIONS=${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0
-	export ASAN_OPTIONS
-fi
+need_strace
 
-# first_open TRACE: the line numbers of the first spawn and of the first
-# open of the database itself (not its -keys, -wal or -shm), into spawned
-# and opened.
-first_open () {
-	grep -n -e "clone" -e "vfork" "$1" | head -n 1 | cut -d: -f1 >spawned &&
-	{ grep -n "cache.db\", O_R" "$1" | head -n 1 | cut -d: -f1 >opened; } &&
-	expect_lines 1 spawned
+# first_run NAME TRACE: a first run of `counted NAME`, traced into TRACE,
+# which must run the command once; the line numbers of its first spawn and
+# of its first open of the database itself (not its -keys, -wal or -shm)
+# go into spawned and opened.
+first_run () {
+	strace -o "$2" -e trace=open,openat,clone,clone3,vfork \
+		cachedo counted "$1" >/dev/null &&
+	expect_count "$1" 1 &&
+	grep -n -e "clone" -e "vfork" "$2" | head -n 1 | cut -d: -f1 >spawned &&
+	{ grep -n "cache.db\", O_R" "$2" | head -n 1 | cut -d: -f1 >opened; } &&
+	expect_lines 1 spawned &&
+	expect_lines 1 opened
+}
+
+# opened_when after|before TRACE: did that first run open the database
+# after (before) it spawned the command? Shows TRACE when not.
+opened_when () {
+	case $1 in
+	after) test "$(cat opened)" -gt "$(cat spawned)" ;;
+	*) test "$(cat opened)" -lt "$(cat spawned)" ;;
+	esac || { sed "s/^/| /" "$2" >&7; false; }
 }
 
 test_expect_success 'a first run opens the database only after starting its command' '
 	cachedo counted f0 >/dev/null &&
 	test -f "$STORE_PATH-keys" &&
-	strace -o trace -e trace=open,openat,clone,clone3,vfork \
-		cachedo counted f1 >/dev/null &&
-	expect_count f1 1 &&
-	first_open trace &&
-	expect_lines 1 opened &&
-	test "$(cat opened)" -gt "$(cat spawned)" ||
-		{ sed "s/^/| /" trace >&7; false; }
+	first_run f1 trace &&
+	opened_when after trace
 '
 
 test_expect_success 'and it looked in the key filter first' '
@@ -58,12 +59,8 @@ test_expect_success 'without the filter, stored entries are still hits' '
 '
 
 test_expect_success 'without the filter, a first run looks in the database' '
-	strace -o trace2 -e trace=open,openat,clone,clone3,vfork \
-		cachedo counted f2 >/dev/null &&
-	expect_count f2 1 &&
-	first_open trace2 &&
-	test "$(cat opened)" -lt "$(cat spawned)" ||
-		{ sed "s/^/| /" trace2 >&7; false; }
+	first_run f2 trace2 &&
+	opened_when before trace2
 '
 
 test_expect_success '--gc makes the filter again, with every stored key' '
@@ -71,12 +68,8 @@ test_expect_success '--gc makes the filter again, with every stored key' '
 	test -f "$STORE_PATH-keys" &&
 	for k in f0 f1 f2; do cachedo counted $k >/dev/null || return 1; done &&
 	expect_count f0 1 && expect_count f1 1 && expect_count f2 1 &&
-	strace -o trace3 -e trace=open,openat,clone,clone3,vfork \
-		cachedo counted f3 >/dev/null &&
-	expect_count f3 1 &&
-	first_open trace3 &&
-	test "$(cat opened)" -gt "$(cat spawned)" ||
-		{ sed "s/^/| /" trace3 >&7; false; }
+	first_run f3 trace3 &&
+	opened_when after trace3
 '
 
 test_expect_success 'a damaged filter is not trusted' '
