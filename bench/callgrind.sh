@@ -48,10 +48,12 @@ line miss_no_cache "$(ir true)" "$(ir "$C" --no-cache -- true)" "(runner only)"
 # counts NAME CMD...: syscalls, fsync+fdatasync calls, minor page faults of
 # CMD and the command it runs; not of a detached child (one that calls
 # setsid but execs nothing: the upkeep, SQLite's checkpoint), which the run
-# does not wait for.
+# does not wait for. CMD runs twice (traced, then timed): with COUNTS_NEW
+# set, each run gets a PAIRTIME_RUN of its own, so both are first runs.
 counts() {
 	local name=$1 sc=- fs=- pf= f
 	shift
+	[ -n "${COUNTS_NEW:-}" ] && export PAIRTIME_RUN=cg-$$-$name-traced
 	if command -v strace >/dev/null; then
 		rm -rf "$T/st" && mkdir "$T/st"
 		strace -ff -o "$T/st/s" "$@" >/dev/null 2>&1 </dev/null || true
@@ -62,7 +64,9 @@ counts() {
 			fs=$((fs + $(grep -cE '^f(data)?sync\(' "$f" || true)))
 		done
 	fi
+	[ -n "${COUNTS_NEW:-}" ] && export PAIRTIME_RUN=cg-$$-$name-timed
 	[ -x /usr/bin/time ] && pf=$(/usr/bin/time -f %R "$@" 2>&1 >/dev/null </dev/null | tail -1)
+	[ -n "${COUNTS_NEW:-}" ] && unset PAIRTIME_RUN
 	printf '%-16s %10s %8s %8s\n' "$name" "$sc" "$fs" "${pf:--}"
 }
 
@@ -73,4 +77,4 @@ counts miss_mem "$C" -c mem: --refresh -- true
 # Two in a row: the WAL grows by a miss, and is checkpointed every few.
 counts miss_true "$C" --refresh -- true
 counts miss_true_again "$C" --refresh -- true
-PAIRTIME_RUN=cg-$$-3 counts miss_new "$C" -- true
+COUNTS_NEW=1 counts miss_new "$C" -- true
